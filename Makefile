@@ -1,0 +1,43 @@
+# Thin wrapper over CMake: the two commands a newcomer needs are `make demo` and `make test`.
+# CMake is the real build; this file only sequences set-up, configure, build and run.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all deps build build-asan test test-fast test-asan demo clean help
+
+all: build
+
+help:
+	@echo "make demo       install missing Debian packages (as root), build, run the end-to-end demo"
+	@echo "make test       install, build, run the test suite in the normal and the ASan+UBSan build"
+	@echo "make test-fast  the test suite in the normal build only"
+	@echo "make build      configure and build into $(BUILD)/"
+	@echo "make clean      remove the build trees"
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDISTILL_SANITIZE=ON $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test: test-fast test-asan
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,21 @@
+/*
+ * ed_fs: file helpers: atomic replacement of a file (temp file in the same directory, fsync,
+ * rename, fsync of the directory) so a crash never leaves a half-written model or checkpoint.
+ */
+#ifndef ED_FS_H
+#define ED_FS_H
+
+#include <stdio.h>
+
+#include "ed_error.h"
+
+/* Calls write_fn(f, ctx) on a temporary file next to `path`, then flushes, fsyncs and renames it
+ * over `path`. write_fn returns 0 or a negative ed_status (and may fill err). On any failure the
+ * temporary file is removed and `path` is untouched. */
+int ed_fs_write_atomic(const char *path, int (*write_fn)(FILE *f, void *ctx, ed_err *err), void *ctx,
+                       ed_err *err);
+
+/* Creates a directory and its parents (like mkdir -p). */
+int ed_fs_mkdirs(const char *path, ed_err *err);
+
+#endif
