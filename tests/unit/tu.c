@@ -1,5 +1,5 @@
-/* test_util: shared unit-test helpers (see test_util.h). */
-#include "test_util.h"
+/* tu: shared unit-test helpers (see tu.h). */
+#include "tu.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /*
- * test_util: helpers shared by the unit tests: numeric comparison that prints the worst element,
+ * tu: helpers shared by the unit tests: numeric comparison that prints the worst element,
  * temporary paths, and small file writers for building fixtures on the fly.
  */
-#ifndef TEST_UTIL_H
-#define TEST_UTIL_H
+#ifndef ED_TU_H
+#define ED_TU_H
 
 #include <stddef.h>
 #include <stdint.h>
