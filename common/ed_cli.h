@@ -1,0 +1,60 @@
+/*
+ * ed_cli: table-driven command-line parsing for edistill's subcommands.
+ *
+ * Each command declares a table of long options bound to typed variables that already hold their
+ * defaults; ed_cli_parse fills them from an optional environment variable first, then from argv, and
+ * generates --help from the same table (showing each default), so help and behaviour cannot drift.
+ *
+ *     int epochs = 10; char *out = NULL;
+ *     const ed_cli_opt opts[] = {
+ *         {"epochs", ED_CLI_INT, &epochs, "N", "passes over the training data", NULL, false},
+ *         {"out", ED_CLI_STR, &out, "FILE", "model file to write", "EDISTILL_OUT", true},
+ *     };
+ *     ed_cli_spec spec = {"teacher_worker train", "Train one ensemble member.", opts, 2, NULL};
+ *     int rc = ed_cli_parse(&spec, argc, argv, &err);  // 1: help printed; < 0: err.msg says why
+ */
+#ifndef ED_CLI_H
+#define ED_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "ed_error.h"
+
+typedef enum {
+    ED_CLI_STR,    /* char ** (points into argv / environ; not copied) */
+    ED_CLI_INT,    /* int * */
+    ED_CLI_LONG,   /* long * */
+    ED_CLI_U64,    /* uint64_t * */
+    ED_CLI_FLOAT,  /* float * */
+    ED_CLI_FLAG,   /* bool *: set to true when present, takes no value */
+    ED_CLI_TYPE_COUNT
+} ed_cli_type;
+
+typedef struct {
+    const char *name;      /* long name without the leading "--" */
+    ed_cli_type type;
+    void *target;
+    const char *metavar;   /* shown in help: "N", "FILE" */
+    const char *help;
+    const char *env;       /* environment variable giving a default, or NULL */
+    bool required;         /* must be set by argv or env */
+} ed_cli_opt;
+
+typedef struct {
+    const char *usage;     /* "teacher_worker train [options]" */
+    const char *summary;   /* one paragraph shown under the usage line */
+    const ed_cli_opt *opts;
+    int n_opts;
+    const char *epilog;    /* examples, or NULL */
+} ed_cli_spec;
+
+/* Parses argv[1..argc-1] ("--name value", "--name=value", "--flag", "-h"/"--help").
+ * Returns 0 on success, 1 when help was printed to stdout (the caller exits 0), or ED_EINVAL with
+ * err naming the option and the bad value (unknown option, missing value, unparsable or
+ * out-of-range number, missing required option, stray positional argument). */
+int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err);
+
+void ed_cli_print_help(const ed_cli_spec *spec, FILE *out);
+
+#endif

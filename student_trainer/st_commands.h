@@ -1,0 +1,11 @@
+/* st_commands: entry points of student_trainer's subcommands (argv[0] is the subcommand name). */
+#ifndef ST_COMMANDS_H
+#define ST_COMMANDS_H
+
+/* student_trainer eval: accuracy, loss and confusion of a model file or an ensemble of them. */
+int st_eval_main(int argc, char **argv);
+
+/* student_trainer distill: distill an ensemble (remote or in-process teachers) into a student. */
+int st_distill_main(int argc, char **argv);
+
+#endif

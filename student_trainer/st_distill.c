@@ -1,0 +1,447 @@
+/*
+ * st_distill: `student_trainer distill`: the main job. Streams labeled + unlabeled batches, sends
+ * each to every ensemble member through the pool (several batches in flight), combines the members'
+ * softened outputs per sample, and trains the student on
+ *     alpha * T^2 * CE(q, softmax(s / T)) + (1 - alpha) * CE(y, softmax(s))   (labeled rows)
+ *     alpha * T^2 * CE(q, softmax(s / T))                                     (unlabeled rows)
+ * or L2 logit matching. Evaluates each epoch, writes JSON metrics and the student model file.
+ */
+#include "st_commands.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ed_cli.h"
+#include "ed_eval.h"
+#include "ed_log.h"
+#include "ed_loss.h"
+#include "ed_model_file.h"
+#include "ed_progress.h"
+#include "ed_trainer.h"
+#include "ed_version.h"
+#include "st_mixer.h"
+#include "st_pool.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+typedef struct {
+    const char *teachers;
+    const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
+    long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
+    const char *arch, *member, *out, *metrics, *dump_targets;
+    const char *combine, *soft_loss, *optimizer, *schedule;
+    float temperature, alpha, label_smoothing;
+    float lr, lr_min, momentum, weight_decay, dropout_in, dropout_hidden;
+    float input_scale, input_offset;
+    long steps, shuffle_buffer, warmup_steps;
+    int epochs, batch_size, inflight, blas_threads;
+    float timeout, connect_timeout;
+    uint64_t seed;
+    bool quiet;
+} st_distill_opts;
+
+typedef struct {
+    double loss, soft, hard;
+    long samples, labeled, correct, steps;
+} st_epoch_sums;
+
+static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long steps, double acc)
+{
+    cJSON *p = cJSON_CreateObject();
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    cJSON_AddStringToObject(p, "tool", "student_trainer distill");
+    cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
+    cJSON_AddStringToObject(p, "created", when);
+    cJSON_AddNumberToObject(p, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(p, "steps", (double)steps);
+    cJSON_AddNumberToObject(p, "batch_size", o->batch_size);
+    cJSON_AddNumberToObject(p, "temperature", o->temperature);
+    cJSON_AddNumberToObject(p, "alpha", o->alpha);
+    cJSON_AddStringToObject(p, "combine", o->combine);
+    cJSON_AddStringToObject(p, "soft_loss", o->soft_loss);
+    cJSON_AddStringToObject(p, "optimizer", o->optimizer);
+    cJSON_AddNumberToObject(p, "lr", o->lr);
+    cJSON_AddStringToObject(p, "labeled_images", o->labeled_images);
+    cJSON_AddNumberToObject(p, "labeled_start", (double)o->labeled_start);
+    cJSON_AddNumberToObject(p, "labeled_end", (double)o->labeled_end);
+    if (o->unlabeled)
+        cJSON_AddStringToObject(p, "unlabeled", o->unlabeled);
+    cJSON *members = cJSON_AddArrayToObject(p, "teachers");
+    for (int k = 0; k < st_pool_member_count(pool); k++)
+        cJSON_AddItemToArray(members, cJSON_CreateString(st_pool_member_describe(pool, k)));
+    if (acc >= 0)
+        cJSON_AddNumberToObject(p, "test_accuracy", acc);
+    char *text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    return text;
+}
+
+static int s_save(const st_distill_opts *o, const ed_trainer *t, const st_pool *pool, long steps,
+                  double acc, ed_err *err)
+{
+    ed_model_meta meta = {0};
+    snprintf(meta.member, sizeof meta.member, "%s", o->member);
+    meta.input_scale = o->input_scale;
+    meta.input_offset = o->input_offset;
+    char *prov = s_provenance(o, pool, steps, acc);
+    snprintf(meta.provenance, sizeof meta.provenance, "%s", prov ? prov : "{}");
+    free(prov);
+    return ed_model_save(o->out, t->model, &meta, err);
+}
+
+static int s_distill(const st_distill_opts *o)
+{
+    ed_err err = {0};
+    int rc = 1;
+    st_mixer *mix = NULL;
+    st_pool *pool = NULL;
+    ed_trainer *t = NULL;
+    FILE *metrics = NULL, *dump = NULL;
+    float *q = NULL, *scratch = NULL;
+    const float **member_logits = NULL;
+    ed_arch arch;
+    if (ed_arch_parse(o->arch, &arch, &err)) {
+        fprintf(stderr, "student_trainer distill: --arch: %s\n", err.msg);
+        return 2;
+    }
+    int combine = ed_combine_parse(o->combine), soft = ed_soft_loss_parse(o->soft_loss);
+    int kind = ed_opt_kind_parse(o->optimizer), sched = ed_lr_schedule_parse(o->schedule);
+    const char *bad = combine < 0 ? "--combine" : soft < 0 ? "--soft-loss" : kind < 0 ? "--optimizer"
+                      : sched < 0 ? "--schedule" : NULL;
+    if (bad) {
+        fprintf(stderr, "student_trainer distill: %s: unknown value (see --help)\n", bad);
+        return 2;
+    }
+    if (!(o->temperature > 0) || o->alpha < 0 || o->alpha > 1 || o->batch_size < 1 ||
+        o->inflight < 1 || (o->epochs < 1 && o->steps < 1)) {
+        fprintf(stderr, "student_trainer distill: need --temperature > 0, 0 <= --alpha <= 1, "
+                        "--batch-size >= 1, --inflight >= 1 and --epochs or --steps >= 1\n");
+        return 2;
+    }
+    if (o->blas_threads > 0)
+        openblas_set_num_threads(o->blas_threads);
+
+    ed_dataset_spec lab = {o->labeled_images, o->labeled_labels, o->labeled_start, o->labeled_end};
+    ed_dataset_spec unl = {o->unlabeled, NULL, o->unlabeled_start, o->unlabeled_end};
+    mix = st_mixer_open(&lab, o->unlabeled ? &unl : NULL, o->batch_size, o->shuffle_buffer, o->seed,
+                        &err);
+    if (!mix)
+        goto fail;
+    const int D = st_mixer_dim(mix), C = ed_arch_out(&arch);
+    if (D != ed_arch_in(&arch)) {
+        ed_err_set(&err, ED_ESHAPE, "the data have %d values per sample but --arch %s starts with %d",
+                   D, o->arch, ed_arch_in(&arch));
+        goto fail;
+    }
+    const long per_epoch = st_mixer_labeled_count(mix) + st_mixer_unlabeled_count(mix);
+    const long steps_per_epoch = (per_epoch + o->batch_size - 1) / o->batch_size;
+    const long total_steps = o->steps > 0 ? o->steps : steps_per_epoch * o->epochs;
+    const int epochs = (int)((total_steps + steps_per_epoch - 1) / steps_per_epoch);
+
+    st_pool_config pc = {.input_dim = D, .classes = C, .max_batch = o->batch_size,
+                         .depth = o->inflight, .dtype = st_mixer_dtype(mix),
+                         .timeout_s = o->timeout, .connect_timeout_s = o->connect_timeout};
+    pool = st_pool_open(o->teachers, &pc, &err);
+    if (!pool)
+        goto fail;
+    const int K = st_pool_member_count(pool);
+    for (int k = 0; k < K; k++)
+        ed_log_info("member %d: %s", k, st_pool_member_describe(pool, k));
+
+    ed_opt_config oc = ed_opt_config_default();
+    oc.kind = (ed_opt_kind)kind;
+    oc.schedule = (ed_lr_schedule)sched;
+    oc.lr = o->lr;
+    oc.lr_min = o->lr_min;
+    oc.momentum = o->momentum;
+    oc.weight_decay = o->weight_decay;
+    oc.warmup_steps = o->warmup_steps;
+    oc.total_steps = total_steps - o->warmup_steps;
+    oc.step_size = steps_per_epoch;
+    oc.gamma = 0.5f;
+    ed_mlp *m = ed_mlp_new(&arch);
+    if (!m) {
+        ed_err_set(&err, ED_ENOMEM, "cannot allocate a %s student", o->arch);
+        goto fail;
+    }
+    ed_rng init_rng;
+    ed_rng_seed(&init_rng, o->seed);
+    ed_mlp_init(m, &init_rng);
+    t = ed_trainer_new(&m, &oc, o->batch_size, o->dropout_in, o->dropout_hidden, o->input_scale,
+                       o->input_offset, o->seed + 1, &err);
+    q = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
+    scratch = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
+    member_logits = calloc((size_t)K, sizeof *member_logits);
+    if (!t || !q || !scratch || !member_logits) {
+        if (t)
+            ed_err_set(&err, ED_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (o->metrics) {
+        metrics = !strcmp(o->metrics, "-") ? stdout : fopen(o->metrics, "w");
+        if (!metrics) {
+            ed_err_set(&err, ED_EIO, "%s: cannot open metrics file", o->metrics);
+            goto fail;
+        }
+    }
+    if (o->dump_targets && !(dump = fopen(o->dump_targets, "wb"))) {
+        ed_err_set(&err, ED_EIO, "%s: cannot open targets file", o->dump_targets);
+        goto fail;
+    }
+    ed_log_info("distilling %d member%s into %s (%zu parameters): %ld labeled + %ld unlabeled "
+                "samples per epoch, %ld steps (%d epochs) of batch %d, T %g, alpha %g, %s/%s, "
+                "%d batches in flight",
+                K, K == 1 ? "" : "s", o->arch, t->model->n_params, st_mixer_labeled_count(mix),
+                st_mixer_unlabeled_count(mix), total_steps, epochs, o->batch_size,
+                (double)o->temperature, (double)o->alpha, o->combine, o->soft_loss, o->inflight);
+
+    const ed_loss_config lc = {.alpha = o->alpha, .temperature = o->temperature,
+                               .soft_loss = (ed_soft_loss)soft, .label_smoothing = o->label_smoothing};
+    const double t_start = ed_now();
+    long step = 0;
+    double test_acc = -1.0;
+    for (int epoch = 1; epoch <= epochs; epoch++) {
+        if (epoch > 1 && st_mixer_reset(mix, &err))
+            goto fail;
+        char what[64];
+        snprintf(what, sizeof what, "epoch %d/%d", epoch, epochs);
+        long epoch_steps = total_steps - step < steps_per_epoch ? total_steps - step : steps_per_epoch;
+        ed_progress prog;
+        ed_progress_start(&prog, what, epoch_steps, o->quiet ? 0 : 5.0);
+        st_epoch_sums sums = {0};
+        st_pool_stats ps_discard;
+        st_pool_stats_take(pool, &ps_discard);
+        double t_epoch = ed_now();
+        /* Fill the pipeline, then: wait for the oldest slot, train on it, refill that slot. */
+        int inflight = 0, head = 0;
+        long submitted = 0;
+        for (int s = 0; s < o->inflight && submitted < epoch_steps; s++) {
+            ed_batch b;
+            int n = st_mixer_next(mix, &b, &err);
+            if (n < 0)
+                goto fail;
+            if (n == 0)
+                break;
+            if (st_pool_submit(pool, s, &b, &err))
+                goto fail;
+            inflight++;
+            submitted++;
+        }
+        while (inflight > 0) {
+            ed_batch b;
+            const float *const *logits;
+            if (st_pool_wait(pool, head, &b, &logits, &err)) {
+                ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
+                goto fail;
+            }
+            inflight--;
+            for (int k = 0; k < K; k++)
+                member_logits[k] = logits[k];
+            if (lc.soft_loss == ED_SOFT_L2)
+                ed_combine_mean_logits(member_logits, K, b.n, C, q);
+            else
+                ed_combine((ed_combine_mode)combine, member_logits, K, b.n, C, o->temperature, q,
+                           scratch);
+            if (dump && fwrite(q, sizeof(float), (size_t)b.n * (size_t)C, dump) != (size_t)b.n * (size_t)C) {
+                ed_err_set(&err, ED_EIO, "%s: write failed", o->dump_targets);
+                goto fail;
+            }
+            ed_step_stats st;
+            if (ed_trainer_step(t, &b, q, &lc, &st, &err)) {
+                ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
+                goto fail;
+            }
+            if (!isfinite(st.loss)) {
+                ed_err_set(&err, ED_EINVAL, "loss became %g at epoch %d step %ld: lower --lr (now %g)",
+                           st.loss, epoch, step, (double)o->lr);
+                goto fail;
+            }
+            step++;
+            sums.steps++;
+            sums.samples += st.n;
+            sums.labeled += st.n_labeled;
+            sums.correct += st.correct;
+            sums.loss += st.loss * st.n;
+            sums.soft += st.soft_loss * st.n;
+            sums.hard += st.hard_loss * st.n_labeled;
+            if (submitted < epoch_steps) {
+                ed_batch nb;
+                int n = st_mixer_next(mix, &nb, &err);
+                if (n < 0)
+                    goto fail;
+                if (n > 0) {
+                    if (st_pool_submit(pool, head, &nb, &err))
+                        goto fail;
+                    inflight++;
+                    submitted++;
+                }
+            }
+            head = (head + 1) % o->inflight;
+            char extra[128];
+            snprintf(extra, sizeof extra, "loss %.4f soft %.4f hard %.4f",
+                     sums.loss / (double)sums.samples, sums.soft / (double)sums.samples,
+                     sums.labeled ? sums.hard / (double)sums.labeled : 0.0);
+            ed_progress_update(&prog, sums.steps, extra);
+        }
+        double secs = ed_now() - t_epoch;
+        st_pool_stats ps;
+        st_pool_stats_take(pool, &ps);
+        ed_eval_result res = {0};
+        bool have_test = o->test_images && o->test_labels;
+        if (have_test) {
+            ed_dataset_spec ts = {o->test_images, o->test_labels, 0, -1};
+            ed_eval_member em = {t->model, t->input_scale, t->input_offset};
+            if (ed_eval_run(&em, 1, &ts, 256, &res, &err))
+                goto fail;
+            test_acc = ed_eval_accuracy(&res);
+        }
+        if (s_save(o, t, pool, step, test_acc, &err))
+            goto fail;
+        if (!o->quiet)
+            ed_log_info("epoch %d/%d: loss %.4f (soft %.4f, hard %.4f)%s%.2f%% | %.1fs, %.0f samples/s, "
+                        "teacher latency p50 %.1f ms p99 %.1f ms, waited %.1fs",
+                        epoch, epochs, sums.loss / (double)sums.samples,
+                        sums.soft / (double)sums.samples,
+                        sums.labeled ? sums.hard / (double)sums.labeled : 0.0,
+                        have_test ? " | test acc " : " | train acc (labeled) ",
+                        100.0 * (have_test ? test_acc
+                                           : (sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0)),
+                        secs, (double)sums.samples / secs, ps.latency_p50_ms, ps.latency_p99_ms,
+                        ps.wait_ms / 1000.0);
+        if (metrics) {
+            fprintf(metrics,
+                    "{\"epoch\":%d,\"step\":%ld,\"samples\":%ld,\"labeled\":%ld,\"loss\":%.6f,"
+                    "\"soft_loss\":%.6f,\"hard_loss\":%.6f,\"train_accuracy_labeled\":%.6f,"
+                    "\"samples_per_s\":%.1f,\"seconds\":%.3f,\"members\":%d,"
+                    "\"teacher_latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f},"
+                    "\"teacher_wait_s\":%.3f,\"bytes_sent\":%llu,\"bytes_received\":%llu",
+                    epoch, step, sums.samples, sums.labeled, sums.loss / (double)sums.samples,
+                    sums.soft / (double)sums.samples,
+                    sums.labeled ? sums.hard / (double)sums.labeled : 0.0,
+                    sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0,
+                    (double)sums.samples / secs, secs, K, ps.latency_mean_ms, ps.latency_p50_ms,
+                    ps.latency_p99_ms, ps.wait_ms / 1000.0, (unsigned long long)ps.bytes_sent,
+                    (unsigned long long)ps.bytes_received);
+            if (have_test)
+                fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
+            fprintf(metrics, "}\n");
+            fflush(metrics);
+        }
+        ed_eval_result_free(&res);
+    }
+    char fp[32];
+    ed_fingerprint_format(ed_fingerprint(t->model->params, t->model->n_params), fp, sizeof fp);
+    if (test_acc >= 0)
+        printf("%s: student %s, test accuracy %.4f, %ld steps in %.1fs, %s\n", o->out, o->member,
+               test_acc, step, ed_now() - t_start, fp);
+    else
+        printf("%s: student %s, %ld steps in %.1fs, %s\n", o->out, o->member, step,
+               ed_now() - t_start, fp);
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "student_trainer distill: %s\n", err.msg[0] ? err.msg : ed_strerror(err.code));
+done:
+    if (metrics && metrics != stdout)
+        fclose(metrics);
+    if (dump)
+        fclose(dump);
+    free(q);
+    free(scratch);
+    free(member_logits);
+    ed_trainer_destroy(&t);
+    st_pool_close(&pool);
+    st_mixer_destroy(&mix);
+    return rc;
+}
+
+int st_distill_main(int argc, char **argv)
+{
+    st_distill_opts o = {
+        .teachers = NULL,
+        .labeled_images = FMNIST "train-images-idx3-ubyte.gz",
+        .labeled_labels = FMNIST "train-labels-idx1-ubyte.gz",
+        .unlabeled = NULL, .test_images = NULL, .test_labels = NULL,
+        .labeled_start = 0, .labeled_end = -1, .unlabeled_start = 0, .unlabeled_end = -1,
+        .arch = "784,400,400,10", .member = "student", .out = NULL, .metrics = NULL,
+        .dump_targets = NULL, .combine = "prob", .soft_loss = "ce", .optimizer = "adam",
+        .schedule = "cosine", .temperature = 4.0f, .alpha = 0.9f, .label_smoothing = 0.0f,
+        .lr = 1e-3f, .lr_min = 0.0f, .momentum = 0.9f, .weight_decay = 0.0f,
+        .dropout_in = 0.0f, .dropout_hidden = 0.0f, .input_scale = 1.0f / 255.0f,
+        .input_offset = 0.0f, .steps = 0, .shuffle_buffer = 65536, .warmup_steps = 0,
+        .epochs = 10, .batch_size = 128, .inflight = 4, .blas_threads = 0,
+        .timeout = 60.0f, .connect_timeout = 60.0f, .seed = 1, .quiet = false,
+    };
+    const ed_cli_opt opts[] = {
+        {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", true},
+        {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE", "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},
+        {"labeled-labels", ED_CLI_STR, &o.labeled_labels, "FILE", "their labels", NULL, false},
+        {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first labeled sample used", NULL, false},
+        {"labeled-end", ED_CLI_LONG, &o.labeled_end, "N", "one past the last labeled sample (-1: all)", NULL, false},
+        {"unlabeled", ED_CLI_STR, &o.unlabeled, "FILE", "unlabeled samples, streamed (soft loss only)", NULL, false},
+        {"unlabeled-start", ED_CLI_LONG, &o.unlabeled_start, "N", "first unlabeled sample used", NULL, false},
+        {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N", "one past the last unlabeled sample (-1: all)", NULL, false},
+        {"test-images", ED_CLI_STR, &o.test_images, "FILE", "test samples, evaluated after each epoch", NULL, false},
+        {"test-labels", ED_CLI_STR, &o.test_labels, "FILE", "test labels", NULL, false},
+        {"arch", ED_CLI_STR, &o.arch, "W0,W1,..", "student layer widths", NULL, false},
+        {"member", ED_CLI_STR, &o.member, "NAME", "name recorded in the student model file", NULL, false},
+        {"out", ED_CLI_STR, &o.out, "FILE", "student model file, rewritten atomically each epoch", NULL, true},
+        {"metrics", ED_CLI_STR, &o.metrics, "FILE", "one JSON line of metrics per epoch ('-': stdout)", NULL, false},
+        {"temperature", ED_CLI_FLOAT, &o.temperature, "T", "softmax temperature of the soft targets", NULL, false},
+        {"alpha", ED_CLI_FLOAT, &o.alpha, "A", "weight of the soft loss (1 - A on the hard loss)", NULL, false},
+        {"combine", ED_CLI_STR, &o.combine, "MODE", "prob (mean of softmax(z/T)) or logit (softmax(mean z / T))", NULL, false},
+        {"soft-loss", ED_CLI_STR, &o.soft_loss, "KIND", "ce (T^2 * soft cross-entropy) or l2 (logit matching)", NULL, false},
+        {"label-smoothing", ED_CLI_FLOAT, &o.label_smoothing, "EPS", "label smoothing of the hard term", NULL, false},
+        {"seed", ED_CLI_U64, &o.seed, "N", "seed of initialization, dropout, shuffling and mixing", NULL, false},
+        {"epochs", ED_CLI_INT, &o.epochs, "N", "passes over labeled + unlabeled data", NULL, false},
+        {"steps", ED_CLI_LONG, &o.steps, "N", "train exactly N steps instead", NULL, false},
+        {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per step and per teacher request", NULL, false},
+        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL, false},
+        {"optimizer", ED_CLI_STR, &o.optimizer, "NAME", "adam or sgd", NULL, false},
+        {"lr", ED_CLI_FLOAT, &o.lr, "X", "learning rate", NULL, false},
+        {"lr-min", ED_CLI_FLOAT, &o.lr_min, "X", "final learning rate of the cosine schedule", NULL, false},
+        {"schedule", ED_CLI_STR, &o.schedule, "NAME", "constant, cosine or step", NULL, false},
+        {"warmup-steps", ED_CLI_LONG, &o.warmup_steps, "N", "linear learning-rate warm-up", NULL, false},
+        {"momentum", ED_CLI_FLOAT, &o.momentum, "X", "SGD momentum", NULL, false},
+        {"weight-decay", ED_CLI_FLOAT, &o.weight_decay, "X", "weight decay", NULL, false},
+        {"dropout-in", ED_CLI_FLOAT, &o.dropout_in, "P", "student dropout on the input", NULL, false},
+        {"dropout-hidden", ED_CLI_FLOAT, &o.dropout_hidden, "P", "student dropout on hidden units", NULL, false},
+        {"shuffle-buffer", ED_CLI_LONG, &o.shuffle_buffer, "N", "samples held for shuffling, per source", NULL, false},
+        {"input-scale", ED_CLI_FLOAT, &o.input_scale, "X", "student input x = raw * scale + offset", NULL, false},
+        {"input-offset", ED_CLI_FLOAT, &o.input_offset, "X", "see --input-scale", NULL, false},
+        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request", NULL, false},
+        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS", "wait for teachers to report ready", NULL, false},
+        {"dump-targets", ED_CLI_STR, &o.dump_targets, "FILE", "write every batch's soft targets as raw float32", NULL, false},
+        {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
+        {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
+    };
+    const ed_cli_spec spec = {
+        "student_trainer distill --teachers LIST --out FILE [options]",
+        "Distills an ensemble into a compact student: every batch of labeled and unlabeled data\n"
+        "goes to every member; their softened outputs, averaged per sample, are the soft targets.\n"
+        "Replicas (teachers with the same weights fingerprint) count once in the average.",
+        opts, (int)(sizeof opts / sizeof opts[0]),
+        "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 \\\n"
+        "      --labeled-end 3000 --unlabeled " FMNIST "train-images-idx3-ubyte.gz \\\n"
+        "      --unlabeled-start 3000 --out models/student.safetensors --metrics -"};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "student_trainer distill: %s\n", err.msg);
+        return 2;
+    }
+    if ((o.test_images == NULL) != (o.test_labels == NULL)) {
+        fprintf(stderr, "student_trainer distill: give both --test-images and --test-labels\n");
+        return 2;
+    }
+    return s_distill(&o);
+}

@@ -1,0 +1,143 @@
+/*
+ * st_eval: `student_trainer eval`: loads one or more model files and reports accuracy, mean NLL and a
+ * per-class confusion summary on a labeled dataset; several files are evaluated one by one and as an
+ * ensemble (arithmetic mean of their probabilities).
+ */
+#include "st_commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ed_cli.h"
+#include "ed_eval.h"
+#include "ed_model_file.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+#define ST_MAX_MODELS 64
+
+typedef struct {
+    const char *models, *images, *labels, *json;
+    int batch_size;
+    bool no_confusion;
+} st_eval_opts;
+
+static int s_split_models(char *list, char **paths, int max, ed_err *err)
+{
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return ed_err_set(err, ED_EINVAL, "--models: more than %d files", max);
+        paths[n++] = tok;
+    }
+    if (n == 0)
+        return ed_err_set(err, ED_EINVAL, "--models: no model file given");
+    return n;
+}
+
+static void s_json_result(FILE *f, const char *name, const ed_eval_result *r, bool last)
+{
+    fprintf(f, "  \"%s\": {\"accuracy\": %.6f, \"loss\": %.6f, \"n\": %ld}%s\n", name,
+            ed_eval_accuracy(r), r->loss, r->n, last ? "" : ",");
+}
+
+int st_eval_main(int argc, char **argv)
+{
+    st_eval_opts o = {.models = NULL,
+                      .images = FMNIST "t10k-images-idx3-ubyte.gz",
+                      .labels = FMNIST "t10k-labels-idx1-ubyte.gz",
+                      .json = NULL,
+                      .batch_size = 256,
+                      .no_confusion = false};
+    const ed_cli_opt opts[] = {
+        {"models", ED_CLI_STR, &o.models, "F1[,F2..]", "model files; several are also evaluated as an ensemble", NULL, true},
+        {"images", ED_CLI_STR, &o.images, "FILE", "samples (IDX, .npy, CSV; .gz ok)", NULL, false},
+        {"labels", ED_CLI_STR, &o.labels, "FILE", "labels", NULL, false},
+        {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per forward pass", NULL, false},
+        {"json", ED_CLI_STR, &o.json, "FILE", "also write the results as JSON", NULL, false},
+        {"no-confusion", ED_CLI_FLAG, &o.no_confusion, NULL, "skip the per-class summary", NULL, false},
+    };
+    const ed_cli_spec spec = {"student_trainer eval --models F1[,F2,...] [options]",
+                              "Accuracy, loss and per-class confusion of model files on a labeled "
+                              "set (default: the Fashion-MNIST test set).",
+                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "student_trainer eval: %s\n", err.msg);
+        return 2;
+    }
+
+    char *list = strdup(o.models);
+    char *paths[ST_MAX_MODELS];
+    ed_mlp *models[ST_MAX_MODELS] = {0};
+    ed_eval_member members[ST_MAX_MODELS];
+    ed_model_meta metas[ST_MAX_MODELS];
+    ed_eval_result results[ST_MAX_MODELS + 1];
+    memset(results, 0, sizeof results);
+    FILE *jf = NULL;
+    int K = list ? s_split_models(list, paths, ST_MAX_MODELS, &err) : ed_err_set(&err, ED_ENOMEM, "out of memory");
+    rc = 1;
+    if (K < 0)
+        goto fail;
+    for (int k = 0; k < K; k++) {
+        if (ed_model_load(paths[k], &models[k], &metas[k], &err))
+            goto fail;
+        members[k] = (ed_eval_member){models[k], metas[k].input_scale, metas[k].input_offset};
+    }
+    ed_dataset_spec data = {o.images, o.labels, 0, -1};
+    for (int k = 0; k < K; k++)
+        if (ed_eval_run(&members[k], 1, &data, o.batch_size, &results[k], &err)) {
+            ed_err_wrap(&err, "evaluating %s", paths[k]);
+            goto fail;
+        }
+    if (K > 1 && ed_eval_run(members, K, &data, o.batch_size, &results[K], &err))
+        goto fail;
+
+    printf("%-40s %-16s %9s %8s\n", "model", "member", "accuracy", "loss");
+    for (int k = 0; k < K; k++)
+        printf("%-40s %-16s %8.2f%% %8.4f\n", paths[k], metas[k].member,
+               100.0 * ed_eval_accuracy(&results[k]), results[k].loss);
+    const ed_eval_result *summary = K > 1 ? &results[K] : &results[0];
+    if (K > 1)
+        printf("%-40s %-16s %8.2f%% %8.4f\n", "ensemble (mean probability)", "-",
+               100.0 * ed_eval_accuracy(summary), summary->loss);
+    if (!o.no_confusion) {
+        printf("\nper-class summary (%s):\n", K > 1 ? "ensemble" : paths[0]);
+        ed_eval_print_confusion(summary, stdout);
+    }
+    if (o.json) {
+        jf = fopen(o.json, "w");
+        if (!jf) {
+            ed_err_set(&err, ED_EIO, "%s: cannot write JSON results", o.json);
+            goto fail;
+        }
+        fprintf(jf, "{\n");
+        for (int k = 0; k < K; k++)
+            s_json_result(jf, paths[k], &results[k], K == 1 && k == K - 1);
+        if (K > 1)
+            s_json_result(jf, "ensemble", &results[K], true);
+        fprintf(jf, "}\n");
+        if (fclose(jf)) {
+            jf = NULL;
+            ed_err_set(&err, ED_EIO, "%s: write failed", o.json);
+            goto fail;
+        }
+        jf = NULL;
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "student_trainer eval: %s\n", err.msg);
+done:
+    if (jf)
+        fclose(jf);
+    for (int k = 0; k <= K && k <= ST_MAX_MODELS; k++)
+        ed_eval_result_free(&results[k]);
+    for (int k = 0; k < ST_MAX_MODELS; k++)
+        ed_mlp_destroy(&models[k]);
+    free(list);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * st_mixer: one stream of training batches drawn from a labeled and an optional unlabeled dataset.
+ *
+ * Each epoch delivers every labeled and every unlabeled sample exactly once (each source shuffled
+ * through its own loader's shuffle buffer); each position of a batch is taken from the labeled
+ * source with probability remaining_labeled / remaining_total, so labels are spread evenly over the
+ * epoch. Unlabeled samples carry label -1. Deterministic for a seed. Memory: two loaders and one
+ * batch buffer, independent of the file sizes.
+ */
+#ifndef ST_MIXER_H
+#define ST_MIXER_H
+
+#include "ed_data.h"
+#include "ed_error.h"
+
+typedef struct st_mixer st_mixer;
+
+/* unlabeled may be NULL. Both datasets must have the same dim and dtype; the labeled one labels. */
+st_mixer *st_mixer_open(const ed_dataset_spec *labeled, const ed_dataset_spec *unlabeled,
+                        int batch_size, long shuffle_buffer, uint64_t seed, ed_err *err);
+void st_mixer_destroy(st_mixer **pm);
+
+long st_mixer_labeled_count(const st_mixer *m);
+long st_mixer_unlabeled_count(const st_mixer *m);
+int st_mixer_dim(const st_mixer *m);
+ed_dtype st_mixer_dtype(const st_mixer *m);
+
+/* Next batch of the epoch (size, 0 at the end, < 0 on a read error); valid until the next call. */
+int st_mixer_next(st_mixer *m, ed_batch *out, ed_err *err);
+
+/* Starts the next epoch. */
+int st_mixer_reset(st_mixer *m, ed_err *err);
+
+#endif
