@@ -40,14 +40,18 @@ uint64_t ed_fingerprint(const float *params, size_t n);
 /* "fnv1a64:%016llx" into buf (at least 25 bytes). */
 void ed_fingerprint_format(uint64_t fp, char *buf, size_t size);
 
-/* Saves atomically; computes meta->fingerprint. */
+/* Saves atomically; computes meta->fingerprint (set only on success). An empty provenance is
+ * written as "{}". ED_EINVAL if provenance is not valid JSON or input_scale/offset is not finite. */
 int ed_model_save(const char *path, const ed_mlp *m, ed_model_meta *meta, ed_err *err);
 
 /* Loads and validates: format magic, version, arch parse, tensor names/shapes against the arch,
  * truncation, fingerprint. On success *out is a new model owned by the caller. Errors name the path
  * and the fault, e.g. "m.safetensors: tensor layers.1.weight has shape (10, 64), arch needs
  * (10, 128)" or "m.safetensors: fingerprint mismatch (file says ..., weights hash to ...): the
- * weights are corrupted". */
+ * weights are corrupted". meta may be NULL; a missing member / provenance loads as "" / "{}".
+ * Codes: ED_EFORMAT (not an edistill model, bad field, missing or extra tensor), ED_EVERSION,
+ * ED_ESHAPE (tensor shape or classes vs arch), ED_ECHECKSUM, plus ed_st_open's codes. On failure
+ * *out is NULL. */
 int ed_model_load(const char *path, ed_mlp **out, ed_model_meta *meta, ed_err *err);
 
 #endif
