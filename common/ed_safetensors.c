@@ -131,7 +131,7 @@ static int s_check_out_tensor(const char *path, const ed_st_tensor *x, ed_err *e
         if (x->shape[i] < 0 || (double)x->shape[i] > S_MAX_EXACT_INT)
             return ed_err_set(err, ED_EINVAL, "%s: tensor %s: dimension %d is %lld", path, x->name,
                               i, (long long)x->shape[i]);
-    uint64_t need;
+    uint64_t need = 0;
     if (s_tensor_bytes(dt, x->ndim, x->shape, &need) != 0 || need != (uint64_t)x->nbytes) {
         char sh[128];
         s_shape_str(x->ndim, x->shape, sh, sizeof sh);
