@@ -40,8 +40,12 @@ typedef struct {
 typedef struct ed_stream ed_stream;
 
 /* Opens the files, parses and checks their headers: label count equals sample count, range within
- * the file, labels file of rank 1. Errors name the file and what is wrong (ED_EFORMAT bad magic or
- * dtype, ED_ETRUNC header cut short, ED_ESHAPE count mismatch, ED_EIO cannot open). */
+ * the file, labels file of rank 1. Errors name the file and what is wrong (ED_EFORMAT bad magic,
+ * dtype, malformed CSV row or CSV label, or a declared size too large to address; ED_EVERSION
+ * unsupported .npy version; ED_ETRUNC header cut short, or an uncompressed file shorter than its
+ * header says (compressed files are caught when read); ED_ESHAPE count mismatch or label file of
+ * the wrong rank; ED_EINVAL range outside the file; ED_EIO cannot open). CSV files are scanned
+ * once here to count and validate their rows. */
 ed_stream *ed_stream_open(const ed_dataset_spec *spec, ed_err *err);
 void ed_stream_destroy(ed_stream **ps);
 
@@ -57,7 +61,8 @@ int ed_stream_rewind(ed_stream *s, ed_err *err);
 /* Reads up to n samples into x (n * dim elements of the stream's dtype) and, if y is non-NULL, their
  * labels (or -1 for an unlabeled stream). Returns the number read (0 at the end of the range) or a
  * negative code: ED_ETRUNC when the file ends before its header said, ED_EFORMAT for a bad label
- * value (negative or unparsable) or bad CSV row. */
+ * value (negative or unparsable) or bad CSV row. After an error the position is unspecified;
+ * ed_stream_rewind recovers. */
 long ed_stream_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err);
 
 typedef struct {
@@ -86,7 +91,8 @@ void ed_loader_destroy(ed_loader **pl);
 const ed_stream *ed_loader_stream(const ed_loader *l);
 
 /* Next batch of the current epoch: returns its size (> 0), 0 at the end of the epoch (every sample
- * of the range delivered exactly once), or a negative code from the stream. */
+ * of the range delivered exactly once), or a negative code from the stream (after which only
+ * ed_loader_reset is meaningful). */
 int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err);
 
 /* Starts the next epoch: rewinds the stream; the shuffle RNG continues, so epochs differ but the
