@@ -27,7 +27,8 @@ void ed_log_softmax_t(const float *z, float *lp, int B, int C, float T);
 
 /* Hard-label cross-entropy with optional label smoothing eps in [0, 1): the target is
  * (1 - eps) * onehot(y) + eps / C. Rows with y[i] < 0 (unlabeled) are skipped; the mean is over the
- * labeled rows (returns 0 and adds nothing when there are none). Labels must be < C. */
+ * labeled rows (returns 0 and adds nothing when there are none). Labels must be < C; a label >= C
+ * is a caller bug and is skipped like an unlabeled row (never read out of bounds). */
 float ed_loss_hard_ce(const float *z, const int32_t *y, int B, int C, float eps, float weight,
                       float *dz);
 

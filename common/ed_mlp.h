@@ -33,7 +33,8 @@ typedef struct {
     int widths[ED_MLP_MAX_LAYERS + 1];   /* widths[0] = input dim, widths[n_layers] = classes */
 } ed_arch;
 
-/* Parses "784,1200,1200,10" (2..17 positive widths). Errors name the offending entry. */
+/* Parses "784,1200,1200,10" (2..17 positive widths, each at most 1048576; blanks around an entry
+ * are allowed). Errors (ED_EINVAL) name the offending entry; *out is untouched on error. */
 int ed_arch_parse(const char *text, ed_arch *out, ed_err *err);
 
 /* Writes "784,1200,1200,10" into buf (always NUL-terminated). */
@@ -78,11 +79,16 @@ typedef struct {
     int max_batch;
     float dropout_in;                    /* inverted dropout rate on the input, training only */
     float dropout_hidden;                /* inverted dropout rate on hidden activations */
+                                         /* both start at 0: set them after ed_mlp_ws_new, and do not
+                                            change them between a forward and its backward */
     float *act[ED_MLP_MAX_LAYERS + 1];   /* act[0]: (max_batch, w0) input as used (after dropout);
-                                            act[l]: (max_batch, w_l) output of layer l (post-ReLU for
-                                            hidden layers, logits for l = n_layers) */
+                                            act[l]: (max_batch, w_l) output of layer l (post-ReLU and
+                                            post-dropout for hidden layers, i.e. the input layer l
+                                            sees; logits for l = n_layers) */
     float *mask[ED_MLP_MAX_LAYERS];      /* mask[l]: (max_batch, w_l) dropout scale applied to the
-                                            input of layer l (0 or 1/(1-p)); NULL when p == 0 */
+                                            input of layer l (0 or 1/(1-p)); allocated for every layer
+                                            of a `train` workspace, NULL otherwise; meaningful only
+                                            when masks_used and that layer's rate is > 0 */
     float *dbuf[2];                      /* (max_batch, max width) backward ping-pong buffers */
     float *grads;                        /* (n_params) same layout as params; NULL if !train */
     float *dW[ED_MLP_MAX_LAYERS];        /* views into grads */
@@ -92,16 +98,19 @@ typedef struct {
     float *block;                        /* the single allocation behind all of the above */
 } ed_mlp_ws;
 
-/* Workspace for batches up to max_batch; `train` also allocates gradients and dropout masks.
- * NULL on allocation failure. */
+/* Workspace for batches up to max_batch; `train` also allocates gradients, backward buffers and
+ * dropout masks. Dropout rates start at 0. NULL on allocation failure, invalid arch or
+ * max_batch < 1. */
 ed_mlp_ws *ed_mlp_ws_new(const ed_arch *arch, int max_batch, bool train);
 
 void ed_mlp_ws_destroy(ed_mlp_ws **pws);
 
 /* Forward pass. x: (batch, w0) row-major, already scaled. With `train`, dropout is applied using
- * `rng` (which may be NULL when both rates are 0). On success *logits points to
- * (batch, w_L) inside ws, valid until the next forward. Errors: ED_ESHAPE when batch > max_batch or
- * the arch differs from the workspace's; ED_EINVAL for batch < 1. */
+ * `rng` (which may be NULL when both rates are 0); masks are drawn in order mask[0], mask[1], ...
+ * so the same rng state reproduces them. Without `train`, neither masks nor rng are touched.
+ * On success *logits points to (batch, w_L) inside ws, valid until the next forward. Errors:
+ * ED_ESHAPE when batch > max_batch or the arch differs from the workspace's; ED_EINVAL for
+ * batch < 1, a rate outside [0, 1), or dropout with a NULL rng or a workspace without `train`. */
 int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bool train, ed_rng *rng,
                    const float **logits, ed_err *err);
 

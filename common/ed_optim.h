@@ -37,7 +37,8 @@ typedef struct {
     long warmup_steps;   /* linear warm-up from 0 to lr over these first steps */
 } ed_opt_config;
 
-/* Defaults: Adam, lr 1e-3, betas (0.9, 0.999), eps 1e-8, momentum 0.9, no decay, constant lr. */
+/* Defaults: Adam, lr 1e-3, betas (0.9, 0.999), eps 1e-8, momentum 0.9, no decay, constant lr
+ * (gamma 0.1, lr_min 0, no warm-up; total_steps and step_size 0). */
 ed_opt_config ed_opt_config_default(void);
 
 /* Parses "sgd"/"adam" and "constant"/"cosine"/"step"; -1 on anything else. */
@@ -46,7 +47,10 @@ int ed_lr_schedule_parse(const char *text);
 const char *ed_opt_kind_name(ed_opt_kind kind);
 const char *ed_lr_schedule_name(ed_lr_schedule schedule);
 
-/* Learning rate used at step t (0-based) under cfg. */
+/* Learning rate used at step t (0-based) under cfg. During warm-up (t < warmup_steps) it is
+ * lr * (t + 1) / warmup_steps; afterwards the schedule runs on t - warmup_steps. Cosine with
+ * total_steps <= 0 and step with step_size <= 0 give the constant lr; cosine past total_steps
+ * stays at lr_min. */
 float ed_opt_lr_at(const ed_opt_config *cfg, long t);
 
 typedef struct {
