@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ed_blas.h"
 #include "ed_log.h"
 #include "st_commands.h"
 
@@ -30,6 +31,7 @@ static void s_usage(FILE *out)
 int main(int argc, char **argv)
 {
     ed_log_init("student_trainer");
+    ed_blas_setup(argv);
     if (argc < 2) {
         s_usage(stderr);
         return 2;

@@ -8,7 +8,6 @@
  */
 #include "st_commands.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ed_blas.h"
 #include "ed_cli.h"
 #include "ed_eval.h"
 #include "ed_log.h"
@@ -125,8 +125,7 @@ static int s_distill(const st_distill_opts *o)
                         "--batch-size >= 1, --inflight >= 1 and --epochs or --steps >= 1\n");
         return 2;
     }
-    if (o->blas_threads > 0)
-        openblas_set_num_threads(o->blas_threads);
+    ed_blas_set_threads(o->blas_threads);
 
     ed_dataset_spec lab = {o->labeled_images, o->labeled_labels, o->labeled_start, o->labeled_end};
     ed_dataset_spec unl = {o->unlabeled, NULL, o->unlabeled_start, o->unlabeled_end};

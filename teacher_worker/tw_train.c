@@ -6,13 +6,13 @@
 #include "tw_commands.h"
 
 #include <cjson/cJSON.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "ed_blas.h"
 #include "ed_cli.h"
 #include "ed_data.h"
 #include "ed_eval.h"
@@ -100,8 +100,7 @@ static int s_train(const tw_train_opts *o)
         fprintf(stderr, "teacher_worker train: --batch-size must be >= 1\n");
         return 1;
     }
-    if (o->blas_threads > 0)
-        openblas_set_num_threads(o->blas_threads);
+    ed_blas_set_threads(o->blas_threads);
 
     ed_dataset_spec spec = {o->train_images, o->train_labels, o->train_start, o->train_end};
     ed_stream *s = ed_stream_open(&spec, &err);
