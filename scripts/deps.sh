@@ -9,6 +9,7 @@ PACKAGES=(
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libuv1-dev zlib1g-dev libcjson-dev libcmocka-dev
   dataset-fashion-mnist python3-numpy
+  python3-zmq python3-protobuf protobuf-compiler   # tests/e2e/serve.sh: the Python reference client
 )
 
 missing=()

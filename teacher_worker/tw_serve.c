@@ -1,0 +1,777 @@
+/*
+ * tw_serve: `teacher_worker serve`: answers member-info and logit requests for one model file over
+ * a ZeroMQ ROUTER socket (tcp:// or ipc://), speaking edistill.proto through ed_wire.
+ *
+ * Architecture
+ *   - The main thread runs ONE libuv loop and is the only thread that touches ZeroMQ sockets. The
+ *     ROUTER socket is watched through its ZMQ_FD with a uv_poll_t. That fd is edge-triggered: it
+ *     only says "socket state may have changed", so every wake-up (and every send, which can consume
+ *     the notification) is followed by s_drain(): check ZMQ_EVENTS and receive until ZMQ_POLLIN is
+ *     clear. A drain handles at most S_DRAIN_BUDGET messages, then re-arms itself through the async
+ *     handle so a flood of requests cannot starve finished jobs.
+ *   - A request is [identity][payload]; any other frame count gets a (rate-limited) warning and an
+ *     ErrorReply. Payloads are decoded and validated by ed_wire_decode; info requests are answered
+ *     at once; bad requests (malformed, wrong input dim, batch > --max-batch) get an ErrorReply
+ *     naming the problem and the worker keeps serving.
+ *   - A valid LogitRequest takes a job from a fixed pool of (--queue + --threads) jobs and goes to
+ *     the bounded FIFO of tw_compute, whose pthreads scale the inputs, run the forward pass with
+ *     their own preallocated workspace, pack the LogitReply into a zmq message and hand the job back
+ *     through uv_async_t. The loop sends [identity][reply] and returns the job to the pool.
+ *   - Backpressure: when the pool is empty the uv_poll is stopped, so the socket is not read (its
+ *     queue, then the peers' send buffers, fill up instead); the first job to come back restarts it.
+ *   - SIGINT/SIGTERM (uv_signal_t): stop accepting logit requests (those that still arrive get an
+ *     ED_ESTOPPED error; info requests answer ready=false), let in-flight jobs finish and send their
+ *     replies, then close every handle, close the socket with a short linger, join the threads, free
+ *     everything and return 0.
+ *   - Connects/disconnects are logged from a ZeroMQ socket monitor (a PAIR socket, also polled by
+ *     the loop). Nothing is logged per request; client errors are logged at most once a second.
+ */
+#include "tw_commands.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+#include <zmq.h>
+
+#include "ed_blas.h"
+#include "ed_cli.h"
+#include "ed_log.h"
+#include "ed_model_file.h"
+#include "ed_wire.h"
+#include "tw_compute.h"
+
+#define S_LINGER_MS 1000          /* how long close waits for unsent replies */
+#define S_DRAIN_BUDGET 256        /* messages handled per drain before yielding to the loop */
+#define S_MAX_THREADS 256
+#define S_MAX_QUEUE 65536
+#define S_MAX_BATCH (1 << 20)
+#define S_MONITOR_ENDPOINT "inproc://tw-serve-monitor"
+
+typedef struct {
+    const char *model_path;
+    const char *bind;
+    const char *ready_file;
+    int max_batch;
+    int threads;
+    int queue;
+    int blas_threads;
+} s_options;
+
+/* At most one log record per second per limiter; the rest are counted and reported with the next. */
+typedef struct {
+    uint64_t last_ms;
+    bool used;
+    unsigned long suppressed;
+} s_ratelimit;
+
+typedef struct {
+    s_options opt;
+    ed_mlp *model;
+    ed_model_meta meta;
+    char fingerprint[32];
+    char arch[256];
+    char worker_id[320];
+    char endpoint[512];     /* as bound (ZMQ_LAST_ENDPOINT: the real port for tcp://...:*) */
+
+    void *zctx;
+    void *sock;             /* ROUTER */
+    void *monitor;          /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
+
+    uv_loop_t loop;
+    bool loop_init;
+    uv_poll_t poll;
+    bool poll_init, poll_active;
+    uv_poll_t mon_poll;
+    bool mon_poll_init;
+    uv_async_t async;
+    bool async_init;
+    uv_signal_t sig[2];
+    bool sig_init[2];
+
+    tw_compute *compute;
+    tw_job *jobs;           /* the pool: n_jobs preallocated jobs */
+    int n_jobs;
+    tw_job *free_jobs;
+    int in_flight;          /* jobs out of the pool */
+    bool stopping;          /* a signal arrived: no new logit requests */
+    bool closing;           /* handles are being closed */
+    bool ready_written;
+
+    s_ratelimit rl_client;  /* client mistakes: bad frames, bad requests */
+    s_ratelimit rl_send;    /* send failures */
+    uint64_t n_replies, n_errors;
+} s_server;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Small helpers                                                                                  */
+
+static bool s_ratelimit_ok(s_server *s, s_ratelimit *rl, unsigned long *suppressed)
+{
+    uint64_t now = uv_now(&s->loop);
+    if (rl->used && now - rl->last_ms < 1000) {
+        rl->suppressed++;
+        return false;
+    }
+    rl->used = true;
+    rl->last_ms = now;
+    *suppressed = rl->suppressed;
+    rl->suppressed = 0;
+    return true;
+}
+
+#define S_WARN_LIMITED(s, rl, fmt, ...)                                                            \
+    do {                                                                                           \
+        unsigned long s_supp_;                                                                     \
+        if (s_ratelimit_ok((s), (rl), &s_supp_)) {                                                 \
+            if (s_supp_)                                                                           \
+                ed_log_warn(fmt " (%lu similar suppressed)", __VA_ARGS__, s_supp_);                \
+            else                                                                                   \
+                ed_log_warn(fmt, __VA_ARGS__);                                                     \
+        }                                                                                          \
+    } while (0)
+
+/* Sends [identity][payload] without blocking; both messages are consumed (closed) either way. */
+static void s_send_pair(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
+{
+    if (zmq_msg_send(identity, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(payload, s->sock, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        S_WARN_LIMITED(s, &s->rl_send, "cannot send a reply: %s", zmq_strerror(e));
+    } else {
+        s->n_replies++;
+    }
+    zmq_msg_close(identity);
+    zmq_msg_close(payload);
+}
+
+/* Packs msg and sends it to identity (consumed). */
+static void s_send_msg(s_server *s, zmq_msg_t *identity, const ed_msg *msg)
+{
+    size_t n = ed_wire_packed_size(msg);
+    zmq_msg_t out;
+    if (n == 0 || zmq_msg_init_size(&out, n) != 0) {
+        ed_log_error("cannot build a %s reply of %zu bytes", ed_msg_kind_name(msg->kind), n);
+        zmq_msg_close(identity);
+        return;
+    }
+    ed_wire_pack(msg, zmq_msg_data(&out));
+    s_send_pair(s, identity, &out);
+}
+
+static void s_send_error(s_server *s, zmq_msg_t *identity, uint64_t request_id, int code,
+                         const char *message)
+{
+    ed_msg m = {.kind = ED_MSG_ERROR};
+    m.u.error = (ed_error_reply){.request_id = request_id, .code = code, .message = message};
+    s->n_errors++;
+    s_send_msg(s, identity, &m);
+}
+
+static void s_send_info(s_server *s, zmq_msg_t *identity, uint64_t request_id)
+{
+    ed_msg m = {.kind = ED_MSG_MEMBER_INFO};
+    m.u.info = (ed_member_info){.request_id = request_id,
+                                .protocol_version = ED_PROTOCOL_VERSION,
+                                .member = s->meta.member,
+                                .fingerprint = s->fingerprint,
+                                .input_dim = (uint32_t)ed_arch_in(&s->model->arch),
+                                .classes = (uint32_t)ed_arch_out(&s->model->arch),
+                                .arch = s->arch,
+                                .ready = !s->stopping,
+                                .worker_id = s->worker_id,
+                                .max_batch = (uint32_t)s->opt.max_batch};
+    s_send_msg(s, identity, &m);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Reading requests                                                                               */
+
+static void s_poll_pause(s_server *s)
+{
+    if (s->poll_active) {
+        uv_poll_stop(&s->poll);
+        s->poll_active = false;
+    }
+}
+
+static void s_on_poll(uv_poll_t *h, int status, int events);
+
+static void s_poll_resume(s_server *s)
+{
+    if (!s->poll_active && s->poll_init && !s->closing) {
+        uv_poll_start(&s->poll, UV_READABLE, s_on_poll);
+        s->poll_active = true;
+    }
+}
+
+/* Can another request be read now? Logit requests need a job from the pool, unless stopping (then
+ * they are refused without one). */
+static bool s_can_read(const s_server *s)
+{
+    return !s->closing && (s->stopping || s->free_jobs != NULL);
+}
+
+/* Handles one decoded-or-not payload from identity (consumed). */
+static void s_handle(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
+{
+    ed_msg m;
+    ed_err err = {0};
+    int rc = ed_wire_decode(zmq_msg_data(payload), zmq_msg_size(payload), &m, &err);
+    zmq_msg_close(payload); /* decode copied what it keeps */
+    if (rc < 0) {
+        S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", err.msg);
+        s_send_error(s, identity, m.u.request.request_id, rc, err.msg);
+        return;
+    }
+
+    char msg[512];
+    switch (m.kind) {
+    case ED_MSG_INFO_REQUEST:
+        s_send_info(s, identity, m.u.info_request_id);
+        ed_wire_msg_clear(&m);
+        return;
+    case ED_MSG_LOGIT_REQUEST: {
+        const ed_logit_request *r = &m.u.request;
+        int code = 0;
+        if (s->stopping) {
+            code = ED_ESTOPPED;
+            snprintf(msg, sizeof msg, "worker %s is shutting down", s->worker_id);
+        } else if (r->dim != (uint32_t)ed_arch_in(&s->model->arch)) {
+            code = ED_ESHAPE;
+            snprintf(msg, sizeof msg, "input dim %" PRIu32 " does not match model input %d", r->dim,
+                     ed_arch_in(&s->model->arch));
+        } else if (r->batch > (uint32_t)s->opt.max_batch) {
+            code = ED_ETOOBIG;
+            snprintf(msg, sizeof msg, "batch %" PRIu32 " exceeds this worker's max batch %d",
+                     r->batch, s->opt.max_batch);
+        }
+        if (code) {
+            if (code != ED_ESTOPPED)
+                S_WARN_LIMITED(s, &s->rl_client, "bad request %" PRIu64 ": %s", r->request_id, msg);
+            s_send_error(s, identity, r->request_id, code, msg);
+            ed_wire_msg_clear(&m);
+            return;
+        }
+        tw_job *job = s->free_jobs; /* non-NULL: s_can_read checked it */
+        s->free_jobs = job->next;
+        s->in_flight++;
+        zmq_msg_init(&job->identity);
+        zmq_msg_move(&job->identity, identity);
+        zmq_msg_close(identity);
+        job->request_id = r->request_id;
+        job->req = m; /* ownership of the decoded protobuf moves to the job */
+        tw_compute_submit(s->compute, job);
+        return;
+    }
+    default:
+        snprintf(msg, sizeof msg, "unexpected %s message: a worker accepts info_request and "
+                                  "logit_request", ed_msg_kind_name(m.kind));
+        S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", msg);
+        s_send_error(s, identity, m.u.request.request_id, ED_EFORMAT, msg);
+        ed_wire_msg_clear(&m);
+        return;
+    }
+}
+
+/* Receives one multipart message. Returns 1 if one was handled, 0 if none was waiting, -1 on a
+ * socket error. */
+static int s_recv_one(s_server *s)
+{
+    zmq_msg_t frames[2];
+    zmq_msg_init(&frames[0]);
+    zmq_msg_init(&frames[1]);
+    if (zmq_msg_recv(&frames[0], s->sock, ZMQ_DONTWAIT) < 0) {
+        int e = zmq_errno();
+        zmq_msg_close(&frames[0]);
+        zmq_msg_close(&frames[1]);
+        if (e == EAGAIN || e == EINTR)
+            return 0;
+        ed_log_error("receive on %s failed: %s", s->endpoint, zmq_strerror(e));
+        return -1;
+    }
+    /* The parts of a multipart message arrive together, so the rest is already here. */
+    int count = 1;
+    bool more = zmq_msg_more(&frames[0]);
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, s->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (count == 1)
+            zmq_msg_move(&frames[1], &part); /* the payload; part becomes empty */
+        count++;
+        zmq_msg_close(&part);
+    }
+    if (count != 2) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "expected one frame per request (an Envelope after the routing id), got %d",
+                 count - 1);
+        S_WARN_LIMITED(s, &s->rl_client, "dropping a message of %d frames: %s", count, why);
+        zmq_msg_close(&frames[1]);
+        s_send_error(s, &frames[0], 0, ED_EFORMAT, why);
+        return 1;
+    }
+    s_handle(s, &frames[0], &frames[1]);
+    return 1;
+}
+
+/* Edge-triggered ZMQ_FD: receive until ZMQ_EVENTS has no POLLIN, the pool is empty or the budget
+ * is spent (then the async handle brings us back on the next loop iteration). */
+static void s_drain(s_server *s)
+{
+    for (int handled = 0;;) {
+        if (s->closing)
+            return;
+        if (!s_can_read(s)) {
+            s_poll_pause(s); /* backpressure: resumed when a job comes back */
+            return;
+        }
+        int events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &len) != 0) {
+            ed_log_error("ZMQ_EVENTS on %s failed: %s", s->endpoint, zmq_strerror(zmq_errno()));
+            return;
+        }
+        if (!(events & ZMQ_POLLIN))
+            return;
+        if (handled == S_DRAIN_BUDGET) {
+            uv_async_send(&s->async);
+            return;
+        }
+        if (s_recv_one(s) <= 0)
+            return;
+        handled++;
+    }
+}
+
+static void s_on_poll(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    s_server *s = h->data;
+    if (status < 0)
+        ed_log_error("poll on %s: %s", s->endpoint, uv_strerror(status));
+    s_drain(s);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Finished jobs, shutdown, monitor                                                               */
+
+static void s_on_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Closes every handle so uv_run returns. */
+static void s_close_handles(s_server *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    if (s->poll_init)
+        uv_close((uv_handle_t *)&s->poll, s_on_close);
+    if (s->mon_poll_init)
+        uv_close((uv_handle_t *)&s->mon_poll, s_on_close);
+    if (s->async_init)
+        uv_close((uv_handle_t *)&s->async, s_on_close);
+    for (int i = 0; i < 2; i++)
+        if (s->sig_init[i])
+            uv_close((uv_handle_t *)&s->sig[i], s_on_close);
+    s->poll_active = false;
+}
+
+static void s_maybe_finish(s_server *s)
+{
+    if (s->stopping && s->in_flight == 0)
+        s_close_handles(s);
+}
+
+static void s_on_async(uv_async_t *h)
+{
+    s_server *s = h->data;
+    for (tw_job *job = tw_compute_take_done(s->compute); job;) {
+        tw_job *next = job->next;
+        if (job->rc == 0) {
+            s_send_pair(s, &job->identity, &job->reply);
+        } else {
+            ed_log_error("request %" PRIu64 " failed: %s", job->request_id, job->err.msg);
+            s_send_error(s, &job->identity, job->request_id, job->rc, job->err.msg);
+        }
+        job->next = s->free_jobs;
+        s->free_jobs = job;
+        s->in_flight--;
+        job = next;
+    }
+    if (s->closing)
+        return;
+    s_maybe_finish(s);
+    if (s->closing)
+        return;
+    /* Sending may have consumed the fd's edge: look at the socket again either way. */
+    if (s_can_read(s))
+        s_poll_resume(s);
+    s_drain(s);
+}
+
+static void s_on_signal(uv_signal_t *h, int signum)
+{
+    s_server *s = h->data;
+    if (s->stopping) {
+        ed_log_info("signal %d: already stopping, %d request(s) in flight", signum, s->in_flight);
+        return;
+    }
+    s->stopping = true;
+    ed_log_info("signal %d: stopping; finishing %d in-flight request(s)", signum, s->in_flight);
+    s_maybe_finish(s);
+    if (!s->closing) {
+        s_poll_resume(s); /* refuse what arrives meanwhile instead of leaving it queued */
+        s_drain(s);
+    }
+}
+
+/* Reads every pending monitor event (the monitor's ZMQ_FD is edge-triggered like the ROUTER's). */
+static void s_monitor_drain(s_server *s)
+{
+    for (;;) {
+        int ev = 0;
+        size_t len = sizeof ev;
+        if (s->closing || zmq_getsockopt(s->monitor, ZMQ_EVENTS, &ev, &len) != 0 ||
+            !(ev & ZMQ_POLLIN))
+            return;
+        zmq_msg_t head, addr;
+        zmq_msg_init(&head);
+        zmq_msg_init(&addr);
+        if (zmq_msg_recv(&head, s->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&head);
+            zmq_msg_close(&addr);
+            return;
+        }
+        if (zmq_msg_more(&head))
+            zmq_msg_recv(&addr, s->monitor, ZMQ_DONTWAIT);
+        if (zmq_msg_size(&head) >= 6) {
+            const uint8_t *d = zmq_msg_data(&head);
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, d, sizeof event);
+            memcpy(&value, d + 2, sizeof value);
+            if (event == ZMQ_EVENT_ACCEPTED)
+                ed_log_info("client connected (fd %" PRIu32 ")", value);
+            else if (event == ZMQ_EVENT_DISCONNECTED)
+                ed_log_info("client disconnected (fd %" PRIu32 ")", value);
+        }
+        zmq_msg_close(&head);
+        zmq_msg_close(&addr);
+    }
+}
+
+static void s_on_monitor(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    s_monitor_drain(h->data);
+}
+
+/* Compute threads call this (under their lock) when a job is done. */
+static void s_notify(void *arg)
+{
+    uv_async_send(arg);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Setup and teardown                                                                             */
+
+static int s_open_socket(s_server *s, ed_err *err)
+{
+    s->zctx = zmq_ctx_new();
+    if (!s->zctx)
+        return ed_err_set(err, ED_EIO, "cannot create a ZeroMQ context: %s",
+                          zmq_strerror(zmq_errno()));
+    s->sock = zmq_socket(s->zctx, ZMQ_ROUTER);
+    if (!s->sock)
+        return ed_err_set(err, ED_EIO, "cannot create a ROUTER socket: %s",
+                          zmq_strerror(zmq_errno()));
+    int linger = S_LINGER_MS;
+    int64_t maxmsg = (int64_t)ED_WIRE_MAX_MESSAGE;
+    if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0)
+        return ed_err_set(err, ED_EIO, "cannot set socket options: %s", zmq_strerror(zmq_errno()));
+    if (zmq_bind(s->sock, s->opt.bind) != 0)
+        return ed_err_set(err, ED_EIO, "cannot bind %s: %s", s->opt.bind,
+                          zmq_strerror(zmq_errno()));
+    size_t len = sizeof s->endpoint;
+    if (zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, s->endpoint, &len) != 0)
+        snprintf(s->endpoint, sizeof s->endpoint, "%s", s->opt.bind);
+
+    /* Optional: connect/disconnect logging. A failure here only costs those log lines. */
+    if (zmq_socket_monitor(s->sock, S_MONITOR_ENDPOINT, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) ==
+        0) {
+        s->monitor = zmq_socket(s->zctx, ZMQ_PAIR);
+        int zero = 0;
+        if (s->monitor && (zmq_setsockopt(s->monitor, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+                           zmq_connect(s->monitor, S_MONITOR_ENDPOINT) != 0)) {
+            zmq_close(s->monitor);
+            s->monitor = NULL;
+        }
+    }
+    if (!s->monitor)
+        ed_log_debug("socket monitor unavailable: connects/disconnects will not be logged");
+    return 0;
+}
+
+static int s_write_ready_file(const s_server *s, ed_err *err)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", s->opt.ready_file, (long)getpid()) >=
+        sizeof tmp)
+        return ed_err_set(err, ED_EINVAL, "--ready-file path is too long");
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return ed_err_set(err, ED_EIO, "cannot write ready file %s: %s", tmp, strerror(errno));
+    fprintf(f, "endpoint=%s\npid=%ld\nmember=%s\nfingerprint=%s\narch=%s\nmax_batch=%d\n",
+            s->endpoint, (long)getpid(), s->meta.member, s->fingerprint, s->arch,
+            s->opt.max_batch);
+    if (fclose(f) != 0 || rename(tmp, s->opt.ready_file) != 0) {
+        int e = errno;
+        remove(tmp);
+        return ed_err_set(err, ED_EIO, "cannot write ready file %s: %s", s->opt.ready_file,
+                          strerror(e));
+    }
+    return 0;
+}
+
+static int s_start(s_server *s, ed_err *err)
+{
+    int rc = ed_model_load(s->opt.model_path, &s->model, &s->meta, err);
+    if (rc < 0)
+        return rc;
+    ed_fingerprint_format(s->meta.fingerprint, s->fingerprint, sizeof s->fingerprint);
+    ed_arch_format(&s->model->arch, s->arch, sizeof s->arch);
+    char host[256] = "localhost";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(s->worker_id, sizeof s->worker_id, "%s:%ld", host, (long)getpid());
+
+    if ((rc = s_open_socket(s, err)) < 0)
+        return rc;
+
+    s->n_jobs = s->opt.queue + s->opt.threads;
+    s->jobs = calloc((size_t)s->n_jobs, sizeof *s->jobs);
+    if (!s->jobs)
+        return ed_err_set(err, ED_ENOMEM, "cannot allocate %d jobs", s->n_jobs);
+    for (int i = s->n_jobs - 1; i >= 0; i--) {
+        s->jobs[i].next = s->free_jobs;
+        s->free_jobs = &s->jobs[i];
+    }
+
+    if ((rc = uv_loop_init(&s->loop)) < 0)
+        return ed_err_set(err, ED_EIO, "cannot create the event loop: %s", uv_strerror(rc));
+    s->loop_init = true;
+    if ((rc = uv_async_init(&s->loop, &s->async, s_on_async)) < 0)
+        return ed_err_set(err, ED_EIO, "uv_async_init: %s", uv_strerror(rc));
+    s->async.data = s;
+    s->async_init = true;
+    static const int signals[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        if ((rc = uv_signal_init(&s->loop, &s->sig[i])) < 0)
+            return ed_err_set(err, ED_EIO, "uv_signal_init: %s", uv_strerror(rc));
+        s->sig[i].data = s;
+        s->sig_init[i] = true;
+        if ((rc = uv_signal_start(&s->sig[i], s_on_signal, signals[i])) < 0)
+            return ed_err_set(err, ED_EIO, "cannot watch signal %d: %s", signals[i],
+                              uv_strerror(rc));
+    }
+
+    int fd = -1;
+    size_t len = sizeof fd;
+    if (zmq_getsockopt(s->sock, ZMQ_FD, &fd, &len) != 0)
+        return ed_err_set(err, ED_EIO, "ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+    if ((rc = uv_poll_init(&s->loop, &s->poll, fd)) < 0)
+        return ed_err_set(err, ED_EIO, "cannot poll the socket: %s", uv_strerror(rc));
+    s->poll.data = s;
+    s->poll_init = true;
+    if (s->monitor) {
+        int mfd = -1;
+        len = sizeof mfd;
+        if (zmq_getsockopt(s->monitor, ZMQ_FD, &mfd, &len) == 0 &&
+            (rc = uv_poll_init(&s->loop, &s->mon_poll, mfd)) == 0) {
+            s->mon_poll.data = s;
+            s->mon_poll_init = true;
+            rc = uv_poll_start(&s->mon_poll, UV_READABLE, s_on_monitor);
+        }
+        if (rc < 0)
+            ed_log_warn("cannot poll the socket monitor (fd %d): %s", mfd, uv_strerror(rc));
+        else
+            s_monitor_drain(s); /* ZMQ_FD only signals after ZMQ_EVENTS has been read once */
+    }
+
+    tw_compute_config cc = {.model = s->model,
+                            .input_scale = s->meta.input_scale,
+                            .input_offset = s->meta.input_offset,
+                            .member = s->meta.member,
+                            .fingerprint = s->fingerprint,
+                            .threads = s->opt.threads,
+                            .max_batch = s->opt.max_batch,
+                            .notify = s_notify,
+                            .notify_arg = &s->async};
+    s->compute = tw_compute_new(&cc, err);
+    if (!s->compute)
+        return err->code;
+
+    if (s->opt.ready_file) {
+        if ((rc = s_write_ready_file(s, err)) < 0)
+            return rc;
+        s->ready_written = true;
+    }
+    s_poll_resume(s);
+    s_drain(s); /* requests may already be queued, and the fd only signals new state */
+    return 0;
+}
+
+/* Frees everything s_start made, in reverse; safe after a partial start. */
+static void s_stop(s_server *s)
+{
+    if (s->loop_init) {
+        s_close_handles(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    }
+    tw_compute_destroy(&s->compute); /* joins; the queue is empty on a clean stop */
+    free(s->jobs); /* the loop only ends with every job back in the pool */
+    s->jobs = NULL;
+    if (s->monitor) {
+        zmq_socket_monitor(s->sock, NULL, 0);
+        zmq_close(s->monitor);
+    }
+    if (s->sock)
+        zmq_close(s->sock);
+    if (s->zctx)
+        zmq_ctx_term(s->zctx);
+    if (s->loop_init && uv_loop_close(&s->loop) != 0)
+        ed_log_warn("event loop closed with handles still open");
+    if (s->ready_written)
+        remove(s->opt.ready_file);
+    ed_mlp_destroy(&s->model);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Entry point                                                                                    */
+
+/* tcp://HOST:PORT with PORT 1..65535 or *, or ipc://PATH. ZeroMQ itself would silently wrap a
+ * port over 65535 into some other port. */
+static int s_check_endpoint(const char *ep, ed_err *err)
+{
+    if (!strncmp(ep, "ipc://", 6) && ep[6])
+        return 0;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return ed_err_set(err, ED_EINVAL, "--bind '%s': expected tcp://HOST:PORT or ipc://PATH", ep);
+    const char *colon = strrchr(ep + 6, ':');
+    if (!colon || colon == ep + 6)
+        return ed_err_set(err, ED_EINVAL, "--bind '%s': expected tcp://HOST:PORT", ep);
+    const char *port = colon + 1;
+    if (!strcmp(port, "*"))
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(port, &end, 10);
+    if (errno || end == port || *end || v < 1 || v > 65535)
+        return ed_err_set(err, ED_EINVAL,
+                          "--bind '%s': port '%s' is not in 1..65535 (use * for any free port)", ep,
+                          port);
+    return 0;
+}
+
+static int s_check_options(const s_options *o, ed_err *err)
+{
+    int rc = s_check_endpoint(o->bind, err);
+    if (rc < 0)
+        return rc;
+    if (o->max_batch < 1 || o->max_batch > S_MAX_BATCH)
+        return ed_err_set(err, ED_EINVAL, "--max-batch %d: must be in 1..%d", o->max_batch,
+                          S_MAX_BATCH);
+    if (o->threads < 1 || o->threads > S_MAX_THREADS)
+        return ed_err_set(err, ED_EINVAL, "--threads %d: must be in 1..%d", o->threads,
+                          S_MAX_THREADS);
+    if (o->queue < 1 || o->queue > S_MAX_QUEUE)
+        return ed_err_set(err, ED_EINVAL, "--queue %d: must be in 1..%d", o->queue, S_MAX_QUEUE);
+    if (o->blas_threads < 0)
+        return ed_err_set(err, ED_EINVAL, "--blas-threads %d: must be >= 0", o->blas_threads);
+    return 0;
+}
+
+int tw_serve_main(int argc, char **argv)
+{
+    s_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "teacher_worker serve: out of memory\n");
+        return 1;
+    }
+    s->opt = (s_options){.bind = "tcp://127.0.0.1:5555",
+                         .max_batch = 1024,
+                         .threads = 1,
+                         .queue = 16,
+                         .blas_threads = 0};
+    s_options *o = &s->opt;
+    const ed_cli_opt opts[] = {
+        {"model", ED_CLI_STR, &o->model_path, "FILE", "model file to serve (safetensors)",
+         "EDISTILL_MODEL", true},
+        {"bind", ED_CLI_STR, &o->bind, "ENDPOINT", "ZeroMQ endpoint to bind (tcp://HOST:PORT, "
+         "port * = any free one, or ipc://PATH)", "EDISTILL_BIND", false},
+        {"max-batch", ED_CLI_INT, &o->max_batch, "N", "largest batch accepted in one request",
+         NULL, false},
+        {"threads", ED_CLI_INT, &o->threads, "N", "compute threads", NULL, false},
+        {"queue", ED_CLI_INT, &o->queue, "N",
+         "pending requests queued before the socket stops being read", NULL, false},
+        {"blas-threads", ED_CLI_INT, &o->blas_threads, "N",
+         "OpenBLAS threads per call (0 = leave OpenBLAS's setting)", NULL, false},
+        {"ready-file", ED_CLI_STR, &o->ready_file, "FILE",
+         "written once the model is loaded and the socket bound (endpoint=, pid=, ...); removed "
+         "on exit", NULL, false},
+    };
+    const ed_cli_spec spec = {
+        "teacher_worker serve --model FILE [options]",
+        "Serve one ensemble member's logits over ZeroMQ (ROUTER socket, edistill.proto). Stops "
+        "cleanly on SIGINT/SIGTERM after answering the requests in flight.",
+        opts, (int)(sizeof opts / sizeof opts[0]),
+        "example:\n  teacher_worker serve --model member-0.safetensors --bind tcp://0.0.0.0:5555 "
+        "--threads 2"};
+
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc == 0)
+        rc = s_check_options(o, &err);
+    if (rc != 0) {
+        free(s);
+        if (rc > 0)
+            return 0;
+        fprintf(stderr, "teacher_worker serve: %s\n", err.msg);
+        return 2;
+    }
+    ed_blas_set_threads(o->blas_threads); /* 0: leave OpenBLAS's own setting */
+
+    rc = s_start(s, &err);
+    if (rc < 0) {
+        fprintf(stderr, "teacher_worker serve: %s\n", err.msg[0] ? err.msg : ed_strerror(rc));
+        s_stop(s);
+        free(s);
+        return 1;
+    }
+    ed_log_info("serving member '%s' (arch %s, %s) on %s: max batch %d, %d compute thread(s), "
+                "queue %d, %s, worker %s",
+                s->meta.member, s->arch, s->fingerprint, s->endpoint, o->max_batch, o->threads,
+                o->queue, ed_blas_describe(), s->worker_id);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    ed_log_info("stopped: %" PRIu64 " replies sent (%" PRIu64 " errors)", s->n_replies,
+                s->n_errors);
+    s_stop(s);
+    free(s);
+    return 0;
+}
