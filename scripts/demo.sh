@@ -74,7 +74,7 @@ for i in "${!MEMBERS[@]}"; do
   ready="$OUT/logs/worker-$i.ready"
   for _ in $(seq 1 300); do [[ -s "$ready" ]] && break; kill -0 "${PIDS[$i]}" 2>/dev/null || break; sleep 0.1; done
   [[ -s "$ready" ]] || { echo "demo: worker $i did not start:" >&2; cat "$OUT/logs/worker-$i.log" >&2; exit 1; }
-  ENDPOINTS+=("$(head -n1 "$ready")")
+  ENDPOINTS+=("$(sed -n "s/^endpoint=//p" "$ready")")
   echo "worker $i: ${MEMBERS[$i]} at ${ENDPOINTS[$i]} (pid ${PIDS[$i]})"
 done
 TEACHERS=$(IFS=,; echo "${ENDPOINTS[*]}")

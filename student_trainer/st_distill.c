@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "ed_blas.h"
@@ -44,6 +45,13 @@ typedef struct {
     uint64_t seed;
     bool quiet;
 } st_distill_opts;
+
+/* Peak resident set size of this process, in MiB. */
+static double s_max_rss_mib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
 
 typedef struct {
     double loss, soft, hard;
@@ -320,14 +328,15 @@ static int s_distill(const st_distill_opts *o)
                     "\"soft_loss\":%.6f,\"hard_loss\":%.6f,\"train_accuracy_labeled\":%.6f,"
                     "\"samples_per_s\":%.1f,\"seconds\":%.3f,\"members\":%d,"
                     "\"teacher_latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f},"
-                    "\"teacher_wait_s\":%.3f,\"bytes_sent\":%llu,\"bytes_received\":%llu",
+                    "\"teacher_wait_s\":%.3f,\"bytes_sent\":%llu,\"bytes_received\":%llu,"
+                    "\"max_rss_mib\":%.1f",
                     epoch, step, sums.samples, sums.labeled, sums.loss / (double)sums.samples,
                     sums.soft / (double)sums.samples,
                     sums.labeled ? sums.hard / (double)sums.labeled : 0.0,
                     sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0,
                     (double)sums.samples / secs, secs, K, ps.latency_mean_ms, ps.latency_p50_ms,
                     ps.latency_p99_ms, ps.wait_ms / 1000.0, (unsigned long long)ps.bytes_sent,
-                    (unsigned long long)ps.bytes_received);
+                    (unsigned long long)ps.bytes_received, s_max_rss_mib());
             if (have_test)
                 fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
             fprintf(metrics, "}\n");

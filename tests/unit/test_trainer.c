@@ -1,0 +1,193 @@
+/*
+ * test_trainer: the composed distillation objective of ed_trainer_step, checked independently:
+ *  - the reported loss equals alpha * T^2 * mean_B CE(q, softmax(z/T)) + (1-alpha) * mean_L CE(y, z)
+ *    computed here with plain double loops;
+ *  - one plain-SGD step (lr eta, no momentum) moves every parameter by -eta * dObjective/dtheta,
+ *    with the derivative taken by central finite differences of that same double-precision objective;
+ *  - unlabeled rows contribute to the soft term only; a label >= classes is refused untouched.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ed_loss.h"
+#include "ed_trainer.h"
+#include "tu.h"
+
+enum { B = 6, D = 5, H = 7, C = 4 };
+
+/* Objective in double for parameters p, with the naive forward of a D-H-C ReLU MLP. */
+static double s_objective(const float *p, const float *x, const int32_t *y, const float *q, float T,
+                          float alpha)
+{
+    const float *W0 = p, *b0 = W0 + H * D, *W1 = b0 + H, *b1 = W1 + C * H;
+    double soft = 0.0, hard = 0.0;
+    int labeled = 0;
+    for (int i = 0; i < B; i++) {
+        double h[H], z[C];
+        for (int j = 0; j < H; j++) {
+            double a = b0[j];
+            for (int k = 0; k < D; k++)
+                a += (double)W0[j * D + k] * x[i * D + k];
+            h[j] = a > 0 ? a : 0;
+        }
+        for (int c = 0; c < C; c++) {
+            double a = b1[c];
+            for (int j = 0; j < H; j++)
+                a += (double)W1[c * H + j] * h[j];
+            z[c] = a;
+        }
+        double mt = -INFINITY, m1 = -INFINITY;
+        for (int c = 0; c < C; c++) {
+            mt = fmax(mt, z[c] / T);
+            m1 = fmax(m1, z[c]);
+        }
+        double st = 0, s1 = 0;
+        for (int c = 0; c < C; c++) {
+            st += exp(z[c] / T - mt);
+            s1 += exp(z[c] - m1);
+        }
+        for (int c = 0; c < C; c++)
+            soft -= q[i * C + c] * (z[c] / T - mt - log(st));
+        if (y[i] >= 0) {
+            hard -= z[y[i]] - m1 - log(s1);
+            labeled++;
+        }
+    }
+    return alpha * T * T * soft / B + (1.0 - alpha) * (labeled ? hard / labeled : 0.0);
+}
+
+static void s_fixture(float *x, int32_t *y, float *q, ed_rng *r)
+{
+    for (int i = 0; i < B * D; i++)
+        x[i] = ed_rng_normal(r);
+    const int32_t labels[B] = {2, -1, 0, -1, 3, -1};
+    memcpy(y, labels, sizeof labels);
+    for (int i = 0; i < B; i++) {
+        double s = 0;
+        for (int c = 0; c < C; c++)
+            s += q[i * C + c] = 0.1f + ed_rng_uniform(r);
+        for (int c = 0; c < C; c++)
+            q[i * C + c] = (float)(q[i * C + c] / s);
+    }
+}
+
+static ed_trainer *s_trainer(float lr, ed_mlp **copy)
+{
+    ed_arch a;
+    assert_int_equal(ed_arch_parse("5,7,4", &a, NULL), 0);
+    ed_mlp *m = ed_mlp_new(&a);
+    ed_rng r;
+    ed_rng_seed(&r, 42);
+    ed_mlp_init(m, &r);
+    *copy = ed_mlp_new(&a);
+    memcpy((*copy)->params, m->params, sizeof(float) * m->n_params);
+    ed_opt_config oc = ed_opt_config_default();
+    oc.kind = ED_OPT_SGD;
+    oc.momentum = 0.0f;
+    oc.lr = lr;
+    ed_trainer *t = ed_trainer_new(&m, &oc, B, 0.0f, 0.0f, 1.0f, 0.0f, 1, NULL);
+    assert_non_null(t);
+    return t;
+}
+
+static void test_step_matches_objective(void **state)
+{
+    (void)state;
+    const float temps[] = {1.0f, 4.0f, 20.0f};
+    for (size_t ti = 0; ti < sizeof temps / sizeof temps[0]; ti++) {
+        const float T = temps[ti], alpha = 0.7f, lr = 1e-3f;
+        float x[B * D], q[B * C];
+        int32_t y[B];
+        ed_rng r;
+        ed_rng_seed(&r, 7 + ti);
+        s_fixture(x, y, q, &r);
+        ed_mlp *before;
+        ed_trainer *t = s_trainer(lr, &before);
+        const size_t n = before->n_params;
+
+        double want_loss = s_objective(before->params, x, y, q, T, alpha);
+        ed_batch b = {.n = B, .dim = D, .dtype = ED_DTYPE_F32, .x = x, .y = y};
+        ed_loss_config lc = {.alpha = alpha, .temperature = T, .soft_loss = ED_SOFT_CE};
+        ed_step_stats st;
+        ed_err err = {0};
+        assert_int_equal(ed_trainer_step(t, &b, q, &lc, &st, &err), 0);
+        assert_int_equal(st.n_labeled, 3);
+        float got = (float)st.loss, want = (float)want_loss;
+        assert_true(tu_allclose("objective", &got, &want, 1, 1e-5, 1e-5));
+
+        /* SGD without momentum: delta = -lr * grad. Compare with finite differences. */
+        float *fd = malloc(sizeof(float) * n), *delta = malloc(sizeof(float) * n);
+        float *p = malloc(sizeof(float) * n);
+        memcpy(p, before->params, sizeof(float) * n);
+        const float eps = 1e-3f; /* small enough not to cross a ReLU kink here */
+        for (size_t i = 0; i < n; i++) {
+            float keep = p[i];
+            p[i] = keep + eps;
+            double lp = s_objective(p, x, y, q, T, alpha);
+            p[i] = keep - eps;
+            double lm = s_objective(p, x, y, q, T, alpha);
+            p[i] = keep;
+            fd[i] = (float)((lp - lm) / (2.0 * eps));
+            delta[i] = (before->params[i] - t->model->params[i]) / lr;
+        }
+        assert_true(tu_allclose("gradient via one SGD step vs finite differences", delta, fd, n,
+                                2e-3, 2e-2));
+        free(fd);
+        free(delta);
+        free(p);
+        ed_mlp_destroy(&before);
+        ed_trainer_destroy(&t);
+    }
+}
+
+static void test_hard_only_and_bad_label(void **state)
+{
+    (void)state;
+    float x[B * D], q[B * C];
+    int32_t y[B];
+    ed_rng r;
+    ed_rng_seed(&r, 3);
+    s_fixture(x, y, q, &r);
+    ed_mlp *before;
+    ed_trainer *t = s_trainer(1e-3f, &before);
+    ed_batch b = {.n = B, .dim = D, .dtype = ED_DTYPE_F32, .x = x, .y = y};
+    ed_loss_config lc = {.alpha = 0.0f, .temperature = 1.0f};
+    ed_step_stats st;
+    ed_err err = {0};
+    /* No targets: the hard loss over the 3 labeled rows only (alpha = 0 gives the same). */
+    assert_int_equal(ed_trainer_step(t, &b, NULL, &lc, &st, &err), 0);
+    float got = (float)st.loss, want = (float)s_objective(before->params, x, y, q, 1.0f, 0.0f);
+    assert_true(tu_allclose("hard-only objective", &got, &want, 1, 1e-5, 1e-5));
+
+    /* A label outside the classes: refused, parameters untouched. */
+    memcpy(before->params, t->model->params, sizeof(float) * before->n_params);
+    y[0] = C;
+    assert_int_equal(ed_trainer_step(t, &b, NULL, &lc, &st, &err), ED_EFORMAT);
+    assert_non_null(strstr(err.msg, "label 4"));
+    assert_memory_equal(before->params, t->model->params, sizeof(float) * before->n_params);
+    /* All unlabeled and no targets: nothing to learn from. */
+    for (int i = 0; i < B; i++)
+        y[i] = -1;
+    assert_int_equal(ed_trainer_step(t, &b, NULL, &lc, &st, &err), ED_EINVAL);
+    /* Wrong input dimension. */
+    b.dim = D + 1;
+    assert_int_equal(ed_trainer_step(t, &b, q, &lc, &st, &err), ED_ESHAPE);
+    ed_mlp_destroy(&before);
+    ed_trainer_destroy(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_step_matches_objective),
+        cmocka_unit_test(test_hard_only_and_bad_label),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
