@@ -7,6 +7,7 @@
  * per step.
  */
 #include "ed_optim.h"
+#include "ed_simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -140,6 +141,7 @@ void ed_optim_destroy(ed_optim **po)
 }
 
 /* g' = g + wd p;  m = mu m + g';  p -= lr m */
+ED_VECTOR_CLONES
 static void s_sgd(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
                   float mu, float wd)
 {
@@ -153,6 +155,7 @@ static void s_sgd(float *restrict p, const float *restrict g, float *restrict m,
 
 /* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr (m c1 / (sqrt(v c2) + eps) + wd p),
  * with c1 = 1 / (1 - b1^t), c2 = 1 / (1 - b2^t). */
+ED_VECTOR_CLONES
 static void s_adam(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
                    size_t n, float lr, float b1, float b2, float c1, float c2, float eps, float wd)
 {
