@@ -41,7 +41,8 @@ typedef struct {
     float input_scale, input_offset;
     long steps, shuffle_buffer, warmup_steps;
     int epochs, batch_size, inflight, blas_threads;
-    float timeout, connect_timeout;
+    float timeout, connect_timeout, max_wait, resolve_interval, health_interval;
+    int quorum;
     uint64_t seed;
     bool quiet;
 } st_distill_opts;
@@ -56,6 +57,8 @@ static double s_max_rss_mib(void)
 typedef struct {
     double loss, soft, hard;
     long samples, labeled, correct, steps;
+    long degraded;              /* batches averaged over fewer than all members */
+    long *missing;              /* [member] batches that member was missing from */
 } st_epoch_sums;
 
 static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long steps, double acc)
@@ -114,6 +117,7 @@ static int s_distill(const st_distill_opts *o)
     FILE *metrics = NULL, *dump = NULL;
     float *q = NULL, *scratch = NULL;
     const float **member_logits = NULL;
+    long *missing = NULL;
     ed_arch arch;
     if (ed_arch_parse(o->arch, &arch, &err)) {
         fprintf(stderr, "student_trainer distill: --arch: %s\n", err.msg);
@@ -154,7 +158,10 @@ static int s_distill(const st_distill_opts *o)
 
     st_pool_config pc = {.input_dim = D, .classes = C, .max_batch = o->batch_size,
                          .depth = o->inflight, .dtype = st_mixer_dtype(mix),
-                         .timeout_s = o->timeout, .connect_timeout_s = o->connect_timeout};
+                         .timeout_s = o->timeout, .connect_timeout_s = o->connect_timeout,
+                         .quorum = o->quorum, .max_wait_s = o->max_wait,
+                         .resolve_interval_s = o->resolve_interval,
+                         .health_interval_s = o->health_interval};
     pool = st_pool_open(o->teachers, &pc, &err);
     if (!pool)
         goto fail;
@@ -186,7 +193,8 @@ static int s_distill(const st_distill_opts *o)
     q = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
     scratch = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
     member_logits = calloc((size_t)K, sizeof *member_logits);
-    if (!t || !q || !scratch || !member_logits) {
+    missing = calloc((size_t)K, sizeof *missing);
+    if (!t || !q || !scratch || !member_logits || !missing) {
         if (t)
             ed_err_set(&err, ED_ENOMEM, "out of memory");
         goto fail;
@@ -222,7 +230,8 @@ static int s_distill(const st_distill_opts *o)
         long epoch_steps = total_steps - step < steps_per_epoch ? total_steps - step : steps_per_epoch;
         ed_progress prog;
         ed_progress_start(&prog, what, epoch_steps, o->quiet ? 0 : 5.0);
-        st_epoch_sums sums = {0};
+        st_epoch_sums sums = {.missing = missing};
+        memset(missing, 0, sizeof(long) * (size_t)K);
         st_pool_stats ps_discard;
         st_pool_stats_take(pool, &ps_discard);
         double t_epoch = ed_now();
@@ -249,13 +258,19 @@ static int s_distill(const st_distill_opts *o)
                 goto fail;
             }
             inflight--;
-            for (int k = 0; k < K; k++)
-                member_logits[k] = logits[k];
+            int present = 0;
+            for (int k = 0; k < K; k++) {
+                if (logits[k])
+                    member_logits[present++] = logits[k];
+                else
+                    sums.missing[k]++;
+            }
+            sums.degraded += present < K;
             if (lc.soft_loss == ED_SOFT_L2)
-                ed_combine_mean_logits(member_logits, K, b.n, C, q);
+                ed_combine_mean_logits(member_logits, present, b.n, C, q);
             else
-                ed_combine((ed_combine_mode)combine, member_logits, K, b.n, C, o->temperature, q,
-                           scratch);
+                ed_combine((ed_combine_mode)combine, member_logits, present, b.n, C,
+                           o->temperature, q, scratch);
             if (dump && fwrite(q, sizeof(float), (size_t)b.n * (size_t)C, dump) != (size_t)b.n * (size_t)C) {
                 ed_err_set(&err, ED_EIO, "%s: write failed", o->dump_targets);
                 goto fail;
@@ -337,11 +352,22 @@ static int s_distill(const st_distill_opts *o)
                     (double)sums.samples / secs, secs, K, ps.latency_mean_ms, ps.latency_p50_ms,
                     ps.latency_p99_ms, ps.wait_ms / 1000.0, (unsigned long long)ps.bytes_sent,
                     (unsigned long long)ps.bytes_received, s_max_rss_mib());
+            fprintf(metrics, ",\"degraded_batches\":%ld,\"missing\":{", sums.degraded);
+            for (int k = 0, first = 1; k < K; k++)
+                if (missing[k]) {
+                    fprintf(metrics, "%s\"%s\":%ld", first ? "" : ",", st_pool_member_name(pool, k),
+                            missing[k]);
+                    first = 0;
+                }
+            fprintf(metrics, "}");
             if (have_test)
                 fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
             fprintf(metrics, "}\n");
             fflush(metrics);
         }
+        if (sums.degraded)
+            ed_log_warn("epoch %d: %ld of %ld batches averaged over fewer than %d members", epoch,
+                        sums.degraded, sums.steps, K);
         ed_eval_result_free(&res);
     }
     char fp[32];
@@ -364,6 +390,7 @@ done:
     free(q);
     free(scratch);
     free(member_logits);
+    free(missing);
     ed_trainer_destroy(&t);
     st_pool_close(&pool);
     st_mixer_destroy(&mix);
@@ -385,7 +412,8 @@ int st_distill_main(int argc, char **argv)
         .dropout_in = 0.0f, .dropout_hidden = 0.0f, .input_scale = 1.0f / 255.0f,
         .input_offset = 0.0f, .steps = 0, .shuffle_buffer = 65536, .warmup_steps = 0,
         .epochs = 10, .batch_size = 128, .inflight = 4, .blas_threads = 0,
-        .timeout = 60.0f, .connect_timeout = 60.0f, .seed = 1, .quiet = false,
+        .timeout = 10.0f, .connect_timeout = 60.0f, .max_wait = 60.0f, .resolve_interval = 10.0f,
+        .health_interval = 2.0f, .quorum = 0, .seed = 1, .quiet = false,
     };
     const ed_cli_opt opts[] = {
         {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", true},
@@ -424,7 +452,11 @@ int st_distill_main(int argc, char **argv)
         {"shuffle-buffer", ED_CLI_LONG, &o.shuffle_buffer, "N", "samples held for shuffling, per source", NULL, false},
         {"input-scale", ED_CLI_FLOAT, &o.input_scale, "X", "student input x = raw * scale + offset", NULL, false},
         {"input-offset", ED_CLI_FLOAT, &o.input_offset, "X", "see --input-scale", NULL, false},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request", NULL, false},
+        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request; a teacher that misses it is marked down", NULL, false},
+        {"quorum", ED_CLI_INT, &o.quorum, "K", "members that must answer a batch (0: all); fewer answers -> a degraded batch", NULL, false},
+        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS", "how long a batch waits for its quorum before the run stops", NULL, false},
+        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS", "re-resolve teacher host names (elastic membership)", NULL, false},
+        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS", "ping idle and down teachers", NULL, false},
         {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS", "wait for teachers to report ready", NULL, false},
         {"dump-targets", ED_CLI_STR, &o.dump_targets, "FILE", "write every batch's soft targets as raw float32", NULL, false},
         {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},

@@ -29,6 +29,10 @@ typedef struct {
     ed_dtype dtype;            /* dtype of the submitted batches */
     double timeout_s;          /* per-request deadline */
     double connect_timeout_s;  /* how long to wait for every teacher's member info */
+    int quorum;                /* members that must answer a batch; <= 0 means all of them */
+    double max_wait_s;         /* how long a batch may wait for its quorum before the run fails */
+    double resolve_interval_s; /* re-resolve tcp:// host names this often (elastic membership) */
+    double health_interval_s;  /* ping idle or down teachers this often */
 } st_pool_config;
 
 typedef struct st_pool st_pool;
@@ -50,7 +54,9 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err);
 
 /* Waits for every member's logits of slot. On success *batch is the submitted batch (copy held by the
  * pool) and logits[k] points to member k's (batch->n, classes) raw logits; both stay valid until the
- * slot is submitted again. The slot is free again afterwards. */
+ * slot is submitted again. logits[k] is NULL when member k could not answer and the quorum policy
+ * released the batch without it (a degraded batch); callers average over the non-NULL members.
+ * The slot is free again afterwards. */
 int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **logits, ed_err *err);
 
 typedef struct {
