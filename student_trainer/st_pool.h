@@ -10,8 +10,20 @@
  * time, so teachers compute the next batches while the caller trains on the current one.
  *
  * Remote protocol: one DEALER socket per endpoint, one Envelope per frame (see docs/PROTOCOL.md).
- * Every request has a deadline (timeout_s); a reply that misses it, or an error reply, fails the wait
- * with a message naming the endpoint.
+ *
+ * Faults. Every request has a deadline (timeout_s). A replica that misses it, or whose connection
+ * drops (seen through a ZeroMQ socket monitor), is marked DOWN and its requests go to another live
+ * replica of the same member. DOWN replicas are pinged (InfoRequest) with exponential backoff and
+ * rejoin as soon as they answer with the member's fingerprint; a teacher whose fingerprint disagrees
+ * with its member's is refused, loudly. Idle replicas are pinged every health_interval_s. When a
+ * member has no live replica, a batch is released with the members that answered if at least
+ * `quorum` did (a degraded batch); otherwise it waits for a replica to come back for up to
+ * max_wait_s, then the wait fails naming the missing members.
+ *
+ * Elastic membership. A "tcp://NAME:PORT" whose NAME is not a numeric address is resolved with
+ * getaddrinfo (every A/AAAA record becomes a replica endpoint) and re-resolved every
+ * resolve_interval_s: new addresses join (as replicas, or as new members when their fingerprint is
+ * new), vanished ones are dropped. This is what a headless Kubernetes Service looks like.
  */
 #ifndef ST_POOL_H
 #define ST_POOL_H
@@ -43,6 +55,7 @@ typedef struct st_pool st_pool;
 st_pool *st_pool_open(const char *teachers, const st_pool_config *cfg, ed_err *err);
 void st_pool_close(st_pool **pp);
 
+/* Members known now. Membership can grow during a run (elastic DNS); indices never change. */
 int st_pool_member_count(const st_pool *p);
 const char *st_pool_member_name(const st_pool *p, int k);
 /* Number of replicas of member k and a description "name (fnv1a64:..) at ep1, ep2". */
@@ -59,8 +72,16 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err);
  * The slot is free again afterwards. */
 int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **logits, ed_err *err);
 
+#define ST_POOL_MAX_MEMBERS 64
+#define ST_POOL_MAX_REPLICAS 256
+
 typedef struct {
     long requests;             /* replies received since the last take */
+    long down_events;          /* replicas marked down since the last take */
+    long up_events;            /* replicas that came back since the last take */
+    long failovers;            /* requests re-sent to another replica */
+    int replicas_up;           /* now */
+    int replicas_known;        /* now: up, down or connecting (not refused, not gone) */
     double latency_mean_ms;    /* request round trip (remote) or compute time (in-process) */
     double latency_p50_ms;
     double latency_p99_ms;

@@ -24,6 +24,7 @@ e2e_cleanup() {
   rm -rf "$WORK"
 }
 trap e2e_cleanup EXIT
+[[ -n "${E2E_KEEP:-}" ]] && trap - EXIT
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
