@@ -802,10 +802,13 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
     return s_add_remote(p, si, spec, err);
 }
 
-/* Waits until every static teacher and at least one address of each DNS name answered. */
+#define ST_DNS_GRACE 3.0 /* seconds to wait for the other addresses of a name once one answered */
+
+/* Waits until every static teacher answered, and every address of each DNS name, or at least one
+ * of them for ST_DNS_GRACE seconds (the others may join later). */
 static int s_wait_ready(st_pool *p, ed_err *err)
 {
-    double deadline = ed_now() + p->cfg.connect_timeout_s;
+    double deadline = ed_now() + p->cfg.connect_timeout_s, first_up[ST_MAX_SOURCES] = {0};
     for (;;) {
         /* Admit in-process replicas (their info is known already). */
         for (int i = 0; i < p->n_reps; i++) {
@@ -834,7 +837,13 @@ static int s_wait_ready(st_pool *p, ed_err *err)
                 if (p->sources[si].kind != SRC_DNS && r->state == R_REFUSED)
                     return ed_err_set(err, ED_EPEER, "%s", r->why);
             }
-            if (p->sources[si].kind == SRC_STATIC ? any_pending : !any_up)
+            double now = ed_now();
+            if (any_up && first_up[si] == 0)
+                first_up[si] = now;
+            bool ready = p->sources[si].kind == SRC_DNS
+                             ? any_up && (!any_pending || now - first_up[si] >= ST_DNS_GRACE)
+                             : !any_pending;
+            if (!ready)
                 missing = p->sources[si].spec;
         }
         if (!missing)

@@ -27,6 +27,9 @@ trap e2e_cleanup EXIT
 [[ -n "${E2E_KEEP:-}" ]] && trap - EXIT
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 
+# quiet_kill PID: SIGKILL a child of this shell without bash's "Killed" job report.
+quiet_kill() { { kill -9 "$1" && wait "$1"; } 2>/dev/null || true; }
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
