@@ -5,8 +5,10 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan test test-fast test-asan demo clean help
+.PHONY: all deps build build-asan test test-fast test-asan fuzz demo clean help
 
 all: build
 
@@ -14,6 +16,7 @@ help:
 	@echo "make demo       install missing Debian packages (as root), build, run the end-to-end demo"
 	@echo "make test       install, build, run the test suite in the normal and the ASan+UBSan build"
 	@echo "make test-fast  the test suite in the normal build only"
+	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
 	@echo "make build      configure and build into $(BUILD)/"
 	@echo "make clean      remove the build trees"
 
@@ -36,8 +39,11 @@ test-asan: build-asan
 
 test: test-fast test-asan
 
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 demo: build
 	@scripts/demo.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

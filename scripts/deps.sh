@@ -10,6 +10,7 @@ PACKAGES=(
   libopenblas-dev libuv1-dev zlib1g-dev libcjson-dev libcmocka-dev
   dataset-fashion-mnist python3-numpy
   python3-zmq python3-protobuf protobuf-compiler   # tests/e2e/serve.sh: the Python reference client
+  clang libclang-rt-dev                            # make fuzz: libFuzzer and the sanitizer runtimes
 )
 
 missing=()

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""make_corpus.py: writes the seed corpora of the fuzz targets under tests/fuzz/corpus/<target>/.
+
+Small valid (and a few nearly valid) inputs, built here independently of the C code: protobuf frames
+encoded by hand from proto/edistill.proto's field numbers, IDX / .npy / CSV files (raw and gzip) and
+tiny edistill model files written by tests/e2e/serve_client.py's make_model. Deterministic; rerun and
+commit the output when the formats change. Usage: /usr/bin/python3 tests/fuzz/make_corpus.py
+"""
+import gzip
+import io
+import os
+import struct
+import sys
+
+import numpy as np
+
+sys.dont_write_bytecode = True
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+import serve_client  # noqa: E402  (make_model)
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- protobuf, by hand -------------------------------------------------------------------------
+def varint(v):
+    v &= (1 << 64) - 1  # negative int32 values go out as 10-byte two's complement varints
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def f_bytes(num, b):
+    return varint((num << 3) | 2) + varint(len(b)) + b
+
+
+def tensor(dtype, shape, data):
+    packed = b"".join(varint(s) for s in shape)
+    return f_varint(1, dtype) + f_bytes(2, packed) + f_bytes(3, data)
+
+
+def envelope(body_field, body, version=1):
+    return f_varint(1, version) + f_bytes(body_field, body)
+
+
+F32, U8 = 1, 2
+
+
+def wire_corpus():
+    t = "fuzz_wire_decode"
+    write(t, "info_request", envelope(2, f_varint(1, 42)))
+    write(t, "logit_request_u8", envelope(4, f_varint(1, 7) + f_bytes(2, tensor(U8, [2, 4], bytes(range(8))))))
+    x = np.arange(3, dtype="<f4").tobytes()
+    write(t, "logit_request_f32", envelope(4, f_varint(1, 8) + f_bytes(2, tensor(F32, [1, 3], x))))
+    logits = np.linspace(-1, 1, 6, dtype="<f4").tobytes()
+    reply = (f_varint(1, 9) + f_bytes(2, tensor(F32, [2, 3], logits)) + f_bytes(3, b"m1")
+             + f_varint(4, 1234) + f_bytes(5, b"fnv1a64:0123456789abcdef"))
+    write(t, "logit_reply", envelope(5, reply))
+    info = (f_varint(1, 1) + f_varint(2, 1) + f_bytes(3, b"member-0") + f_bytes(4, b"fnv1a64:0123456789abcdef")
+            + f_varint(5, 784) + f_varint(6, 10) + f_bytes(7, b"784,64,10") + f_varint(8, 1)
+            + f_bytes(9, b"host:123") + f_varint(10, 256))
+    write(t, "member_info", envelope(3, info))
+    write(t, "error_reply", envelope(6, f_varint(1, 5) + f_varint(2, -11) + f_bytes(3, b"batch too big")))
+    write(t, "wrong_version", envelope(2, f_varint(1, 1), version=2))
+    write(t, "shape_mismatch", envelope(4, f_varint(1, 3) + f_bytes(2, tensor(U8, [2, 4], bytes(7)))))
+    write(t, "huge_length", f_varint(1, 1) + varint((4 << 3) | 2) + varint(0xFFFFFFF0) + b"\x08\x01")
+
+
+# ---- data files --------------------------------------------------------------------------------
+def idx(arr):
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    head = bytes([0, 0, 8, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    return head + arr.tobytes()
+
+
+def npy(arr, version=(1, 0)):
+    bio = io.BytesIO()
+    np.lib.format.write_array(bio, arr, version=version)
+    return bio.getvalue()
+
+
+def gz(data):
+    bio = io.BytesIO()
+    with gzip.GzipFile(fileobj=bio, mode="wb", mtime=0) as f:
+        f.write(data)
+    return bio.getvalue()
+
+
+def data_corpus():
+    t = "fuzz_data_reader"
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, size=(5, 3, 3), dtype=np.uint8)
+    write(t, "images.idx", idx(img))
+    write(t, "images.idx.gz", gz(idx(img)))
+    write(t, "labels.idx", idx(np.array([0, 1, 2, 1, 0], dtype=np.uint8)))
+    write(t, "u8.npy", npy(img.reshape(5, 9)))
+    write(t, "f32.npy", npy(rng.random((4, 3), dtype=np.float32)))
+    write(t, "f32_be.npy", npy(rng.random((3, 2)).astype(">f4")))
+    write(t, "labels_i8.npy", npy(np.array([3, 1, 4, 1], dtype="<i8")))
+    write(t, "labels_i4_v2.npy", npy(np.array([2, 7, 1], dtype="<i4"), version=(2, 0)))
+    write(t, "u1_1d.npy.gz", gz(npy(np.array([1, 2, 3, 4], dtype=np.uint8))))
+    write(t, "samples.csv", b"0.5,1,2\n3,4.25,-5\n1e3,0,7\n")
+    write(t, "labels.csv", b"1\n0\n2\n2\n")
+    write(t, "truncated.idx", idx(img)[:30])
+
+
+# ---- model files -------------------------------------------------------------------------------
+def model_corpus():
+    t = "fuzz_model_file"
+    d = os.path.join(HERE, "corpus", t)
+    os.makedirs(d, exist_ok=True)
+    serve_client.make_model(os.path.join(d, "mlp_4_3_2.safetensors"), [4, 3, 2], seed=1, member="m")
+    serve_client.make_model(os.path.join(d, "mlp_3_2.safetensors"), [3, 2], seed=2, member="s")
+    serve_client.make_model(os.path.join(d, "mlp_2_2_2_2.safetensors"), [2, 2, 2, 2], seed=3, member="")
+    # A plain safetensors file that is not an edistill model (other dtypes, no metadata).
+    hdr = b'{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},"b":{"dtype":"U8","shape":[1,3],"data_offsets":[16,19]}}'
+    write(t, "plain.safetensors", struct.pack("<Q", len(hdr)) + hdr + bytes(19))
+
+
+if __name__ == "__main__":
+    wire_corpus()
+    data_corpus()
+    model_corpus()
