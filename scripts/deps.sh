@@ -10,6 +10,7 @@ PACKAGES=(
   libopenblas-dev libuv1-dev zlib1g-dev libcjson-dev libcmocka-dev
   dataset-fashion-mnist python3-numpy
   python3-zmq python3-protobuf protobuf-compiler   # tests/e2e/serve.sh: the Python reference client
+  docker-compose yamllint python3-yaml python3-kubernetes shellcheck iproute2  # tests/e2e/deploy_*.sh, multihost.sh
   clang libclang-rt-dev                            # make fuzz: libFuzzer and the sanitizer runtimes
 )
 

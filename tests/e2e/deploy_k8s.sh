@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# deploy/k8s/, checked offline (no cluster here):
+#  - yamllint; `kubectl kustomize` renders the whole set when kubectl is on PATH (it needs no
+#    cluster; Debian 12 has no kubeconform/kubeval, and `kubectl apply --dry-run` needs a server);
+#  - every field of every object is known to and typed as in the python3-kubernetes models, and the
+#    cross-references hold (tests/e2e/deploy_check.py k8s): headless Service = StatefulSet
+#    serviceName, selectors match the teacher pods only, ports agree, readiness probe = test -s on
+#    the worker's --ready-file, PVC/Secret/volume references resolve, resources set, non-root;
+#  - the checker fails on broken copies (unknown field, mismatched serviceName, wrong port);
+#  - every container's exact command runs with the real programs: the teachers' init container
+#    (train-member) and serve wrapper with POD_NAME=edistill-teachers-<ordinal>, their readiness
+#    probe, and the Job's distill with its $(VAR)s expanded from its env (sizes overridden tiny).
+#    Paths /models, /data, /tmp/ready are rewritten to temp dirs, 0.0.0.0:5555 to kernel-chosen
+#    loopback ports, and the Service's DNS name to those endpoints (resolving one name to many
+#    teachers is the pool's job, tested with it).
+source "$(dirname "$0")/lib.sh"
+PYCHECK="$PY $SRC/tests/e2e/deploy_check.py"
+K8S="$SRC/deploy/k8s"
+command -v yamllint >/dev/null || fail "yamllint missing (scripts/deps.sh installs it)"
+[[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
+
+yamllint -s -c "$SRC/deploy/.yamllint" "$K8S" || fail "yamllint deploy/k8s"
+pass "yamllint"
+if command -v kubectl >/dev/null; then
+  kubectl kustomize "$K8S" > "$WORK/rendered.yaml" 2> "$WORK/kustomize.err" ||
+    { cat "$WORK/kustomize.err" >&2; fail "kubectl kustomize"; }
+  n=$(grep -c '^kind:' "$WORK/rendered.yaml")
+  [[ $n == 6 ]] || fail "kustomize rendered $n objects, expected 6"
+  pass "kubectl kustomize renders $n objects"
+else
+  echo "note: kubectl not on PATH: kustomize rendering not checked"
+fi
+
+mkdir -p "$WORK/argv"
+$PYCHECK k8s "$K8S" "$WORK/argv" STUDENT_ARCH=784,16,10 STUDENT_EPOCHS=2 LABELED_END=500 UNLABELED_END=2000 ||
+  fail "manifest checks"
+
+# The checker must catch broken manifests.
+broken() { # what sed-expression file
+  rm -rf "$WORK/bad"; cp -r "$K8S" "$WORK/bad"
+  sed -i "$2" "$WORK/bad/$3"
+  mkdir -p "$WORK/bad-argv"
+  if $PYCHECK k8s "$WORK/bad" "$WORK/bad-argv" > "$WORK/bad.out" 2>&1; then fail "checker accepted: $1"; fi
+  pass "checker refuses $1: $(grep FAIL -A1 "$WORK/bad.out" | tail -n1 | sed 's/^ *//')"
+}
+broken "an unknown field" 's/^  serviceName:/  serviceNme:/' teachers.yaml
+broken "a StatefulSet serviceName that is not the Service" 's/^  serviceName: .*/  serviceName: other/' teachers.yaml
+broken "a Service port that is not the worker's" 's/      port: 5555/      port: 5556/' teachers.yaml
+broken "a readiness probe on another file" 's|\["test", "-s", "/tmp/ready"\]|["test", "-s", "/tmp/x"]|' teachers.yaml
+broken "a Job pointing elsewhere" 's|edistill-teachers.edistill.svc|teachers.edistill.svc|' distill-job.yaml
+
+export PATH="$BUILD/teacher_worker:$BUILD/student_trainer:$PATH"
+mkdir -p "$WORK/models"
+paths=("/models/=$WORK/models/" "/data/=$FMNIST/")
+load_argv() { # NAME [FROM=TO...] -> ARGV
+  local name=$1; shift
+  cp "$WORK/argv/$name.argv" "$WORK/argv/$name.run"
+  $PYCHECK rewrite "$WORK/argv/$name.run" "${paths[@]}" "$@"
+  mapfile -d '' ARGV < "$WORK/argv/$name.run"
+}
+
+# Init containers: the manifest's env, sizes made tiny.
+mapfile -t INIT_ENV < "$WORK/argv/train-member.env"
+load_argv train-member
+for i in 0 1 2; do
+  env "${INIT_ENV[@]}" POD_NAME="edistill-teachers-$i" MEMBER_ARCH=784,32,10 MEMBER_EPOCHS=1 TRAIN_END=2000 \
+    "${ARGV[@]}" > "$WORK/init-$i.out" 2>&1 || { cat "$WORK/init-$i.out" >&2; fail "train-member init container, ordinal $i"; }
+  [[ -s "$WORK/models/member-$i.safetensors" ]] || fail "init container $i wrote no member-$i"
+done
+env "${INIT_ENV[@]}" POD_NAME=edistill-teachers-1 "${ARGV[@]}" > "$WORK/init-again.out" 2>&1 || fail "init container rerun"
+grep -q "member-1: using existing" "$WORK/init-again.out" || fail "init container retrained an existing member"
+pass "init containers: ordinal i trains member-i (seed i+1); an existing member is kept"
+
+EPS=()
+for i in 0 1 2; do
+  ready="$WORK/ready-$i"
+  load_argv teacher.ready "/tmp/ready=$ready"; PROBE=("${ARGV[@]}")
+  "${PROBE[@]}" && fail "teacher $i ready before it started"
+  load_argv teacher "/tmp/ready=$ready" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*"
+  POD_NAME="edistill-teachers-$i" "${ARGV[@]}" > /dev/null 2>> "$WORK/workers.log" &
+  E2E_PIDS+=($!)
+  for _ in $(seq 1 100); do "${PROBE[@]}" && break; sleep 0.1; done
+  "${PROBE[@]}" || { cat "$WORK/workers.log" >&2; fail "teacher $i never ready"; }
+  EPS+=("$(sed -n 's/^endpoint=//p' "$ready")")
+done
+pass "teachers: readiness probe false before start, true once serving (${EPS[*]})"
+
+TEACHERS=$(IFS=,; echo "${EPS[*]}")
+load_argv distill "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS"
+"${ARGV[@]}" > "$WORK/distill.out" 2> "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "Job command"; }
+for i in 0 1 2; do
+  grep -q "member [0-9]: member-$i (fnv1a64:[0-9a-f]*) at ${EPS[$i]}$" "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "trainer did not see member-$i"; }
+done
+grep -q '"members":3' "$WORK/models/distill.jsonl" || fail "distill did not use 3 members"
+"$ST" eval --models "$WORK/models/student.safetensors" --images "$TEST_X" --labels "$TEST_Y" --no-confusion \
+  > "$WORK/eval.out" || fail "eval of the student"
+pass "Job: distilled from member-0..2 served by ordinals 0..2; eval accepts the student"
+
+for p in "${E2E_PIDS[@]}"; do kill -TERM "$p"; done
+for p in "${E2E_PIDS[@]}"; do wait "$p" || fail "teacher exited with $? on SIGTERM"; done
+E2E_PIDS=()
+pass "teachers stop on SIGTERM (pod termination) with status 0"
+echo "kubernetes manifest checks passed"
