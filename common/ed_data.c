@@ -1030,6 +1030,16 @@ int ed_loader_reset(ed_loader *l, ed_err *err)
     return ed_stream_rewind(l->s, err);
 }
 
+void ed_loader_rng_get(const ed_loader *l, ed_rng *out)
+{
+    *out = l->rng;
+}
+
+void ed_loader_rng_set(ed_loader *l, const ed_rng *state)
+{
+    l->rng = *state;
+}
+
 void ed_batch_to_float(const ed_batch *b, float scale, float offset, float *out)
 {
     size_t total = (size_t)b->n * (size_t)b->dim;

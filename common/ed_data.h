@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "ed_error.h"
+#include "ed_rng.h"
 
 typedef enum { ED_DTYPE_U8 = 0, ED_DTYPE_F32 = 1, ED_DTYPE_COUNT } ed_dtype;
 
@@ -98,6 +99,13 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err);
 /* Starts the next epoch: rewinds the stream; the shuffle RNG continues, so epochs differ but the
  * whole sequence is fixed by the seed. */
 int ed_loader_reset(ed_loader *l, ed_err *err);
+
+/* The shuffle RNG's state, for checkpoints. Taken right after ed_loader_new or ed_loader_reset
+ * (before the first ed_loader_next of an epoch), it fixes that whole epoch's order: restoring it
+ * with ed_loader_rng_set right after a reset replays the epoch exactly. Setting it mid-epoch
+ * changes the order of the samples not yet delivered. */
+void ed_loader_rng_get(const ed_loader *l, ed_rng *out);
+void ed_loader_rng_set(ed_loader *l, const ed_rng *state);
 
 /* out[i] = x[i] * scale + offset for a batch of either dtype. out: (n, dim). */
 void ed_batch_to_float(const ed_batch *b, float scale, float offset, float *out);

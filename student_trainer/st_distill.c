@@ -5,18 +5,33 @@
  *     alpha * T^2 * CE(q, softmax(s / T)) + (1 - alpha) * CE(y, softmax(s))   (labeled rows)
  *     alpha * T^2 * CE(q, softmax(s / T))                                     (unlabeled rows)
  * or L2 logit matching. Evaluates each epoch, writes JSON metrics and the student model file.
+ *
+ * Checkpoints (--checkpoint FILE, ed_checkpoint) are written every --checkpoint-every steps, at the
+ * end of each epoch, on SIGINT/SIGTERM (after the current step; exit status 128 + signal) and when
+ * the teachers fail. They hold the student and optimizer state after the last completed step, the
+ * epoch and the steps done in it, the epoch's partial metric sums, and the RNG states the epoch
+ * STARTED from. Batches already in flight to the teachers are not saved: --resume restarts the
+ * epoch from its start states and draws and discards the batches already trained on (without
+ * sending them to the teachers), so the resumed run trains on exactly the batches the uninterrupted
+ * run would have, and ends with the same student bit for bit (deterministic teachers, same BLAS
+ * settings). The metrics and dump files are cut back to their length at the checkpoint.
  */
 #include "st_commands.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ed_blas.h"
+#include "ed_checkpoint.h"
 #include "ed_cli.h"
 #include "ed_eval.h"
 #include "ed_log.h"
@@ -35,6 +50,9 @@ typedef struct {
     const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
     const char *arch, *member, *out, *metrics, *dump_targets;
+    const char *checkpoint;
+    long checkpoint_every;
+    bool resume, resume_if_present;
     const char *combine, *soft_loss, *optimizer, *schedule;
     float temperature, alpha, label_smoothing;
     float lr, lr_min, momentum, weight_decay, dropout_in, dropout_hidden;
@@ -60,6 +78,247 @@ typedef struct {
     long degraded;              /* batches averaged over fewer than all members */
     long *missing;              /* [member] batches that member was missing from */
 } st_epoch_sums;
+
+/* ---- signals: the handler only records the signal; the loop checks it between steps ---------- */
+
+static volatile sig_atomic_t s_stop_signal;
+
+static void s_on_signal(int sig)
+{
+    s_stop_signal = sig;
+}
+
+/* Installs the SIGINT/SIGTERM handlers (one-shot: a second signal gets the default action, so a
+ * second Ctrl-C still kills a stuck run; checkpoint writes are atomic either way). */
+static void s_signals_install(struct sigaction old[2])
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: blocking waits return early with EINTR */
+    s_stop_signal = 0;
+    sigaction(SIGINT, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void s_signals_restore(const struct sigaction old[2])
+{
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------------- */
+
+/* Where the run is: what a checkpoint records besides the trainer. */
+typedef struct {
+    int epoch;                  /* the epoch under way (1-based; epochs + 1 when the run is done) */
+    long step;                  /* steps completed in all */
+    st_mixer_state epoch_start; /* the mixer's RNG states at the start of `epoch` */
+    double test_acc;            /* last test accuracy, -1 if none */
+    long metrics_bytes;         /* length of the metrics file, -1 when none or stdout */
+    long dump_bytes;            /* length of the targets dump, -1 when none */
+} st_position;
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The settings a resumed run must share with the run that wrote the checkpoint (keys are the flag
+ * names; "labeled-count"/"unlabeled-count" are the samples found in the files, "teachers" the
+ * members' weight fingerprints, sorted). Settings that do not change the trained student (inflight,
+ * timeouts, test files, output paths, BLAS threads) may change. Caller frees. */
+static char *s_config_json(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool)
+{
+    cJSON *c = cJSON_CreateObject();
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    cJSON_AddStringToObject(c, "arch", o->arch);
+    cJSON_AddStringToObject(c, "seed", seed);
+    cJSON_AddNumberToObject(c, "batch-size", o->batch_size);
+    cJSON_AddNumberToObject(c, "temperature", o->temperature);
+    cJSON_AddNumberToObject(c, "alpha", o->alpha);
+    cJSON_AddStringToObject(c, "combine", o->combine);
+    cJSON_AddStringToObject(c, "soft-loss", o->soft_loss);
+    cJSON_AddNumberToObject(c, "label-smoothing", o->label_smoothing);
+    cJSON_AddStringToObject(c, "optimizer", o->optimizer);
+    cJSON_AddNumberToObject(c, "lr", o->lr);
+    cJSON_AddNumberToObject(c, "lr-min", o->lr_min);
+    cJSON_AddStringToObject(c, "schedule", o->schedule);
+    cJSON_AddNumberToObject(c, "warmup-steps", (double)o->warmup_steps);
+    cJSON_AddNumberToObject(c, "momentum", o->momentum);
+    cJSON_AddNumberToObject(c, "weight-decay", o->weight_decay);
+    cJSON_AddNumberToObject(c, "dropout-in", o->dropout_in);
+    cJSON_AddNumberToObject(c, "dropout-hidden", o->dropout_hidden);
+    cJSON_AddNumberToObject(c, "input-scale", o->input_scale);
+    cJSON_AddNumberToObject(c, "input-offset", o->input_offset);
+    cJSON_AddStringToObject(c, "labeled-images", o->labeled_images);
+    cJSON_AddStringToObject(c, "labeled-labels", o->labeled_labels);
+    cJSON_AddNumberToObject(c, "labeled-start", (double)o->labeled_start);
+    cJSON_AddNumberToObject(c, "labeled-end", (double)o->labeled_end);
+    if (o->unlabeled)
+        cJSON_AddStringToObject(c, "unlabeled", o->unlabeled);
+    else
+        cJSON_AddNullToObject(c, "unlabeled");
+    cJSON_AddNumberToObject(c, "unlabeled-start", (double)o->unlabeled_start);
+    cJSON_AddNumberToObject(c, "unlabeled-end", (double)o->unlabeled_end);
+    cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
+    cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
+    cJSON_AddNumberToObject(c, "shuffle-buffer", (double)o->shuffle_buffer);
+    if (o->steps > 0)
+        cJSON_AddNumberToObject(c, "steps", (double)o->steps);
+    else
+        cJSON_AddNumberToObject(c, "epochs", o->epochs);
+    /* Members by weights fingerprint ("name (fnv1a64:...) at ..."), sorted: endpoints may move. */
+    int K = st_pool_member_count(pool);
+    char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
+    cJSON *teachers = cJSON_AddArrayToObject(c, "teachers");
+    if (fps) {
+        for (int k = 0; k < K; k++) {
+            const char *d = st_pool_member_describe(pool, k);
+            const char *f = strstr(d, "fnv1a64:");
+            snprintf(fps[k], sizeof fps[k], "%.24s", f ? f : st_pool_member_name(pool, k));
+        }
+        qsort(fps, (size_t)K, sizeof *fps, s_cmp_str);
+        for (int k = 0; k < K; k++)
+            cJSON_AddItemToArray(teachers, cJSON_CreateString(fps[k]));
+        free(fps);
+    }
+    char *text = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return text;
+}
+
+/* Writes the checkpoint: the trainer after pos->step steps, the position and the epoch's sums. */
+static int s_checkpoint_save(const char *path, const char *config, const ed_trainer *t,
+                             const st_position *pos, const st_epoch_sums *sums, int K, ed_err *err)
+{
+    ed_checkpoint *c = ed_checkpoint_new(config, err);
+    if (!c)
+        return err->code;
+    int rc = ed_checkpoint_put_trainer(c, t, err);
+    const struct { const char *key; int64_t v; } ints[] = {
+        {"epoch", pos->epoch}, {"step", pos->step}, {"epoch_step", sums->steps},
+        {"metrics_bytes", pos->metrics_bytes}, {"dump_bytes", pos->dump_bytes},
+        {"members", K}, {"sums.samples", sums->samples}, {"sums.labeled", sums->labeled},
+        {"sums.correct", sums->correct}, {"sums.degraded", sums->degraded},
+    };
+    for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
+        rc = ed_checkpoint_put_int(c, ints[i].key, ints[i].v, err);
+    const struct { const char *key; double v; } reals[] = {
+        {"sums.loss", sums->loss}, {"sums.soft", sums->soft}, {"sums.hard", sums->hard},
+        {"test_accuracy", pos->test_acc},
+    };
+    for (size_t i = 0; !rc && i < sizeof reals / sizeof reals[0]; i++)
+        rc = ed_checkpoint_put_real(c, reals[i].key, reals[i].v, err);
+    for (int k = 0; !rc && k < K; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "sums.missing.%d", k);
+        rc = ed_checkpoint_put_int(c, key, sums->missing[k], err);
+    }
+    if (!rc)
+        rc = ed_checkpoint_put_rng(c, "mixer.mix", &pos->epoch_start.mix, err);
+    if (!rc)
+        rc = ed_checkpoint_put_rng(c, "mixer.labeled", &pos->epoch_start.loader[0], err);
+    if (!rc)
+        rc = ed_checkpoint_put_rng(c, "mixer.unlabeled", &pos->epoch_start.loader[1], err);
+    if (!rc)
+        rc = ed_checkpoint_write(c, path, err);
+    ed_checkpoint_destroy(&c);
+    return rc;
+}
+
+/* Restores trainer, position and sums from an open checkpoint whose config matched; checks that
+ * the position is consistent with this run's shape. */
+static int s_checkpoint_restore(const ed_checkpoint *c, const char *path, ed_trainer *t, int K,
+                                int epochs, long steps_per_epoch, long total_steps,
+                                st_position *pos, st_epoch_sums *sums, ed_err *err)
+{
+    int64_t iv[10];
+    const char *ikeys[] = {"epoch", "step", "epoch_step", "metrics_bytes", "dump_bytes",
+                           "members", "sums.samples", "sums.labeled", "sums.correct",
+                           "sums.degraded"};
+    int rc = ed_checkpoint_get_trainer(c, t, err);
+    for (int i = 0; !rc && i < 10; i++)
+        rc = ed_checkpoint_get_int(c, ikeys[i], &iv[i], err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "sums.loss", &sums->loss, err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "sums.soft", &sums->soft, err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "sums.hard", &sums->hard, err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "test_accuracy", &pos->test_acc, err);
+    if (!rc)
+        rc = ed_checkpoint_get_rng(c, "mixer.mix", &pos->epoch_start.mix, err);
+    if (!rc)
+        rc = ed_checkpoint_get_rng(c, "mixer.labeled", &pos->epoch_start.loader[0], err);
+    if (!rc)
+        rc = ed_checkpoint_get_rng(c, "mixer.unlabeled", &pos->epoch_start.loader[1], err);
+    if (!rc && iv[5] != K)
+        rc = ed_err_set(err, ED_EFORMAT, "it counts %lld members, this run has %d", (long long)iv[5], K);
+    for (int k = 0; !rc && k < K; k++) {
+        char key[32];
+        int64_t v;
+        snprintf(key, sizeof key, "sums.missing.%d", k);
+        rc = ed_checkpoint_get_int(c, key, &v, err);
+        sums->missing[k] = (long)v;
+    }
+    if (rc)
+        return ed_err_wrap(err, "%s", path);
+    pos->epoch = (int)iv[0];
+    pos->step = (long)iv[1];
+    sums->steps = (long)iv[2];
+    pos->metrics_bytes = (long)iv[3];
+    pos->dump_bytes = (long)iv[4];
+    sums->samples = (long)iv[6];
+    sums->labeled = (long)iv[7];
+    sums->correct = (long)iv[8];
+    sums->degraded = (long)iv[9];
+    long epoch_steps = iv[0] >= 1 && iv[0] <= epochs
+                           ? (total_steps - (iv[0] - 1) * steps_per_epoch < steps_per_epoch
+                                  ? total_steps - (iv[0] - 1) * steps_per_epoch
+                                  : steps_per_epoch)
+                           : 0;
+    bool done = iv[0] == epochs + 1 && iv[1] == total_steps && iv[2] == 0;
+    if (!done && (iv[0] < 1 || iv[0] > epochs || iv[2] < 0 || iv[2] > epoch_steps ||
+                  iv[1] != (iv[0] - 1) * steps_per_epoch + iv[2] || (int64_t)t->opt->t != iv[1]))
+        return ed_err_set(err, ED_EFORMAT, "%s: inconsistent position (epoch %lld, step %lld, %lld "
+                          "steps into the epoch, optimizer at %ld) for %d epochs of %ld steps",
+                          path, (long long)iv[0], (long long)iv[1], (long long)iv[2], t->opt->t,
+                          epochs, steps_per_epoch);
+    return 0;
+}
+
+/* Opens an output file for appending after cutting it back to `bytes` (its length when the
+ * checkpoint was written), or fresh when bytes < 0. */
+static FILE *s_open_resumed(const char *path, long bytes, const char *what)
+{
+    if (bytes < 0)
+        return fopen(path, "wb");
+    FILE *f;
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size < bytes)
+        ed_log_warn("%s: %s file %s than when the checkpoint was written; appending", path, what,
+                    stat(path, &sb) != 0 ? "missing, so it now lacks the lines from before" : "shorter");
+    else if (truncate(path, (off_t)bytes) != 0)
+        ed_log_warn("%s: cannot cut the %s file back to %ld bytes: %s", path, what, bytes,
+                    strerror(errno));
+    f = fopen(path, "ab");
+    if (f)
+        fseek(f, 0, SEEK_END); /* ftell in append mode is the end only after the first write */
+    return f;
+}
+
+/* Length of an output file so far (flushed), -1 for none or stdout. */
+static long s_file_bytes(FILE *f)
+{
+    if (!f || f == stdout)
+        return -1;
+    fflush(f);
+    return ftell(f);
+}
 
 static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long steps, double acc)
 {
@@ -118,6 +377,14 @@ static int s_distill(const st_distill_opts *o)
     float *q = NULL, *scratch = NULL;
     const float **member_logits = NULL;
     long *missing = NULL;
+    char *config = NULL;
+    ed_checkpoint *ck = NULL;
+    struct sigaction old_sig[2];
+    bool signals_installed = false;
+    st_position pos = {.epoch = 1, .step = 0, .test_acc = -1.0, .metrics_bytes = -1,
+                       .dump_bytes = -1};
+    st_epoch_sums sums = {0};
+    long step = 0;
     ed_arch arch;
     if (ed_arch_parse(o->arch, &arch, &err)) {
         fprintf(stderr, "student_trainer distill: --arch: %s\n", err.msg);
@@ -136,6 +403,38 @@ static int s_distill(const st_distill_opts *o)
         fprintf(stderr, "student_trainer distill: need --temperature > 0, 0 <= --alpha <= 1, "
                         "--batch-size >= 1, --inflight >= 1 and --epochs or --steps >= 1\n");
         return 2;
+    }
+    const bool want_resume = o->resume || o->resume_if_present;
+    if ((want_resume && !o->checkpoint) || o->checkpoint_every < 0) {
+        fprintf(stderr, "student_trainer distill: %s\n",
+                o->checkpoint_every < 0 ? "--checkpoint-every must be >= 0"
+                                        : "--resume needs --checkpoint FILE");
+        return 2;
+    }
+    if (o->checkpoint) {
+        /* Read the checkpoint before connecting to anyone: a bad one fails fast. */
+        struct stat sb;
+        bool exists = stat(o->checkpoint, &sb) == 0;
+        if (exists && !want_resume) {
+            fprintf(stderr, "student_trainer distill: %s already exists: pass --resume to continue "
+                            "that run, or remove it to start over\n", o->checkpoint);
+            return 2;
+        }
+        if (!exists && o->resume && !o->resume_if_present) {
+            fprintf(stderr, "student_trainer distill: --resume: no checkpoint at %s (use "
+                            "--resume-if-present to start a new run when there is none)\n",
+                    o->checkpoint);
+            return 2;
+        }
+        if (exists) {
+            ck = ed_checkpoint_read(o->checkpoint, &err);
+            if (!ck) {
+                fprintf(stderr, "student_trainer distill: cannot resume: %s\n", err.msg);
+                return 2;
+            }
+        } else if (want_resume) {
+            ed_log_info("no checkpoint at %s yet: starting a new run", o->checkpoint);
+        }
     }
     ed_blas_set_threads(o->blas_threads);
 
@@ -199,14 +498,41 @@ static int s_distill(const st_distill_opts *o)
             ed_err_set(&err, ED_ENOMEM, "out of memory");
         goto fail;
     }
+    config = s_config_json(o, mix, pool);
+    if (!config) {
+        ed_err_set(&err, ED_ENOMEM, "out of memory");
+        goto fail;
+    }
+    st_epoch_sums resumed = {.missing = missing};
+    st_mixer_state_get(mix, &pos.epoch_start);
+    const bool resuming = ck != NULL;
+    if (ck) {
+        if (ed_checkpoint_match_config(ck, config, &err)) {
+            ed_err_wrap(&err, "cannot resume from %s: this run's settings differ from the run that "
+                        "wrote it (give the same settings, or start a new run with another "
+                        "--checkpoint)", o->checkpoint);
+            goto fail;
+        }
+        if (s_checkpoint_restore(ck, o->checkpoint, t, K, epochs, steps_per_epoch, total_steps, &pos,
+                                 &resumed, &err))
+            goto fail;
+        ed_checkpoint_destroy(&ck);
+        ed_log_info("resuming from %s: epoch %d, step %ld of %ld (%ld into the epoch)",
+                    o->checkpoint, pos.epoch, pos.step, total_steps, resumed.steps);
+    }
+    const int resume_epoch = pos.epoch;
     if (o->metrics) {
-        metrics = !strcmp(o->metrics, "-") ? stdout : fopen(o->metrics, "w");
+        metrics = !strcmp(o->metrics, "-") ? stdout
+                  : resuming ? s_open_resumed(o->metrics, pos.metrics_bytes, "metrics")
+                             : fopen(o->metrics, "w");
         if (!metrics) {
             ed_err_set(&err, ED_EIO, "%s: cannot open metrics file", o->metrics);
             goto fail;
         }
     }
-    if (o->dump_targets && !(dump = fopen(o->dump_targets, "wb"))) {
+    if (o->dump_targets &&
+        !(dump = resuming ? s_open_resumed(o->dump_targets, pos.dump_bytes, "targets")
+                          : fopen(o->dump_targets, "wb"))) {
         ed_err_set(&err, ED_EIO, "%s: cannot open targets file", o->dump_targets);
         goto fail;
     }
@@ -220,24 +546,42 @@ static int s_distill(const st_distill_opts *o)
     const ed_loss_config lc = {.alpha = o->alpha, .temperature = o->temperature,
                                .soft_loss = (ed_soft_loss)soft, .label_smoothing = o->label_smoothing};
     const double t_start = ed_now();
-    long step = 0;
-    double test_acc = -1.0;
-    for (int epoch = 1; epoch <= epochs; epoch++) {
-        if (epoch > 1 && st_mixer_reset(mix, &err))
-            goto fail;
+    const long first_step = pos.step;
+    step = pos.step;
+    double test_acc = pos.test_acc;
+    s_signals_install(old_sig);
+    signals_installed = true;
+    for (int epoch = pos.epoch; epoch <= epochs; epoch++) {
+        sums = (st_epoch_sums){.missing = missing};
+        if (epoch == resume_epoch && resuming) {
+            /* Replay this epoch from its start states, skipping the batches already trained on. */
+            sums = resumed;
+            if (st_mixer_restart(mix, &pos.epoch_start, &err) ||
+                st_mixer_skip(mix, sums.steps, &err)) {
+                ed_err_wrap(&err, "replaying epoch %d to step %ld", epoch, sums.steps);
+                goto fail;
+            }
+        } else {
+            memset(missing, 0, sizeof(long) * (size_t)K);
+            if (epoch > 1 && st_mixer_reset(mix, &err))
+                goto fail;
+            st_mixer_state_get(mix, &pos.epoch_start);
+        }
+        pos.epoch = epoch;
         char what[64];
         snprintf(what, sizeof what, "epoch %d/%d", epoch, epochs);
-        long epoch_steps = total_steps - step < steps_per_epoch ? total_steps - step : steps_per_epoch;
+        long epoch_steps = total_steps - (long)(epoch - 1) * steps_per_epoch < steps_per_epoch
+                               ? total_steps - (long)(epoch - 1) * steps_per_epoch
+                               : steps_per_epoch;
         ed_progress prog;
         ed_progress_start(&prog, what, epoch_steps, o->quiet ? 0 : 5.0);
-        st_epoch_sums sums = {.missing = missing};
-        memset(missing, 0, sizeof(long) * (size_t)K);
+        const long samples_before = sums.samples;
         st_pool_stats ps_discard;
         st_pool_stats_take(pool, &ps_discard);
         double t_epoch = ed_now();
         /* Fill the pipeline, then: wait for the oldest slot, train on it, refill that slot. */
         int inflight = 0, head = 0;
-        long submitted = 0;
+        long submitted = sums.steps;
         for (int s = 0; s < o->inflight && submitted < epoch_steps; s++) {
             ed_batch b;
             int n = st_mixer_next(mix, &b, &err);
@@ -246,7 +590,7 @@ static int s_distill(const st_distill_opts *o)
             if (n == 0)
                 break;
             if (st_pool_submit(pool, s, &b, &err))
-                goto fail;
+                goto fail_teachers;
             inflight++;
             submitted++;
         }
@@ -255,7 +599,7 @@ static int s_distill(const st_distill_opts *o)
             const float *const *logits;
             if (st_pool_wait(pool, head, &b, &logits, &err)) {
                 ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
-                goto fail;
+                goto fail_teachers;
             }
             inflight--;
             int present = 0;
@@ -293,6 +637,19 @@ static int s_distill(const st_distill_opts *o)
             sums.loss += st.loss * st.n;
             sums.soft += st.soft_loss * st.n;
             sums.hard += st.hard_loss * st.n_labeled;
+            pos.step = step;
+            /* A checkpoint between steps is always consistent: it never depends on the batches in
+             * flight. The one at the end of the epoch follows below. */
+            if (o->checkpoint && sums.steps < epoch_steps &&
+                (s_stop_signal || (o->checkpoint_every > 0 && step % o->checkpoint_every == 0))) {
+                pos.metrics_bytes = s_file_bytes(metrics);
+                pos.dump_bytes = s_file_bytes(dump);
+                if (s_checkpoint_save(o->checkpoint, config, t, &pos, &sums, K, &err))
+                    goto fail;
+                ed_log_debug("checkpoint at step %ld -> %s", step, o->checkpoint);
+            }
+            if (s_stop_signal && sums.steps < epoch_steps)
+                goto interrupted; /* else: finish the epoch, which writes its checkpoint */
             if (submitted < epoch_steps) {
                 ed_batch nb;
                 int n = st_mixer_next(mix, &nb, &err);
@@ -300,7 +657,7 @@ static int s_distill(const st_distill_opts *o)
                     goto fail;
                 if (n > 0) {
                     if (st_pool_submit(pool, head, &nb, &err))
-                        goto fail;
+                        goto fail_teachers;
                     inflight++;
                     submitted++;
                 }
@@ -324,8 +681,11 @@ static int s_distill(const st_distill_opts *o)
                 goto fail;
             test_acc = ed_eval_accuracy(&res);
         }
-        if (s_save(o, t, pool, step, test_acc, &err))
+        if (s_save(o, t, pool, step, test_acc, &err)) {
+            ed_eval_result_free(&res);
             goto fail;
+        }
+        const double rate = secs > 0 ? (double)(sums.samples - samples_before) / secs : 0.0;
         if (!o->quiet)
             ed_log_info("epoch %d/%d: loss %.4f (soft %.4f, hard %.4f)%s%.2f%% | %.1fs, %.0f samples/s, "
                         "teacher latency p50 %.1f ms p99 %.1f ms, waited %.1fs",
@@ -335,8 +695,7 @@ static int s_distill(const st_distill_opts *o)
                         have_test ? " | test acc " : " | train acc (labeled) ",
                         100.0 * (have_test ? test_acc
                                            : (sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0)),
-                        secs, (double)sums.samples / secs, ps.latency_p50_ms, ps.latency_p99_ms,
-                        ps.wait_ms / 1000.0);
+                        secs, rate, ps.latency_p50_ms, ps.latency_p99_ms, ps.wait_ms / 1000.0);
         if (metrics) {
             fprintf(metrics,
                     "{\"epoch\":%d,\"step\":%ld,\"samples\":%ld,\"labeled\":%ld,\"loss\":%.6f,"
@@ -349,7 +708,7 @@ static int s_distill(const st_distill_opts *o)
                     sums.soft / (double)sums.samples,
                     sums.labeled ? sums.hard / (double)sums.labeled : 0.0,
                     sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0,
-                    (double)sums.samples / secs, secs, K, ps.latency_mean_ms, ps.latency_p50_ms,
+                    rate, secs, K, ps.latency_mean_ms, ps.latency_p50_ms,
                     ps.latency_p99_ms, ps.wait_ms / 1000.0, (unsigned long long)ps.bytes_sent,
                     (unsigned long long)ps.bytes_received, s_max_rss_mib());
             fprintf(metrics, ",\"degraded_batches\":%ld,\"missing\":{", sums.degraded);
@@ -362,6 +721,8 @@ static int s_distill(const st_distill_opts *o)
             fprintf(metrics, "}");
             if (have_test)
                 fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
+            if (epoch == resume_epoch && resuming)
+                fprintf(metrics, ",\"resumed_at_step\":%ld", first_step);
             fprintf(metrics, "}\n");
             fflush(metrics);
         }
@@ -369,7 +730,25 @@ static int s_distill(const st_distill_opts *o)
             ed_log_warn("epoch %d: %ld of %ld batches averaged over fewer than %d members", epoch,
                         sums.degraded, sums.steps, K);
         ed_eval_result_free(&res);
+        if (o->checkpoint) {
+            /* The next epoch starts from the RNG states the last batch left (reset keeps them). */
+            st_position next = pos;
+            next.epoch = epoch + 1;
+            next.test_acc = test_acc;
+            next.metrics_bytes = s_file_bytes(metrics);
+            next.dump_bytes = s_file_bytes(dump);
+            st_mixer_state_get(mix, &next.epoch_start);
+            st_epoch_sums empty = {.missing = missing};
+            memset(missing, 0, sizeof(long) * (size_t)K);
+            if (s_checkpoint_save(o->checkpoint, config, t, &next, &empty, K, &err))
+                goto fail;
+            ed_log_debug("checkpoint at the end of epoch %d -> %s", epoch, o->checkpoint);
+        }
+        if (s_stop_signal && epoch < epochs)
+            goto interrupted;
     }
+    if (step == first_step && first_step > 0 && s_save(o, t, pool, step, test_acc, &err))
+        goto fail; /* resumed a finished run: make sure the model file is the final one */
     char fp[32];
     ed_fingerprint_format(ed_fingerprint(t->model->params, t->model->n_params), fp, sizeof fp);
     if (test_acc >= 0)
@@ -380,9 +759,35 @@ static int s_distill(const st_distill_opts *o)
                ed_now() - t_start, fp);
     rc = 0;
     goto done;
+interrupted:
+    fprintf(stderr, "student_trainer distill: stopped by %s after step %ld of %ld; %s%s\n",
+            s_stop_signal == SIGINT ? "SIGINT" : "SIGTERM", step, total_steps,
+            o->checkpoint ? "checkpoint written to " : "no --checkpoint given: the progress is lost",
+            o->checkpoint ? o->checkpoint : "");
+    if (o->checkpoint)
+        fprintf(stderr, "student_trainer distill: continue with the same command plus --resume\n");
+    rc = 128 + (int)s_stop_signal;
+    goto done;
+fail_teachers:
+    /* The teachers failed between steps: save the progress so a resume loses nothing. */
+    if (o->checkpoint && step > 0) {
+        ed_err cerr = {0};
+        pos.step = step;
+        pos.metrics_bytes = s_file_bytes(metrics);
+        pos.dump_bytes = s_file_bytes(dump);
+        if (s_checkpoint_save(o->checkpoint, config, t, &pos, &sums, K, &cerr))
+            ed_log_error("cannot write the checkpoint: %s", cerr.msg);
+        else
+            ed_log_info("checkpoint at step %ld written to %s: continue with --resume once the "
+                        "teachers are back", step, o->checkpoint);
+    }
 fail:
     fprintf(stderr, "student_trainer distill: %s\n", err.msg[0] ? err.msg : ed_strerror(err.code));
 done:
+    if (signals_installed)
+        s_signals_restore(old_sig);
+    free(config);
+    ed_checkpoint_destroy(&ck);
     if (metrics && metrics != stdout)
         fclose(metrics);
     if (dump)
@@ -414,6 +819,7 @@ int st_distill_main(int argc, char **argv)
         .epochs = 10, .batch_size = 128, .inflight = 4, .blas_threads = 0,
         .timeout = 10.0f, .connect_timeout = 60.0f, .max_wait = 60.0f, .resolve_interval = 10.0f,
         .health_interval = 2.0f, .quorum = 0, .seed = 1, .quiet = false,
+        .checkpoint = NULL, .checkpoint_every = 200, .resume = false, .resume_if_present = false,
     };
     const ed_cli_opt opts[] = {
         {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", true},
@@ -459,6 +865,10 @@ int st_distill_main(int argc, char **argv)
         {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS", "ping idle and down teachers", NULL, false},
         {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS", "wait for teachers to report ready", NULL, false},
         {"dump-targets", ED_CLI_STR, &o.dump_targets, "FILE", "write every batch's soft targets as raw float32", NULL, false},
+        {"checkpoint", ED_CLI_STR, &o.checkpoint, "FILE", "checkpoint file for an exact resume, rewritten atomically (refused if it exists, unless resuming)", "EDISTILL_CHECKPOINT", false},
+        {"checkpoint-every", ED_CLI_LONG, &o.checkpoint_every, "N", "steps between checkpoints (0: only at epoch ends, on SIGINT/SIGTERM and teacher failure)", NULL, false},
+        {"resume", ED_CLI_FLAG, &o.resume, NULL, "continue the run saved in --checkpoint (error if there is none, or if a setting differs)", NULL, false},
+        {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL, "like --resume, but start a new run when there is no checkpoint yet (for restart-on-failure schedulers)", NULL, false},
         {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
     };
@@ -466,7 +876,9 @@ int st_distill_main(int argc, char **argv)
         "student_trainer distill --teachers LIST --out FILE [options]",
         "Distills an ensemble into a compact student: every batch of labeled and unlabeled data\n"
         "goes to every member; their softened outputs, averaged per sample, are the soft targets.\n"
-        "Replicas (teachers with the same weights fingerprint) count once in the average.",
+        "Replicas (teachers with the same weights fingerprint) count once in the average.\n"
+        "With --checkpoint, SIGINT/SIGTERM finish the current step, write the checkpoint and exit\n"
+        "with status 130/143; rerun the same command with --resume to continue exactly.",
         opts, (int)(sizeof opts / sizeof opts[0]),
         "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 \\\n"
         "      --labeled-end 3000 --unlabeled " FMNIST "train-images-idx3-ubyte.gz \\\n"

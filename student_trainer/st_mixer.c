@@ -165,3 +165,37 @@ int st_mixer_reset(st_mixer *m, ed_err *err)
     }
     return 0;
 }
+
+void st_mixer_state_get(const st_mixer *m, st_mixer_state *out)
+{
+    *out = (st_mixer_state){.mix = m->rng};
+    for (int i = 0; i < 2; i++)
+        if (m->src[i].loader)
+            ed_loader_rng_get(m->src[i].loader, &out->loader[i]);
+}
+
+int st_mixer_restart(st_mixer *m, const st_mixer_state *state, ed_err *err)
+{
+    int rc = st_mixer_reset(m, err);
+    if (rc)
+        return rc;
+    m->rng = state->mix;
+    for (int i = 0; i < 2; i++)
+        if (m->src[i].loader)
+            ed_loader_rng_set(m->src[i].loader, &state->loader[i]);
+    return 0;
+}
+
+int st_mixer_skip(st_mixer *m, long n, ed_err *err)
+{
+    for (long i = 0; i < n; i++) {
+        ed_batch b;
+        int got = st_mixer_next(m, &b, err);
+        if (got < 0)
+            return got;
+        if (got == 0)
+            return ed_err_set(err, ED_ETRUNC, "the epoch ended after %ld of the %ld batches to skip",
+                              i, n);
+    }
+    return 0;
+}

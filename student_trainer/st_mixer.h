@@ -12,6 +12,7 @@
 
 #include "ed_data.h"
 #include "ed_error.h"
+#include "ed_rng.h"
 
 typedef struct st_mixer st_mixer;
 
@@ -30,5 +31,24 @@ int st_mixer_next(st_mixer *m, ed_batch *out, ed_err *err);
 
 /* Starts the next epoch. */
 int st_mixer_reset(st_mixer *m, ed_err *err);
+
+/* Checkpoint support. The RNG states that decide an epoch: the mixer's labeled/unlabeled draw and
+ * both loaders' shuffles ([1] is unused, and restored as is, without an unlabeled source). */
+typedef struct {
+    ed_rng mix;
+    ed_rng loader[2];
+} st_mixer_state;
+
+/* The current RNG states. Taken at the start of an epoch (right after st_mixer_open or
+ * st_mixer_reset, before the first st_mixer_next) they fix that whole epoch. */
+void st_mixer_state_get(const st_mixer *m, st_mixer_state *out);
+
+/* Restarts the current epoch from states taken at an epoch start: rewinds both sources and
+ * restores the RNGs, so the following st_mixer_next calls replay that epoch's batches exactly. */
+int st_mixer_restart(st_mixer *m, const st_mixer_state *state, ed_err *err);
+
+/* Draws and discards n batches (fast-forward after st_mixer_restart). ED_ETRUNC if the epoch has
+ * fewer than n batches left; read errors as st_mixer_next. */
+int st_mixer_skip(st_mixer *m, long n, ed_err *err);
 
 #endif
