@@ -3,11 +3,14 @@
 # the flag or file at fault, and never crash.
 source "$(dirname "$0")/lib.sh"
 
+# (Output captured first: `cmd | grep -q` under pipefail fails when grep exits before cmd writes.)
 for cmd in "$TW" "$ST"; do
-  "$cmd" --help | grep -q "usage:" || fail "$cmd --help"
+  out=$("$cmd" --help) || fail "$cmd --help exited non-zero"
+  grep -q "usage:" <<<"$out" || fail "$cmd --help"
 done
 for sub in "$TW train" "$TW serve" "$ST eval" "$ST distill"; do
-  $sub --help | grep -q -- "--" || fail "$sub --help prints no options"
+  out=$($sub --help) || fail "$sub --help exited non-zero"
+  grep -q -- "--" <<<"$out" || fail "$sub --help prints no options"
   pass "$sub --help"
 done
 
