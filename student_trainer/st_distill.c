@@ -517,8 +517,12 @@ static int s_distill(const st_distill_opts *o)
                                  &resumed, &err))
             goto fail;
         ed_checkpoint_destroy(&ck);
-        ed_log_info("resuming from %s: epoch %d, step %ld of %ld (%ld into the epoch)",
-                    o->checkpoint, pos.epoch, pos.step, total_steps, resumed.steps);
+        if (pos.step == total_steps)
+            ed_log_info("the run saved in %s is complete (%ld steps): rewriting the model file only",
+                        o->checkpoint, total_steps);
+        else
+            ed_log_info("resuming from %s: epoch %d, step %ld of %ld (%ld into the epoch)",
+                        o->checkpoint, pos.epoch, pos.step, total_steps, resumed.steps);
     }
     const int resume_epoch = pos.epoch;
     if (o->metrics) {
