@@ -7,6 +7,8 @@
 #  - A crash (or leak, timeout, OOM) leaves its input in BUILD_DIR/fuzz-artifacts/<target>/ and a copy
 #    in tests/fuzz/regressions/<target>/, which ctest replays in every build: fix the bug, commit both.
 #  - Prints one line per target (runs, exec/s, coverage, corpus) and exits 1 if any target failed.
+#  - FUZZ_COVERAGE=1: afterwards, replays each corpus through a clang source-coverage build
+#    (BUILD_DIR/cov) and prints the line coverage of the code each target parses (llvm-cov).
 # Warnings are not errors in this build: the gcc builds enforce them, this one hunts crashes.
 set -uo pipefail
 
@@ -64,6 +66,29 @@ for t in "${TARGETS[@]}"; do
 done
 echo "== fuzz summary (${SECONDS_PER_TARGET}s per target)"
 printf '  %s\n' "${summary[@]}"
+
+if [[ "${FUZZ_COVERAGE:-0}" == 1 ]]; then
+    declare -A SOURCES=([fuzz_wire_decode]="proto/ed_wire.c" [fuzz_data_reader]="common/ed_data.c"
+                        [fuzz_model_file]="common/ed_safetensors.c common/ed_model_file.c")
+    cov="$BUILD/cov"
+    CC=clang cmake -S "$ROOT" -B "$cov" -DCMAKE_BUILD_TYPE=Debug -DEDISTILL_WERROR=OFF \
+        -DCMAKE_C_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \
+        -DCMAKE_EXE_LINKER_FLAGS="-fprofile-instr-generate" >/dev/null &&
+    cmake --build "$cov" -j "$(nproc 2>/dev/null || echo 2)" \
+        --target "${TARGETS[@]/#/fuzz_replay_}" >"$cov/build.log" 2>&1 ||
+        { cat "$cov/build.log" >&2; echo "fuzz: coverage build failed" >&2; exit 1; }
+    echo "== line coverage of the seed + found corpus (llvm-cov)"
+    for t in "${TARGETS[@]}"; do
+        prof="$cov/$t.profraw"
+        LLVM_PROFILE_FILE="$prof" "$cov/tests/fuzz/fuzz_replay_$t" "$ROOT/tests/fuzz/corpus/$t" \
+            "$BUILD/fuzz-corpus/$t" >/dev/null 2>&1
+        llvm-profdata merge -o "$cov/$t.profdata" "$prof" || continue
+        srcs=()
+        for f in ${SOURCES[$t]:-}; do srcs+=("$ROOT/$f"); done
+        llvm-cov report "$cov/tests/fuzz/fuzz_replay_$t" -instr-profile="$cov/$t.profdata" "${srcs[@]}" |
+            awk -v t="$t" '/\.c / { n = split($1, p, "/"); printf "  %s: %s lines %s of %s covered, branches %s\n", t, p[n], $(NF-3), $(NF-5), $NF }'
+    done
+fi
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "fuzz: FAILED: ${failed[*]} (reproduce: $BUILD/tests/fuzz/<target> <input>)" >&2
     exit 1
