@@ -17,6 +17,7 @@ help:
 	@echo "make test       install, build, run the test suite in the normal and the ASan+UBSan build"
 	@echo "make test-fast  the test suite in the normal build only"
 	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
+	@echo "make bench      build, then measure (bench/run.sh): writes bench/results.json, prints a table"
 	@echo "make build      configure and build into $(BUILD)/"
 	@echo "make clean      remove the build trees"
 
@@ -44,6 +45,12 @@ fuzz: deps
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# Installs python3-torch (large) for the PyTorch comparison only when root; otherwise that part is
+# skipped with the reason in the table.
+.PHONY: bench
+bench: build
+	@BENCH_INSTALL_TORCH=1 bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -2,6 +2,7 @@
 #include "ed_blas.h"
 
 #include <cblas.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,9 @@
 #include "ed_log.h"
 
 #define ED_BLAS_REEXEC_GUARD "EDISTILL_BLAS_REEXEC"
+/* log2 of the cycles an idle OpenBLAS thread spins before it sleeps: 2^18 cycles (~0.1 ms) covers
+ * the gaps between the sgemm calls of one step, and no more. */
+#define ED_BLAS_THREAD_TIMEOUT "18"
 
 static const char *s_better_core(void)
 {
@@ -34,27 +38,48 @@ static int s_is_generic(const char *core)
 
 void ed_blas_setup(char **argv)
 {
-    if (getenv("OPENBLAS_CORETYPE") || getenv(ED_BLAS_REEXEC_GUARD))
+    if (getenv(ED_BLAS_REEXEC_GUARD))
         return;
-    const char *core = openblas_get_corename();
-    const char *better = s_better_core();
-    if (!better || !s_is_generic(core))
+    const char *better = NULL, *core = NULL;
+    if (!getenv("OPENBLAS_CORETYPE")) {
+        core = openblas_get_corename();
+        better = s_better_core();
+        if (!s_is_generic(core))
+            better = NULL;
+    }
+    /* Idle OpenBLAS threads spin for 2^28 cycles (~0.1 s) before sleeping: a trainer waiting for its
+     * teachers, or a worker between requests, would burn a core the other processes need. */
+    const bool timeout = !getenv("OPENBLAS_THREAD_TIMEOUT") && openblas_get_num_threads() > 1;
+    if (!better && !timeout)
         return;
-    setenv("OPENBLAS_CORETYPE", better, 1);
+    if (better)
+        setenv("OPENBLAS_CORETYPE", better, 1);
+    if (timeout)
+        setenv("OPENBLAS_THREAD_TIMEOUT", ED_BLAS_THREAD_TIMEOUT, 1);
     setenv(ED_BLAS_REEXEC_GUARD, "1", 1);
-    ed_log_debug("OpenBLAS chose its generic %s kernels on a CPU that runs %s ones: re-executing "
-                 "with OPENBLAS_CORETYPE=%s", core, better, better);
+    if (better)
+        ed_log_debug("OpenBLAS chose its generic %s kernels on a CPU that runs %s ones: re-executing "
+                     "with OPENBLAS_CORETYPE=%s", core, better, better);
     execv("/proc/self/exe", argv);
-    /* exec failed: carry on with the slow kernels */
-    ed_log_warn("could not re-execute with OPENBLAS_CORETYPE=%s; matrix products will be slow",
-                better);
+    /* exec failed: carry on with the slow kernels and the default thread timeout */
+    if (better)
+        ed_log_warn("could not re-execute with OPENBLAS_CORETYPE=%s; matrix products will be slow",
+                    better);
     unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    unsetenv(ED_BLAS_REEXEC_GUARD);
 }
 
 void ed_blas_set_threads(int n)
 {
     if (n > 0)
         openblas_set_num_threads(n);
+}
+
+int ed_blas_threads(void)
+{
+    int n = openblas_get_num_threads();
+    return n > 0 ? n : 1;
 }
 
 const char *ed_blas_describe(void)

@@ -8,15 +8,24 @@
  * once, when all of these hold: the variable is unset, OpenBLAS chose a generic kernel, and the CPU
  * has the instructions of a better one (AVX-512 F/BW/DQ/VL -> SkylakeX, AVX2+FMA -> Haswell).
  * Set OPENBLAS_CORETYPE yourself (any value) to opt out.
+ *
+ * Threads: idle OpenBLAS threads busy-wait about 0.1 s (2^28 cycles) after each call before they
+ * sleep. Processes that share a few cores (a trainer and its teacher workers) would burn each
+ * other's cores that way, so ed_blas_setup also sets OPENBLAS_THREAD_TIMEOUT=18 (2^18 cycles) when
+ * the variable is unset and OpenBLAS runs more than one thread, in the same single re-execution.
  */
 #ifndef ED_BLAS_H
 #define ED_BLAS_H
 
-/* Call first thing in main(). May not return (re-exec); returns normally otherwise. */
+/* Call first thing in main(). May not return (re-execs at most once, guarded by an environment
+ * variable); returns normally otherwise. */
 void ed_blas_setup(char **argv);
 
 /* Sets OpenBLAS's thread count when n > 0. */
 void ed_blas_set_threads(int n);
+
+/* OpenBLAS's current thread count (>= 1); the element-wise loops of ed_par follow it. */
+int ed_blas_threads(void);
 
 /* "OpenBLAS 0.3.21 (SkylakeX kernels, 2 threads)" for logs. */
 const char *ed_blas_describe(void);

@@ -105,7 +105,8 @@ ed_mlp_ws *ed_mlp_ws_new(const ed_arch *arch, int max_batch, bool train);
 
 void ed_mlp_ws_destroy(ed_mlp_ws **pws);
 
-/* Forward pass. x: (batch, w0) row-major, already scaled. With `train`, dropout is applied using
+/* Forward pass. x: (batch, w0) row-major, already scaled; x may be ws->act[0] (scaling straight into
+ * it saves a copy). With `train`, dropout is applied using
  * `rng` (which may be NULL when both rates are 0); masks are drawn in order mask[0], mask[1], ...
  * so the same rng state reproduces them. Without `train`, neither masks nor rng are touched.
  * On success *logits points to (batch, w_L) inside ws, valid until the next forward. Errors:

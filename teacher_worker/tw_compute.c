@@ -21,8 +21,7 @@ typedef struct {
     int index;
     pthread_t thread;
     bool started;
-    ed_mlp_ws *ws;      /* inference workspace for max_batch */
-    float *x;           /* (max_batch, input dim) scaled inputs */
+    ed_mlp_ws *ws;      /* inference workspace for max_batch; inputs are scaled into act[0] */
 } s_worker;
 
 struct tw_compute {
@@ -49,9 +48,11 @@ static void s_run(s_worker *w, tw_job *job)
     const ed_logit_request *r = &job->req.u.request;
     uint64_t t0 = s_now_us();
     ed_batch b = {.n = (int)r->batch, .dim = (int)r->dim, .dtype = r->dtype, .x = r->data, .y = NULL};
-    ed_batch_to_float(&b, cfg->input_scale, cfg->input_offset, w->x);
+    /* Scaled straight into the workspace's input buffer: forward then skips its copy. */
+    float *x = w->ws->act[0];
+    ed_batch_to_float(&b, cfg->input_scale, cfg->input_offset, x);
     const float *logits = NULL;
-    job->rc = ed_mlp_forward(cfg->model, w->ws, w->x, b.n, false, NULL, &logits, &job->err);
+    job->rc = ed_mlp_forward(cfg->model, w->ws, x, b.n, false, NULL, &logits, &job->err);
     job->compute_us = s_now_us() - t0;
     if (job->rc < 0)
         return;
@@ -131,14 +132,12 @@ tw_compute *tw_compute_new(const tw_compute_config *cfg, ed_err *err)
         goto fail;
     }
     const ed_arch *arch = &cfg->model->arch;
-    size_t in_floats = (size_t)cfg->max_batch * (size_t)ed_arch_in(arch);
     for (int i = 0; i < cfg->threads; i++) {
         s_worker *w = &c->workers[i];
         w->pool = c;
         w->index = i;
         w->ws = ed_mlp_ws_new(arch, cfg->max_batch, false);
-        w->x = malloc(in_floats * sizeof(float));
-        if (!w->ws || !w->x) {
+        if (!w->ws) {
             ed_err_set(err, ED_ENOMEM,
                        "cannot allocate the workspace of compute thread %d for max batch %d "
                        "(input dim %d): lower --max-batch or --threads",
@@ -198,7 +197,6 @@ void tw_compute_destroy(tw_compute **pc)
             if (w->started)
                 pthread_join(w->thread, NULL);
             ed_mlp_ws_destroy(&w->ws);
-            free(w->x);
         }
         free(c->workers);
     }

@@ -4,8 +4,9 @@
  * the LogitReply into a ZeroMQ message, then hand the finished job back to the event-loop thread
  * (through a notify callback, i.e. uv_async_send). The compute threads never touch a socket.
  *
- * Memory: each thread owns an inference workspace and an input buffer sized for max_batch, allocated
- * once in tw_compute_new. Jobs are owned by the caller (a preallocated pool); the queue is intrusive,
+ * Memory: each thread owns an inference workspace sized for max_batch, allocated once in
+ * tw_compute_new; inputs are scaled straight into its input buffer, so the forward pass copies
+ * nothing. Jobs are owned by the caller (a preallocated pool); the queue is intrusive,
  * so submitting a job allocates nothing.
  */
 #ifndef TW_COMPUTE_H

@@ -1,0 +1,486 @@
+/*
+ * ed_bench: in-process measurements behind `make bench` (bench/run.sh drives the rest).
+ *
+ *   ed_bench forward  : a member's forward pass (ed_mlp_forward) against cblas_sgemm alone on the
+ *                       same shapes, in GFLOP/s, interleaved repeat by repeat in one process.
+ *   ed_bench step     : one student training step (ed_trainer_step: scaling, forward, soft + hard
+ *                       loss, backward, Adam) against the same step's sgemm calls alone.
+ *   ed_bench request  : round trip of a LogitRequest to a running `teacher_worker serve` (DEALER
+ *                       socket, edistill.proto through ed_wire) against the in-process forward of the
+ *                       same model (scaling into the workspace + ed_mlp_forward), alternating request
+ *                       by request, with p50 / p99 per batch size; the logits must agree exactly.
+ *
+ * Each prints one JSON object on stdout. Times are medians over repeats, so one noisy repeat on a
+ * shared machine moves nothing. Not a test: it never fails on slow numbers, only on broken ones.
+ */
+#include <cblas.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "ed_blas.h"
+#include "ed_cli.h"
+#include "ed_data.h"
+#include "ed_loss.h"
+#include "ed_mlp.h"
+#include "ed_model_file.h"
+#include "ed_progress.h"
+#include "ed_rng.h"
+#include "ed_trainer.h"
+#include "ed_wire.h"
+
+#define S_MAX_SIZES 8
+
+static int s_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quantile q in [0, 1] of n values (sorts v in place; nearest rank). */
+static double s_quantile(double *v, int n, double q)
+{
+    if (n < 1)
+        return 0.0;
+    qsort(v, (size_t)n, sizeof *v, s_cmp_double);
+    int i = (int)(q * (double)(n - 1) + 0.5);
+    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
+}
+
+static float *s_alloc_floats(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0)
+        return NULL;
+    return p;
+}
+
+static void s_fill_uniform(float *x, size_t n, ed_rng *r)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = ed_rng_uniform(r);
+}
+
+static ed_mlp *s_random_model(const char *arch_text, ed_rng *r, ed_err *err)
+{
+    ed_arch a;
+    if (ed_arch_parse(arch_text, &a, err) < 0)
+        return NULL;
+    ed_mlp *m = ed_mlp_new(&a);
+    if (!m) {
+        ed_err_set(err, ED_ENOMEM, "cannot allocate a %s model", arch_text);
+        return NULL;
+    }
+    ed_mlp_init(m, r);
+    return m;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* forward                                                                                        */
+
+typedef struct {
+    const ed_arch *a;
+    int batch;
+    const float *const *W;
+    float *const *act;      /* act[l]: (batch, widths[l]) */
+} s_fwd_shapes;
+
+/* The sgemm calls of a forward pass alone (same shapes, transposes and buffers). */
+static void s_sgemm_forward(const s_fwd_shapes *s)
+{
+    for (int l = 0; l < s->a->n_layers; l++) {
+        const int in = s->a->widths[l], out = s->a->widths[l + 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->batch, out, in, 1.0f, s->act[l], in,
+                    s->W[l], in, 0.0f, s->act[l + 1], out);
+    }
+}
+
+static int s_cmd_forward(int argc, char **argv)
+{
+    const char *arch = "784,1200,1200,10";
+    int batch = 256, repeats = 9, iters = 20, threads = 0;
+    const ed_cli_opt opts[] = {
+        {"arch", ED_CLI_STR, &arch, "W0,W1,..", "member architecture", NULL, false},
+        {"batch", ED_CLI_INT, &batch, "N", "rows per forward pass", NULL, false},
+        {"repeats", ED_CLI_INT, &repeats, "N", "repeats (median reported)", NULL, false},
+        {"iters", ED_CLI_INT, &iters, "N", "passes timed per repeat", NULL, false},
+        {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
+    };
+    const ed_cli_spec spec = {"ed_bench forward [options]",
+                              "Member forward pass vs cblas_sgemm alone on the same shapes.", opts,
+                              (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc)
+        return rc > 0 ? 0 : (fprintf(stderr, "ed_bench forward: %s\n", err.msg), 2);
+    if (batch < 1 || repeats < 1 || iters < 1)
+        return fprintf(stderr, "ed_bench forward: batch, repeats and iters must be >= 1\n"), 2;
+    ed_blas_set_threads(threads);
+    ed_rng r;
+    ed_rng_seed(&r, 7);
+    ed_mlp *m = s_random_model(arch, &r, &err);
+    if (!m)
+        return fprintf(stderr, "ed_bench forward: %s\n", err.msg), 1;
+    const ed_arch *a = &m->arch;
+    ed_mlp_ws *ws = ed_mlp_ws_new(a, batch, false);
+    float *x = s_alloc_floats((size_t)batch * (size_t)ed_arch_in(a));
+    /* separate buffers for the sgemm-only runs */
+    float *act[ED_MLP_MAX_LAYERS + 1] = {0};
+    bool ok = ws && x;
+    for (int l = 0; l <= a->n_layers && ok; l++)
+        ok = (act[l] = s_alloc_floats((size_t)batch * (size_t)a->widths[l])) != NULL;
+    double *fwd = calloc((size_t)repeats, sizeof *fwd), *gemm = calloc((size_t)repeats, sizeof *gemm);
+    if (!ok || !fwd || !gemm)
+        return fprintf(stderr, "ed_bench forward: out of memory\n"), 1;
+    s_fill_uniform(x, (size_t)batch * (size_t)ed_arch_in(a), &r);
+    memcpy(act[0], x, sizeof(float) * (size_t)batch * (size_t)ed_arch_in(a));
+    const s_fwd_shapes sh = {a, batch, (const float *const *)m->W, act};
+    const double flops = ed_arch_forward_flops(a) * batch;
+    const float *z = NULL;
+    for (int i = 0; i < 3; i++) { /* warm-up: threads started, pages touched */
+        ed_mlp_forward(m, ws, x, batch, false, NULL, &z, &err);
+        s_sgemm_forward(&sh);
+    }
+    for (int rep = 0; rep < repeats; rep++) {
+        double t0 = ed_now();
+        for (int i = 0; i < iters; i++)
+            if (ed_mlp_forward(m, ws, x, batch, false, NULL, &z, &err) < 0)
+                return fprintf(stderr, "ed_bench forward: %s\n", err.msg), 1;
+        double t1 = ed_now();
+        for (int i = 0; i < iters; i++)
+            s_sgemm_forward(&sh);
+        double t2 = ed_now();
+        fwd[rep] = flops * iters / (t1 - t0) / 1e9;
+        gemm[rep] = flops * iters / (t2 - t1) / 1e9;
+    }
+    double f = s_quantile(fwd, repeats, 0.5), g = s_quantile(gemm, repeats, 0.5);
+    printf("{\"arch\":\"%s\",\"batch\":%d,\"repeats\":%d,\"iters\":%d,\"blas\":\"%s\","
+           "\"forward_gflops\":%.2f,\"sgemm_gflops\":%.2f,\"ratio\":%.4f,\"goal\":0.85}\n",
+           arch, batch, repeats, iters, ed_blas_describe(), f, g, g > 0 ? f / g : 0.0);
+    for (int l = 0; l <= a->n_layers; l++)
+        free(act[l]);
+    free(fwd);
+    free(gemm);
+    free(x);
+    ed_mlp_ws_destroy(&ws);
+    ed_mlp_destroy(&m);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* step                                                                                           */
+
+/* The sgemm calls of one training step alone: forward, then dW for every layer and dX for every
+ * layer but the first, with the shapes and transposes of ed_mlp_backward. */
+static void s_sgemm_step(const ed_arch *a, int B, float *const *W, float *const *act,
+                         float *const *dW, float *const *dbuf)
+{
+    for (int l = 0; l < a->n_layers; l++) {
+        const int in = a->widths[l], out = a->widths[l + 1];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, act[l], in, W[l], in,
+                    0.0f, act[l + 1], out);
+    }
+    const float *dH = act[a->n_layers];
+    int cur = 0;
+    for (int l = a->n_layers - 1; l >= 0; l--) {
+        const int in = a->widths[l], out = a->widths[l + 1];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dH, out, act[l], in,
+                    0.0f, dW[l], in);
+        if (l == 0)
+            break;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dH, out, W[l], in,
+                    0.0f, dbuf[cur], in);
+        dH = dbuf[cur];
+        cur ^= 1;
+    }
+}
+
+static double s_step_flops(const ed_arch *a, int B)
+{
+    double f = 3.0 * ed_arch_forward_flops(a) * B;             /* forward, dW, dX */
+    return f - 2.0 * (double)a->widths[0] * a->widths[1] * B;  /* no dX for the input layer */
+}
+
+static int s_cmd_step(int argc, char **argv)
+{
+    const char *arch = "784,800,800,10";
+    int batch = 128, repeats = 9, iters = 20, threads = 0, classes_labeled = 1;
+    float T = 4.0f, alpha = 0.9f, dropout_in = 0.0f, dropout_hidden = 0.0f;
+    const ed_cli_opt opts[] = {
+        {"arch", ED_CLI_STR, &arch, "W0,W1,..", "student architecture", NULL, false},
+        {"batch", ED_CLI_INT, &batch, "N", "rows per step", NULL, false},
+        {"repeats", ED_CLI_INT, &repeats, "N", "repeats (median reported)", NULL, false},
+        {"iters", ED_CLI_INT, &iters, "N", "steps timed per repeat", NULL, false},
+        {"temperature", ED_CLI_FLOAT, &T, "T", "soft-target temperature", NULL, false},
+        {"alpha", ED_CLI_FLOAT, &alpha, "A", "weight of the soft term", NULL, false},
+        {"dropout-in", ED_CLI_FLOAT, &dropout_in, "P", "input dropout", NULL, false},
+        {"dropout-hidden", ED_CLI_FLOAT, &dropout_hidden, "P", "hidden dropout", NULL, false},
+        {"labeled", ED_CLI_INT, &classes_labeled, "0|1", "rows carry labels (hard term)", NULL, false},
+        {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
+    };
+    const ed_cli_spec spec = {"ed_bench step [options]",
+                              "One student step (forward, loss, backward, Adam) vs its sgemm calls.",
+                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc)
+        return rc > 0 ? 0 : (fprintf(stderr, "ed_bench step: %s\n", err.msg), 2);
+    if (batch < 1 || repeats < 1 || iters < 1)
+        return fprintf(stderr, "ed_bench step: batch, repeats and iters must be >= 1\n"), 2;
+    ed_blas_set_threads(threads);
+    ed_rng r;
+    ed_rng_seed(&r, 11);
+    ed_mlp *m = s_random_model(arch, &r, &err);
+    if (!m)
+        return fprintf(stderr, "ed_bench step: %s\n", err.msg), 1;
+    const ed_arch a = m->arch;
+    const int D = ed_arch_in(&a), C = ed_arch_out(&a);
+    /* a second, untouched copy of the weights for the sgemm-only runs */
+    ed_mlp *m2 = ed_mlp_new(&a);
+    ed_mlp_ws *ws2 = ed_mlp_ws_new(&a, batch, true);
+    ed_opt_config oc = ed_opt_config_default(); /* Adam, lr 1e-3 */
+    ed_trainer *t = ed_trainer_new(&m, &oc, batch, dropout_in, dropout_hidden, 1.0f / 255.0f, 0.0f,
+                                   3, &err);
+    uint8_t *x = malloc((size_t)batch * (size_t)D);
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)batch);
+    float *q = s_alloc_floats((size_t)batch * (size_t)C);
+    double *st_g = calloc((size_t)repeats, sizeof *st_g), *gm_g = calloc((size_t)repeats, sizeof *gm_g);
+    if (!t || !m2 || !ws2 || !x || !y || !q || !st_g || !gm_g)
+        return fprintf(stderr, "ed_bench step: out of memory%s%s\n", err.msg[0] ? ": " : "", err.msg),
+               1;
+    memcpy(m2->params, t->model->params, sizeof(float) * t->model->n_params);
+    for (int i = 0; i < batch * D; i++)
+        x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
+    for (int i = 0; i < batch; i++)
+        y[i] = classes_labeled ? (int32_t)(ed_rng_next(&r) % (uint64_t)C) : -1;
+    s_fill_uniform(q, (size_t)batch * (size_t)C, &r);
+    for (int i = 0; i < batch; i++) { /* rows of q sum to 1 */
+        float s = 0.0f;
+        for (int c = 0; c < C; c++)
+            s += q[i * C + c];
+        for (int c = 0; c < C; c++)
+            q[i * C + c] /= s;
+    }
+    ed_batch_to_float(&(ed_batch){.n = batch, .dim = D, .dtype = ED_DTYPE_U8, .x = x},
+                      1.0f / 255.0f, 0.0f, ws2->act[0]);
+    const ed_batch b = {.n = batch, .dim = D, .dtype = ED_DTYPE_U8, .x = x, .y = y};
+    const ed_loss_config lc = {.alpha = alpha, .temperature = T, .soft_loss = ED_SOFT_CE};
+    const double flops = s_step_flops(&a, batch);
+    ed_step_stats st;
+    for (int i = 0; i < 3; i++) {
+        if (ed_trainer_step(t, &b, q, &lc, &st, &err) < 0)
+            return fprintf(stderr, "ed_bench step: %s\n", err.msg), 1;
+        s_sgemm_step(&a, batch, m2->W, ws2->act, ws2->dW, ws2->dbuf);
+    }
+    for (int rep = 0; rep < repeats; rep++) {
+        double t0 = ed_now();
+        for (int i = 0; i < iters; i++)
+            if (ed_trainer_step(t, &b, q, &lc, &st, &err) < 0)
+                return fprintf(stderr, "ed_bench step: %s\n", err.msg), 1;
+        double t1 = ed_now();
+        for (int i = 0; i < iters; i++)
+            s_sgemm_step(&a, batch, m2->W, ws2->act, ws2->dW, ws2->dbuf);
+        double t2 = ed_now();
+        st_g[rep] = flops * iters / (t1 - t0) / 1e9;
+        gm_g[rep] = flops * iters / (t2 - t1) / 1e9;
+    }
+    double s = s_quantile(st_g, repeats, 0.5), g = s_quantile(gm_g, repeats, 0.5);
+    printf("{\"arch\":\"%s\",\"batch\":%d,\"optimizer\":\"adam\",\"repeats\":%d,\"iters\":%d,"
+           "\"blas\":\"%s\",\"step_ms\":%.3f,\"sgemm_ms\":%.3f,\"step_gflops\":%.2f,"
+           "\"sgemm_gflops\":%.2f,\"ratio\":%.4f,\"goal\":0.70,\"final_loss\":%.5f}\n",
+           arch, batch, repeats, iters, ed_blas_describe(), s > 0 ? 1e3 * flops / s / 1e9 : 0.0,
+           g > 0 ? 1e3 * flops / g / 1e9 : 0.0, s, g, g > 0 ? s / g : 0.0, st.loss);
+    free(st_g);
+    free(gm_g);
+    free(x);
+    free(y);
+    free(q);
+    ed_trainer_destroy(&t);
+    ed_mlp_ws_destroy(&ws2);
+    ed_mlp_destroy(&m2);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* request                                                                                        */
+
+static int s_parse_sizes(const char *text, int *out, int max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p && n < max) {
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > (1 << 20))
+            return -1;
+        out[n++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return n;
+}
+
+/* Sends msg on sock and waits (up to timeout_ms) for one reply, decoded into *reply. */
+static int s_round_trip(void *sock, const ed_msg *msg, ed_msg *reply, int timeout_ms, ed_err *err)
+{
+    size_t len = ed_wire_packed_size(msg);
+    zmq_msg_t zm;
+    if (zmq_msg_init_size(&zm, len) != 0)
+        return ed_err_set(err, ED_ENOMEM, "cannot allocate a %zu-byte request", len);
+    ed_wire_pack(msg, zmq_msg_data(&zm));
+    if (zmq_msg_send(&zm, sock, 0) < 0) {
+        zmq_msg_close(&zm);
+        return ed_err_set(err, ED_EPEER, "send: %s", zmq_strerror(zmq_errno()));
+    }
+    zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return ed_err_set(err, ED_ETIMEDOUT, "no reply within %d ms", timeout_ms);
+    zmq_msg_init(&zm);
+    if (zmq_msg_recv(&zm, sock, 0) < 0) {
+        zmq_msg_close(&zm);
+        return ed_err_set(err, ED_EPEER, "recv: %s", zmq_strerror(zmq_errno()));
+    }
+    int rc = ed_wire_decode(zmq_msg_data(&zm), zmq_msg_size(&zm), reply, err);
+    zmq_msg_close(&zm);
+    return rc;
+}
+
+static int s_cmd_request(int argc, char **argv)
+{
+    const char *endpoint = NULL, *model_path = NULL, *sizes_text = "32,128,512";
+    int iters = 200, threads = 0;
+    const ed_cli_opt opts[] = {
+        {"endpoint", ED_CLI_STR, &endpoint, "EP", "teacher_worker serve endpoint (tcp://...)", NULL,
+         true},
+        {"model", ED_CLI_STR, &model_path, "FILE", "the model file that worker serves", NULL, true},
+        {"batches", ED_CLI_STR, &sizes_text, "N,N,..", "batch sizes", NULL, false},
+        {"iters", ED_CLI_INT, &iters, "N", "round trips per batch size", NULL, false},
+        {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads of the in-process forward",
+         NULL, false},
+    };
+    const ed_cli_spec spec = {"ed_bench request --endpoint EP --model FILE [options]",
+                              "LogitRequest round trip to a worker vs the in-process forward.", opts,
+                              (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc)
+        return rc > 0 ? 0 : (fprintf(stderr, "ed_bench request: %s\n", err.msg), 2);
+    int sizes[S_MAX_SIZES];
+    int n_sizes = s_parse_sizes(sizes_text, sizes, S_MAX_SIZES);
+    if (n_sizes < 1 || iters < 2)
+        return fprintf(stderr, "ed_bench request: bad --batches or --iters\n"), 2;
+    ed_blas_set_threads(threads);
+    int max_b = 0;
+    for (int i = 0; i < n_sizes; i++)
+        max_b = sizes[i] > max_b ? sizes[i] : max_b;
+
+    ed_mlp *m = NULL;
+    ed_model_meta meta;
+    if (ed_model_load(model_path, &m, &meta, &err) < 0)
+        return fprintf(stderr, "ed_bench request: %s\n", err.msg), 1;
+    const int D = ed_arch_in(&m->arch), C = ed_arch_out(&m->arch);
+    ed_mlp_ws *ws = ed_mlp_ws_new(&m->arch, max_b, false);
+    uint8_t *x = malloc((size_t)max_b * (size_t)D);
+    double *remote = calloc((size_t)iters, sizeof *remote), *local = calloc((size_t)iters, sizeof *local);
+    void *ctx = zmq_ctx_new();
+    void *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+    if (!ws || !x || !remote || !local || !sock)
+        return fprintf(stderr, "ed_bench request: out of memory\n"), 1;
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(sock, endpoint) != 0)
+        return fprintf(stderr, "ed_bench request: connect %s: %s\n", endpoint,
+                       zmq_strerror(zmq_errno())), 1;
+    ed_rng r;
+    ed_rng_seed(&r, 5);
+    for (int i = 0; i < max_b * D; i++)
+        x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
+
+    /* The worker must serve the same model: compare fingerprints. */
+    char fp[32];
+    ed_fingerprint_format(meta.fingerprint, fp, sizeof fp);
+    ed_msg info_req = {.kind = ED_MSG_INFO_REQUEST, .u.info_request_id = 1}, reply;
+    if (s_round_trip(sock, &info_req, &reply, 30000, &err) < 0 || reply.kind != ED_MSG_MEMBER_INFO)
+        return fprintf(stderr, "ed_bench request: %s: no member info: %s\n", endpoint, err.msg), 1;
+    if (strcmp(reply.u.info.fingerprint, fp) != 0)
+        return fprintf(stderr, "ed_bench request: %s serves %s, --model is %s\n", endpoint,
+                       reply.u.info.fingerprint, fp), 1;
+    ed_wire_msg_clear(&reply);
+
+    printf("{\"endpoint\":\"%s\",\"arch\":\"", endpoint);
+    char arch[256];
+    ed_arch_format(&m->arch, arch, sizeof arch);
+    printf("%s\",\"iters\":%d,\"blas\":\"%s\",\"batches\":{", arch, iters, ed_blas_describe());
+    uint64_t id = 100;
+    for (int si = 0; si < n_sizes; si++) {
+        const int B = sizes[si];
+        const ed_batch b = {.n = B, .dim = D, .dtype = ED_DTYPE_U8, .x = x};
+        const ed_msg req = {.kind = ED_MSG_LOGIT_REQUEST,
+                            .u.request = {.dtype = ED_DTYPE_U8, .batch = (uint32_t)B,
+                                          .dim = (uint32_t)D, .data = x}};
+        double max_diff = 0.0;
+        for (int it = -5; it < iters; it++) { /* 5 warm-up rounds */
+            /* in-process: what an in-process pool member does per batch */
+            double t0 = ed_now();
+            const float *z = NULL;
+            ed_batch_to_float(&b, meta.input_scale, meta.input_offset, ws->act[0]);
+            if (ed_mlp_forward(m, ws, ws->act[0], B, false, NULL, &z, &err) < 0)
+                return fprintf(stderr, "ed_bench request: %s\n", err.msg), 1;
+            double t1 = ed_now();
+            ed_msg rq = req;
+            rq.u.request.request_id = ++id;
+            if (s_round_trip(sock, &rq, &reply, 30000, &err) < 0)
+                return fprintf(stderr, "ed_bench request: %s: %s\n", endpoint, err.msg), 1;
+            double t2 = ed_now();
+            if (reply.kind != ED_MSG_LOGIT_REPLY || reply.u.reply.request_id != id ||
+                (int)reply.u.reply.batch != B || (int)reply.u.reply.classes != C)
+                return fprintf(stderr, "ed_bench request: unexpected reply (%s)\n",
+                               reply.kind == ED_MSG_ERROR ? reply.u.error.message
+                                                          : ed_msg_kind_name(reply.kind)), 1;
+            for (int k = 0; k < B * C; k++) {
+                double d = (double)reply.u.reply.logits[k] - (double)z[k];
+                d = d < 0 ? -d : d;
+                max_diff = d > max_diff ? d : max_diff;
+            }
+            ed_wire_msg_clear(&reply);
+            if (it >= 0) {
+                local[it] = 1e3 * (t1 - t0);
+                remote[it] = 1e3 * (t2 - t1);
+            }
+        }
+        double lp50 = s_quantile(local, iters, 0.5), lp99 = s_quantile(local, iters, 0.99);
+        double rp50 = s_quantile(remote, iters, 0.5), rp99 = s_quantile(remote, iters, 0.99);
+        printf("%s\"%d\":{\"remote_ms\":{\"p50\":%.4f,\"p99\":%.4f},\"inprocess_ms\":{\"p50\":%.4f,"
+               "\"p99\":%.4f},\"ratio_p50\":%.4f,\"ratio_p99\":%.4f,\"max_abs_diff\":%.3g}",
+               si ? "," : "", B, rp50, rp99, lp50, lp99, lp50 > 0 ? rp50 / lp50 : 0.0,
+               lp99 > 0 ? rp99 / lp99 : 0.0, max_diff);
+        fflush(stdout);
+    }
+    printf("},\"goal\":1.10}\n");
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    free(x);
+    free(remote);
+    free(local);
+    ed_mlp_ws_destroy(&ws);
+    ed_mlp_destroy(&m);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ed_blas_setup(argv);
+    if (argc >= 2 && !strcmp(argv[1], "forward"))
+        return s_cmd_forward(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "step"))
+        return s_cmd_step(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "request"))
+        return s_cmd_request(argc - 1, argv + 1);
+    fprintf(argc >= 2 && strcmp(argv[1], "--help") ? stderr : stdout,
+            "usage: ed_bench forward|step|request [options]   (each has --help)\n");
+    return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+}

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""Collects bench/run.sh's raw measurements into bench/results.json and prints the table.
+
+Every key of results.json is an object with the measured values, `ratio` and `goal` (plus `met`
+where a goal applies). Medians are over the repeats of one run; ratios are of medians.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+
+def lines(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def one(path):
+    rows = lines(path)
+    return rows[0] if rows else None
+
+
+def med(values):
+    return statistics.median(values) if values else None
+
+
+def rnd(x, n=4):
+    return None if x is None else round(x, n)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--torch-note", default="")
+    ap.add_argument("--threads", default="")
+    ap.add_argument("--seconds", type=float, default=0)
+    a = ap.parse_args()
+    R = lambda name: os.path.join(a.raw, name)
+    res = {}
+    rows = []  # (key, measured, ratio, goal, met)
+
+    f = one(R("forward.json"))
+    if f:
+        res["forward_vs_sgemm"] = {
+            "arch": f["arch"], "batch": f["batch"], "blas": f["blas"], "repeats": f["repeats"],
+            "forward_gflops": f["forward_gflops"], "sgemm_gflops": f["sgemm_gflops"],
+            "ratio": f["ratio"], "goal": 0.85, "met": f["ratio"] >= 0.85}
+        rows.append(("forward_vs_sgemm", f"{f['forward_gflops']:.1f} vs {f['sgemm_gflops']:.1f} GFLOP/s",
+                     f["ratio"], ">= 0.85", f["ratio"] >= 0.85))
+
+    s = one(R("step.json"))
+    if s:
+        res["student_step_vs_sgemm"] = {
+            "arch": s["arch"], "batch": s["batch"], "optimizer": "adam", "blas": s["blas"],
+            "repeats": s["repeats"], "step_ms": s["step_ms"], "sgemm_ms": s["sgemm_ms"],
+            "step_gflops": s["step_gflops"], "sgemm_gflops": s["sgemm_gflops"],
+            "ratio": s["ratio"], "goal": 0.70, "met": s["ratio"] >= 0.70}
+        rows.append(("student_step_vs_sgemm", f"{s['step_gflops']:.1f} vs {s['sgemm_gflops']:.1f} GFLOP/s",
+                     s["ratio"], ">= 0.70", s["ratio"] >= 0.70))
+
+    q = one(R("request.json"))
+    if q:
+        b = q["batches"]
+        r128 = b.get("128", {}).get("ratio_p50")
+        res["request_overhead"] = {
+            "arch": q["arch"], "transport": "tcp loopback", "iters": q["iters"], "batches": b,
+            "ratio": r128, "ratio_at": "batch 128, p50 remote / p50 in-process", "goal": 1.10,
+            "met": r128 is not None and r128 <= 1.10}
+        for n in sorted(b, key=int):
+            e = b[n]
+            rows.append((f"request_overhead b={n}",
+                         f"p50 {e['remote_ms']['p50']:.2f} vs {e['inprocess_ms']['p50']:.2f} ms, "
+                         f"p99 {e['remote_ms']['p99']:.2f} vs {e['inprocess_ms']['p99']:.2f}",
+                         e["ratio_p50"], "<= 1.10" if n == "128" else "", (e["ratio_p50"] <= 1.10) if n == "128" else None))
+
+    d = {}
+    for K in (1, 3, 5):
+        ri = [r["samples_per_s"] for r in lines(R(f"inproc_k{K}.jsonl"))]
+        rr = [r["samples_per_s"] for r in lines(R(f"remote_k{K}.jsonl"))]
+        if not ri or not rr:
+            continue
+        mi, mr = med(ri), med(rr)
+        d[str(K)] = {"inprocess_samples_per_s": rnd(mi, 1), "remote_samples_per_s": rnd(mr, 1),
+                     "inprocess_runs": ri, "remote_runs": rr, "ratio": rnd(mr / mi)}
+        rows.append((f"distill_remote_vs_inprocess K={K}", f"{mr:.0f} vs {mi:.0f} samples/s",
+                     mr / mi, ">= 0.90", mr / mi >= 0.90))
+    if d:
+        worst = min(v["ratio"] for v in d.values())
+        res["distill_remote_vs_inprocess"] = {
+            "members": d, "threads": a.threads, "ratio": worst, "ratio_is": "the smallest over K",
+            "goal": 0.90, "met": worst >= 0.90}
+
+    m1, m10 = one(R("memory_x1.jsonl")), one(R("memory_x10.jsonl"))
+    if m1 and m10:
+        ratio = m10["max_rss_mib"] / m1["max_rss_mib"]
+        res["memory_vs_data_size"] = {
+            "samples_1x": m1["samples"], "samples_10x": m10["samples"],
+            "max_rss_mib_1x": m1["max_rss_mib"], "max_rss_mib_10x": m10["max_rss_mib"],
+            "ratio": rnd(ratio), "goal": 1.05, "met": ratio <= 1.05}
+        rows.append(("memory_vs_data_size", f"{m10['max_rss_mib']:.1f} vs {m1['max_rss_mib']:.1f} MiB "
+                     f"({m10['samples']} vs {m1['samples']} samples)", ratio, "<= 1.05", ratio <= 1.05))
+
+    u8 = lines(R("remote_k1.jsonl"))
+    f32 = one(R("wire_f32.jsonl"))
+    if u8 and f32:
+        def per(r):
+            n = r["samples"] * r["members"]
+            return r["bytes_sent"] / n, r["bytes_received"] / n
+        us, ur = per(u8[0])
+        fs, fr = per(f32)
+        res["wire_bytes_per_sample"] = {
+            "u8": {"sent": rnd(us, 1), "received": rnd(ur, 1)},
+            "f32": {"sent": rnd(fs, 1), "received": rnd(fr, 1)},
+            "ratio": rnd((us + ur) / (fs + fr)), "ratio_is": "u8 total / f32 total", "goal": None}
+        rows.append(("wire_bytes_per_sample", f"u8 {us:.0f}+{ur:.0f} B, f32 {fs:.0f}+{fr:.0f} B "
+                     "(sent+received per sample per member)", (us + ur) / (fs + fr), "", None))
+
+    t = lines(R("torch.jsonl"))
+    ed_d = [r["samples_per_s"] for r in lines(R("ed_distill_epoch.jsonl"))]
+    ed_m = [r["samples_per_s"] for r in lines(R("ed_member_epoch.jsonl"))]
+    if t and ed_d and ed_m:
+        td, tm = med([r["distill_samples_per_s"] for r in t]), med([r["member_samples_per_s"] for r in t])
+        rd, rm = med(ed_d) / td, med(ed_m) / tm
+        res["pytorch_distill_epoch"] = {
+            "edistill_samples_per_s": rnd(med(ed_d), 1), "pytorch_samples_per_s": rnd(td, 1),
+            "edistill_runs": ed_d, "pytorch_runs": [r["distill_samples_per_s"] for r in t],
+            "pytorch": t[0]["torch_version"], "members": t[0]["members"],
+            "ratio": rnd(rd), "ratio_is": "edistill / pytorch", "goal": 1.3, "met": rd >= 1.3}
+        res["pytorch_member_epoch"] = {
+            "edistill_samples_per_s": rnd(med(ed_m), 1), "pytorch_samples_per_s": rnd(tm, 1),
+            "edistill_runs": ed_m, "pytorch_runs": [r["member_samples_per_s"] for r in t],
+            "ratio": rnd(rm), "ratio_is": "edistill / pytorch", "goal": 1.5, "met": rm >= 1.5}
+        rows.append(("pytorch_distill_epoch", f"{med(ed_d):.0f} vs {td:.0f} samples/s", rd, ">= 1.3", rd >= 1.3))
+        rows.append(("pytorch_member_epoch", f"{med(ed_m):.0f} vs {tm:.0f} samples/s", rm, ">= 1.5", rm >= 1.5))
+    elif a.torch_note:
+        res["pytorch_distill_epoch"] = {"skipped": a.torch_note, "ratio": None, "goal": 1.3}
+        res["pytorch_member_epoch"] = {"skipped": a.torch_note, "ratio": None, "goal": 1.5}
+        rows.append(("pytorch_*", a.torch_note, None, "", None))
+
+    res["_run"] = {"seconds": a.seconds, "threads": a.threads, "load_average": os.getloadavg()}
+    with open(a.out, "w") as fo:
+        json.dump(res, fo, indent=1)
+        fo.write("\n")
+
+    w = max(len(r[0]) for r in rows) if rows else 10
+    print(f"{'comparison':<{w}}  {'measured':<58} {'ratio':>7}  {'goal':<8} met")
+    for key, meas, ratio, goal, met in rows:
+        rs = f"{ratio:.3f}" if ratio is not None else "-"
+        ms = "" if met is None else ("yes" if met else "NO")
+        print(f"{key:<{w}}  {meas:<58} {rs:>7}  {goal:<8} {ms}")
+    print(f"(wrote {a.out}; {a.seconds:.0f} s; load average {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

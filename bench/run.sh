@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR: the measurements of `make bench` (issue 7). Writes bench/results.json and
+# prints a table (bench/report.py). Every comparison runs side by side in this one run, alternating
+# the two sides repeat by repeat, and reports medians and ratios: the machine may be shared.
+#
+#   forward_vs_sgemm, student_step_vs_sgemm   ed_bench forward / step (in-process)
+#   request_overhead                          ed_bench request against one `teacher_worker serve`
+#   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
+#                                             ZeroMQ (tcp loopback) vs the same members in-process
+#   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
+#   wire_bytes_per_sample                     bytes on the wire per sample per member, u8 vs f32
+#   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
+#
+# Threads on this 2-core machine: a process that runs alone (ed_bench, in-process distill, the
+# PyTorch reference) uses 2 OpenBLAS threads. When K workers and the trainer share the 2 cores, each
+# worker runs 1 compute thread with 1 OpenBLAS thread (OPENBLAS_NUM_THREADS=1: no idle BLAS threads
+# at all) and the trainer keeps 2 OpenBLAS threads, so its student step uses both cores whenever the
+# teachers are ahead; ed_blas_setup makes idle OpenBLAS threads sleep instead of spinning, so the
+# processes do not steal each other's cores. Knobs: BENCH_REPEATS, BENCH_STEPS, BENCH_WORKER_BLAS,
+# BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_KEEP=1 (keep the work directory).
+set -euo pipefail
+
+BUILD=$(cd "${1:-build}" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+TW="$BUILD/teacher_worker/teacher_worker"
+ST="$BUILD/student_trainer/student_trainer"
+EB="$BUILD/bench/ed_bench"
+PY=/usr/bin/python3
+FMNIST=${EDISTILL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+REPEATS=${BENCH_REPEATS:-3}
+STEPS=${BENCH_STEPS:-120}
+WORKER_BLAS=${BENCH_WORKER_BLAS:-1}
+TRAINER_BLAS=${BENCH_TRAINER_BLAS:-2}
+MEMBER_ARCH=784,1200,1200,10
+STUDENT_ARCH=784,800,800,10
+OUT="$SRC/bench/results.json"
+
+for f in "$TW" "$ST" "$EB"; do
+  [[ -x "$f" ]] || { echo "bench: $f is missing: build first (make bench builds)" >&2; exit 1; }
+done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/edistill-bench.XXXXXX")
+RAW="$WORK/raw"
+mkdir -p "$RAW" "$WORK/models"
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ -n "${BENCH_KEEP:-}" ]] && echo "bench: work directory kept: $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+t_begin=$(date +%s)
+log() { printf '[bench %4ds] %s\n' $(($(date +%s) - t_begin)) "$*" >&2; }
+
+# ---- data: raw IDX copies (the 10x file is built from them), an f32 .npy copy -------------------
+log "preparing data in $WORK"
+X1="$WORK/train-images-idx3-ubyte"
+Y1="$WORK/train-labels-idx1-ubyte"
+zcat "$FMNIST/train-images-idx3-ubyte.gz" >"$X1"
+zcat "$FMNIST/train-labels-idx1-ubyte.gz" >"$Y1"
+"$PY" - "$X1" "$WORK" <<'EOF'
+import struct, sys, numpy as np
+src, work = sys.argv[1], sys.argv[2]
+with open(src, "rb") as f:
+    head = f.read(16)
+    data = f.read()
+magic, n, r, c = struct.unpack(">IIII", head)
+# 10x: one raw IDX file holding the 60,000 images ten times
+with open(work + "/x10-images-idx3-ubyte", "wb") as f:
+    f.write(struct.pack(">IIII", magic, n * 10, r, c))
+    for _ in range(10):
+        f.write(data)
+# f32: the same pixels as float32 .npy (values 0..255, so the same input scale applies)
+x = np.frombuffer(data, dtype=np.uint8).reshape(n, r * c)
+np.save(work + "/train-images-f32.npy", x[:12800].astype(np.float32))
+with open(src.replace("images-idx3", "labels-idx1"), "rb") as f:
+    y = np.frombuffer(f.read()[8:], dtype=np.uint8)
+np.save(work + "/train-labels-12800.npy", y[:12800].astype(np.int32))
+EOF
+X10="$WORK/x10-images-idx3-ubyte"
+XF32="$WORK/train-images-f32.npy"   # the first 12,800 images as float32
+YF32="$WORK/train-labels-12800.npy"
+
+# ---- members: trained briefly (accuracy does not matter here) ----------------------------------
+log "training 5 members $MEMBER_ARCH (20 steps each)"
+MODELS=()
+for k in 1 2 3 4 5; do
+  m="$WORK/models/m$k.safetensors"
+  "$TW" train --arch "$MEMBER_ARCH" --steps 20 --seed "$k" --member "m$k" --out "$m" \
+      --train-images "$X1" --train-labels "$Y1" --shuffle-buffer 4096 --quiet >/dev/null
+  MODELS+=("$m")
+done
+
+# start_workers K: starts K workers (members 1..K) on kernel-chosen loopback ports; sets ENDPOINTS
+# (comma-separated) and WPIDS.
+start_workers() {
+  local K=$1 k ready pid
+  ENDPOINTS=""
+  WPIDS=()
+  for ((k = 1; k <= K; k++)); do
+    ready="$WORK/w$k.ready"
+    rm -f "$ready"
+    OPENBLAS_NUM_THREADS=$WORKER_BLAS "$TW" serve --model "${MODELS[k - 1]}" \
+        --bind "tcp://127.0.0.1:*" --ready-file "$ready" --threads 1 \
+        --blas-threads "$WORKER_BLAS" --max-batch 1024 >/dev/null 2>>"$WORK/workers.log" &
+    pid=$!
+    PIDS+=("$pid")
+    WPIDS+=("$pid")
+  done
+  for ((k = 1; k <= K; k++)); do
+    ready="$WORK/w$k.ready"
+    for _ in $(seq 1 200); do [[ -s "$ready" ]] && break; sleep 0.05; done
+    [[ -s "$ready" ]] || { cat "$WORK/workers.log" >&2; echo "bench: worker $k not ready" >&2; exit 1; }
+    ENDPOINTS+="${ENDPOINTS:+,}$(sed -n 's/^endpoint=//p' "$ready")"
+  done
+}
+stop_workers() {
+  local p
+  for p in "${WPIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${WPIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  WPIDS=()
+}
+
+# ---- in-process kernels -----------------------------------------------------------------------
+log "forward_vs_sgemm ($MEMBER_ARCH, batch 256)"
+"$EB" forward --arch "$MEMBER_ARCH" --batch 256 --repeats 9 --iters 10 >"$RAW/forward.json"
+log "student_step_vs_sgemm ($STUDENT_ARCH, batch 128, Adam)"
+"$EB" step --arch "$STUDENT_ARCH" --batch 128 --repeats 9 --iters 20 >"$RAW/step.json"
+
+# ---- request overhead: one worker with the whole machine, like the in-process forward ---------
+log "request_overhead (batch 32, 128, 512 over tcp loopback)"
+SAVE_WB=$WORKER_BLAS
+WORKER_BLAS=2
+start_workers 1
+"$EB" request --endpoint "$ENDPOINTS" --model "${MODELS[0]}" --batches 32,128,512 --iters 150 \
+    >"$RAW/request.json"
+stop_workers
+WORKER_BLAS=$SAVE_WB
+
+# ---- distillation: remote vs in-process, K = 1, 3, 5 ------------------------------------------
+DISTILL_COMMON=(--labeled-images "$X1" --labeled-labels "$Y1" --labeled-end 3000
+                --unlabeled "$X1" --unlabeled-start 3000 --arch "$STUDENT_ARCH"
+                --temperature 4 --alpha 0.9 --combine prob --optimizer adam --lr 1e-3
+                --batch-size 128 --quiet)
+# distill NAME TEACHERS BLAS [args...]: one run, its metrics line appended to $RAW/NAME.jsonl
+distill() {
+  local name=$1 teachers=$2 blas=$3; shift 3
+  "$ST" distill --teachers "$teachers" "${DISTILL_COMMON[@]}" --blas-threads "$blas" \
+      --out "$WORK/student.safetensors" --metrics "$WORK/m.jsonl" "$@" >/dev/null 2>>"$WORK/distill.log"
+  head -n1 "$WORK/m.jsonl" >>"$RAW/$name.jsonl"
+}
+for K in 1 3 5; do
+  log "distill_remote_vs_inprocess K=$K ($REPEATS repeats of $STEPS steps each side)"
+  local_list=$(IFS=,; echo "${MODELS[*]:0:K}")
+  start_workers "$K"
+  for ((r = 0; r < REPEATS; r++)); do
+    distill "inproc_k$K" "$local_list" 2 --steps "$STEPS"
+    distill "remote_k$K" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$STEPS"
+  done
+  if [[ $K -eq 1 ]]; then
+    log "wire_bytes_per_sample (f32 inputs, K=1)"
+    distill "wire_f32" "$ENDPOINTS" "$TRAINER_BLAS" --steps 40 --labeled-images "$XF32" \
+        --labeled-labels "$YF32" --labeled-end 3000 --unlabeled "$XF32" --unlabeled-start 3000
+  fi
+  stop_workers
+done
+
+# ---- memory: the trainer streaming 1x vs 10x the unlabeled data -------------------------------
+# One small in-process member and a small student, so 660,000 samples stream in seconds; the
+# trainer's buffers do not depend on the data size, which is what this checks.
+log "memory_vs_data_size (1x = 60,000 vs 10x = 600,000 unlabeled samples)"
+"$TW" train --arch 784,64,10 --steps 5 --seed 9 --member small --out "$WORK/models/small.safetensors" \
+    --train-images "$X1" --train-labels "$Y1" --shuffle-buffer 1024 --quiet >/dev/null
+for x in 1 10; do
+  f=$X1; [[ $x -eq 10 ]] && f=$X10
+  "$ST" distill --teachers "$WORK/models/small.safetensors" --labeled-images "$X1" \
+      --labeled-labels "$Y1" --labeled-end 3000 --unlabeled "$f" --arch 784,64,10 \
+      --batch-size 128 --epochs 1 --blas-threads 2 --quiet --out "$WORK/student.safetensors" \
+      --metrics "$RAW/memory_x$x.jsonl" >/dev/null 2>>"$WORK/distill.log"
+done
+
+# ---- PyTorch reference -------------------------------------------------------------------------
+TORCH_NOTE=""
+if [[ -z "${BENCH_SKIP_TORCH:-}" && -n "${BENCH_INSTALL_TORCH:-}" ]] && ! "$PY" -c 'import torch' 2>/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then
+    log "installing python3-torch for the PyTorch comparison (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch \
+        >"$WORK/apt.log" 2>&1 || log "apt-get install python3-torch failed (see the note in the table)"
+  fi
+fi
+if [[ -n "${BENCH_SKIP_TORCH:-}" ]]; then
+  TORCH_NOTE="skipped: BENCH_SKIP_TORCH is set"
+elif ! "$PY" -c 'import torch' 2>/dev/null; then
+  TORCH_NOTE="skipped: python3-torch is not installed and this is not root (apt-get install python3-torch)"
+else
+  # Same work on both sides: TORCH_SAMPLES images (150 batches of 128); PyTorch's BLAS is the same
+  # Debian OpenBLAS, so it gets the kernels and thread settings edistill's ed_blas_setup picks.
+  TS=${BENCH_TORCH_SAMPLES:-19200}
+  CORE=$(sed -n 's/.*"blas":"OpenBLAS (\([A-Za-z0-9]*\) kernels.*/\1/p' "$RAW/forward.json")
+  log "PyTorch reference and edistill side by side ($TS samples: distillation with 5 members, member training)"
+  all=$(IFS=,; echo "${MODELS[*]}")
+  for ((r = 0; r < ${BENCH_TORCH_REPEATS:-2}; r++)); do
+    distill "ed_distill_epoch" "$all" 2 --steps $((TS / 128)) --schedule constant
+    "$TW" train --arch "$MEMBER_ARCH" --steps $((TS / 128)) --seed 1 --member e \
+        --out "$WORK/e.safetensors" --train-images "$X1" --train-labels "$Y1" --dropout-in 0.1 \
+        --dropout-hidden 0.3 --batch-size 128 --optimizer adam --lr 1e-3 --schedule constant \
+        --blas-threads 2 --quiet --metrics "$WORK/t.jsonl" >/dev/null 2>>"$WORK/train.log"
+    head -n1 "$WORK/t.jsonl" >>"$RAW/ed_member_epoch.jsonl"
+    OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$CORE} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} \
+        OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 \
+        "$PY" "$SRC/bench/torch_ref.py" --models "$all" --images "$X1" --labels "$Y1" \
+        --samples "$TS" --threads 2 >>"$RAW/torch.jsonl" 2>>"$WORK/torch.log"
+  done
+fi
+
+log "writing $OUT"
+"$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$OUT" --torch-note "$TORCH_NOTE" \
+    --threads "workers: $WORKER_BLAS compute thread + $WORKER_BLAS OpenBLAS thread each; trainer: $TRAINER_BLAS OpenBLAS threads; in-process runs: 2 OpenBLAS threads" \
+    --seconds $(($(date +%s) - t_begin))
