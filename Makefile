@@ -16,6 +16,7 @@ help:
 	@echo "make demo       install missing Debian packages (as root), build, run the end-to-end demo"
 	@echo "make test       install, build, run the test suite in the normal and the ASan+UBSan build"
 	@echo "make test-fast  the test suite in the normal build only"
+	@echo "make test-slurm deploy/slurm/edistill.sbatch on a one-node Slurm cluster started here (root)"
 	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
 	@echo "make bench      build, then measure (bench/run.sh): writes bench/results.json, prints a table"
 	@echo "make build      configure and build into $(BUILD)/"
@@ -45,6 +46,12 @@ fuzz: deps
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# A real single-node Slurm cluster (slurm-wlm + munge from Debian, installed when missing) runs the
+# sbatch script end to end; about 10 s once installed. Also part of `make test` (tests/e2e/deploy_slurm.sh).
+.PHONY: test-slurm
+test-slurm: build
+	@tests/slurm/run.sh $(BUILD)
 
 # Installs python3-torch (large) for the PyTorch comparison only when root; otherwise that part is
 # skipped with the reason in the table.

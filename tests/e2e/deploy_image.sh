@@ -31,10 +31,11 @@ pass "all ${#BUILD_PKGS[@]} build + ${#RUNTIME_PKGS[@]} runtime packages exist i
 mapfile -t MODULES < <(cat "$SRC/CMakeLists.txt" "$SRC/tests/CMakeLists.txt" |
   sed -n 's/.*pkg_check_modules([A-Z_]* REQUIRED IMPORTED_TARGET \([a-z0-9_-]*\)).*/\1/p')
 [[ ${#MODULES[@]} -ge 6 ]] || fail "found only ${#MODULES[@]} pkg_check_modules in CMakeLists.txt"
-NEEDS=(cmake make gcc pkg-config "$(dpkg -S "$(readlink -f "$(command -v protoc-c)")" | head -n1 | cut -d: -f1)")
+protoc_pkg=$(dpkg -S "$(readlink -f "$(command -v protoc-c)")" | awk -F: 'NR == 1 { print $1 }')
+NEEDS=(cmake make gcc pkg-config "$protoc_pkg")
 for m in "${MODULES[@]}"; do
   pc=$(readlink -f "$(pkg-config --variable=pcfiledir "$m")/$m.pc")
-  p=$(dpkg -S "$pc" 2>/dev/null | head -n1 | cut -d: -f1) || true
+  p=$(dpkg -S "$pc" 2>/dev/null | awk -F: 'NR == 1 { print $1 }') || true
   [[ -n "$p" ]] || fail "pkg-config module $m ($pc) belongs to no Debian package"
   NEEDS+=("$p")
 done
@@ -42,8 +43,9 @@ done
 # (libopenblas-dev pulls the libopenblas-pthread-dev that holds openblas.pc).
 apt-cache depends --no-recommends --no-suggests "${BUILD_PKGS[@]}" 2>/dev/null |
   sed -n 's/^ *|\{0,1\}Depends: //p' > "$WORK/build-depends"
+printf '%s\n' "${BUILD_PKGS[@]}" >> "$WORK/build-depends"
 for p in "${NEEDS[@]}"; do
-  printf '%s\n' "${BUILD_PKGS[@]}" | cat - "$WORK/build-depends" | grep -qx -- "$p" ||
+  grep -qx -- "$p" "$WORK/build-depends" ||
     fail "build stage lacks $p (needed by the CMake build)"
 done
 cmake --build "$BUILD" --target help > "$WORK/targets"
@@ -52,25 +54,37 @@ for t in teacher_worker student_trainer; do
 done
 pass "build stage has the packages of CMake's modules (${MODULES[*]}), protoc-c and the toolchain"
 
-pkg_of() { # library path -> Debian package (without :arch)
-  dpkg -S "$(readlink -f "$1")" 2>/dev/null | head -n1 | cut -d: -f1 ||
-    dpkg -S "$1" 2>/dev/null | head -n1 | cut -d: -f1
-}
-declare -A DIRECT ALL
+# Every library ldd resolves, by its path and by its real path (usrmerge and alternatives), mapped to
+# packages with a single dpkg -S call (each call reads the whole file database).
+declare -A DIRECT ALL SONAME_PATHS
 for bin in "$TW" "$ST"; do
-  mapfile -t needed < <(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+  readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' > "$WORK/needed"
   while read -r name _ path _; do
     [[ "$path" == /* ]] || continue
-    pkg=$(pkg_of "$path")
-    [[ -n "$pkg" ]] || fail "$path (linked by $bin) belongs to no Debian package"
-    ALL[$pkg]=1
-    for n in "${needed[@]}"; do [[ "$n" == "$name" ]] && DIRECT[$pkg]=1; done
+    SONAME_PATHS[$name]="$path $(readlink -f "$path")"
+    if grep -qx -- "$name" "$WORK/needed"; then DIRECT[$name]=1; fi
   done < <(ldd "$bin")
 done
+# shellcheck disable=SC2086,SC2048  # each value is "path realpath": split on purpose
+dpkg -S ${SONAME_PATHS[*]} > "$WORK/dpkg-S" 2>/dev/null || true
+pkg_of_name() { # soname -> package
+  local f pkg
+  for f in ${SONAME_PATHS[$1]}; do
+    pkg=$(awk -v f="$f" -F': ' '$2 == f { split($1, a, ":"); print a[1]; exit }' "$WORK/dpkg-S")
+    if [[ -n "$pkg" ]]; then echo "$pkg"; return 0; fi
+  done
+}
+declare -A DIRECT_PKGS
+for name in "${!SONAME_PATHS[@]}"; do
+  pkg=$(pkg_of_name "$name")
+  [[ -n "$pkg" ]] || fail "${SONAME_PATHS[$name]} ($name) belongs to no Debian package"
+  ALL[$pkg]=1
+  [[ -z "${DIRECT[$name]:-}" ]] || DIRECT_PKGS[$pkg]=1
+done
 # Sanitizer runtimes are linked only in the ASan+UBSan build, never in the image.
-for san in libasan8 libubsan1; do unset "DIRECT[$san]" "ALL[$san]"; done
-unset "DIRECT[libc6]"
-want=$(printf '%s\n' "${!DIRECT[@]}" | sort | tr '\n' ' ')
+for san in libasan8 libubsan1; do unset "DIRECT_PKGS[$san]" "ALL[$san]"; done
+unset "DIRECT_PKGS[libc6]"
+want=$(printf '%s\n' "${!DIRECT_PKGS[@]}" | sort | tr '\n' ' ')
 have=$(printf '%s\n' "${RUNTIME_PKGS[@]}" | sort | tr '\n' ' ')
 [[ "$want" == "$have" ]] || fail "runtime stage installs [$have] but the programs link [$want] (+ libc6)"
 pass "runtime packages = packages of the directly linked libraries: $have"

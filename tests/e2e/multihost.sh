@@ -86,7 +86,7 @@ for i in 0 1 2; do
 done
 pass "teachers serving on ${EPS[*]}"
 
-rx() { ip -n "$1" -s link show eth0 | awk '/RX:/ { getline; print $1; exit }'; }
+rx() { ip -n "$1" -s link show eth0 | awk '/RX:/ && !n++ { getline; print $1 }'; }
 RX0=(); for i in 0 1 2; do RX0+=("$(rx "$NS-${names[$i]}")"); done
 
 STEPS=40; BATCH=64
