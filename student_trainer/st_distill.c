@@ -464,6 +464,7 @@ static int s_distill(const st_distill_opts *o)
     pool = st_pool_open(o->teachers, &pc, &err);
     if (!pool)
         goto fail;
+    st_pool_set_stop_flag(pool, &s_stop_signal);
     const int K = st_pool_member_count(pool);
     for (int k = 0; k < K; k++)
         ed_log_info("member %d: %s", k, st_pool_member_describe(pool, k));
@@ -491,7 +492,7 @@ static int s_distill(const st_distill_opts *o)
                        o->input_offset, o->seed + 1, &err);
     q = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
     scratch = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
-    member_logits = calloc((size_t)K, sizeof *member_logits);
+    member_logits = calloc(ST_POOL_MAX_MEMBERS, sizeof *member_logits);
     missing = calloc((size_t)K, sizeof *missing);
     if (!t || !q || !scratch || !member_logits || !missing) {
         if (t)
@@ -602,18 +603,26 @@ static int s_distill(const st_distill_opts *o)
             ed_batch b;
             const float *const *logits;
             if (st_pool_wait(pool, head, &b, &logits, &err)) {
-                ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
+                if (err.code != ED_ESTOPPED)
+                    ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
                 goto fail_teachers;
             }
             inflight--;
+            /* Members can join during the run (elastic membership): average over every member
+             * that answered this batch; members that had no live replica make it degraded. */
+            const int Kb = st_pool_member_count(pool);
             int present = 0;
-            for (int k = 0; k < K; k++) {
+            bool degraded = false;
+            for (int k = 0; k < Kb; k++) {
                 if (logits[k])
                     member_logits[present++] = logits[k];
-                else
-                    sums.missing[k]++;
+                if (st_pool_missed(pool, head, k)) {
+                    degraded = true;
+                    if (k < K)
+                        sums.missing[k]++;
+                }
             }
-            sums.degraded += present < K;
+            sums.degraded += degraded;
             if (lc.soft_loss == ED_SOFT_L2)
                 ed_combine_mean_logits(member_logits, present, b.n, C, q);
             else
@@ -723,6 +732,12 @@ static int s_distill(const st_distill_opts *o)
                     first = 0;
                 }
             fprintf(metrics, "}");
+            /* Teacher membership events of the epoch: down, back, requests re-sent elsewhere. */
+            fprintf(metrics,
+                    ",\"teachers\":{\"members\":%d,\"replicas_up\":%d,\"replicas\":%d,"
+                    "\"down_events\":%ld,\"up_events\":%ld,\"failovers\":%ld}",
+                    st_pool_member_count(pool), ps.replicas_up, ps.replicas_known, ps.down_events,
+                    ps.up_events, ps.failovers);
             if (have_test)
                 fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
             if (epoch == resume_epoch && resuming)
@@ -785,6 +800,8 @@ fail_teachers:
             ed_log_info("checkpoint at step %ld written to %s: continue with --resume once the "
                         "teachers are back", step, o->checkpoint);
     }
+    if (err.code == ED_ESTOPPED && s_stop_signal)
+        goto interrupted; /* a signal while the pool waited for dead teachers */
 fail:
     fprintf(stderr, "student_trainer distill: %s\n", err.msg[0] ? err.msg : ed_strerror(err.code));
 done:

@@ -102,6 +102,7 @@ typedef struct {
     st_req req[ST_POOL_MAX_MEMBERS];
     double blocked_since;
     bool blocked_logged;
+    bool missed[ST_POOL_MAX_MEMBERS];      /* after wait: left out of this batch (degraded) */
 } st_slot;
 
 struct st_pool {
@@ -130,6 +131,7 @@ struct st_pool {
     double wait_s;
     uint64_t bytes_sent, bytes_received;
     long down_events, up_events, failovers;
+    const volatile sig_atomic_t *stop_flag;
 };
 
 static int s_dispatch(st_pool *p, int slot, int k, ed_err *err);
@@ -1089,6 +1091,8 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
                             p->cfg.max_wait_s);
                 sl->blocked_logged = true;
             }
+            if (p->stop_flag && *p->stop_flag)
+                return ed_err_set(err, ED_ESTOPPED, "interrupted while waiting for teachers");
             if (now - sl->blocked_since > p->cfg.max_wait_s) {
                 s_waiting_names(p, sl, names, sizeof names);
                 return ed_err_set(err, ED_ETIMEDOUT,
@@ -1103,6 +1107,7 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
     }
     for (int k = 0; k < ST_POOL_MAX_MEMBERS; k++) {
         sl->out[k] = sl->req[k].st == Q_DONE ? sl->logits[k] : NULL;
+        sl->missed[k] = sl->req[k].st == Q_WAITING;
         sl->req[k].st = Q_IDLE;
     }
     p->wait_s += ed_now() - t0;
@@ -1110,6 +1115,17 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
     *batch = (ed_batch){.n = sl->n, .dim = p->cfg.input_dim, .dtype = p->cfg.dtype, .x = sl->x, .y = sl->y};
     *logits = sl->out;
     return 0;
+}
+
+bool st_pool_missed(const st_pool *p, int slot, int k)
+{
+    return slot >= 0 && slot < p->cfg.depth && k >= 0 && k < ST_POOL_MAX_MEMBERS &&
+           p->slots[slot].missed[k];
+}
+
+void st_pool_set_stop_flag(st_pool *p, const volatile sig_atomic_t *flag)
+{
+    p->stop_flag = flag;
 }
 
 static int s_cmp_double(const void *a, const void *b)

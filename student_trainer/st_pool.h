@@ -28,6 +28,8 @@
 #ifndef ST_POOL_H
 #define ST_POOL_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ed_data.h"
@@ -74,6 +76,15 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
 
 #define ST_POOL_MAX_MEMBERS 64
 #define ST_POOL_MAX_REPLICAS 256
+
+/* After st_pool_wait(slot): true when member k was part of that batch but had no live replica and
+ * was left out under the quorum policy. (logits[k] is also NULL for a member that joined the pool
+ * after the batch was submitted: that one is not "missing".) */
+bool st_pool_missed(const st_pool *p, int slot, int k);
+
+/* Makes st_pool_wait return ED_ESTOPPED instead of waiting for dead teachers once *flag becomes
+ * non-zero (a signal handler's flag). Replies already on their way are still awaited. */
+void st_pool_set_stop_flag(st_pool *p, const volatile sig_atomic_t *flag);
 
 typedef struct {
     long requests;             /* replies received since the last take */

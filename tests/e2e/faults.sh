@@ -63,6 +63,7 @@ back_clock=$(cut -d' ' -f1 <<<"$back")
 back_at=$(date -u -d "$(date -u +%F) $back_clock" +%s.%N)
 delay=$(awk -v a="$back_at" -v b="$restarted_at" 'BEGIN { printf "%.2f", a - b }')
 awk -v d="$delay" 'BEGIN { exit !(d < 5) }' || fail "m3 came back $delay s after its restart (>= 5 s)"
+grep -q '"up_events":[1-9]' "$WORK/fault.jsonl" || fail "no epoch's metrics record m3 coming back"
 last_degraded=$(metric "$WORK/fault.jsonl" degraded_batches | tail -n1)
 [[ "$last_degraded" == 0 ]] || fail "the last epoch still has $last_degraded degraded batches"
 pass "m3 restarted on $EP3: used again $delay s after the restart; last epoch not degraded ($(awk -v a="$restarted_at" -v b="$killed_at" 'BEGIN{printf "%.1f", a-b}') s down)"
@@ -99,18 +100,46 @@ grep -q "REFUSED teacher $R1 came back with weights" "$WORK/refuse.err" ||
 [[ $(metric "$WORK/ref2.jsonl" degraded_batches | paste -sd+ | bc) == 0 ]] || fail "degraded batches while m1 had a replica"
 pass "teacher with other weights on $R1 refused: $(grep -m1 REFUSED "$WORK/refuse.err" | cut -d' ' -f4- | cut -c1-140)..."
 
-# --- 5: all teachers killed: stop within --max-wait --------------------------------------------------
-"$ST" distill --teachers "$EP1,$EP2" "${DISTILL[@]}" --epochs 50 --max-wait 3 \
-    --out "$WORK/dead.safetensors" --metrics "$WORK/dead.jsonl" >/dev/null 2>"$WORK/dead.err" &
+# --- 5: all teachers killed: stop within --max-wait, keep the checkpoint, resume when they are back -
+start_worker "$WORK/m1.safetensors" "$WORK/d1.ready" --blas-threads 1; D1=$WORKER_EP; DP1=$WORKER_PID
+start_worker "$WORK/m2.safetensors" "$WORK/d2.ready" --blas-threads 1; D2=$WORKER_EP; DP2=$WORKER_PID
+DEAD=("$ST" distill --teachers "$D1,$D2" "${DISTILL[@]}" --epochs 6 --max-wait 3
+      --checkpoint "$WORK/dead.ckpt" --checkpoint-every 50 --out "$WORK/dead.safetensors"
+      --metrics "$WORK/dead.jsonl")
+"${DEAD[@]}" >/dev/null 2>"$WORK/dead.err" &
 TRAINER=$!
 E2E_PIDS+=("$TRAINER")
 wait_lines "$WORK/dead.jsonl" 1 60
-for p in "${E2E_PIDS[@]}"; do [[ "$p" != "$TRAINER" ]] && quiet_kill "$p"; done
+quiet_kill "$DP1"; quiet_kill "$DP2"
 t0=$(date +%s.%N)
 rc=0; wait "$TRAINER" || rc=$?
 took=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
 [[ $rc -ne 0 ]] || fail "the trainer exited 0 with every teacher dead"
 grep -q "no live replica of m1" "$WORK/dead.err" || { cat "$WORK/dead.err" >&2; fail "unclear message"; }
 awk -v t="$took" 'BEGIN { exit !(t <= 3 + 2 + 3) }' || fail "stopped after $took s, bound is --max-wait 3 + deadline 2 + 3 s slack"
+[[ -s "$WORK/dead.ckpt" ]] || fail "no checkpoint kept"
 pass "all teachers killed: stopped after $took s (--max-wait 3): $(grep -m1 'giving up' "$WORK/dead.err" | sed 's/.*distill: //' | cut -c1-160)"
+
+start_worker "$WORK/m1.safetensors" "$WORK/d1b.ready" --blas-threads 1 --bind "$D1"; DP1=$WORKER_PID
+start_worker "$WORK/m2.safetensors" "$WORK/d2b.ready" --blas-threads 1 --bind "$D2"; DP2=$WORKER_PID
+"${DEAD[@]}" --resume >/dev/null 2>"$WORK/resume.err" || { cat "$WORK/resume.err" >&2; fail "resume after the teachers came back"; }
+[[ $(wc -l < "$WORK/dead.jsonl") == 6 ]] || fail "resumed run did not finish its 6 epochs: $(wc -l < "$WORK/dead.jsonl") lines"
+pass "teachers back: --resume completed the run from the kept checkpoint (6 epochs)"
+
+# SIGTERM while the pool waits for dead teachers: prompt stop, checkpoint, exit 143.
+"$ST" distill --teachers "$D1,$D2" "${DISTILL[@]}" --epochs 6 --max-wait 60 \
+    --checkpoint "$WORK/term.ckpt" --out "$WORK/term.safetensors" --metrics "$WORK/term.jsonl" \
+    >/dev/null 2>"$WORK/term.err" &
+TRAINER=$!
+E2E_PIDS+=("$TRAINER")
+wait_lines "$WORK/term.jsonl" 1 60
+quiet_kill "$DP1"; quiet_kill "$DP2"
+for _ in $(seq 1 100); do grep -q "no live replica" "$WORK/term.err" && break; sleep 0.05; done
+kill -TERM "$TRAINER"
+t0=$(date +%s.%N)
+rc=0; wait "$TRAINER" || rc=$?
+took=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')
+[[ $rc == 143 ]] || { cat "$WORK/term.err" >&2; fail "SIGTERM while waiting: exit $rc, expected 143"; }
+awk -v t="$took" 'BEGIN { exit !(t < 2) }' || fail "SIGTERM while waiting took $took s"
+pass "SIGTERM while waiting for dead teachers: exit 143 after $took s, checkpoint kept"
 echo "teacher fault checks passed"
