@@ -19,6 +19,7 @@
 #include "ed_log.h"
 #include "ed_model_file.h"
 #include "ed_progress.h"
+#include "ed_train_flags.h"
 #include "ed_trainer.h"
 #include "ed_version.h"
 
@@ -27,12 +28,8 @@
 typedef struct {
     const char *train_images, *train_labels, *test_images, *test_labels;
     long train_start, train_end;
-    const char *arch, *member, *out, *metrics, *optimizer, *schedule;
-    uint64_t seed;
-    int epochs, batch_size, blas_threads;
-    long steps, shuffle_buffer, warmup_steps;
-    float lr, lr_min, momentum, weight_decay, dropout_in, dropout_hidden, label_smoothing;
-    float input_scale, input_offset;
+    const char *member, *out, *metrics;
+    ed_train_flags train;
     bool quiet;
 } tw_train_opts;
 
@@ -45,17 +42,17 @@ static cJSON *s_provenance(const tw_train_opts *o, long steps, double test_acc, 
     cJSON_AddStringToObject(p, "tool", "teacher_worker train");
     cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
     cJSON_AddStringToObject(p, "created", when);
-    cJSON_AddNumberToObject(p, "seed", (double)o->seed);
-    cJSON_AddNumberToObject(p, "epochs", o->epochs);
+    cJSON_AddNumberToObject(p, "seed", (double)o->train.seed);
+    cJSON_AddNumberToObject(p, "epochs", o->train.epochs);
     cJSON_AddNumberToObject(p, "steps", (double)steps);
-    cJSON_AddNumberToObject(p, "batch_size", o->batch_size);
-    cJSON_AddStringToObject(p, "optimizer", o->optimizer);
-    cJSON_AddNumberToObject(p, "lr", o->lr);
-    cJSON_AddStringToObject(p, "schedule", o->schedule);
-    cJSON_AddNumberToObject(p, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(p, "dropout_in", o->dropout_in);
-    cJSON_AddNumberToObject(p, "dropout_hidden", o->dropout_hidden);
-    cJSON_AddNumberToObject(p, "label_smoothing", o->label_smoothing);
+    cJSON_AddNumberToObject(p, "batch_size", o->train.batch_size);
+    cJSON_AddStringToObject(p, "optimizer", o->train.optimizer);
+    cJSON_AddNumberToObject(p, "lr", o->train.lr);
+    cJSON_AddStringToObject(p, "schedule", o->train.schedule);
+    cJSON_AddNumberToObject(p, "weight_decay", o->train.weight_decay);
+    cJSON_AddNumberToObject(p, "dropout_in", o->train.dropout_in);
+    cJSON_AddNumberToObject(p, "dropout_hidden", o->train.dropout_hidden);
+    cJSON_AddNumberToObject(p, "label_smoothing", o->train.label_smoothing);
     cJSON_AddStringToObject(p, "train_images", o->train_images);
     cJSON_AddStringToObject(p, "train_labels", o->train_labels);
     cJSON_AddNumberToObject(p, "train_start", (double)o->train_start);
@@ -81,26 +78,11 @@ static int s_train(const tw_train_opts *o)
     ed_loader *loader = NULL;
     FILE *metrics = NULL;
     ed_arch arch;
-    if (ed_arch_parse(o->arch, &arch, &err)) {
-        fprintf(stderr, "teacher_worker train: --arch: %s\n", err.msg);
-        return 1;
+    if (ed_train_flags_validate(&o->train, &arch, &err)) {
+        fprintf(stderr, "teacher_worker train: %s\n", err.msg);
+        return 2;
     }
-    ed_opt_config oc = ed_opt_config_default();
-    int kind = ed_opt_kind_parse(o->optimizer), sched = ed_lr_schedule_parse(o->schedule);
-    if (kind < 0 || sched < 0) {
-        fprintf(stderr, "teacher_worker train: %s '%s' is not known (see --help)\n",
-                kind < 0 ? "--optimizer" : "--schedule", kind < 0 ? o->optimizer : o->schedule);
-        return 1;
-    }
-    if (o->epochs < 1 && o->steps < 1) {
-        fprintf(stderr, "teacher_worker train: give --epochs >= 1 or --steps >= 1\n");
-        return 1;
-    }
-    if (o->batch_size < 1) {
-        fprintf(stderr, "teacher_worker train: --batch-size must be >= 1\n");
-        return 1;
-    }
-    ed_blas_set_threads(o->blas_threads);
+    ed_blas_set_threads(o->train.blas_threads);
 
     ed_dataset_spec spec = {o->train_images, o->train_labels, o->train_start, o->train_end};
     ed_stream *s = ed_stream_open(&spec, &err);
@@ -113,42 +95,33 @@ static int s_train(const tw_train_opts *o)
     }
     if (ed_stream_dim(s) != ed_arch_in(&arch)) {
         ed_err_set(&err, ED_ESHAPE, "%s has %d values per sample but --arch %s starts with %d",
-                   o->train_images, ed_stream_dim(s), o->arch, ed_arch_in(&arch));
+                   o->train_images, ed_stream_dim(s), o->train.arch, ed_arch_in(&arch));
         ed_stream_destroy(&s);
         goto fail;
     }
     const long n_train = ed_stream_count(s);
-    const long steps_per_epoch = (n_train + o->batch_size - 1) / o->batch_size;
-    const long total_steps = o->steps > 0 ? o->steps : steps_per_epoch * o->epochs;
-    const int epochs = (int)((total_steps + steps_per_epoch - 1) / steps_per_epoch);
+    ed_train_plan plan;
+    ed_train_flags_plan(&o->train, n_train, &plan);
+    const ed_opt_config oc = plan.opt;
+    const long steps_per_epoch = plan.steps_per_epoch, total_steps = plan.total_steps;
+    const int epochs = plan.epochs;
 
-    oc.kind = (ed_opt_kind)kind;
-    oc.schedule = (ed_lr_schedule)sched;
-    oc.lr = o->lr;
-    oc.lr_min = o->lr_min;
-    oc.momentum = o->momentum;
-    oc.weight_decay = o->weight_decay;
-    oc.warmup_steps = o->warmup_steps;
-    oc.total_steps = total_steps - o->warmup_steps;
-    oc.step_size = steps_per_epoch;
-    oc.gamma = 0.5f;
-
-    ed_loader_config lc = {.batch_size = o->batch_size, .shuffle_buffer = o->shuffle_buffer,
-                           .seed = o->seed ^ 0x5348554646ULL, .drop_last = false};
+    ed_loader_config lc = {.batch_size = o->train.batch_size, .shuffle_buffer = o->train.shuffle_buffer,
+                           .seed = o->train.seed ^ 0x5348554646ULL, .drop_last = false};
     loader = ed_loader_new(&s, &lc, &err);
     if (!loader)
         goto fail;
 
     ed_mlp *m = ed_mlp_new(&arch);
     if (!m) {
-        ed_err_set(&err, ED_ENOMEM, "cannot allocate a %s model", o->arch);
+        ed_err_set(&err, ED_ENOMEM, "cannot allocate a %s model", o->train.arch);
         goto fail;
     }
     ed_rng init_rng;
-    ed_rng_seed(&init_rng, o->seed);
+    ed_rng_seed(&init_rng, o->train.seed);
     ed_mlp_init(m, &init_rng);
-    t = ed_trainer_new(&m, &oc, o->batch_size, o->dropout_in, o->dropout_hidden, o->input_scale,
-                       o->input_offset, o->seed + 1, &err);
+    t = ed_trainer_new(&m, &oc, o->train.batch_size, o->train.dropout_in, o->train.dropout_hidden, o->train.input_scale,
+                       o->train.input_offset, o->train.seed + 1, &err);
     if (!t)
         goto fail;
     if (o->metrics) {
@@ -162,10 +135,10 @@ static int s_train(const tw_train_opts *o)
     if (!o->quiet)
         ed_log_info("training %s (%zu parameters) on %ld samples of %s: %ld steps (%d epochs) "
                     "of batch %d, %s lr %g %s",
-                    o->arch, t->model->n_params, n_train, o->train_images, total_steps, epochs,
-                    o->batch_size, o->optimizer, (double)o->lr, o->schedule);
+                    o->train.arch, t->model->n_params, n_train, o->train_images, total_steps, epochs,
+                    o->train.batch_size, o->train.optimizer, (double)o->train.lr, o->train.schedule);
     const ed_loss_config loss_cfg = {.alpha = 0.0f, .temperature = 1.0f,
-                                     .label_smoothing = o->label_smoothing};
+                                     .label_smoothing = o->train.label_smoothing};
     const double t_start = ed_now();
     long step = 0;
     double test_acc = -1.0;
@@ -192,7 +165,7 @@ static int s_train(const tw_train_opts *o)
             if (!isfinite(st.loss)) {
                 ed_err_set(&err, ED_EINVAL,
                            "loss became %g at epoch %d step %ld: lower --lr (now %g)", st.loss,
-                           epoch, step, (double)o->lr);
+                           epoch, step, (double)o->train.lr);
                 goto fail;
             }
             loss_sum += st.loss * st.n;
@@ -242,8 +215,8 @@ static int s_train(const tw_train_opts *o)
 
     ed_model_meta meta = {0};
     snprintf(meta.member, sizeof meta.member, "%s", o->member);
-    meta.input_scale = o->input_scale;
-    meta.input_offset = o->input_offset;
+    meta.input_scale = o->train.input_scale;
+    meta.input_offset = o->train.input_offset;
     cJSON *prov = s_provenance(o, step, test_acc, train_secs);
     char *prov_text = cJSON_PrintUnformatted(prov);
     cJSON_Delete(prov);
@@ -275,53 +248,30 @@ int tw_train_main(int argc, char **argv)
     tw_train_opts o = {
         .train_images = FMNIST "train-images-idx3-ubyte.gz",
         .train_labels = FMNIST "train-labels-idx1-ubyte.gz",
-        .test_images = NULL, .test_labels = NULL,
-        .train_start = 0, .train_end = -1,
-        .arch = "784,1200,1200,10", .member = "member", .out = NULL, .metrics = NULL,
-        .optimizer = "adam", .schedule = "cosine",
-        .seed = 1, .epochs = 10, .batch_size = 128, .blas_threads = 0,
-        .steps = 0, .shuffle_buffer = 65536, .warmup_steps = 0,
-        .lr = 1e-3f, .lr_min = 0.0f, .momentum = 0.9f, .weight_decay = 0.0f,
-        .dropout_in = 0.0f, .dropout_hidden = 0.0f, .label_smoothing = 0.0f,
-        .input_scale = 1.0f / 255.0f, .input_offset = 0.0f, .quiet = false,
+        .train_start = 0, .train_end = -1, .member = "member",
+        .train = {.arch = "784,1200,1200,10", .optimizer = "adam", .schedule = "cosine", .seed = 1,
+                  .epochs = 10, .batch_size = 128, .lr = 1e-3f, .momentum = 0.9f,
+                  .shuffle_buffer = 65536, .input_scale = 1.0f / 255.0f},
     };
-    const ed_cli_opt opts[] = {
+    ed_cli_opt opts[10 + ED_TRAIN_FLAGS_OPTS] = {
         {"train-images", ED_CLI_STR, &o.train_images, "FILE", "training samples (IDX, .npy, CSV; .gz ok)", NULL, false},
         {"train-labels", ED_CLI_STR, &o.train_labels, "FILE", "training labels", NULL, false},
         {"train-start", ED_CLI_LONG, &o.train_start, "N", "first training sample used", NULL, false},
         {"train-end", ED_CLI_LONG, &o.train_end, "N", "one past the last training sample (-1: all)", NULL, false},
         {"test-images", ED_CLI_STR, &o.test_images, "FILE", "test samples, evaluated after each epoch", NULL, false},
         {"test-labels", ED_CLI_STR, &o.test_labels, "FILE", "test labels", NULL, false},
-        {"arch", ED_CLI_STR, &o.arch, "W0,W1,..", "layer widths, input first, classes last", NULL, false},
         {"member", ED_CLI_STR, &o.member, "NAME", "member name recorded in the model file", NULL, false},
         {"out", ED_CLI_STR, &o.out, "FILE", "model file to write (safetensors)", NULL, true},
         {"metrics", ED_CLI_STR, &o.metrics, "FILE", "write one JSON line of metrics per epoch", NULL, false},
-        {"seed", ED_CLI_U64, &o.seed, "N", "seed of initialization, dropout and shuffling", NULL, false},
-        {"epochs", ED_CLI_INT, &o.epochs, "N", "passes over the training data", NULL, false},
-        {"steps", ED_CLI_LONG, &o.steps, "N", "train exactly N steps instead (cycling the data)", NULL, false},
-        {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per step", NULL, false},
-        {"optimizer", ED_CLI_STR, &o.optimizer, "NAME", "adam or sgd", NULL, false},
-        {"lr", ED_CLI_FLOAT, &o.lr, "X", "learning rate", NULL, false},
-        {"lr-min", ED_CLI_FLOAT, &o.lr_min, "X", "final learning rate of the cosine schedule", NULL, false},
-        {"schedule", ED_CLI_STR, &o.schedule, "NAME", "constant, cosine or step (halve each epoch)", NULL, false},
-        {"warmup-steps", ED_CLI_LONG, &o.warmup_steps, "N", "linear learning-rate warm-up", NULL, false},
-        {"momentum", ED_CLI_FLOAT, &o.momentum, "X", "SGD momentum", NULL, false},
-        {"weight-decay", ED_CLI_FLOAT, &o.weight_decay, "X", "weight decay (decoupled for adam)", NULL, false},
-        {"dropout-in", ED_CLI_FLOAT, &o.dropout_in, "P", "dropout rate on the input", NULL, false},
-        {"dropout-hidden", ED_CLI_FLOAT, &o.dropout_hidden, "P", "dropout rate on hidden units", NULL, false},
-        {"label-smoothing", ED_CLI_FLOAT, &o.label_smoothing, "EPS", "label smoothing of the targets", NULL, false},
-        {"shuffle-buffer", ED_CLI_LONG, &o.shuffle_buffer, "N", "samples held for shuffling (memory bound)", NULL, false},
-        {"input-scale", ED_CLI_FLOAT, &o.input_scale, "X", "x = raw * scale + offset, recorded in the model", NULL, false},
-        {"input-offset", ED_CLI_FLOAT, &o.input_offset, "X", "see --input-scale", NULL, false},
-        {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
     };
+    int n_opts = 10 + ed_train_flags_options(&o.train, opts + 10);
     const ed_cli_spec spec = {
         "teacher_worker train --out FILE [options]",
         "Trains one ensemble member (a ReLU MLP) on labeled data with cross-entropy, shows progress,\n"
         "evaluates on the test set after each epoch when one is given, and writes the model file\n"
         "atomically. Defaults read Fashion-MNIST from " FMNIST ".",
-        opts, (int)(sizeof opts / sizeof opts[0]),
+        opts, n_opts,
         "example:\n  teacher_worker train --arch 784,1200,1200,10 --epochs 20 --dropout-in 0.2 \\\n"
         "      --dropout-hidden 0.5 --seed 1 --member m1 --out models/m1.safetensors \\\n"
         "      --test-images " FMNIST "t10k-images-idx3-ubyte.gz \\\n"

@@ -1,0 +1,80 @@
+/* ed_train_flags: shared training options, their checks and the run plan (see ed_train_flags.h). */
+#include "ed_train_flags.h"
+
+#include <string.h>
+
+int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
+{
+    const ed_cli_opt opts[ED_TRAIN_FLAGS_OPTS] = {
+        {"arch", ED_CLI_STR, &f->arch, "W0,W1,..", "layer widths, input first, classes last", NULL, false},
+        {"seed", ED_CLI_U64, &f->seed, "N", "seed of initialization, dropout and data order", NULL, false},
+        {"epochs", ED_CLI_INT, &f->epochs, "N", "passes over the training data", NULL, false},
+        {"steps", ED_CLI_LONG, &f->steps, "N", "train exactly N steps instead (cycling the data)", NULL, false},
+        {"batch-size", ED_CLI_INT, &f->batch_size, "N", "samples per step", NULL, false},
+        {"optimizer", ED_CLI_STR, &f->optimizer, "NAME", "adam or sgd", NULL, false},
+        {"lr", ED_CLI_FLOAT, &f->lr, "X", "learning rate", NULL, false},
+        {"lr-min", ED_CLI_FLOAT, &f->lr_min, "X", "final learning rate of the cosine schedule", NULL, false},
+        {"schedule", ED_CLI_STR, &f->schedule, "NAME", "constant, cosine or step (halve each epoch)", NULL, false},
+        {"warmup-steps", ED_CLI_LONG, &f->warmup_steps, "N", "linear learning-rate warm-up", NULL, false},
+        {"momentum", ED_CLI_FLOAT, &f->momentum, "X", "SGD momentum", NULL, false},
+        {"weight-decay", ED_CLI_FLOAT, &f->weight_decay, "X", "weight decay (decoupled for adam)", NULL, false},
+        {"dropout-in", ED_CLI_FLOAT, &f->dropout_in, "P", "dropout rate on the input", NULL, false},
+        {"dropout-hidden", ED_CLI_FLOAT, &f->dropout_hidden, "P", "dropout rate on hidden units", NULL, false},
+        {"label-smoothing", ED_CLI_FLOAT, &f->label_smoothing, "EPS", "label smoothing of the hard-label targets", NULL, false},
+        {"shuffle-buffer", ED_CLI_LONG, &f->shuffle_buffer, "N", "samples held for shuffling, per data source (memory bound)", NULL, false},
+        {"input-scale", ED_CLI_FLOAT, &f->input_scale, "X", "x = raw * scale + offset, recorded in the model", NULL, false},
+        {"input-offset", ED_CLI_FLOAT, &f->input_offset, "X", "see --input-scale", NULL, false},
+        {"blas-threads", ED_CLI_INT, &f->blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
+    };
+    memcpy(out, opts, sizeof opts);
+    return ED_TRAIN_FLAGS_OPTS;
+}
+
+int ed_train_flags_validate(const ed_train_flags *f, ed_arch *arch, ed_err *err)
+{
+    if (ed_arch_parse(f->arch, arch, err))
+        return ed_err_wrap(err, "--arch");
+    if (ed_opt_kind_parse(f->optimizer) < 0)
+        return ed_err_set(err, ED_EINVAL, "--optimizer '%s' is not known (adam, sgd)", f->optimizer);
+    if (ed_lr_schedule_parse(f->schedule) < 0)
+        return ed_err_set(err, ED_EINVAL, "--schedule '%s' is not known (constant, cosine, step)",
+                          f->schedule);
+    if (f->epochs < 1 && f->steps < 1)
+        return ed_err_set(err, ED_EINVAL, "give --epochs >= 1 or --steps >= 1");
+    if (f->batch_size < 1)
+        return ed_err_set(err, ED_EINVAL, "--batch-size must be >= 1, not %d", f->batch_size);
+    if (!(f->lr > 0))
+        return ed_err_set(err, ED_EINVAL, "--lr must be > 0, not %g", (double)f->lr);
+    if (f->dropout_in < 0 || f->dropout_in >= 1)
+        return ed_err_set(err, ED_EINVAL, "--dropout-in %g is outside [0, 1)", (double)f->dropout_in);
+    if (f->dropout_hidden < 0 || f->dropout_hidden >= 1)
+        return ed_err_set(err, ED_EINVAL, "--dropout-hidden %g is outside [0, 1)",
+                          (double)f->dropout_hidden);
+    if (f->label_smoothing < 0 || f->label_smoothing >= 1)
+        return ed_err_set(err, ED_EINVAL, "--label-smoothing %g is outside [0, 1)",
+                          (double)f->label_smoothing);
+    if (f->warmup_steps < 0)
+        return ed_err_set(err, ED_EINVAL, "--warmup-steps must be >= 0");
+    return 0;
+}
+
+void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_train_plan *plan)
+{
+    plan->steps_per_epoch = (samples_per_epoch + f->batch_size - 1) / f->batch_size;
+    if (plan->steps_per_epoch < 1)
+        plan->steps_per_epoch = 1;
+    plan->total_steps = f->steps > 0 ? f->steps : plan->steps_per_epoch * f->epochs;
+    plan->epochs = (int)((plan->total_steps + plan->steps_per_epoch - 1) / plan->steps_per_epoch);
+    ed_opt_config *oc = &plan->opt;
+    *oc = ed_opt_config_default();
+    oc->kind = (ed_opt_kind)ed_opt_kind_parse(f->optimizer);
+    oc->schedule = (ed_lr_schedule)ed_lr_schedule_parse(f->schedule);
+    oc->lr = f->lr;
+    oc->lr_min = f->lr_min;
+    oc->momentum = f->momentum;
+    oc->weight_decay = f->weight_decay;
+    oc->warmup_steps = f->warmup_steps;
+    oc->total_steps = plan->total_steps - f->warmup_steps;
+    oc->step_size = plan->steps_per_epoch;
+    oc->gamma = 0.5f;
+}

@@ -1,0 +1,58 @@
+/*
+ * ed_train_flags: the training settings both `teacher_worker train` and `student_trainer distill`
+ * take (architecture, optimizer and schedule, regularization, batching, seed, input scaling), as one
+ * struct, one set of command-line options and one place that checks them and plans the run.
+ *
+ *     ed_train_flags f = {...defaults...};
+ *     ed_cli_opt opts[16 + ED_TRAIN_FLAGS_OPTS];  int n = 0;
+ *     ...command-specific entries...;  n += ed_train_flags_options(&f, opts + n);
+ *     ...ed_cli_parse...;  ed_train_flags_validate(&f, &arch, &err);
+ *     ed_train_plan plan;  ed_train_flags_plan(&f, samples_per_epoch, &plan);
+ */
+#ifndef ED_TRAIN_FLAGS_H
+#define ED_TRAIN_FLAGS_H
+
+#include <stdint.h>
+
+#include "ed_cli.h"
+#include "ed_error.h"
+#include "ed_mlp.h"
+#include "ed_optim.h"
+
+typedef struct {
+    const char *arch;        /* "784,1200,1200,10" */
+    const char *optimizer;   /* adam | sgd */
+    const char *schedule;    /* constant | cosine | step */
+    uint64_t seed;
+    int epochs;
+    long steps;              /* > 0: exactly this many steps instead of epochs */
+    int batch_size;
+    float lr, lr_min, momentum, weight_decay;
+    long warmup_steps;
+    float dropout_in, dropout_hidden, label_smoothing;
+    long shuffle_buffer;
+    float input_scale, input_offset;
+    int blas_threads;
+} ed_train_flags;
+
+#define ED_TRAIN_FLAGS_OPTS 19
+
+/* Writes the ED_TRAIN_FLAGS_OPTS option entries bound to f's fields into out (f's current values
+ * are the defaults --help shows); returns the number written. */
+int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out);
+
+/* Checks the settings and parses the architecture into *arch. Errors name the option:
+ * "--optimizer 'adamw' is not known (adam, sgd)", "--dropout-in 1.5 is outside [0, 1)", ... */
+int ed_train_flags_validate(const ed_train_flags *f, ed_arch *arch, ed_err *err);
+
+typedef struct {
+    long steps_per_epoch;
+    long total_steps;
+    int epochs;
+    ed_opt_config opt;       /* optimizer with the schedule spread over total_steps */
+} ed_train_plan;
+
+/* Plans a run over samples_per_epoch samples (after ed_train_flags_validate succeeded). */
+void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_train_plan *plan);
+
+#endif
