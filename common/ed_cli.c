@@ -190,3 +190,30 @@ int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err)
     }
     return 0;
 }
+
+static void s_usage(const char *program, const char *summary, const ed_cli_command *cmds, int n,
+                    FILE *out)
+{
+    fprintf(out, "usage: %s COMMAND [options]\n\n%s\n\ncommands:\n", program, summary);
+    for (int i = 0; i < n; i++)
+        fprintf(out, "  %-8s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(out, "\nRun '%s COMMAND --help' for the options of a command.\n", program);
+}
+
+int ed_cli_dispatch(const char *program, const char *summary, const ed_cli_command *cmds, int n,
+                    int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(program, summary, cmds, n, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        s_usage(program, summary, cmds, n, stdout);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (see %s --help)\n", program, argv[1], program);
+    return 2;
+}

@@ -57,4 +57,16 @@ int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err);
 
 void ed_cli_print_help(const ed_cli_spec *spec, FILE *out);
 
+/* A subcommand of a program: `program NAME [options]` runs fn(argc - 1, argv + 1). */
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} ed_cli_command;
+
+/* Runs the subcommand named by argv[1]; prints the program's usage (commands and their one-line
+ * help) for --help/-h/help (exit status 0) or when the command is missing or unknown (status 2). */
+int ed_cli_dispatch(const char *program, const char *summary, const ed_cli_command *cmds, int n,
+                    int argc, char **argv);
+
 #endif
