@@ -41,6 +41,7 @@
 #include "ed_trainer.h"
 #include "ed_version.h"
 #include "st_mixer.h"
+#include "st_curve.h"
 #include "st_pool.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
@@ -63,6 +64,8 @@ typedef struct {
     int quorum;
     uint64_t seed;
     bool quiet;
+    const char *curve_secret, *curve_server_keys;
+    const st_curve *curve;  /* loaded from the two above; curve->on false: plaintext */
 } st_distill_opts;
 
 /* Peak resident set size of this process, in MiB. */
@@ -461,6 +464,7 @@ static int s_distill(const st_distill_opts *o)
                          .quorum = o->quorum, .max_wait_s = o->max_wait,
                          .resolve_interval_s = o->resolve_interval,
                          .health_interval_s = o->health_interval};
+    st_curve_apply(o->curve, &pc);
     pool = st_pool_open(o->teachers, &pc, &err);
     if (!pool)
         goto fail;
@@ -892,6 +896,8 @@ int st_distill_main(int argc, char **argv)
         {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL, "like --resume, but start a new run when there is no checkpoint yet (for restart-on-failure schedulers)", NULL, false},
         {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
+        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this trainer's secret key file (teacher_worker keygen; mode 0600); its .pub goes into the workers' --curve-clients", "EDISTILL_CURVE_CLIENT_SECRET", false},
+        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key: one .pub file shared by all, or a file of `TEACHERS-ENTRY KEY` lines (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
     };
     const ed_cli_spec spec = {
         "student_trainer distill --teachers LIST --out FILE [options]",
@@ -916,5 +922,11 @@ int st_distill_main(int argc, char **argv)
         fprintf(stderr, "student_trainer distill: give both --test-images and --test-labels\n");
         return 2;
     }
+    static st_curve curve; /* the pool keeps pointers into it */
+    if (st_curve_load(&curve, o.curve_secret, o.curve_server_keys, &err) < 0) {
+        fprintf(stderr, "student_trainer distill: %s\n", err.msg);
+        return 2;
+    }
+    o.curve = &curve;
     return s_distill(&o);
 }

@@ -18,6 +18,7 @@
 #include "st_pool.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <netdb.h>
@@ -75,6 +76,7 @@ typedef struct {
     double down_since;
     bool seen;                    /* DNS: present in the latest resolution */
     char why[512];                /* why it was refused */
+    char handshake[200];          /* the last failed security handshake, for error messages */
 } st_replica;
 
 typedef struct {
@@ -238,6 +240,15 @@ static int s_new_replica_index(st_pool *p)
     return p->n_reps < ST_POOL_MAX_REPLICAS ? p->n_reps++ : -1;
 }
 
+/* The CURVE server key for the teachers of --teachers entry `source`, or NULL. */
+static const char *s_server_key(const st_pool *p, int source)
+{
+    for (int i = 0; i < p->cfg.curve_map_n; i++)
+        if (!strcmp(p->cfg.curve_map[i].teacher, p->sources[source].spec))
+            return p->cfg.curve_map[i].key;
+    return p->cfg.curve_server;
+}
+
 static int s_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
 {
     int i = s_new_replica_index(p);
@@ -263,7 +274,22 @@ static int s_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
     char mon_ep[96];
     snprintf(mon_ep, sizeof mon_ep, "inproc://st-pool-%p-%d-%llu", (void *)p, i,
              (unsigned long long)++p->info_seq);
-    if (zmq_socket_monitor(r->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) ||
+    if (p->cfg.curve_secret) {
+        const char *server = s_server_key(p, source);
+        if (!server)
+            return ed_err_set(err, ED_EINVAL, "teacher %s: no CURVE server key for it in "
+                              "--curve-server-keys", ep);
+        if (zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server, strlen(server)) ||
+            zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, p->cfg.curve_public,
+                           strlen(p->cfg.curve_public)) ||
+            zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, p->cfg.curve_secret,
+                           strlen(p->cfg.curve_secret)))
+            return ed_err_set(err, ED_EINVAL, "teacher %s: cannot set the CURVE keys: %s", ep,
+                              zmq_strerror(zmq_errno()));
+    }
+    if (zmq_socket_monitor(r->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
         zmq_connect(r->mon, mon_ep))
         return ed_err_set(err, ED_EIO, "teacher %s: cannot monitor the socket: %s", ep,
                           zmq_strerror(zmq_errno()));
@@ -566,8 +592,11 @@ static void s_read_monitor(st_pool *p, int ri)
             return;
         }
         uint16_t event = 0;
-        if (zmq_msg_size(&ev) >= 2)
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
             memcpy(&event, zmq_msg_data(&ev), sizeof event);
+            memcpy(&value, (const char *)zmq_msg_data(&ev) + 2, sizeof value);
+        }
         int more = zmq_msg_more(&ev);
         zmq_msg_close(&ev);
         if (more) { /* second frame: the peer address; parts of a message arrive together */
@@ -575,7 +604,20 @@ static void s_read_monitor(st_pool *p, int ri)
             zmq_msg_recv(&addr, r->mon, ZMQ_DONTWAIT);
             zmq_msg_close(&addr);
         }
-        if (event == ZMQ_EVENT_DISCONNECTED) {
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+            bool first = !r->handshake[0];
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                s_fmt(r->handshake, sizeof r->handshake, "the teacher refused this trainer's "
+                      "CURVE key (ZAP status %" PRIu32 "): add its .pub to the worker's "
+                      "--curve-clients", value);
+            else
+                s_fmt(r->handshake, sizeof r->handshake, "security handshake failed (ZMTP error "
+                      "0x%" PRIx32 "): %s", value, p->cfg.curve_secret
+                      ? "a plaintext teacher, or not the server key given to --curve-server-keys?"
+                      : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
+            if (first)
+                ed_log_warn("teacher %s: %s", r->where, r->handshake);
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
             s_mark_down(p, ri, "connection lost");
         } else if (event == ZMQ_EVENT_CONNECTED && r->state == R_DOWN) {
             r->next_ping = ed_now(); /* ask at once whether it is back */
@@ -806,6 +848,20 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
 
 #define ST_DNS_GRACE 3.0 /* seconds to wait for the other addresses of a name once one answered */
 
+/* "; <last handshake failure>" of a replica of the source spelled `spec`, or "". */
+static const char *s_handshake_note(st_pool *p, const char *spec)
+{
+    static char note[256];
+    for (int i = 0; i < p->n_reps; i++) {
+        const st_replica *r = &p->reps[i];
+        if (r->state != R_FREE && r->handshake[0] && !strcmp(p->sources[r->source].spec, spec)) {
+            snprintf(note, sizeof note, "; %s", r->handshake);
+            return note;
+        }
+    }
+    return "";
+}
+
 /* Waits until every static teacher answered, and every address of each DNS name, or at least one
  * of them for ST_DNS_GRACE seconds (the others may join later). */
 static int s_wait_ready(st_pool *p, ed_err *err)
@@ -853,8 +909,12 @@ static int s_wait_ready(st_pool *p, ed_err *err)
         double now = ed_now();
         if (now >= deadline)
             return ed_err_set(err, ED_ETIMEDOUT, "teacher %s did not report ready within %.0fs "
-                              "(is teacher_worker serve running there?)", missing,
-                              p->cfg.connect_timeout_s);
+                              "(is teacher_worker serve running there?)%s%s", missing,
+                              p->cfg.connect_timeout_s, s_handshake_note(p, missing),
+                              p->cfg.curve_secret && !s_handshake_note(p, missing)[0]
+                                  ? "; CURVE is on: a teacher without CURVE, or with another key "
+                                    "pair than the server key given, never answers"
+                                  : "");
         int rc = s_service(p, fmin(0.2, deadline - now), err);
         if (rc)
             return rc;

@@ -47,7 +47,22 @@ typedef struct {
     double max_wait_s;         /* how long a batch may wait for its quorum before the run fails */
     double resolve_interval_s; /* re-resolve tcp:// host names this often (elastic membership) */
     double health_interval_s;  /* ping idle or down teachers this often */
+    /* CurveZMQ (docs/SECURITY.md). With curve_secret set, every DEALER is a CURVE client with this
+     * key pair and authenticates its teacher by the server key of its --teachers entry: the key of
+     * the curve_map entry whose `teacher` equals the entry as given, else curve_server. Keys are
+     * Z85 text (40 characters); the strings must outlive the pool. NULL: plaintext. */
+    const char *curve_public;
+    const char *curve_secret;
+    const char *curve_server;
+    const struct st_pool_server_key *curve_map;
+    int curve_map_n;
 } st_pool_config;
+
+/* One line of a --curve-server-keys mapping: a --teachers entry and its server's public key. */
+typedef struct st_pool_server_key {
+    const char *teacher;
+    const char *key;
+} st_pool_server_key;
 
 typedef struct st_pool st_pool;
 

@@ -2,6 +2,7 @@
  * teacher_worker: the process that hosts ONE ensemble member. Subcommands:
  *   train   train the member on labeled data and write its model file
  *   serve   load a model file and answer logit requests over ZeroMQ
+ *   keygen  make a CurveZMQ key pair (docs/SECURITY.md)
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@ static const struct {
 } s_commands[] = {
     {"train", tw_train_main, "train one ensemble member on labeled data, save its model file"},
     {"serve", tw_serve_main, "serve a model's logits over ZeroMQ (tcp:// or ipc://)"},
+    {"keygen", tw_keygen_main, "make a CurveZMQ key pair (PREFIX.key secret, PREFIX.pub public)"},
 };
 
 static void s_usage(FILE *out)

@@ -8,4 +8,7 @@ int tw_train_main(int argc, char **argv);
 /* teacher_worker serve: answer member-info and logit requests for one model over ZeroMQ. */
 int tw_serve_main(int argc, char **argv);
 
+/* teacher_worker keygen: write a CurveZMQ key pair (PREFIX.key mode 0600, PREFIX.pub). */
+int tw_keygen_main(int argc, char **argv);
+
 #endif

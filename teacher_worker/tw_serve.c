@@ -44,6 +44,7 @@
 #include "ed_log.h"
 #include "ed_model_file.h"
 #include "ed_wire.h"
+#include "tw_auth.h"
 #include "tw_compute.h"
 
 #define S_LINGER_MS 1000          /* how long close waits for unsent replies */
@@ -61,6 +62,8 @@ typedef struct {
     int threads;
     int queue;
     int blas_threads;
+    const char *curve_secret;   /* CurveZMQ: this worker's secret key file (tw_auth), or NULL */
+    const char *curve_clients;  /* allow-list of client public keys (directory or file) */
 } s_options;
 
 /* At most one log record per second per limiter; the rest are counted and reported with the next. */
@@ -82,6 +85,7 @@ typedef struct {
     void *zctx;
     void *sock;             /* ROUTER */
     void *monitor;          /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
+    tw_auth *auth;          /* CURVE server + ZAP handler, or NULL (plaintext) */
 
     uv_loop_t loop;
     bool loop_init;
@@ -89,6 +93,8 @@ typedef struct {
     bool poll_init, poll_active;
     uv_poll_t mon_poll;
     bool mon_poll_init;
+    uv_poll_t auth_poll;    /* the ZAP handler's socket */
+    bool auth_poll_init;
     uv_async_t async;
     bool async_init;
     uv_signal_t sig[2];
@@ -381,6 +387,8 @@ static void s_close_handles(s_server *s)
         uv_close((uv_handle_t *)&s->poll, s_on_close);
     if (s->mon_poll_init)
         uv_close((uv_handle_t *)&s->mon_poll, s_on_close);
+    if (s->auth_poll_init)
+        uv_close((uv_handle_t *)&s->auth_poll, s_on_close);
     if (s->async_init)
         uv_close((uv_handle_t *)&s->async, s_on_close);
     for (int i = 0; i < 2; i++)
@@ -480,6 +488,16 @@ static void s_on_monitor(uv_poll_t *h, int status, int events)
     s_monitor_drain(h->data);
 }
 
+/* The ZAP handler's fd (edge-triggered): answer every waiting handshake. */
+static void s_on_auth(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    s_server *s = h->data;
+    if (!s->closing)
+        tw_auth_drain(s->auth);
+}
+
 /* Compute threads call this (under their lock) when a job is done. */
 static void s_notify(void *arg)
 {
@@ -504,6 +522,17 @@ static int s_open_socket(s_server *s, ed_err *err)
     if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0)
         return ed_err_set(err, ED_EIO, "cannot set socket options: %s", zmq_strerror(zmq_errno()));
+    /* CURVE: the ZAP handler must exist before the socket accepts its first peer. */
+    if (s->opt.curve_secret && *s->opt.curve_secret) {
+        s->auth = tw_auth_new(s->zctx, s->sock, s->opt.curve_secret, s->opt.curve_clients, err);
+        if (!s->auth)
+            return err->code;
+    } else if (s->opt.curve_clients && *s->opt.curve_clients) {
+        return ed_err_set(err, ED_EINVAL, "--curve-clients needs --curve-secret (this worker's "
+                          "key pair, from teacher_worker keygen)");
+    } else {
+        tw_auth_warn_plaintext(s->opt.bind);
+    }
     if (zmq_bind(s->sock, s->opt.bind) != 0)
         return ed_err_set(err, ED_EIO, "cannot bind %s: %s", s->opt.bind,
                           zmq_strerror(zmq_errno()));
@@ -613,6 +642,16 @@ static int s_start(s_server *s, ed_err *err)
         else
             s_monitor_drain(s); /* ZMQ_FD only signals after ZMQ_EVENTS has been read once */
     }
+    if (s->auth) {
+        int afd = tw_auth_fd(s->auth);
+        if (afd < 0 || (rc = uv_poll_init(&s->loop, &s->auth_poll, afd)) < 0)
+            return ed_err_set(err, ED_EIO, "cannot poll the ZAP handler (fd %d)", afd);
+        s->auth_poll.data = s;
+        s->auth_poll_init = true;
+        if ((rc = uv_poll_start(&s->auth_poll, UV_READABLE, s_on_auth)) < 0)
+            return ed_err_set(err, ED_EIO, "cannot poll the ZAP handler: %s", uv_strerror(rc));
+        tw_auth_drain(s->auth); /* handshakes may be waiting; the fd only signals new state */
+    }
 
     tw_compute_config cc = {.model = s->model,
                             .input_scale = s->meta.input_scale,
@@ -653,6 +692,7 @@ static void s_stop(s_server *s)
     }
     if (s->sock)
         zmq_close(s->sock);
+    tw_auth_destroy(&s->auth); /* its socket must close before the context terminates */
     if (s->zctx)
         zmq_ctx_term(s->zctx);
     if (s->loop_init && uv_loop_close(&s->loop) != 0)
@@ -732,6 +772,13 @@ int tw_serve_main(int argc, char **argv)
          "pending requests queued before the socket stops being read", NULL, false},
         {"blas-threads", ED_CLI_INT, &o->blas_threads, "N",
          "OpenBLAS threads per call (0 = leave OpenBLAS's setting)", NULL, false},
+        {"curve-secret", ED_CLI_STR, &o->curve_secret, "FILE",
+         "CurveZMQ: this worker's secret key file (teacher_worker keygen; mode 0600). Only "
+         "clients listed in --curve-clients are served; traffic is encrypted", "EDISTILL_CURVE_SECRET",
+         false},
+        {"curve-clients", ED_CLI_STR, &o->curve_clients, "DIR|FILE",
+         "authorized client public keys: a directory of *.pub files or one file of keys "
+         "(read at start)", "EDISTILL_CURVE_CLIENTS", false},
         {"ready-file", ED_CLI_STR, &o->ready_file, "FILE",
          "written once the model is loaded and the socket bound (endpoint=, pid=, ...); removed "
          "on exit", NULL, false},
