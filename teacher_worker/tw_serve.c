@@ -25,6 +25,9 @@
  *     everything and return 0.
  *   - Connects/disconnects are logged from a ZeroMQ socket monitor (a PAIR socket, also polled by
  *     the loop). Nothing is logged per request; client errors are logged at most once a second.
+ *   - With --curve-secret/--curve-clients the ROUTER is a CurveZMQ server and tw_auth's ZAP handler
+ *     (a REP socket, one more uv_poll on the same loop) admits only the listed client keys;
+ *     without keys a bind that other hosts can reach logs a warning (docs/SECURITY.md).
  */
 #include "tw_commands.h"
 
