@@ -9,6 +9,9 @@
 #   teacher-i   `teacher_worker serve` of member-i on port 5555, healthy once its ready file exists;
 #   distill     `student_trainer distill` against every teacher, started once all are healthy;
 #               writes student.safetensors and distill.jsonl into the models volume.
+# Transport security (docs/SECURITY.md): every service mounts EDISTILL_KEYS read-only at /keys;
+# teachers read EDISTILL_CURVE_SECRET / EDISTILL_CURVE_CLIENTS, the trainer
+# EDISTILL_CURVE_CLIENT_SECRET / EDISTILL_CURVE_SERVER_KEYS (all empty by default: plaintext).
 # Everything else is set with environment variables or deploy/.env (see that file).
 set -euo pipefail
 
@@ -31,9 +34,15 @@ x-edistill: &edistill
   volumes:
     - \${EDISTILL_DATA:-/usr/share/datasets/fashion-mnist}:/data:ro
     - \${EDISTILL_MODELS:-models}:/models
+    - \${EDISTILL_KEYS:-keys}:/keys:ro
 
 x-teacher: &teacher
   <<: *edistill
+  environment:
+    EDISTILL_LOG: \${EDISTILL_LOG:-info}
+    OPENBLAS_NUM_THREADS: "\${EDISTILL_BLAS_THREADS:-1}"
+    EDISTILL_CURVE_SECRET: \${EDISTILL_CURVE_SECRET:-}
+    EDISTILL_CURVE_CLIENTS: \${EDISTILL_CURVE_CLIENTS:-}
   depends_on:
     train:
       condition: service_completed_successfully
@@ -102,6 +111,11 @@ cat <<EOF
   distill:
     <<: *edistill
     restart: "no"
+    environment:
+      EDISTILL_LOG: \${EDISTILL_LOG:-info}
+      OPENBLAS_NUM_THREADS: "\${EDISTILL_BLAS_THREADS:-1}"
+      EDISTILL_CURVE_CLIENT_SECRET: \${EDISTILL_CURVE_CLIENT_SECRET:-}
+      EDISTILL_CURVE_SERVER_KEYS: \${EDISTILL_CURVE_SERVER_KEYS:-}
     depends_on:
 EOF
 for ((i = 0; i < K; i++)); do
@@ -149,4 +163,5 @@ cat <<EOF
 
 volumes:
   models: {}
+  keys: {}
 EOF

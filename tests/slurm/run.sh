@@ -7,7 +7,9 @@
 #  3. trains 2 small members, submits the sbatch script with --ntasks=2 and a 50-step distillation,
 #     waits for the job (scontrol show job), and checks: COMPLETED with exit code 0:0, the student
 #     file exists and `student_trainer eval` accepts it, both ranks served their own member and
-#     answered requests, and both teachers were stopped by the script;
+#     answered requests, and both teachers were stopped by the script; the job runs with CURVE
+#     (keys from teacher_worker keygen passed as the EDISTILL_CURVE_* variables of the sbatch script)
+#     and teachers and job report it;
 #  4. stops the daemons and removes everything (trap).
 # Usage: tests/slurm/run.sh [BUILD_DIR] (default: build). Needs root.
 set -euo pipefail
@@ -122,7 +124,14 @@ for ((r = 0; r < K; r++)); do
 done
 pass "trained $K members (784,64,10 on 2,000 samples)"
 
+# Transport security on (docs/SECURITY.md): keys on the "shared" filesystem, passed as the
+# environment variables the sbatch script documents.
+mkdir -p "$T/keys/clients" && chmod 700 "$T/keys"
+"$TW" keygen --out "$T/keys/teacher" > /dev/null && "$TW" keygen --out "$T/keys/trainer" > /dev/null || fail "keygen"
+cp "$T/keys/trainer.pub" "$T/keys/clients/"
 JOB=$(cd "$T/job" && EDISTILL_MODELS="$T/models" PATH="$BUILD/teacher_worker:$BUILD/student_trainer:$PATH" \
+  EDISTILL_CURVE_SECRET="$T/keys/teacher.key" EDISTILL_CURVE_CLIENTS="$T/keys/clients" \
+  EDISTILL_CURVE_CLIENT_SECRET="$T/keys/trainer.key" EDISTILL_CURVE_SERVER_KEYS="$T/keys/teacher.pub" \
   EDISTILL_RUN_DIR="$T/job/run" EDISTILL_DATA="$FMNIST" EDISTILL_PORT_BASE="$TEACHER_PORT" \
   EDISTILL_STUDENT_ARCH=784,32,10 EDISTILL_STUDENT_STEPS=50 EDISTILL_LABELED_END=500 \
   EDISTILL_UNLABELED_END=3000 EDISTILL_READY_TIMEOUT=60 OPENBLAS_NUM_THREADS=1 \
@@ -155,10 +164,12 @@ pass "student: $(awk '/student.safetensors/ { print $3 }' "$T/eval.out") test ac
 for ((r = 0; r < K; r++)); do
   log="$T/job/run/teacher-$r.log"
   grep -q "serving member 'member-$r'" "$log" || { cat "$log"; fail "rank $r did not serve member-$r"; }
+  grep -q "CURVE on: server public key" "$log" || { cat "$log"; fail "rank $r did not run with CURVE"; }
   replies=$(sed -n 's/.*stopped: \([0-9]*\) replies sent.*/\1/p' "$log")
   [[ -n "$replies" ]] && (( replies >= 50 )) || { cat "$log"; fail "rank $r: ${replies:-no} replies logged at exit"; }
   echo "  rank $r: member-$r, $replies replies, stopped by SIGTERM"
 done
 [[ -z "$(ls "$T/job/run"/ready-* 2>/dev/null)" ]] || fail "ready files left: teachers not stopped cleanly"
-pass "each rank served its member and stopped at the end of the job"
+grep -q "transport security: CURVE" "$T/job/job.out" || fail "the job did not report CURVE"
+pass "each rank served its member over CURVE and stopped at the end of the job"
 echo "slurm test passed in $(( $(date +%s) - start ))s"
