@@ -13,6 +13,10 @@
 #    Paths /models, /data, /tmp/ready are rewritten to temp dirs, 0.0.0.0:5555 to kernel-chosen
 #    loopback ports, and the Service's DNS name to those endpoints (resolving one name to many
 #    teachers is the pool's job, tested with it).
+#  - transport security: deploy/k8s/make-secret.sh writes a valid Secret with new keys (yamllint,
+#    checker, kustomize); each pod's Secret volume is laid out as the kubelet would (its `items`,
+#    files mode 0400) from that Secret, and the teachers and the Job run over CURVE with it; the
+#    committed Secret is empty, and a teacher given it stops with a clear error.
 source "$(dirname "$0")/lib.sh"
 PYCHECK="$PY $SRC/tests/e2e/deploy_check.py"
 K8S="$SRC/deploy/k8s"
@@ -52,6 +56,50 @@ broken "a Job pointing elsewhere" 's|edistill-teachers.edistill.svc|teachers.edi
 export PATH="$BUILD/teacher_worker:$BUILD/student_trainer:$PATH"
 mkdir -p "$WORK/models"
 paths=("/models/=$WORK/models/" "/data/=$FMNIST/")
+
+# Keys: a Secret from make-secret.sh, checked like the committed one, then mounted per pod.
+rm -rf "$WORK/k8s-keys"; cp -r "$K8S" "$WORK/k8s-keys"
+"$K8S/make-secret.sh" > "$WORK/k8s-keys/secret.yaml" || fail "make-secret.sh"
+yamllint -s -c "$SRC/deploy/.yamllint" "$WORK/k8s-keys/secret.yaml" || fail "yamllint of make-secret.sh's output"
+mkdir -p "$WORK/argv-keys"
+$PYCHECK k8s "$WORK/k8s-keys" "$WORK/argv-keys" > /dev/null || fail "manifest checks with a generated Secret"
+if command -v kubectl >/dev/null; then
+  kubectl kustomize "$WORK/k8s-keys" > /dev/null || fail "kubectl kustomize with a generated Secret"
+fi
+# mount_secret SECRET.yaml MANIFEST.yaml DIR: the `keys` volume of the manifest's pod, as the kubelet
+# lays it out: each item's key written to its path, mode defaultMode.
+mount_secret() {
+  $PY - "$@" <<'PYEOF'
+import os, sys, yaml
+secret = yaml.safe_load(open(sys.argv[1]))
+data = secret.get("stringData") or {}
+for doc in yaml.safe_load_all(open(sys.argv[2])):
+    if doc["kind"] not in ("StatefulSet", "Job"):
+        continue
+    vol = next(v for v in doc["spec"]["template"]["spec"]["volumes"] if v["name"] == "keys")["secret"]
+    assert vol["secretName"] == secret["metadata"]["name"], "volume refers to another Secret"
+    assert vol.get("defaultMode") == 0o400, f"defaultMode {vol.get('defaultMode')!r}, expected 0400"
+    assert not vol.get("optional"), "the keys Secret must not be optional"
+    for item in vol["items"]:
+        assert item["key"] in data, f"item {item['key']} is not in the Secret"
+        path = os.path.join(sys.argv[3], item["path"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(data[item["key"]])
+        os.chmod(path, vol["defaultMode"])
+        print(item["path"])
+PYEOF
+}
+mount_secret "$WORK/k8s-keys/secret.yaml" "$K8S/teachers.yaml" "$WORK/keys-teacher" > "$WORK/keys-teacher.list" ||
+  fail "teachers' Secret volume"
+mount_secret "$WORK/k8s-keys/secret.yaml" "$K8S/distill-job.yaml" "$WORK/keys-trainer" > "$WORK/keys-trainer.list" ||
+  fail "Job's Secret volume"
+[[ "$(sort "$WORK/keys-teacher.list" | tr '\n' ' ')" == "clients/trainer.pub teacher.key " ]] ||
+  fail "teacher pods mount $(cat "$WORK/keys-teacher.list")"
+[[ "$(sort "$WORK/keys-trainer.list" | tr '\n' ' ')" == "teacher.pub trainer.key " ]] ||
+  fail "the Job mounts $(cat "$WORK/keys-trainer.list")"
+pass "make-secret.sh: a valid Secret; teachers mount only teacher.key + clients/trainer.pub, the Job trainer.key + teacher.pub (0400)"
+mount_secret "$K8S/secret.yaml" "$K8S/teachers.yaml" "$WORK/keys-empty" > /dev/null || fail "committed Secret's items"
 load_argv() { # NAME [FROM=TO...] -> ARGV
   local name=$1; shift
   cp "$WORK/argv/$name.argv" "$WORK/argv/$name.run"
@@ -76,7 +124,7 @@ for i in 0 1 2; do
   ready="$WORK/ready-$i"
   load_argv teacher.ready "/tmp/ready=$ready"; PROBE=("${ARGV[@]}")
   "${PROBE[@]}" && fail "teacher $i ready before it started"
-  load_argv teacher "/tmp/ready=$ready" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*"
+  load_argv teacher "/tmp/ready=$ready" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*" "/etc/edistill/keys/=$WORK/keys-teacher/"
   POD_NAME="edistill-teachers-$i" "${ARGV[@]}" > /dev/null 2>> "$WORK/workers.log" &
   E2E_PIDS+=($!)
   for _ in $(seq 1 100); do "${PROBE[@]}" && break; sleep 0.1; done
@@ -86,7 +134,10 @@ done
 pass "teachers: readiness probe false before start, true once serving (${EPS[*]})"
 
 TEACHERS=$(IFS=,; echo "${EPS[*]}")
-load_argv distill "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS"
+grep -c "CURVE on: server public key" "$WORK/workers.log" | grep -qx 3 || { cat "$WORK/workers.log" >&2; fail "teachers not on CURVE"; }
+load_argv teacher "/tmp/ready=$WORK/ready-x" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*" "/etc/edistill/keys/=$WORK/keys-empty/"
+expect_fail "teacher with the committed (empty) Secret" "no secret-key line" env POD_NAME=edistill-teachers-0 "${ARGV[@]}"
+load_argv distill "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS" "/etc/edistill/keys/=$WORK/keys-trainer/"
 "${ARGV[@]}" > "$WORK/distill.out" 2> "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "Job command"; }
 for i in 0 1 2; do
   grep -q "member [0-9]: member-$i (fnv1a64:[0-9a-f]*) at ${EPS[$i]}$" "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "trainer did not see member-$i"; }
@@ -94,7 +145,8 @@ done
 grep -q '"members":3' "$WORK/models/distill.jsonl" || fail "distill did not use 3 members"
 "$ST" eval --models "$WORK/models/student.safetensors" --images "$TEST_X" --labels "$TEST_Y" --no-confusion \
   > "$WORK/eval.out" || fail "eval of the student"
-pass "Job: distilled from member-0..2 served by ordinals 0..2; eval accepts the student"
+grep -q "CURVE on: this trainer's public key" "$WORK/distill.err" || fail "the Job's trainer not on CURVE"
+pass "Job: distilled over CURVE from member-0..2 served by ordinals 0..2; eval accepts the student"
 
 for p in "${E2E_PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${E2E_PIDS[@]}"; do wait "$p" || fail "teacher exited with $? on SIGTERM"; done
