@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Writes deploy/k8s/secret.yaml's content with NEW CurveZMQ keys to stdout (docs/SECURITY.md):
 #   deploy/k8s/make-secret.sh > deploy/k8s/secret.yaml && kubectl apply -k deploy/k8s
-# or, keeping the keys out of the working tree:
-#   deploy/k8s/make-secret.sh | kubectl apply -f -
+# (`kubectl apply -k` applies secret.yaml too, so the keys must be in that file; do not commit it.)
 # The Secret edistill-keys holds the workers' pair (teacher.key, teacher.pub) and the trainer's pair
 # (trainer.key, trainer.pub). Each pod mounts only what it needs (items in teachers.yaml and
 # distill-job.yaml): teachers teacher.key + clients/trainer.pub, the trainer trainer.key +
