@@ -821,6 +821,11 @@ int tw_serve_main(int argc, char **argv)
     uv_run(&s->loop, UV_RUN_DEFAULT);
     ed_log_info("stopped: %" PRIu64 " replies sent (%" PRIu64 " errors)", s->n_replies,
                 s->n_errors);
+    if (s->auth) {
+        unsigned long admitted, refused;
+        tw_auth_counts(s->auth, &admitted, &refused);
+        ed_log_info("CURVE: %lu client handshake(s) admitted, %lu refused", admitted, refused);
+    }
     s_stop(s);
     free(s);
     return 0;

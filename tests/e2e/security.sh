@@ -131,14 +131,13 @@ FP_AGAIN=$(distill again "$EP_A,$EP_B" "${TRAINER_KEYS[@]}")
 pass "workers still serve the authorized trainer after refusing others"
 
 # --- plaintext on a non-loopback address: warned -------------------------------------------------
-: > "$WORK/workers.log"
 start_worker "$WORK/m1.safetensors" "$WORK/w.ready" --bind "tcp://0.0.0.0:*" --blas-threads 1
 grep -qF "WARNING: serving in PLAINTEXT on tcp://0.0.0.0:*" "$WORK/workers.log" ||
   { cat "$WORK/workers.log" >&2; fail "no warning for a plaintext worker on 0.0.0.0"; }
 pass "plaintext worker on tcp://0.0.0.0:* warns: $(grep -m1 -o 'WARNING: serving in PLAINTEXT[^,]*' "$WORK/workers.log")"
-: > "$WORK/workers.log"
+n_warn=$(grep -c "PLAINTEXT" "$WORK/workers.log")
 start_worker "$WORK/m1.safetensors" "$WORK/w2.ready" --bind "tcp://0.0.0.0:*" --blas-threads 1 "${CURVE_ARGS[@]}"
-grep -q "PLAINTEXT" "$WORK/workers.log" && fail "warning for a CURVE worker on 0.0.0.0"
+[[ $(grep -c "PLAINTEXT" "$WORK/workers.log") == "$n_warn" ]] || fail "warning for a CURVE worker on 0.0.0.0"
 pass "CURVE worker on tcp://0.0.0.0:* does not warn"
 
 for p in "${E2E_PIDS[@]}"; do
@@ -150,5 +149,7 @@ for p in "${E2E_PIDS[@]}"; do
   wait "$p" || fail "a worker exited with $? on SIGTERM"
 done
 E2E_PIDS=()
-pass "every worker exits 0 on SIGTERM"
+grep -qE "CURVE: [0-9]+ client handshake\(s\) admitted, [1-9][0-9]* refused" "$WORK/workers.log" ||
+  { cat "$WORK/workers.log" >&2; fail "no worker counted refused handshakes at exit"; }
+pass "every worker exits 0 on SIGTERM; $(grep -m1 -oE "CURVE: [0-9]+ client handshake\(s\) admitted, [1-9][0-9]* refused" "$WORK/workers.log")"
 echo "security checks passed"
