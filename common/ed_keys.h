@@ -8,8 +8,8 @@
  *     #   ZeroMQ CURVE **Secret** Certificate        (comments: '#')
  *     metadata
  *     curve
- *         public-key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
- *         secret-key = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+ *         public-key = "*e&EcTxokgPpEC#vDLNDg]{QJSVjL*B!JQ6ry^x("
+ *         secret-key = "!ON$Rn$Bhv@474ndZvt/QH[7/{U-Bo2WoQ!uo760"
  *
  * A public key file has only the public-key line; a bare line of 40 Z85 characters is also read as
  * a public key, so an allow-list file may simply list keys, one per line. Other lines are ignored.
