@@ -38,6 +38,7 @@
 #include "ed_loss.h"
 #include "ed_model_file.h"
 #include "ed_progress.h"
+#include "ed_train_flags.h"
 #include "ed_trainer.h"
 #include "ed_version.h"
 #include "st_mixer.h"
@@ -50,19 +51,16 @@ typedef struct {
     const char *teachers;
     const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
-    const char *arch, *member, *out, *metrics, *dump_targets;
+    const char *member, *out, *metrics, *dump_targets;
     const char *checkpoint;
     long checkpoint_every;
     bool resume, resume_if_present;
-    const char *combine, *soft_loss, *optimizer, *schedule;
-    float temperature, alpha, label_smoothing;
-    float lr, lr_min, momentum, weight_decay, dropout_in, dropout_hidden;
-    float input_scale, input_offset;
-    long steps, shuffle_buffer, warmup_steps;
-    int epochs, batch_size, inflight, blas_threads;
+    const char *combine, *soft_loss;
+    float temperature, alpha;
+    ed_train_flags train;       /* student architecture, optimizer, schedule, batching, seed, ... */
+    int inflight;
     float timeout, connect_timeout, max_wait, resolve_interval, health_interval;
     int quorum;
-    uint64_t seed;
     bool quiet;
     const char *curve_secret, *curve_server_keys;
     const st_curve *curve;  /* loaded from the two above; curve->on false: plaintext */
@@ -136,26 +134,26 @@ static char *s_config_json(const st_distill_opts *o, const st_mixer *mix, const 
 {
     cJSON *c = cJSON_CreateObject();
     char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-    cJSON_AddStringToObject(c, "arch", o->arch);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->train.seed);
+    cJSON_AddStringToObject(c, "arch", o->train.arch);
     cJSON_AddStringToObject(c, "seed", seed);
-    cJSON_AddNumberToObject(c, "batch-size", o->batch_size);
+    cJSON_AddNumberToObject(c, "batch-size", o->train.batch_size);
     cJSON_AddNumberToObject(c, "temperature", o->temperature);
     cJSON_AddNumberToObject(c, "alpha", o->alpha);
     cJSON_AddStringToObject(c, "combine", o->combine);
     cJSON_AddStringToObject(c, "soft-loss", o->soft_loss);
-    cJSON_AddNumberToObject(c, "label-smoothing", o->label_smoothing);
-    cJSON_AddStringToObject(c, "optimizer", o->optimizer);
-    cJSON_AddNumberToObject(c, "lr", o->lr);
-    cJSON_AddNumberToObject(c, "lr-min", o->lr_min);
-    cJSON_AddStringToObject(c, "schedule", o->schedule);
-    cJSON_AddNumberToObject(c, "warmup-steps", (double)o->warmup_steps);
-    cJSON_AddNumberToObject(c, "momentum", o->momentum);
-    cJSON_AddNumberToObject(c, "weight-decay", o->weight_decay);
-    cJSON_AddNumberToObject(c, "dropout-in", o->dropout_in);
-    cJSON_AddNumberToObject(c, "dropout-hidden", o->dropout_hidden);
-    cJSON_AddNumberToObject(c, "input-scale", o->input_scale);
-    cJSON_AddNumberToObject(c, "input-offset", o->input_offset);
+    cJSON_AddNumberToObject(c, "label-smoothing", o->train.label_smoothing);
+    cJSON_AddStringToObject(c, "optimizer", o->train.optimizer);
+    cJSON_AddNumberToObject(c, "lr", o->train.lr);
+    cJSON_AddNumberToObject(c, "lr-min", o->train.lr_min);
+    cJSON_AddStringToObject(c, "schedule", o->train.schedule);
+    cJSON_AddNumberToObject(c, "warmup-steps", (double)o->train.warmup_steps);
+    cJSON_AddNumberToObject(c, "momentum", o->train.momentum);
+    cJSON_AddNumberToObject(c, "weight-decay", o->train.weight_decay);
+    cJSON_AddNumberToObject(c, "dropout-in", o->train.dropout_in);
+    cJSON_AddNumberToObject(c, "dropout-hidden", o->train.dropout_hidden);
+    cJSON_AddNumberToObject(c, "input-scale", o->train.input_scale);
+    cJSON_AddNumberToObject(c, "input-offset", o->train.input_offset);
     cJSON_AddStringToObject(c, "labeled-images", o->labeled_images);
     cJSON_AddStringToObject(c, "labeled-labels", o->labeled_labels);
     cJSON_AddNumberToObject(c, "labeled-start", (double)o->labeled_start);
@@ -168,11 +166,11 @@ static char *s_config_json(const st_distill_opts *o, const st_mixer *mix, const 
     cJSON_AddNumberToObject(c, "unlabeled-end", (double)o->unlabeled_end);
     cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
     cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
-    cJSON_AddNumberToObject(c, "shuffle-buffer", (double)o->shuffle_buffer);
-    if (o->steps > 0)
-        cJSON_AddNumberToObject(c, "steps", (double)o->steps);
+    cJSON_AddNumberToObject(c, "shuffle-buffer", (double)o->train.shuffle_buffer);
+    if (o->train.steps > 0)
+        cJSON_AddNumberToObject(c, "steps", (double)o->train.steps);
     else
-        cJSON_AddNumberToObject(c, "epochs", o->epochs);
+        cJSON_AddNumberToObject(c, "epochs", o->train.epochs);
     /* Members by weights fingerprint ("name (fnv1a64:...) at ..."), sorted: endpoints may move. */
     int K = st_pool_member_count(pool);
     char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
@@ -332,15 +330,15 @@ static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long st
     cJSON_AddStringToObject(p, "tool", "student_trainer distill");
     cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
     cJSON_AddStringToObject(p, "created", when);
-    cJSON_AddNumberToObject(p, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(p, "seed", (double)o->train.seed);
     cJSON_AddNumberToObject(p, "steps", (double)steps);
-    cJSON_AddNumberToObject(p, "batch_size", o->batch_size);
+    cJSON_AddNumberToObject(p, "batch_size", o->train.batch_size);
     cJSON_AddNumberToObject(p, "temperature", o->temperature);
     cJSON_AddNumberToObject(p, "alpha", o->alpha);
     cJSON_AddStringToObject(p, "combine", o->combine);
     cJSON_AddStringToObject(p, "soft_loss", o->soft_loss);
-    cJSON_AddStringToObject(p, "optimizer", o->optimizer);
-    cJSON_AddNumberToObject(p, "lr", o->lr);
+    cJSON_AddStringToObject(p, "optimizer", o->train.optimizer);
+    cJSON_AddNumberToObject(p, "lr", o->train.lr);
     cJSON_AddStringToObject(p, "labeled_images", o->labeled_images);
     cJSON_AddNumberToObject(p, "labeled_start", (double)o->labeled_start);
     cJSON_AddNumberToObject(p, "labeled_end", (double)o->labeled_end);
@@ -361,8 +359,8 @@ static int s_save(const st_distill_opts *o, const ed_trainer *t, const st_pool *
 {
     ed_model_meta meta = {0};
     snprintf(meta.member, sizeof meta.member, "%s", o->member);
-    meta.input_scale = o->input_scale;
-    meta.input_offset = o->input_offset;
+    meta.input_scale = o->train.input_scale;
+    meta.input_offset = o->train.input_offset;
     char *prov = s_provenance(o, pool, steps, acc);
     snprintf(meta.provenance, sizeof meta.provenance, "%s", prov ? prov : "{}");
     free(prov);
@@ -389,22 +387,19 @@ static int s_distill(const st_distill_opts *o)
     st_epoch_sums sums = {0};
     long step = 0;
     ed_arch arch;
-    if (ed_arch_parse(o->arch, &arch, &err)) {
-        fprintf(stderr, "student_trainer distill: --arch: %s\n", err.msg);
+    if (ed_train_flags_validate(&o->train, &arch, &err)) {
+        fprintf(stderr, "student_trainer distill: %s\n", err.msg);
         return 2;
     }
     int combine = ed_combine_parse(o->combine), soft = ed_soft_loss_parse(o->soft_loss);
-    int kind = ed_opt_kind_parse(o->optimizer), sched = ed_lr_schedule_parse(o->schedule);
-    const char *bad = combine < 0 ? "--combine" : soft < 0 ? "--soft-loss" : kind < 0 ? "--optimizer"
-                      : sched < 0 ? "--schedule" : NULL;
+    const char *bad = combine < 0 ? "--combine" : soft < 0 ? "--soft-loss" : NULL;
     if (bad) {
         fprintf(stderr, "student_trainer distill: %s: unknown value (see --help)\n", bad);
         return 2;
     }
-    if (!(o->temperature > 0) || o->alpha < 0 || o->alpha > 1 || o->batch_size < 1 ||
-        o->inflight < 1 || (o->epochs < 1 && o->steps < 1)) {
-        fprintf(stderr, "student_trainer distill: need --temperature > 0, 0 <= --alpha <= 1, "
-                        "--batch-size >= 1, --inflight >= 1 and --epochs or --steps >= 1\n");
+    if (!(o->temperature > 0) || o->alpha < 0 || o->alpha > 1 || o->inflight < 1) {
+        fprintf(stderr, "student_trainer distill: need --temperature > 0, 0 <= --alpha <= 1 and "
+                        "--inflight >= 1\n");
         return 2;
     }
     const bool want_resume = o->resume || o->resume_if_present;
@@ -439,26 +434,26 @@ static int s_distill(const st_distill_opts *o)
             ed_log_info("no checkpoint at %s yet: starting a new run", o->checkpoint);
         }
     }
-    ed_blas_set_threads(o->blas_threads);
+    ed_blas_set_threads(o->train.blas_threads);
 
     ed_dataset_spec lab = {o->labeled_images, o->labeled_labels, o->labeled_start, o->labeled_end};
     ed_dataset_spec unl = {o->unlabeled, NULL, o->unlabeled_start, o->unlabeled_end};
-    mix = st_mixer_open(&lab, o->unlabeled ? &unl : NULL, o->batch_size, o->shuffle_buffer, o->seed,
+    mix = st_mixer_open(&lab, o->unlabeled ? &unl : NULL, o->train.batch_size, o->train.shuffle_buffer, o->train.seed,
                         &err);
     if (!mix)
         goto fail;
     const int D = st_mixer_dim(mix), C = ed_arch_out(&arch);
     if (D != ed_arch_in(&arch)) {
         ed_err_set(&err, ED_ESHAPE, "the data have %d values per sample but --arch %s starts with %d",
-                   D, o->arch, ed_arch_in(&arch));
+                   D, o->train.arch, ed_arch_in(&arch));
         goto fail;
     }
-    const long per_epoch = st_mixer_labeled_count(mix) + st_mixer_unlabeled_count(mix);
-    const long steps_per_epoch = (per_epoch + o->batch_size - 1) / o->batch_size;
-    const long total_steps = o->steps > 0 ? o->steps : steps_per_epoch * o->epochs;
-    const int epochs = (int)((total_steps + steps_per_epoch - 1) / steps_per_epoch);
+    ed_train_plan plan;
+    ed_train_flags_plan(&o->train, st_mixer_labeled_count(mix) + st_mixer_unlabeled_count(mix), &plan);
+    const long steps_per_epoch = plan.steps_per_epoch, total_steps = plan.total_steps;
+    const int epochs = plan.epochs;
 
-    st_pool_config pc = {.input_dim = D, .classes = C, .max_batch = o->batch_size,
+    st_pool_config pc = {.input_dim = D, .classes = C, .max_batch = o->train.batch_size,
                          .depth = o->inflight, .dtype = st_mixer_dtype(mix),
                          .timeout_s = o->timeout, .connect_timeout_s = o->connect_timeout,
                          .quorum = o->quorum, .max_wait_s = o->max_wait,
@@ -473,29 +468,19 @@ static int s_distill(const st_distill_opts *o)
     for (int k = 0; k < K; k++)
         ed_log_info("member %d: %s", k, st_pool_member_describe(pool, k));
 
-    ed_opt_config oc = ed_opt_config_default();
-    oc.kind = (ed_opt_kind)kind;
-    oc.schedule = (ed_lr_schedule)sched;
-    oc.lr = o->lr;
-    oc.lr_min = o->lr_min;
-    oc.momentum = o->momentum;
-    oc.weight_decay = o->weight_decay;
-    oc.warmup_steps = o->warmup_steps;
-    oc.total_steps = total_steps - o->warmup_steps;
-    oc.step_size = steps_per_epoch;
-    oc.gamma = 0.5f;
+    const ed_opt_config oc = plan.opt;
     ed_mlp *m = ed_mlp_new(&arch);
     if (!m) {
-        ed_err_set(&err, ED_ENOMEM, "cannot allocate a %s student", o->arch);
+        ed_err_set(&err, ED_ENOMEM, "cannot allocate a %s student", o->train.arch);
         goto fail;
     }
     ed_rng init_rng;
-    ed_rng_seed(&init_rng, o->seed);
+    ed_rng_seed(&init_rng, o->train.seed);
     ed_mlp_init(m, &init_rng);
-    t = ed_trainer_new(&m, &oc, o->batch_size, o->dropout_in, o->dropout_hidden, o->input_scale,
-                       o->input_offset, o->seed + 1, &err);
-    q = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
-    scratch = malloc(sizeof(float) * (size_t)o->batch_size * (size_t)C);
+    t = ed_trainer_new(&m, &oc, o->train.batch_size, o->train.dropout_in, o->train.dropout_hidden, o->train.input_scale,
+                       o->train.input_offset, o->train.seed + 1, &err);
+    q = malloc(sizeof(float) * (size_t)o->train.batch_size * (size_t)C);
+    scratch = malloc(sizeof(float) * (size_t)o->train.batch_size * (size_t)C);
     member_logits = calloc(ST_POOL_MAX_MEMBERS, sizeof *member_logits);
     missing = calloc((size_t)K, sizeof *missing);
     if (!t || !q || !scratch || !member_logits || !missing) {
@@ -548,12 +533,12 @@ static int s_distill(const st_distill_opts *o)
     ed_log_info("distilling %d member%s into %s (%zu parameters): %ld labeled + %ld unlabeled "
                 "samples per epoch, %ld steps (%d epochs) of batch %d, T %g, alpha %g, %s/%s, "
                 "%d batches in flight",
-                K, K == 1 ? "" : "s", o->arch, t->model->n_params, st_mixer_labeled_count(mix),
-                st_mixer_unlabeled_count(mix), total_steps, epochs, o->batch_size,
+                K, K == 1 ? "" : "s", o->train.arch, t->model->n_params, st_mixer_labeled_count(mix),
+                st_mixer_unlabeled_count(mix), total_steps, epochs, o->train.batch_size,
                 (double)o->temperature, (double)o->alpha, o->combine, o->soft_loss, o->inflight);
 
     const ed_loss_config lc = {.alpha = o->alpha, .temperature = o->temperature,
-                               .soft_loss = (ed_soft_loss)soft, .label_smoothing = o->label_smoothing};
+                               .soft_loss = (ed_soft_loss)soft, .label_smoothing = o->train.label_smoothing};
     const double t_start = ed_now();
     const long first_step = pos.step;
     step = pos.step;
@@ -643,7 +628,7 @@ static int s_distill(const st_distill_opts *o)
             }
             if (!isfinite(st.loss)) {
                 ed_err_set(&err, ED_EINVAL, "loss became %g at epoch %d step %ld: lower --lr (now %g)",
-                           st.loss, epoch, step, (double)o->lr);
+                           st.loss, epoch, step, (double)o->train.lr);
                 goto fail;
             }
             step++;
@@ -835,18 +820,16 @@ int st_distill_main(int argc, char **argv)
         .labeled_labels = FMNIST "train-labels-idx1-ubyte.gz",
         .unlabeled = NULL, .test_images = NULL, .test_labels = NULL,
         .labeled_start = 0, .labeled_end = -1, .unlabeled_start = 0, .unlabeled_end = -1,
-        .arch = "784,400,400,10", .member = "student", .out = NULL, .metrics = NULL,
-        .dump_targets = NULL, .combine = "prob", .soft_loss = "ce", .optimizer = "adam",
-        .schedule = "cosine", .temperature = 4.0f, .alpha = 0.9f, .label_smoothing = 0.0f,
-        .lr = 1e-3f, .lr_min = 0.0f, .momentum = 0.9f, .weight_decay = 0.0f,
-        .dropout_in = 0.0f, .dropout_hidden = 0.0f, .input_scale = 1.0f / 255.0f,
-        .input_offset = 0.0f, .steps = 0, .shuffle_buffer = 65536, .warmup_steps = 0,
-        .epochs = 10, .batch_size = 128, .inflight = 4, .blas_threads = 0,
-        .timeout = 10.0f, .connect_timeout = 60.0f, .max_wait = 60.0f, .resolve_interval = 10.0f,
-        .health_interval = 2.0f, .quorum = 0, .seed = 1, .quiet = false,
+        .member = "student", .out = NULL, .metrics = NULL, .dump_targets = NULL,
+        .combine = "prob", .soft_loss = "ce", .temperature = 4.0f, .alpha = 0.9f,
+        .train = {.arch = "784,400,400,10", .optimizer = "adam", .schedule = "cosine", .seed = 1,
+                  .epochs = 10, .batch_size = 128, .lr = 1e-3f, .momentum = 0.9f,
+                  .shuffle_buffer = 65536, .input_scale = 1.0f / 255.0f},
+        .inflight = 4, .timeout = 10.0f, .connect_timeout = 60.0f, .max_wait = 60.0f,
+        .resolve_interval = 10.0f, .health_interval = 2.0f, .quorum = 0, .quiet = false,
         .checkpoint = NULL, .checkpoint_every = 200, .resume = false, .resume_if_present = false,
     };
-    const ed_cli_opt opts[] = {
+    ed_cli_opt opts[40 + ED_TRAIN_FLAGS_OPTS] = {
         {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", true},
         {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE", "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},
         {"labeled-labels", ED_CLI_STR, &o.labeled_labels, "FILE", "their labels", NULL, false},
@@ -857,7 +840,6 @@ int st_distill_main(int argc, char **argv)
         {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N", "one past the last unlabeled sample (-1: all)", NULL, false},
         {"test-images", ED_CLI_STR, &o.test_images, "FILE", "test samples, evaluated after each epoch", NULL, false},
         {"test-labels", ED_CLI_STR, &o.test_labels, "FILE", "test labels", NULL, false},
-        {"arch", ED_CLI_STR, &o.arch, "W0,W1,..", "student layer widths", NULL, false},
         {"member", ED_CLI_STR, &o.member, "NAME", "name recorded in the student model file", NULL, false},
         {"out", ED_CLI_STR, &o.out, "FILE", "student model file, rewritten atomically each epoch", NULL, true},
         {"metrics", ED_CLI_STR, &o.metrics, "FILE", "one JSON line of metrics per epoch ('-': stdout)", NULL, false},
@@ -865,24 +847,7 @@ int st_distill_main(int argc, char **argv)
         {"alpha", ED_CLI_FLOAT, &o.alpha, "A", "weight of the soft loss (1 - A on the hard loss)", NULL, false},
         {"combine", ED_CLI_STR, &o.combine, "MODE", "prob (mean of softmax(z/T)) or logit (softmax(mean z / T))", NULL, false},
         {"soft-loss", ED_CLI_STR, &o.soft_loss, "KIND", "ce (T^2 * soft cross-entropy) or l2 (logit matching)", NULL, false},
-        {"label-smoothing", ED_CLI_FLOAT, &o.label_smoothing, "EPS", "label smoothing of the hard term", NULL, false},
-        {"seed", ED_CLI_U64, &o.seed, "N", "seed of initialization, dropout, shuffling and mixing", NULL, false},
-        {"epochs", ED_CLI_INT, &o.epochs, "N", "passes over labeled + unlabeled data", NULL, false},
-        {"steps", ED_CLI_LONG, &o.steps, "N", "train exactly N steps instead", NULL, false},
-        {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per step and per teacher request", NULL, false},
         {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL, false},
-        {"optimizer", ED_CLI_STR, &o.optimizer, "NAME", "adam or sgd", NULL, false},
-        {"lr", ED_CLI_FLOAT, &o.lr, "X", "learning rate", NULL, false},
-        {"lr-min", ED_CLI_FLOAT, &o.lr_min, "X", "final learning rate of the cosine schedule", NULL, false},
-        {"schedule", ED_CLI_STR, &o.schedule, "NAME", "constant, cosine or step", NULL, false},
-        {"warmup-steps", ED_CLI_LONG, &o.warmup_steps, "N", "linear learning-rate warm-up", NULL, false},
-        {"momentum", ED_CLI_FLOAT, &o.momentum, "X", "SGD momentum", NULL, false},
-        {"weight-decay", ED_CLI_FLOAT, &o.weight_decay, "X", "weight decay", NULL, false},
-        {"dropout-in", ED_CLI_FLOAT, &o.dropout_in, "P", "student dropout on the input", NULL, false},
-        {"dropout-hidden", ED_CLI_FLOAT, &o.dropout_hidden, "P", "student dropout on hidden units", NULL, false},
-        {"shuffle-buffer", ED_CLI_LONG, &o.shuffle_buffer, "N", "samples held for shuffling, per source", NULL, false},
-        {"input-scale", ED_CLI_FLOAT, &o.input_scale, "X", "student input x = raw * scale + offset", NULL, false},
-        {"input-offset", ED_CLI_FLOAT, &o.input_offset, "X", "see --input-scale", NULL, false},
         {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request; a teacher that misses it is marked down", NULL, false},
         {"quorum", ED_CLI_INT, &o.quorum, "K", "members that must answer a batch (0: all); fewer answers -> a degraded batch", NULL, false},
         {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS", "how long a batch waits for its quorum before the run stops", NULL, false},
@@ -894,11 +859,14 @@ int st_distill_main(int argc, char **argv)
         {"checkpoint-every", ED_CLI_LONG, &o.checkpoint_every, "N", "steps between checkpoints (0: only at epoch ends, on SIGINT/SIGTERM and teacher failure)", NULL, false},
         {"resume", ED_CLI_FLAG, &o.resume, NULL, "continue the run saved in --checkpoint (error if there is none, or if a setting differs)", NULL, false},
         {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL, "like --resume, but start a new run when there is no checkpoint yet (for restart-on-failure schedulers)", NULL, false},
-        {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
         {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this trainer's secret key file (teacher_worker keygen; mode 0600); its .pub goes into the workers' --curve-clients", "EDISTILL_CURVE_CLIENT_SECRET", false},
         {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key: one .pub file shared by all, or a file of `TEACHERS-ENTRY KEY` lines (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
     };
+    int n_opts = 0;
+    while (opts[n_opts].name)
+        n_opts++;
+    n_opts += ed_train_flags_options(&o.train, opts + n_opts);
     const ed_cli_spec spec = {
         "student_trainer distill --teachers LIST --out FILE [options]",
         "Distills an ensemble into a compact student: every batch of labeled and unlabeled data\n"
@@ -906,7 +874,7 @@ int st_distill_main(int argc, char **argv)
         "Replicas (teachers with the same weights fingerprint) count once in the average.\n"
         "With --checkpoint, SIGINT/SIGTERM finish the current step, write the checkpoint and exit\n"
         "with status 130/143; rerun the same command with --resume to continue exactly.",
-        opts, (int)(sizeof opts / sizeof opts[0]),
+        opts, n_opts,
         "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 \\\n"
         "      --labeled-end 3000 --unlabeled " FMNIST "train-images-idx3-ubyte.gz \\\n"
         "      --unlabeled-start 3000 --out models/student.safetensors --metrics -"};
