@@ -12,11 +12,12 @@
 #   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
 #
 # Threads on this 2-core machine: a process that runs alone (ed_bench, in-process distill, the
-# PyTorch reference) uses 2 OpenBLAS threads. When K workers and the trainer share the 2 cores, each
-# worker runs 1 compute thread with 1 OpenBLAS thread (OPENBLAS_NUM_THREADS=1: no idle BLAS threads
-# at all) and the trainer keeps 2 OpenBLAS threads, so its student step uses both cores whenever the
-# teachers are ahead; ed_blas_setup makes idle OpenBLAS threads sleep instead of spinning, so the
-# processes do not steal each other's cores. Knobs: BENCH_REPEATS, BENCH_STEPS, BENCH_WORKER_BLAS,
+# PyTorch reference) uses 2 OpenBLAS threads. When K workers and the trainer share the 2 cores, every
+# one of those processes runs ONE OpenBLAS thread (workers also 1 compute thread;
+# OPENBLAS_NUM_THREADS=1: no idle BLAS threads at all), and the kernel spreads the K + 1 processes
+# over the cores: the teachers compute the next batches on one core while the student trains on the
+# other. Measured here on a quiet machine, a 2-thread trainer instead oversubscribes the cores
+# (3 runnable BLAS threads for K = 1) and loses 20-30% (K=1 remote/in-process 0.81 vs 1.19). Knobs: BENCH_REPEATS, BENCH_STEPS, BENCH_WORKER_BLAS,
 # BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_KEEP=1 (keep the work directory).
 set -euo pipefail
 
@@ -30,7 +31,7 @@ FMNIST=${EDISTILL_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 REPEATS=${BENCH_REPEATS:-3}
 STEPS=${BENCH_STEPS:-120}
 WORKER_BLAS=${BENCH_WORKER_BLAS:-1}
-TRAINER_BLAS=${BENCH_TRAINER_BLAS:-2}
+TRAINER_BLAS=${BENCH_TRAINER_BLAS:-1}
 MEMBER_ARCH=784,1200,1200,10
 STUDENT_ARCH=784,800,800,10
 OUT="$SRC/bench/results.json"
