@@ -49,7 +49,7 @@ start_worker "$WORK/m3.safetensors" "$WORK/w3b.ready" --blas-threads 1 --bind "$
 restarted_at=$(date +%s.%N)
 wait "$TRAINER" || { cat "$WORK/fault.err" >&2; fail "the run with a killed teacher did not complete"; }
 cat "$WORK/fault.jsonl" | cut -c1-200
-degraded=$(metric "$WORK/fault.jsonl" degraded_batches | paste -sd+ | bc)
+degraded=$(metric "$WORK/fault.jsonl" degraded_batches | awk '{ s += $1 } END { print s + 0 }')
 [[ "$degraded" -gt 0 ]] || fail "no degraded batch counted after killing m3"
 grep -q '"missing":{"m3":' "$WORK/fault.jsonl" || fail "metrics do not name the missing member m3"
 grep -q "teacher $EP3 (m3) is down" "$WORK/fault.err" || fail "the log does not say m3 went down"
@@ -81,7 +81,7 @@ wait_lines "$WORK/rep.jsonl" 1 60
 quiet_kill "$RPID1"
 wait "$TRAINER" || { cat "$WORK/rep.err" >&2; fail "run with a killed replica"; }
 grep -q "teacher $R1 (m1) is down" "$WORK/rep.err" || fail "the log does not say replica $R1 went down"
-[[ $(metric "$WORK/rep.jsonl" degraded_batches | paste -sd+ | bc) == 0 ]] || fail "degraded batches with a live replica"
+[[ $(metric "$WORK/rep.jsonl" degraded_batches | awk '{ s += $1 } END { print s + 0 }') == 0 ]] || fail "degraded batches with a live replica"
 cmp "$WORK/ref.q" "$WORK/rep.q" || fail "soft targets changed when a replica died"
 pass "replica of m1 killed: 0 degraded batches, soft targets identical to the clean run"
 
@@ -97,7 +97,7 @@ start_worker "$WORK/m3.safetensors" "$WORK/imposter.ready" --blas-threads 1 --bi
 wait "$TRAINER" || { cat "$WORK/refuse.err" >&2; fail "run with an imposter"; }
 grep -q "REFUSED teacher $R1 came back with weights" "$WORK/refuse.err" ||
   { cat "$WORK/refuse.err" >&2; fail "the imposter on $R1 was not refused"; }
-[[ $(metric "$WORK/ref2.jsonl" degraded_batches | paste -sd+ | bc) == 0 ]] || fail "degraded batches while m1 had a replica"
+[[ $(metric "$WORK/ref2.jsonl" degraded_batches | awk '{ s += $1 } END { print s + 0 }') == 0 ]] || fail "degraded batches while m1 had a replica"
 pass "teacher with other weights on $R1 refused: $(grep -m1 REFUSED "$WORK/refuse.err" | cut -d' ' -f4- | cut -c1-140)..."
 
 # --- 5: all teachers killed: stop within --max-wait, keep the checkpoint, resume when they are back -
