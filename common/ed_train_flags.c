@@ -1,7 +1,12 @@
 /* ed_train_flags: shared training options, their checks and the run plan (see ed_train_flags.h). */
 #include "ed_train_flags.h"
 
+#include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "ed_version.h"
 
 int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
 {
@@ -77,4 +82,46 @@ void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_tra
     oc->total_steps = plan->total_steps - f->warmup_steps;
     oc->step_size = plan->steps_per_epoch;
     oc->gamma = 0.5f;
+}
+
+void ed_train_flags_to_json(const ed_train_flags *f, cJSON *obj)
+{
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)f->seed);
+    cJSON_AddStringToObject(obj, "arch", f->arch);
+    cJSON_AddStringToObject(obj, "seed", seed);
+    if (f->steps > 0)
+        cJSON_AddNumberToObject(obj, "steps", (double)f->steps);
+    else
+        cJSON_AddNumberToObject(obj, "epochs", f->epochs);
+    cJSON_AddNumberToObject(obj, "batch-size", f->batch_size);
+    cJSON_AddStringToObject(obj, "optimizer", f->optimizer);
+    cJSON_AddNumberToObject(obj, "lr", f->lr);
+    cJSON_AddNumberToObject(obj, "lr-min", f->lr_min);
+    cJSON_AddStringToObject(obj, "schedule", f->schedule);
+    cJSON_AddNumberToObject(obj, "warmup-steps", (double)f->warmup_steps);
+    cJSON_AddNumberToObject(obj, "momentum", f->momentum);
+    cJSON_AddNumberToObject(obj, "weight-decay", f->weight_decay);
+    cJSON_AddNumberToObject(obj, "dropout-in", f->dropout_in);
+    cJSON_AddNumberToObject(obj, "dropout-hidden", f->dropout_hidden);
+    cJSON_AddNumberToObject(obj, "label-smoothing", f->label_smoothing);
+    cJSON_AddNumberToObject(obj, "shuffle-buffer", (double)f->shuffle_buffer);
+    cJSON_AddNumberToObject(obj, "input-scale", f->input_scale);
+    cJSON_AddNumberToObject(obj, "input-offset", f->input_offset);
+}
+
+cJSON *ed_train_flags_provenance(const ed_train_flags *f, const char *tool)
+{
+    cJSON *p = cJSON_CreateObject();
+    if (!p)
+        return NULL;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+    cJSON_AddStringToObject(p, "tool", tool);
+    cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
+    cJSON_AddStringToObject(p, "created", when);
+    ed_train_flags_to_json(f, p);
+    return p;
 }

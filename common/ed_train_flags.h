@@ -52,6 +52,18 @@ typedef struct {
     ed_opt_config opt;       /* optimizer with the schedule spread over total_steps */
 } ed_train_plan;
 
+typedef struct cJSON cJSON;
+
+/* Adds the settings that determine the trained weights to the JSON object obj, keyed by option
+ * name ("batch-size", "lr-min", ...): arch, seed (a decimal string, exact for 64 bits), epochs or
+ * steps, batch size, optimizer, schedule, regularization, shuffle buffer, input scaling. Leaves out
+ * blas-threads, which changes no result. Used for model provenance and checkpoint configs. */
+void ed_train_flags_to_json(const ed_train_flags *f, cJSON *obj);
+
+/* Provenance of a model file: {tool, edistill_version, created (UTC), settings...} as a new cJSON
+ * object the caller adds its own fields to and frees. NULL when out of memory. */
+cJSON *ed_train_flags_provenance(const ed_train_flags *f, const char *tool);
+
 /* Plans a run over samples_per_epoch samples (after ed_train_flags_validate succeeded). */
 void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_train_plan *plan);
 

@@ -27,7 +27,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ed_blas.h"
@@ -40,7 +39,6 @@
 #include "ed_progress.h"
 #include "ed_train_flags.h"
 #include "ed_trainer.h"
-#include "ed_version.h"
 #include "st_mixer.h"
 #include "st_curve.h"
 #include "st_pool.h"
@@ -133,27 +131,11 @@ static int s_cmp_str(const void *a, const void *b)
 static char *s_config_json(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool)
 {
     cJSON *c = cJSON_CreateObject();
-    char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->train.seed);
-    cJSON_AddStringToObject(c, "arch", o->train.arch);
-    cJSON_AddStringToObject(c, "seed", seed);
-    cJSON_AddNumberToObject(c, "batch-size", o->train.batch_size);
+    ed_train_flags_to_json(&o->train, c);
     cJSON_AddNumberToObject(c, "temperature", o->temperature);
     cJSON_AddNumberToObject(c, "alpha", o->alpha);
     cJSON_AddStringToObject(c, "combine", o->combine);
     cJSON_AddStringToObject(c, "soft-loss", o->soft_loss);
-    cJSON_AddNumberToObject(c, "label-smoothing", o->train.label_smoothing);
-    cJSON_AddStringToObject(c, "optimizer", o->train.optimizer);
-    cJSON_AddNumberToObject(c, "lr", o->train.lr);
-    cJSON_AddNumberToObject(c, "lr-min", o->train.lr_min);
-    cJSON_AddStringToObject(c, "schedule", o->train.schedule);
-    cJSON_AddNumberToObject(c, "warmup-steps", (double)o->train.warmup_steps);
-    cJSON_AddNumberToObject(c, "momentum", o->train.momentum);
-    cJSON_AddNumberToObject(c, "weight-decay", o->train.weight_decay);
-    cJSON_AddNumberToObject(c, "dropout-in", o->train.dropout_in);
-    cJSON_AddNumberToObject(c, "dropout-hidden", o->train.dropout_hidden);
-    cJSON_AddNumberToObject(c, "input-scale", o->train.input_scale);
-    cJSON_AddNumberToObject(c, "input-offset", o->train.input_offset);
     cJSON_AddStringToObject(c, "labeled-images", o->labeled_images);
     cJSON_AddStringToObject(c, "labeled-labels", o->labeled_labels);
     cJSON_AddNumberToObject(c, "labeled-start", (double)o->labeled_start);
@@ -166,11 +148,6 @@ static char *s_config_json(const st_distill_opts *o, const st_mixer *mix, const 
     cJSON_AddNumberToObject(c, "unlabeled-end", (double)o->unlabeled_end);
     cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
     cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
-    cJSON_AddNumberToObject(c, "shuffle-buffer", (double)o->train.shuffle_buffer);
-    if (o->train.steps > 0)
-        cJSON_AddNumberToObject(c, "steps", (double)o->train.steps);
-    else
-        cJSON_AddNumberToObject(c, "epochs", o->train.epochs);
     /* Members by weights fingerprint ("name (fnv1a64:...) at ..."), sorted: endpoints may move. */
     int K = st_pool_member_count(pool);
     char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
@@ -323,22 +300,14 @@ static long s_file_bytes(FILE *f)
 
 static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long steps, double acc)
 {
-    cJSON *p = cJSON_CreateObject();
-    char when[32];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    cJSON_AddStringToObject(p, "tool", "student_trainer distill");
-    cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
-    cJSON_AddStringToObject(p, "created", when);
-    cJSON_AddNumberToObject(p, "seed", (double)o->train.seed);
-    cJSON_AddNumberToObject(p, "steps", (double)steps);
-    cJSON_AddNumberToObject(p, "batch_size", o->train.batch_size);
+    cJSON *p = ed_train_flags_provenance(&o->train, "student_trainer distill");
+    if (!p)
+        return NULL;
+    cJSON_AddNumberToObject(p, "steps_done", (double)steps);
     cJSON_AddNumberToObject(p, "temperature", o->temperature);
     cJSON_AddNumberToObject(p, "alpha", o->alpha);
     cJSON_AddStringToObject(p, "combine", o->combine);
     cJSON_AddStringToObject(p, "soft_loss", o->soft_loss);
-    cJSON_AddStringToObject(p, "optimizer", o->train.optimizer);
-    cJSON_AddNumberToObject(p, "lr", o->train.lr);
     cJSON_AddStringToObject(p, "labeled_images", o->labeled_images);
     cJSON_AddNumberToObject(p, "labeled_start", (double)o->labeled_start);
     cJSON_AddNumberToObject(p, "labeled_end", (double)o->labeled_end);

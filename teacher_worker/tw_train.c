@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ed_blas.h"
 #include "ed_cli.h"
@@ -21,7 +20,6 @@
 #include "ed_progress.h"
 #include "ed_train_flags.h"
 #include "ed_trainer.h"
-#include "ed_version.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
@@ -35,24 +33,10 @@ typedef struct {
 
 static cJSON *s_provenance(const tw_train_opts *o, long steps, double test_acc, double seconds)
 {
-    cJSON *p = cJSON_CreateObject();
-    char when[32];
-    time_t now = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    cJSON_AddStringToObject(p, "tool", "teacher_worker train");
-    cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
-    cJSON_AddStringToObject(p, "created", when);
-    cJSON_AddNumberToObject(p, "seed", (double)o->train.seed);
-    cJSON_AddNumberToObject(p, "epochs", o->train.epochs);
-    cJSON_AddNumberToObject(p, "steps", (double)steps);
-    cJSON_AddNumberToObject(p, "batch_size", o->train.batch_size);
-    cJSON_AddStringToObject(p, "optimizer", o->train.optimizer);
-    cJSON_AddNumberToObject(p, "lr", o->train.lr);
-    cJSON_AddStringToObject(p, "schedule", o->train.schedule);
-    cJSON_AddNumberToObject(p, "weight_decay", o->train.weight_decay);
-    cJSON_AddNumberToObject(p, "dropout_in", o->train.dropout_in);
-    cJSON_AddNumberToObject(p, "dropout_hidden", o->train.dropout_hidden);
-    cJSON_AddNumberToObject(p, "label_smoothing", o->train.label_smoothing);
+    cJSON *p = ed_train_flags_provenance(&o->train, "teacher_worker train");
+    if (!p)
+        return NULL;
+    cJSON_AddNumberToObject(p, "steps_done", (double)steps);
     cJSON_AddStringToObject(p, "train_images", o->train_images);
     cJSON_AddStringToObject(p, "train_labels", o->train_labels);
     cJSON_AddNumberToObject(p, "train_start", (double)o->train_start);
