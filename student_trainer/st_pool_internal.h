@@ -1,0 +1,151 @@
+/*
+ * st_pool_internal: the state of a teacher pool (sources, replicas, members, slots) and the functions
+ * st_pool.c (the batch pipeline) and st_replica.c (the life of a replica) share. Not a public API:
+ * only those two files include it. Cross-file functions carry the stp_ prefix.
+ */
+#ifndef ST_POOL_INTERNAL_H
+#define ST_POOL_INTERNAL_H
+
+#include "st_pool.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <zmq.h>
+
+#include "ed_mlp.h"
+#include "ed_wire.h"
+
+#define ST_MAX_SOURCES 64
+#define ST_MAX_SLOTS 1000
+#define ST_LAT_SAMPLES 8192
+#define ST_BACKOFF_START 0.25 /* seconds between pings of a down replica, doubling ... */
+#define ST_ENDPOINT_LEN 300
+
+typedef enum { SRC_STATIC, SRC_DNS, SRC_FILE } st_source_kind;
+
+typedef struct {
+    st_source_kind kind;
+    char spec[ST_ENDPOINT_LEN];  /* as given */
+    char host[256];              /* SRC_DNS */
+    char port[16];               /* SRC_DNS */
+    bool resolved_once;
+} st_source;
+
+typedef enum { R_FREE = 0, R_CONNECTING, R_UP, R_DOWN, R_REFUSED, R_GONE } st_rstate;
+
+typedef struct {
+    st_rstate state;
+    int source;
+    char where[ST_ENDPOINT_LEN];  /* endpoint or model path */
+    void *sock;                   /* DEALER; NULL for an in-process replica */
+    void *mon;                    /* PAIR receiving the DEALER's monitor events */
+    ed_mlp *model;                /* in-process only */
+    ed_mlp_ws *ws;
+    float *x;                     /* (max_batch, in) scaled input, in-process only */
+    float input_scale, input_offset;
+    int member;                   /* -1 until its member info arrived */
+    int inflight;
+    char fingerprint[32];
+    char name[128];
+    double ping_sent;             /* outstanding InfoRequest sent at (0: none) */
+    uint64_t ping_id;
+    double next_ping;
+    double backoff;
+    double last_heard;
+    double down_since;
+    bool seen;                    /* DNS: present in the latest resolution */
+    char why[512];                /* why it was refused */
+    char handshake[200];          /* the last failed security handshake, for error messages */
+} st_replica;
+
+typedef struct {
+    char name[128];
+    char fingerprint[32];
+    char desc[1024];
+} st_member;
+
+typedef enum { Q_IDLE = 0, Q_PENDING, Q_WAITING, Q_DONE } st_qstate;
+
+typedef struct {
+    st_qstate st;
+    uint64_t id;
+    int replica;
+    double sent_at;
+} st_req;
+
+typedef struct {
+    bool busy;
+    int n;
+    void *x;                               /* (max_batch, dim) of cfg.dtype */
+    int32_t *y;                            /* (max_batch) */
+    float *logits[ST_POOL_MAX_MEMBERS];    /* (max_batch, classes), allocated per member lazily */
+    const float *out[ST_POOL_MAX_MEMBERS]; /* what wait hands back: logits[k] or NULL */
+    st_req req[ST_POOL_MAX_MEMBERS];
+    double blocked_since;
+    bool blocked_logged;
+    bool missed[ST_POOL_MAX_MEMBERS];      /* after wait: left out of this batch (degraded) */
+} st_slot;
+
+struct st_pool {
+    st_pool_config cfg;
+    int quorum;                            /* effective; 0 = all members of the batch */
+    void *zctx;
+    st_source sources[ST_MAX_SOURCES];
+    int n_sources;
+    st_replica reps[ST_POOL_MAX_REPLICAS];
+    int n_reps;                            /* high-water mark of used entries */
+    st_member members[ST_POOL_MAX_MEMBERS];
+    int n_members;
+    st_slot *slots;
+    uint64_t seq;
+    uint64_t info_seq;
+    double next_resolve;
+    zmq_pollitem_t items[2 * ST_POOL_MAX_REPLICAS];
+    int item_rep[2 * ST_POOL_MAX_REPLICAS];
+    int n_items;
+    bool items_dirty;
+    /* statistics since the last take */
+    double lat[ST_LAT_SAMPLES];
+    long n_lat;
+    double lat_sum;
+    long replies;
+    double wait_s;
+    uint64_t bytes_sent, bytes_received;
+    long down_events, up_events, failovers;
+    const volatile sig_atomic_t *stop_flag;
+};
+
+/* ---- st_replica.c ---- */
+
+/* snprintf through a va_list, for writing one pool field from others (-Wrestrict cannot tell them
+ * apart). */
+__attribute__((format(printf, 3, 4))) int stp_fmt(char *dst, size_t size, const char *fmt, ...);
+bool stp_is_endpoint(const char *s);
+/* "tcp://HOST:PORT" whose HOST is a name, not a numeric address: split it; false otherwise. */
+bool stp_split_dns(const char *ep, char *host, size_t hsize, char *port, size_t psize);
+void stp_record_latency(st_pool *p, double ms);
+/* Sends one message without blocking; ED_EPEER when the replica is not connected. */
+int stp_send_msg(st_pool *p, st_replica *r, const ed_msg *m);
+int stp_live_replicas(const st_pool *p, int k);
+/* New replica of source `source`: a DEALER connected to ep (with its monitor), or a model file. */
+int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err);
+int stp_add_local(st_pool *p, int source, const char *path, ed_err *err);
+void stp_free_replica(st_pool *p, st_replica *r);
+/* Marks a replica DOWN (logging why) and re-dispatches its outstanding requests. */
+void stp_mark_down(st_pool *p, int ri, const char *why);
+/* Handles member info: admits, brings back, or refuses the replica. */
+int stp_on_info(st_pool *p, int ri, const ed_member_info *info);
+void stp_read_monitor(st_pool *p, int ri);
+/* Reads every message waiting on replica ri's socket; errors are fatal to the run. */
+int stp_read_socket(st_pool *p, int ri, ed_err *err);
+/* Timers: pings with backoff, request deadlines, DNS re-resolution. */
+void stp_health(st_pool *p, double now);
+void stp_deadlines(st_pool *p, double now);
+void stp_resolve(st_pool *p, ed_err *err);
+
+/* ---- st_pool.c ---- */
+
+/* Sends member k's share of slot to its least-loaded live replica, or leaves it WAITING. */
+int stp_dispatch(st_pool *p, int slot, int k, ed_err *err);
+
+#endif
