@@ -191,6 +191,19 @@ int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err)
     return 0;
 }
 
+bool ed_cli_parse_command(const ed_cli_spec *spec, const char *name, int argc, char **argv,
+                          int *exit_code)
+{
+    ed_err err = {0};
+    int rc = ed_cli_parse(spec, argc, argv, &err);
+    if (rc == 0)
+        return true;
+    if (rc < 0)
+        fprintf(stderr, "%s: %s\n", name, err.msg);
+    *exit_code = rc == 1 ? 0 : 2;
+    return false;
+}
+
 static void s_usage(const char *program, const char *summary, const ed_cli_command *cmds, int n,
                     FILE *out)
 {

@@ -57,6 +57,12 @@ int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err);
 
 void ed_cli_print_help(const ed_cli_spec *spec, FILE *out);
 
+/* ed_cli_parse for a command's entry point: returns true when the command should go on; false when
+ * it should return *exit_code: 0 after --help, 2 after a bad option (reported on stderr as
+ * "NAME: reason"). */
+bool ed_cli_parse_command(const ed_cli_spec *spec, const char *name, int argc, char **argv,
+                          int *exit_code);
+
 /* A subcommand of a program: `program NAME [options]` runs fn(argc - 1, argv + 1). */
 typedef struct {
     const char *name;

@@ -848,13 +848,9 @@ int st_distill_main(int argc, char **argv)
         "      --labeled-end 3000 --unlabeled " FMNIST "train-images-idx3-ubyte.gz \\\n"
         "      --unlabeled-start 3000 --out models/student.safetensors --metrics -"};
     ed_err err = {0};
-    int rc = ed_cli_parse(&spec, argc, argv, &err);
-    if (rc == 1)
-        return 0;
-    if (rc < 0) {
-        fprintf(stderr, "student_trainer distill: %s\n", err.msg);
-        return 2;
-    }
+    int rc;
+    if (!ed_cli_parse_command(&spec, "student_trainer distill", argc, argv, &rc))
+        return rc;
     if ((o.test_images == NULL) != (o.test_labels == NULL)) {
         fprintf(stderr, "student_trainer distill: give both --test-images and --test-labels\n");
         return 2;

@@ -62,13 +62,9 @@ int st_eval_main(int argc, char **argv)
                               "set (default: the Fashion-MNIST test set).",
                               opts, (int)(sizeof opts / sizeof opts[0]), NULL};
     ed_err err = {0};
-    int rc = ed_cli_parse(&spec, argc, argv, &err);
-    if (rc == 1)
-        return 0;
-    if (rc < 0) {
-        fprintf(stderr, "student_trainer eval: %s\n", err.msg);
-        return 2;
-    }
+    int rc;
+    if (!ed_cli_parse_command(&spec, "student_trainer eval", argc, argv, &rc))
+        return rc;
 
     char *list = strdup(o.models);
     char *paths[ST_MAX_MODELS];

@@ -36,13 +36,9 @@ int tw_keygen_main(int argc, char **argv)
         "  teacher_worker keygen --out keys/trainer   # then: mkdir keys/clients && cp "
         "keys/trainer.pub keys/clients/"};
     ed_err err = {0};
-    int rc = ed_cli_parse(&spec, argc, argv, &err);
-    if (rc == 1)
-        return 0;
-    if (rc < 0) {
-        fprintf(stderr, "teacher_worker keygen: %s\n", err.msg);
-        return 2;
-    }
+    int rc;
+    if (!ed_cli_parse_command(&spec, "teacher_worker keygen", argc, argv, &rc))
+        return rc;
     if (comment && strchr(comment, '\n')) {
         fprintf(stderr, "teacher_worker keygen: --comment must be one line\n");
         return 2;

@@ -260,14 +260,9 @@ int tw_train_main(int argc, char **argv)
         "      --dropout-hidden 0.5 --seed 1 --member m1 --out models/m1.safetensors \\\n"
         "      --test-images " FMNIST "t10k-images-idx3-ubyte.gz \\\n"
         "      --test-labels " FMNIST "t10k-labels-idx1-ubyte.gz"};
-    ed_err err = {0};
-    int rc = ed_cli_parse(&spec, argc, argv, &err);
-    if (rc == 1)
-        return 0;
-    if (rc < 0) {
-        fprintf(stderr, "teacher_worker train: %s\n", err.msg);
-        return 2;
-    }
+    int rc;
+    if (!ed_cli_parse_command(&spec, "teacher_worker train", argc, argv, &rc))
+        return rc;
     if ((o.test_images == NULL) != (o.test_labels == NULL)) {
         fprintf(stderr, "teacher_worker train: give both --test-images and --test-labels\n");
         return 2;
