@@ -164,7 +164,8 @@ int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
     }
     if (zmq_socket_monitor(r->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
                                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) ||
+                                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) ||
         zmq_connect(r->mon, mon_ep))
         return ed_err_set(err, ED_EIO, "teacher %s: cannot monitor the socket: %s", ep,
                           zmq_strerror(zmq_errno()));
@@ -421,6 +422,14 @@ void stp_read_monitor(st_pool *p, int ri)
                       : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
             if (first)
                 ed_log_warn("teacher %s: %s", r->where, r->handshake);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !r->handshake[0]) {
+            /* The peer closed the connection before its reason arrived (a race with the
+             * PROTOCOL/AUTH events above, which replace this note when they come). */
+            stp_fmt(r->handshake, sizeof r->handshake, "the connection closed during the security "
+                  "handshake: %s", p->cfg.curve_secret
+                  ? "a plaintext teacher, or a server key or client key it does not accept?"
+                  : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
+            ed_log_warn("teacher %s: %s", r->where, r->handshake);
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             stp_mark_down(p, ri, "connection lost");
         } else if (event == ZMQ_EVENT_CONNECTED && r->state == R_DOWN) {
