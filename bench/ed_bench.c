@@ -7,7 +7,7 @@
  *                       loss, backward, Adam) against the same step's sgemm calls alone.
  *   ed_bench request  : round trip of a LogitRequest to a running `teacher_worker serve` (DEALER
  *                       socket, edistill.proto through ed_wire) against the in-process forward of the
- *                       same model (scaling into the workspace + ed_mlp_forward), alternating request
+ *                       same model (ed_member_forward: scaling + forward), alternating request
  *                       by request, with p50 / p99 per batch size; the logits must agree exactly.
  *
  * Each prints one JSON object on stdout. Times are medians over repeats, so one noisy repeat on a
@@ -25,8 +25,8 @@
 #include "ed_cli.h"
 #include "ed_data.h"
 #include "ed_loss.h"
+#include "ed_member.h"
 #include "ed_mlp.h"
-#include "ed_model_file.h"
 #include "ed_progress.h"
 #include "ed_rng.h"
 #include "ed_trainer.h"
@@ -378,17 +378,16 @@ static int s_cmd_request(int argc, char **argv)
     for (int i = 0; i < n_sizes; i++)
         max_b = sizes[i] > max_b ? sizes[i] : max_b;
 
-    ed_mlp *m = NULL;
-    ed_model_meta meta;
-    if (ed_model_load(model_path, &m, &meta, &err) < 0)
+    ed_member *m = ed_member_open(model_path, max_b, &err);
+    if (!m)
         return fprintf(stderr, "ed_bench request: %s\n", err.msg), 1;
-    const int D = ed_arch_in(&m->arch), C = ed_arch_out(&m->arch);
-    ed_mlp_ws *ws = ed_mlp_ws_new(&m->arch, max_b, false);
+    const int D = ed_member_input_dim(m), C = ed_member_classes(m);
+    float *z = malloc(sizeof(float) * (size_t)max_b * (size_t)C);
     uint8_t *x = malloc((size_t)max_b * (size_t)D);
     double *remote = calloc((size_t)iters, sizeof *remote), *local = calloc((size_t)iters, sizeof *local);
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
-    if (!ws || !x || !remote || !local || !sock)
+    if (!z || !x || !remote || !local || !sock)
         return fprintf(stderr, "ed_bench request: out of memory\n"), 1;
     int linger = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -401,8 +400,7 @@ static int s_cmd_request(int argc, char **argv)
         x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
 
     /* The worker must serve the same model: compare fingerprints. */
-    char fp[32];
-    ed_fingerprint_format(meta.fingerprint, fp, sizeof fp);
+    const char *fp = ed_member_fingerprint(m);
     ed_msg info_req = {.kind = ED_MSG_INFO_REQUEST, .u.info_request_id = 1}, reply;
     if (s_round_trip(sock, &info_req, &reply, 30000, &err) < 0 || reply.kind != ED_MSG_MEMBER_INFO)
         return fprintf(stderr, "ed_bench request: %s: no member info: %s\n", endpoint, err.msg), 1;
@@ -411,14 +409,11 @@ static int s_cmd_request(int argc, char **argv)
                        reply.u.info.fingerprint, fp), 1;
     ed_wire_msg_clear(&reply);
 
-    printf("{\"endpoint\":\"%s\",\"arch\":\"", endpoint);
-    char arch[256];
-    ed_arch_format(&m->arch, arch, sizeof arch);
-    printf("%s\",\"iters\":%d,\"blas\":\"%s\",\"batches\":{", arch, iters, ed_blas_describe());
+    printf("{\"endpoint\":\"%s\",\"arch\":\"%s\",\"iters\":%d,\"blas\":\"%s\",\"batches\":{", endpoint,
+           ed_member_arch(m), iters, ed_blas_describe());
     uint64_t id = 100;
     for (int si = 0; si < n_sizes; si++) {
         const int B = sizes[si];
-        const ed_batch b = {.n = B, .dim = D, .dtype = ED_DTYPE_U8, .x = x};
         const ed_msg req = {.kind = ED_MSG_LOGIT_REQUEST,
                             .u.request = {.dtype = ED_DTYPE_U8, .batch = (uint32_t)B,
                                           .dim = (uint32_t)D, .data = x}};
@@ -426,9 +421,7 @@ static int s_cmd_request(int argc, char **argv)
         for (int it = -5; it < iters; it++) { /* 5 warm-up rounds */
             /* in-process: what an in-process pool member does per batch */
             double t0 = ed_now();
-            const float *z = NULL;
-            ed_batch_to_float(&b, meta.input_scale, meta.input_offset, ws->act[0]);
-            if (ed_mlp_forward(m, ws, ws->act[0], B, false, NULL, &z, &err) < 0)
+            if (ed_member_forward(m, x, ED_DTYPE_U8, B, z, &err) < 0)
                 return fprintf(stderr, "ed_bench request: %s\n", err.msg), 1;
             double t1 = ed_now();
             ed_msg rq = req;
@@ -466,8 +459,8 @@ static int s_cmd_request(int argc, char **argv)
     free(x);
     free(remote);
     free(local);
-    ed_mlp_ws_destroy(&ws);
-    ed_mlp_destroy(&m);
+    free(z);
+    ed_member_destroy(&m);
     return 0;
 }
 

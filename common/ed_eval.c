@@ -7,40 +7,42 @@
 
 #include "ed_loss.h"
 
-int ed_eval_run(const ed_eval_member *members, int K, const ed_dataset_spec *data, int batch_size,
+/* Checks that the K members agree on shapes and take batches of batch_size. */
+static int s_check_members(ed_member *const *members, int K, int batch_size, ed_err *err)
+{
+    if (K < 1 || batch_size < 1)
+        return ed_err_set(err, ED_EINVAL, "evaluation needs at least one model and a batch >= 1");
+    const int D = ed_member_input_dim(members[0]), C = ed_member_classes(members[0]);
+    for (int k = 0; k < K; k++) {
+        const ed_member *m = members[k];
+        if (ed_member_input_dim(m) != D || ed_member_classes(m) != C)
+            return ed_err_set(err, ED_ESHAPE,
+                              "ensemble member %d maps %d -> %d, member 0 maps %d -> %d", k,
+                              ed_member_input_dim(m), ed_member_classes(m), D, C);
+        if (ed_member_max_batch(m) < batch_size)
+            return ed_err_set(err, ED_EINVAL, "evaluation batch %d exceeds member %d's max batch %d",
+                              batch_size, k, ed_member_max_batch(m));
+    }
+    return 0;
+}
+
+int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, int batch_size,
                 ed_eval_result *res, ed_err *err)
 {
     memset(res, 0, sizeof *res);
-    if (K < 1 || batch_size < 1)
-        return ed_err_set(err, ED_EINVAL, "evaluation needs at least one model and a batch >= 1");
-    const ed_arch *a0 = &members[0].model->arch;
-    const int D = ed_arch_in(a0), C = ed_arch_out(a0);
-    for (int k = 1; k < K; k++) {
-        const ed_arch *ak = &members[k].model->arch;
-        if (ed_arch_in(ak) != D || ed_arch_out(ak) != C)
-            return ed_err_set(err, ED_ESHAPE,
-                              "ensemble member %d maps %d -> %d, member 0 maps %d -> %d", k,
-                              ed_arch_in(ak), ed_arch_out(ak), D, C);
-    }
-
-    int rc = 0;
-    ed_mlp_ws **ws = calloc((size_t)K, sizeof *ws);
-    float *x = malloc(sizeof(float) * (size_t)batch_size * (size_t)D);
+    int rc = s_check_members(members, K, batch_size, err);
+    if (rc)
+        return rc;
+    const int D = ed_member_input_dim(members[0]), C = ed_member_classes(members[0]);
+    float *z = malloc(sizeof(float) * (size_t)batch_size * (size_t)C);
     float *p = malloc(sizeof(float) * (size_t)batch_size * (size_t)C);
     float *acc = malloc(sizeof(float) * (size_t)batch_size * (size_t)C);
     res->confusion = calloc((size_t)C * (size_t)C, sizeof(long));
     res->classes = C;
     ed_loader *loader = NULL;
-    if (!ws || !x || !p || !acc || !res->confusion) {
+    if (!z || !p || !acc || !res->confusion) {
         rc = ed_err_set(err, ED_ENOMEM, "cannot allocate evaluation buffers");
         goto done;
-    }
-    for (int k = 0; k < K; k++) {
-        ws[k] = ed_mlp_ws_new(&members[k].model->arch, batch_size, false);
-        if (!ws[k]) {
-            rc = ed_err_set(err, ED_ENOMEM, "cannot allocate evaluation workspace");
-            goto done;
-        }
     }
     ed_stream *s = ed_stream_open(data, err);
     if (!s) {
@@ -72,9 +74,7 @@ int ed_eval_run(const ed_eval_member *members, int K, const ed_dataset_spec *dat
     while ((n = ed_loader_next(loader, &b, err)) > 0) {
         memset(acc, 0, sizeof(float) * (size_t)n * (size_t)C);
         for (int k = 0; k < K; k++) {
-            const float *z;
-            ed_batch_to_float(&b, members[k].input_scale, members[k].input_offset, x);
-            rc = ed_mlp_forward(members[k].model, ws[k], x, n, false, NULL, &z, err);
+            rc = ed_member_forward(members[k], b.x, b.dtype, n, z, err);
             if (rc)
                 goto done;
             ed_softmax_t(z, p, n, C, 1.0f);
@@ -99,16 +99,24 @@ int ed_eval_run(const ed_eval_member *members, int K, const ed_dataset_spec *dat
         rc = n;
     res->loss = res->n ? nll / (double)res->n : 0.0;
 done:
-    if (ws)
-        for (int k = 0; k < K; k++)
-            ed_mlp_ws_destroy(&ws[k]);
-    free(ws);
-    free(x);
+    free(z);
     free(p);
     free(acc);
     ed_loader_destroy(&loader);
     if (rc)
         ed_eval_result_free(res);
+    return rc;
+}
+
+int ed_eval_mlp(const ed_mlp *model, float input_scale, float input_offset,
+                const ed_dataset_spec *data, int batch_size, ed_eval_result *res, ed_err *err)
+{
+    memset(res, 0, sizeof *res);
+    ed_member *m = ed_member_wrap_mlp(model, input_scale, input_offset, NULL, batch_size, err);
+    if (!m)
+        return err ? err->code : ED_ENOMEM;
+    int rc = ed_eval_run(&m, 1, data, batch_size, res, err);
+    ed_member_destroy(&m);
     return rc;
 }
 

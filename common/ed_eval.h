@@ -1,7 +1,7 @@
 /*
  * ed_eval: accuracy, loss and confusion of one model or an ensemble on a labeled dataset.
  * An ensemble's prediction is the arithmetic mean of its members' probabilities softmax(z)
- * (T = 1); each member scales the raw inputs as its own model file records.
+ * (T = 1); each member (ed_member) scales the raw inputs as its own model file records.
  */
 #ifndef ED_EVAL_H
 #define ED_EVAL_H
@@ -10,13 +10,7 @@
 
 #include "ed_data.h"
 #include "ed_error.h"
-#include "ed_mlp.h"
-
-typedef struct {
-    const ed_mlp *model;
-    float input_scale;
-    float input_offset;
-} ed_eval_member;
+#include "ed_member.h"
 
 typedef struct {
     int classes;
@@ -32,11 +26,16 @@ static inline double ed_eval_accuracy(const ed_eval_result *r)
 }
 
 /* Evaluates the mean-probability ensemble of K >= 1 members (same input dim and classes) on a
- * labeled dataset, in batches of batch_size. Fills *res (free with ed_eval_result_free). Errors:
- * ED_ESHAPE members disagree with each other or with the data, ED_EINVAL unlabeled data, and any
- * read error of the data files. */
-int ed_eval_run(const ed_eval_member *members, int K, const ed_dataset_spec *data, int batch_size,
+ * labeled dataset, in batches of batch_size (at most every member's max batch). Fills *res (free
+ * with ed_eval_result_free). Errors: ED_ESHAPE members disagree with each other or with the data,
+ * ED_EINVAL unlabeled data or a batch larger than a member's, and any read error of the data
+ * files. */
+int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, int batch_size,
                 ed_eval_result *res, ed_err *err);
+
+/* ed_eval_run of one model the caller holds (a model under training), scaled as given. */
+int ed_eval_mlp(const ed_mlp *model, float input_scale, float input_offset,
+                const ed_dataset_spec *data, int batch_size, ed_eval_result *res, ed_err *err);
 
 void ed_eval_result_free(ed_eval_result *res);
 

@@ -2,14 +2,8 @@
 #include "ed_progress.h"
 
 #include <stdio.h>
-#include <time.h>
 
-double ed_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "ed_clock.h"
 
 void ed_progress_start(ed_progress *p, const char *what, long total, double interval)
 {

@@ -1,14 +1,13 @@
 /*
  * ed_progress: progress reporting for long work (training epochs, evaluation): a line on stderr at
- * most every `interval` seconds with the done/total count, rate and an ETA, plus a monotonic clock.
+ * most every `interval` seconds with the done/total count, rate and an ETA.
  */
 #ifndef ED_PROGRESS_H
 #define ED_PROGRESS_H
 
 #include <stdbool.h>
 
-/* Seconds on a monotonic clock. */
-double ed_now(void);
+#include "ed_clock.h" /* transitional: files that read ed_now should include ed_clock.h themselves */
 
 typedef struct {
     const char *what;    /* "epoch 3/20" */

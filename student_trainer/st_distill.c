@@ -647,8 +647,7 @@ static int s_distill(const st_distill_opts *o)
         bool have_test = o->test_images && o->test_labels;
         if (have_test) {
             ed_dataset_spec ts = {o->test_images, o->test_labels, 0, -1};
-            ed_eval_member em = {t->model, t->input_scale, t->input_offset};
-            if (ed_eval_run(&em, 1, &ts, 256, &res, &err))
+            if (ed_eval_mlp(t->model, t->input_scale, t->input_offset, &ts, 256, &res, &err))
                 goto fail;
             test_acc = ed_eval_accuracy(&res);
         }

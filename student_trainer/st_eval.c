@@ -11,7 +11,7 @@
 
 #include "ed_cli.h"
 #include "ed_eval.h"
-#include "ed_model_file.h"
+#include "ed_member.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 #define ST_MAX_MODELS 64
@@ -68,9 +68,7 @@ int st_eval_main(int argc, char **argv)
 
     char *list = strdup(o.models);
     char *paths[ST_MAX_MODELS];
-    ed_mlp *models[ST_MAX_MODELS] = {0};
-    ed_eval_member members[ST_MAX_MODELS];
-    ed_model_meta metas[ST_MAX_MODELS];
+    ed_member *members[ST_MAX_MODELS] = {0};
     ed_eval_result results[ST_MAX_MODELS + 1];
     memset(results, 0, sizeof results);
     FILE *jf = NULL;
@@ -78,11 +76,9 @@ int st_eval_main(int argc, char **argv)
     rc = 1;
     if (K < 0)
         goto fail;
-    for (int k = 0; k < K; k++) {
-        if (ed_model_load(paths[k], &models[k], &metas[k], &err))
+    for (int k = 0; k < K; k++)
+        if (!(members[k] = ed_member_open(paths[k], o.batch_size, &err)))
             goto fail;
-        members[k] = (ed_eval_member){models[k], metas[k].input_scale, metas[k].input_offset};
-    }
     ed_dataset_spec data = {o.images, o.labels, 0, -1};
     for (int k = 0; k < K; k++)
         if (ed_eval_run(&members[k], 1, &data, o.batch_size, &results[k], &err)) {
@@ -94,7 +90,7 @@ int st_eval_main(int argc, char **argv)
 
     printf("%-40s %-16s %9s %8s\n", "model", "member", "accuracy", "loss");
     for (int k = 0; k < K; k++)
-        printf("%-40s %-16s %8.2f%% %8.4f\n", paths[k], metas[k].member,
+        printf("%-40s %-16s %8.2f%% %8.4f\n", paths[k], ed_member_name(members[k]),
                100.0 * ed_eval_accuracy(&results[k]), results[k].loss);
     const ed_eval_result *summary = K > 1 ? &results[K] : &results[0];
     if (K > 1)
@@ -133,7 +129,7 @@ done:
     for (int k = 0; k <= K && k <= ST_MAX_MODELS; k++)
         ed_eval_result_free(&results[k]);
     for (int k = 0; k < ST_MAX_MODELS; k++)
-        ed_mlp_destroy(&models[k]);
+        ed_member_destroy(&members[k]);
     free(list);
     return rc;
 }

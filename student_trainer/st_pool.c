@@ -57,14 +57,10 @@
 
 static int s_compute_local(st_pool *p, st_replica *r, st_slot *sl, int k, ed_err *err)
 {
-    ed_batch b = {.n = sl->n, .dim = p->cfg.input_dim, .dtype = p->cfg.dtype, .x = sl->x, .y = sl->y};
     double t0 = ed_now();
-    const float *z;
-    ed_batch_to_float(&b, r->input_scale, r->input_offset, r->x);
-    int rc = ed_mlp_forward(r->model, r->ws, r->x, sl->n, false, NULL, &z, err);
+    int rc = ed_member_forward(r->local, sl->x, p->cfg.dtype, sl->n, sl->logits[k], err);
     if (rc)
         return ed_err_wrap(err, "teacher %s", r->where);
-    memcpy(sl->logits[k], z, sizeof(float) * (size_t)sl->n * (size_t)p->cfg.classes);
     sl->req[k].st = Q_DONE;
     stp_record_latency(p, 1000.0 * (ed_now() - t0));
     return 0;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <zmq.h>
 
-#include "ed_mlp.h"
+#include "ed_member.h"
 #include "ed_wire.h"
 
 #define ST_MAX_SOURCES 64
@@ -39,10 +39,7 @@ typedef struct {
     char where[ST_ENDPOINT_LEN];  /* endpoint or model path */
     void *sock;                   /* DEALER; NULL for an in-process replica */
     void *mon;                    /* PAIR receiving the DEALER's monitor events */
-    ed_mlp *model;                /* in-process only */
-    ed_mlp_ws *ws;
-    float *x;                     /* (max_batch, in) scaled input, in-process only */
-    float input_scale, input_offset;
+    ed_member *local;             /* in-process only: the model file run here */
     int member;                   /* -1 until its member info arrived */
     int inflight;
     char fingerprint[32];

@@ -18,7 +18,6 @@
 #include <zmq.h>
 
 #include "ed_log.h"
-#include "ed_model_file.h"
 #include "ed_progress.h"
 
 /* snprintf through a va_list: for writing into one field of the pool from others (gcc's -Wrestrict
@@ -190,22 +189,16 @@ int stp_add_local(st_pool *p, int source, const char *path, ed_err *err)
     r->member = -1;
     r->state = R_CONNECTING;
     stp_fmt(r->where, sizeof r->where, "%s", path);
-    ed_model_meta meta;
-    if (ed_model_load(path, &r->model, &meta, err))
+    r->local = ed_member_open(path, p->cfg.max_batch, err);
+    if (!r->local)
         return err ? err->code : ED_EFORMAT;
-    const ed_arch *a = &r->model->arch;
-    if (ed_arch_in(a) != p->cfg.input_dim || ed_arch_out(a) != p->cfg.classes)
+    const int in = ed_member_input_dim(r->local), classes = ed_member_classes(r->local);
+    if (in != p->cfg.input_dim || classes != p->cfg.classes)
         return ed_err_set(err, ED_ESHAPE, "teacher %s maps %d -> %d, the data have %d values and "
-                          "the student %d classes", path, ed_arch_in(a), ed_arch_out(a),
+                          "the student %d classes", path, in, classes,
                           p->cfg.input_dim, p->cfg.classes);
-    r->ws = ed_mlp_ws_new(a, p->cfg.max_batch, false);
-    r->x = malloc(sizeof(float) * (size_t)p->cfg.max_batch * (size_t)p->cfg.input_dim);
-    if (!r->ws || !r->x)
-        return ed_err_set(err, ED_ENOMEM, "teacher %s: cannot allocate buffers", path);
-    r->input_scale = meta.input_scale;
-    r->input_offset = meta.input_offset;
-    ed_fingerprint_format(meta.fingerprint, r->fingerprint, sizeof r->fingerprint);
-    stp_fmt(r->name, sizeof r->name, "%s", meta.member);
+    stp_fmt(r->fingerprint, sizeof r->fingerprint, "%s", ed_member_fingerprint(r->local));
+    stp_fmt(r->name, sizeof r->name, "%s", ed_member_name(r->local));
     return 0;
 }
 
@@ -217,11 +210,8 @@ void stp_free_replica(st_pool *p, st_replica *r)
     }
     if (r->mon)
         zmq_close(r->mon);
-    ed_mlp_destroy(&r->model);
-    ed_mlp_ws_destroy(&r->ws);
-    free(r->x);
+    ed_member_destroy(&r->local);
     r->sock = r->mon = NULL;
-    r->x = NULL;
     p->items_dirty = true;
 }
 

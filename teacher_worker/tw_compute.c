@@ -2,8 +2,8 @@
  * tw_compute: compute threads of `teacher_worker serve` (see tw_compute.h).
  *
  * One mutex guards the pending FIFO, the done list and the quit flag; a condition variable wakes
- * idle threads. A thread pops a job, releases the lock, does scaling + forward + packing with only
- * its own buffers, then appends the job to the done list and calls notify (uv_async_send), which
+ * idle threads. A thread pops a job, releases the lock, runs its member share and packs the reply
+ * with only its own buffers, then appends the job to the done list and calls notify (uv_async_send), which
  * coalesces wake-ups: the loop thread always takes the whole done list.
  */
 #include "tw_compute.h"
@@ -11,9 +11,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "ed_data.h"
+#include "ed_clock.h"
 #include "ed_log.h"
 
 typedef struct {
@@ -21,7 +20,8 @@ typedef struct {
     int index;
     pthread_t thread;
     bool started;
-    ed_mlp_ws *ws;      /* inference workspace for max_batch; inputs are scaled into act[0] */
+    ed_member *member;  /* a share of cfg.member: same weights, this thread's workspace */
+    float *logits;      /* (max_batch, classes) */
 } s_worker;
 
 struct tw_compute {
@@ -34,36 +34,23 @@ struct tw_compute {
     s_worker *workers;
 };
 
-static uint64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* Scaling, forward pass and reply packing for one job; fills job->rc / err / reply. */
 static void s_run(s_worker *w, tw_job *job)
 {
-    const tw_compute_config *cfg = &w->pool->cfg;
     const ed_logit_request *r = &job->req.u.request;
-    uint64_t t0 = s_now_us();
-    ed_batch b = {.n = (int)r->batch, .dim = (int)r->dim, .dtype = r->dtype, .x = r->data, .y = NULL};
-    /* Scaled straight into the workspace's input buffer: forward then skips its copy. */
-    float *x = w->ws->act[0];
-    ed_batch_to_float(&b, cfg->input_scale, cfg->input_offset, x);
-    const float *logits = NULL;
-    job->rc = ed_mlp_forward(cfg->model, w->ws, x, b.n, false, NULL, &logits, &job->err);
-    job->compute_us = s_now_us() - t0;
+    uint64_t t0 = ed_now_us();
+    job->rc = ed_member_forward(w->member, r->data, r->dtype, (int)r->batch, w->logits, &job->err);
+    job->compute_us = ed_now_us() - t0;
     if (job->rc < 0)
         return;
 
     ed_msg reply = {.kind = ED_MSG_LOGIT_REPLY};
     reply.u.reply = (ed_logit_reply){.request_id = job->request_id,
                                      .batch = r->batch,
-                                     .classes = (uint32_t)ed_arch_out(&cfg->model->arch),
-                                     .logits = logits,
-                                     .member = cfg->member,
-                                     .fingerprint = cfg->fingerprint,
+                                     .classes = (uint32_t)ed_member_classes(w->member),
+                                     .logits = w->logits,
+                                     .member = ed_member_name(w->member),
+                                     .fingerprint = ed_member_fingerprint(w->member),
                                      .compute_us = job->compute_us};
     size_t n = ed_wire_packed_size(&reply);
     if (zmq_msg_init_size(&job->reply, n) != 0) {
@@ -114,8 +101,8 @@ static void *s_thread_main(void *arg)
 
 tw_compute *tw_compute_new(const tw_compute_config *cfg, ed_err *err)
 {
-    if (!cfg || !cfg->model || cfg->threads < 1 || cfg->max_batch < 1) {
-        ed_err_set(err, ED_EINVAL, "compute pool: needs a model, threads >= 1 and max_batch >= 1");
+    if (!cfg || !cfg->member || cfg->threads < 1 || cfg->max_batch < 1) {
+        ed_err_set(err, ED_EINVAL, "compute pool: needs a member, threads >= 1 and max_batch >= 1");
         return NULL;
     }
     tw_compute *c = calloc(1, sizeof *c);
@@ -131,17 +118,18 @@ tw_compute *tw_compute_new(const tw_compute_config *cfg, ed_err *err)
         ed_err_set(err, ED_ENOMEM, "compute pool: out of memory");
         goto fail;
     }
-    const ed_arch *arch = &cfg->model->arch;
+    const int C = ed_member_classes(cfg->member);
     for (int i = 0; i < cfg->threads; i++) {
         s_worker *w = &c->workers[i];
         w->pool = c;
         w->index = i;
-        w->ws = ed_mlp_ws_new(arch, cfg->max_batch, false);
-        if (!w->ws) {
+        w->member = ed_member_share(cfg->member, cfg->max_batch, err);
+        w->logits = malloc(sizeof(float) * (size_t)cfg->max_batch * (size_t)C);
+        if (!w->member || !w->logits) {
             ed_err_set(err, ED_ENOMEM,
                        "cannot allocate the workspace of compute thread %d for max batch %d "
                        "(input dim %d): lower --max-batch or --threads",
-                       i, cfg->max_batch, ed_arch_in(arch));
+                       i, cfg->max_batch, ed_member_input_dim(cfg->member));
             goto fail;
         }
     }
@@ -196,7 +184,8 @@ void tw_compute_destroy(tw_compute **pc)
             s_worker *w = &c->workers[i];
             if (w->started)
                 pthread_join(w->thread, NULL);
-            ed_mlp_ws_destroy(&w->ws);
+            ed_member_destroy(&w->member);
+            free(w->logits);
         }
         free(c->workers);
     }

@@ -1,12 +1,11 @@
 /*
  * tw_compute: the compute side of `teacher_worker serve`: a fixed pool of pthreads that take logit
- * jobs from a FIFO, scale the raw inputs as the model file says, run the MLP forward pass and pack
+ * jobs from a FIFO, run the member's forward pass on the raw inputs (ed_member) and pack
  * the LogitReply into a ZeroMQ message, then hand the finished job back to the event-loop thread
  * (through a notify callback, i.e. uv_async_send). The compute threads never touch a socket.
  *
- * Memory: each thread owns an inference workspace sized for max_batch, allocated once in
- * tw_compute_new; inputs are scaled straight into its input buffer, so the forward pass copies
- * nothing. Jobs are owned by the caller (a preallocated pool); the queue is intrusive,
+ * Memory: each thread owns a share of the member (same weights, its own workspace sized for
+ * max_batch) and a logits buffer, allocated once in tw_compute_new. Jobs are owned by the caller (a preallocated pool); the queue is intrusive,
  * so submitting a job allocates nothing.
  */
 #ifndef TW_COMPUTE_H
@@ -17,7 +16,7 @@
 #include <zmq.h>
 
 #include "ed_error.h"
-#include "ed_mlp.h"
+#include "ed_member.h"
 #include "ed_wire.h"
 
 typedef struct tw_job tw_job;
@@ -40,11 +39,8 @@ typedef struct tw_compute tw_compute;
 typedef void (*tw_compute_notify_fn)(void *arg);
 
 typedef struct {
-    const ed_mlp *model;        /* shared read-only by all threads; outlives the pool */
-    float input_scale;          /* x = raw * input_scale + input_offset */
-    float input_offset;
-    const char *member;         /* copied into every reply; outlive the pool */
-    const char *fingerprint;
+    const ed_member *member;    /* each thread runs a share of it; outlives the pool. Its name and
+                                   fingerprint go into every reply */
     int threads;                /* >= 1 */
     int max_batch;              /* >= 1: largest batch a job may carry */
     tw_compute_notify_fn notify;
@@ -52,7 +48,8 @@ typedef struct {
 } tw_compute_config;
 
 /* Allocates the per-thread workspaces and starts the threads. NULL on failure with err naming the
- * cause (ED_ENOMEM: workspace for max_batch could not be allocated; ED_EIO: thread creation). */
+ * cause (ED_EINVAL: bad config; ED_ENOMEM: workspace for max_batch could not be allocated; ED_EIO:
+ * thread creation). */
 tw_compute *tw_compute_new(const tw_compute_config *cfg, ed_err *err);
 
 /* Queues a job (the caller guarantees req is a validated logit request with dim = model input and

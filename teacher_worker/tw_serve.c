@@ -45,7 +45,7 @@
 #include "ed_blas.h"
 #include "ed_cli.h"
 #include "ed_log.h"
-#include "ed_model_file.h"
+#include "ed_member.h"
 #include "ed_wire.h"
 #include "tw_auth.h"
 #include "tw_compute.h"
@@ -78,10 +78,7 @@ typedef struct {
 
 typedef struct {
     s_options opt;
-    ed_mlp *model;
-    ed_model_meta meta;
-    char fingerprint[32];
-    char arch[256];
+    ed_member *member;      /* the loaded model; each compute thread runs a share of it */
     char worker_id[320];
     char endpoint[512];     /* as bound (ZMQ_LAST_ENDPOINT: the real port for tcp://...:*) */
 
@@ -187,11 +184,11 @@ static void s_send_info(s_server *s, zmq_msg_t *identity, uint64_t request_id)
     ed_msg m = {.kind = ED_MSG_MEMBER_INFO};
     m.u.info = (ed_member_info){.request_id = request_id,
                                 .protocol_version = ED_PROTOCOL_VERSION,
-                                .member = s->meta.member,
-                                .fingerprint = s->fingerprint,
-                                .input_dim = (uint32_t)ed_arch_in(&s->model->arch),
-                                .classes = (uint32_t)ed_arch_out(&s->model->arch),
-                                .arch = s->arch,
+                                .member = ed_member_name(s->member),
+                                .fingerprint = ed_member_fingerprint(s->member),
+                                .input_dim = (uint32_t)ed_member_input_dim(s->member),
+                                .classes = (uint32_t)ed_member_classes(s->member),
+                                .arch = ed_member_arch(s->member),
                                 .ready = !s->stopping,
                                 .worker_id = s->worker_id,
                                 .max_batch = (uint32_t)s->opt.max_batch};
@@ -251,10 +248,10 @@ static void s_handle(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
         if (s->stopping) {
             code = ED_ESTOPPED;
             snprintf(msg, sizeof msg, "worker %s is shutting down", s->worker_id);
-        } else if (r->dim != (uint32_t)ed_arch_in(&s->model->arch)) {
+        } else if (r->dim != (uint32_t)ed_member_input_dim(s->member)) {
             code = ED_ESHAPE;
             snprintf(msg, sizeof msg, "input dim %" PRIu32 " does not match model input %d", r->dim,
-                     ed_arch_in(&s->model->arch));
+                     ed_member_input_dim(s->member));
         } else if (r->batch > (uint32_t)s->opt.max_batch) {
             code = ED_ETOOBIG;
             snprintf(msg, sizeof msg, "batch %" PRIu32 " exceeds this worker's max batch %d",
@@ -569,7 +566,8 @@ static int s_write_ready_file(const s_server *s, ed_err *err)
     if (!f)
         return ed_err_set(err, ED_EIO, "cannot write ready file %s: %s", tmp, strerror(errno));
     fprintf(f, "endpoint=%s\npid=%ld\nmember=%s\nfingerprint=%s\narch=%s\nmax_batch=%d\n",
-            s->endpoint, (long)getpid(), s->meta.member, s->fingerprint, s->arch,
+            s->endpoint, (long)getpid(), ed_member_name(s->member), ed_member_fingerprint(s->member),
+            ed_member_arch(s->member),
             s->opt.max_batch);
     if (fclose(f) != 0 || rename(tmp, s->opt.ready_file) != 0) {
         int e = errno;
@@ -582,11 +580,11 @@ static int s_write_ready_file(const s_server *s, ed_err *err)
 
 static int s_start(s_server *s, ed_err *err)
 {
-    int rc = ed_model_load(s->opt.model_path, &s->model, &s->meta, err);
-    if (rc < 0)
-        return rc;
-    ed_fingerprint_format(s->meta.fingerprint, s->fingerprint, sizeof s->fingerprint);
-    ed_arch_format(&s->model->arch, s->arch, sizeof s->arch);
+    /* The loaded member only serves as the template of the compute threads' shares. */
+    s->member = ed_member_open(s->opt.model_path, 1, err);
+    if (!s->member)
+        return err->code;
+    int rc;
     char host[256] = "localhost";
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
@@ -656,11 +654,7 @@ static int s_start(s_server *s, ed_err *err)
         tw_auth_drain(s->auth); /* handshakes may be waiting; the fd only signals new state */
     }
 
-    tw_compute_config cc = {.model = s->model,
-                            .input_scale = s->meta.input_scale,
-                            .input_offset = s->meta.input_offset,
-                            .member = s->meta.member,
-                            .fingerprint = s->fingerprint,
+    tw_compute_config cc = {.member = s->member,
                             .threads = s->opt.threads,
                             .max_batch = s->opt.max_batch,
                             .notify = s_notify,
@@ -702,7 +696,7 @@ static void s_stop(s_server *s)
         ed_log_warn("event loop closed with handles still open");
     if (s->ready_written)
         remove(s->opt.ready_file);
-    ed_mlp_destroy(&s->model);
+    ed_member_destroy(&s->member);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -816,7 +810,8 @@ int tw_serve_main(int argc, char **argv)
     }
     ed_log_info("serving member '%s' (arch %s, %s) on %s: max batch %d, %d compute thread(s), "
                 "queue %d, %s, worker %s",
-                s->meta.member, s->arch, s->fingerprint, s->endpoint, o->max_batch, o->threads,
+                ed_member_name(s->member), ed_member_arch(s->member), ed_member_fingerprint(s->member),
+                s->endpoint, o->max_batch, o->threads,
                 o->queue, ed_blas_describe(), s->worker_id);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     ed_log_info("stopped: %" PRIu64 " replies sent (%" PRIu64 " errors)", s->n_replies,

@@ -50,8 +50,7 @@ static cJSON *s_provenance(const tw_train_opts *o, long steps, double test_acc, 
 static int s_evaluate(const ed_trainer *t, const tw_train_opts *o, ed_eval_result *res, ed_err *err)
 {
     ed_dataset_spec spec = {o->test_images, o->test_labels, 0, -1};
-    ed_eval_member m = {t->model, t->input_scale, t->input_offset};
-    return ed_eval_run(&m, 1, &spec, 256, res, err);
+    return ed_eval_mlp(t->model, t->input_scale, t->input_offset, &spec, 256, res, err);
 }
 
 static int s_train(const tw_train_opts *o)
