@@ -3,8 +3,8 @@
  *
  *   ed_bench forward  : a member's forward pass (ed_mlp_forward) against cblas_sgemm alone on the
  *                       same shapes, in GFLOP/s, interleaved repeat by repeat in one process.
- *   ed_bench step     : one student training step (ed_trainer_step: scaling, forward, soft + hard
- *                       loss, backward, Adam) against the same step's sgemm calls alone.
+ *   ed_bench step     : one student training step (ed_trainer_distill_step: targets, scaling,
+ *                       forward, soft + hard loss, backward, Adam) against the same step's sgemm calls alone.
  *   ed_bench request  : round trip of a LogitRequest to a running `teacher_worker serve` (DEALER
  *                       socket, edistill.proto through ed_wire) against the in-process forward of the
  *                       same model (ed_member_forward: scaling + forward), alternating request
@@ -242,8 +242,10 @@ static int s_cmd_step(int argc, char **argv)
     ed_mlp *m2 = ed_mlp_new(&a);
     ed_mlp_ws *ws2 = ed_mlp_ws_new(&a, batch, true);
     ed_opt_config oc = ed_opt_config_default(); /* Adam, lr 1e-3 */
-    ed_trainer *t = ed_trainer_new(&m, &oc, batch, dropout_in, dropout_hidden, 1.0f / 255.0f, 0.0f,
-                                   3, &err);
+    const ed_trainer_config tc = {.opt = oc, .max_batch = batch, .dropout_in = dropout_in,
+                                  .dropout_hidden = dropout_hidden, .input_scale = 1.0f / 255.0f,
+                                  .seed = 3};
+    ed_trainer *t = ed_trainer_new(&m, &tc, &err);
     uint8_t *x = malloc((size_t)batch * (size_t)D);
     int32_t *y = malloc(sizeof(int32_t) * (size_t)batch);
     float *q = s_alloc_floats((size_t)batch * (size_t)C);
@@ -256,14 +258,8 @@ static int s_cmd_step(int argc, char **argv)
         x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
     for (int i = 0; i < batch; i++)
         y[i] = classes_labeled ? (int32_t)(ed_rng_next(&r) % (uint64_t)C) : -1;
-    s_fill_uniform(q, (size_t)batch * (size_t)C, &r);
-    for (int i = 0; i < batch; i++) { /* rows of q sum to 1 */
-        float s = 0.0f;
-        for (int c = 0; c < C; c++)
-            s += q[i * C + c];
-        for (int c = 0; c < C; c++)
-            q[i * C + c] /= s;
-    }
+    s_fill_uniform(q, (size_t)batch * (size_t)C, &r); /* one member's logits */
+    const float *const zt[1] = {q};
     ed_batch_to_float(&(ed_batch){.n = batch, .dim = D, .dtype = ED_DTYPE_U8, .x = x},
                       1.0f / 255.0f, 0.0f, ws2->act[0]);
     const ed_batch b = {.n = batch, .dim = D, .dtype = ED_DTYPE_U8, .x = x, .y = y};
@@ -271,14 +267,14 @@ static int s_cmd_step(int argc, char **argv)
     const double flops = s_step_flops(&a, batch);
     ed_step_stats st;
     for (int i = 0; i < 3; i++) {
-        if (ed_trainer_step(t, &b, q, &lc, &st, &err) < 0)
+        if (ed_trainer_distill_step(t, &b, zt, 1, &lc, &st, &err) < 0)
             return fprintf(stderr, "ed_bench step: %s\n", err.msg), 1;
         s_sgemm_step(&a, batch, m2->W, ws2->act, ws2->dW, ws2->dbuf);
     }
     for (int rep = 0; rep < repeats; rep++) {
         double t0 = ed_now();
         for (int i = 0; i < iters; i++)
-            if (ed_trainer_step(t, &b, q, &lc, &st, &err) < 0)
+            if (ed_trainer_distill_step(t, &b, zt, 1, &lc, &st, &err) < 0)
                 return fprintf(stderr, "ed_bench step: %s\n", err.msg), 1;
         double t1 = ed_now();
         for (int i = 0; i < iters; i++)

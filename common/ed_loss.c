@@ -261,3 +261,26 @@ void ed_combine(ed_combine_mode mode, const float *const *logits, int K, int B, 
     for (size_t j = 0; j < n; j++)
         q[j] *= invK;
 }
+
+int ed_soft_loss_parse(const char *text)
+{
+    if (!strcmp(text, "ce"))
+        return ED_SOFT_CE;
+    if (!strcmp(text, "l2"))
+        return ED_SOFT_L2;
+    return -1;
+}
+
+const char *ed_soft_loss_name(ed_soft_loss kind)
+{
+    return kind == ED_SOFT_L2 ? "l2" : "ce";
+}
+
+void ed_loss_targets(const ed_loss_config *cfg, const float *const *logits, int K, int B, int C,
+                     float *targets, float *scratch)
+{
+    if (cfg->soft_loss == ED_SOFT_L2)
+        ed_combine_mean_logits(logits, K, B, C, targets);
+    else
+        ed_combine(cfg->combine, logits, K, B, C, cfg->temperature, targets, scratch);
+}

@@ -71,4 +71,31 @@ void ed_combine(ed_combine_mode mode, const float *const *logits, int K, int B, 
 /* Mean of the K members' logits (B, C): the target of L2 logit matching. */
 void ed_combine_mean_logits(const float *const *logits, int K, int B, int C, float *out);
 
+/* ---- the distillation loss, configured in one place ------------------------------------------ */
+
+typedef enum {
+    ED_SOFT_CE = 0,       /* T^2 * CE(q, softmax(s / T)), q combined from the members (combine) */
+    ED_SOFT_L2 = 1,       /* 0.5 * |s - t|^2, t = the members' mean logits (combine, T unused) */
+    ED_SOFT_LOSS_COUNT
+} ed_soft_loss;
+
+/* "ce" / "l2"; -1 otherwise. */
+int ed_soft_loss_parse(const char *text);
+const char *ed_soft_loss_name(ed_soft_loss kind);
+
+/* Everything that decides a step's objective (see ed_trainer.h for the formula). */
+typedef struct {
+    ed_combine_mode combine; /* how the members' logits become q (ED_SOFT_CE only) */
+    float temperature;       /* T > 0 (ED_SOFT_CE only) */
+    float alpha;             /* weight of the soft term in [0, 1] */
+    ed_soft_loss soft_loss;
+    float label_smoothing;   /* eps for the hard term */
+} ed_loss_config;
+
+/* The soft targets of K >= 1 members' logits (each (B, C)) under cfg, into targets (B, C):
+ * probabilities q (ED_SOFT_CE, combined by cfg->combine at cfg->temperature) or the mean logits
+ * (ED_SOFT_L2). scratch: B * C floats. This is the only function that builds targets. */
+void ed_loss_targets(const ed_loss_config *cfg, const float *const *logits, int K, int B, int C,
+                     float *targets, float *scratch);
+
 #endif

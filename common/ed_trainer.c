@@ -6,48 +6,42 @@
 
 #include "ed_loss.h"
 
-int ed_soft_loss_parse(const char *text)
+ed_trainer *ed_trainer_new(ed_mlp **model, const ed_trainer_config *cfg, ed_err *err)
 {
-    if (!strcmp(text, "ce"))
-        return ED_SOFT_CE;
-    if (!strcmp(text, "l2"))
-        return ED_SOFT_L2;
-    return -1;
-}
-
-const char *ed_soft_loss_name(ed_soft_loss kind)
-{
-    return kind == ED_SOFT_L2 ? "l2" : "ce";
-}
-
-ed_trainer *ed_trainer_new(ed_mlp **model, const ed_opt_config *opt, int max_batch, float dropout_in,
-                           float dropout_hidden, float input_scale, float input_offset, uint64_t seed,
-                           ed_err *err)
-{
-    ed_mlp *m = *model;
-    *model = NULL;
+    ed_mlp *m = model ? *model : NULL;
+    if (model)
+        *model = NULL;
+    if (!m || !cfg || cfg->max_batch < 1) {
+        ed_err_set(err, ED_EINVAL, "a trainer needs a model and a max batch >= 1 (got %d)",
+                   cfg ? cfg->max_batch : 0);
+        ed_mlp_destroy(&m);
+        return NULL;
+    }
     ed_trainer *t = calloc(1, sizeof *t);
-    if (!t || max_batch < 1)
+    if (!t) {
+        ed_mlp_destroy(&m);
         goto fail;
+    }
     t->model = m;
-    t->max_batch = max_batch;
-    t->input_scale = input_scale;
-    t->input_offset = input_offset;
-    ed_rng_seed(&t->rng, seed);
-    t->ws = ed_mlp_ws_new(&m->arch, max_batch, true);
-    t->opt = ed_optim_new(opt, m->n_params);
-    t->x = malloc(sizeof(float) * (size_t)max_batch * (size_t)ed_arch_in(&m->arch));
-    t->dz = malloc(sizeof(float) * (size_t)max_batch * (size_t)ed_arch_out(&m->arch));
-    if (!t->ws || !t->opt || !t->x || !t->dz)
+    t->max_batch = cfg->max_batch;
+    t->input_scale = cfg->input_scale;
+    t->input_offset = cfg->input_offset;
+    ed_rng_seed(&t->rng, cfg->seed);
+    const size_t rows = (size_t)cfg->max_batch, C = (size_t)ed_arch_out(&m->arch);
+    t->ws = ed_mlp_ws_new(&m->arch, cfg->max_batch, true);
+    t->opt = ed_optim_new(&cfg->opt, m->n_params);
+    t->x = malloc(sizeof(float) * rows * (size_t)ed_arch_in(&m->arch));
+    t->dz = malloc(sizeof(float) * rows * C);
+    t->targets = malloc(sizeof(float) * rows * C);
+    t->scratch = malloc(sizeof(float) * rows * C);
+    if (!t->ws || !t->opt || !t->x || !t->dz || !t->targets || !t->scratch)
         goto fail;
-    t->ws->dropout_in = dropout_in;
-    t->ws->dropout_hidden = dropout_hidden;
+    t->ws->dropout_in = cfg->dropout_in;
+    t->ws->dropout_hidden = cfg->dropout_hidden;
     return t;
 fail:
-    if (!t)
-        ed_mlp_destroy(&m);
     ed_trainer_destroy(&t);
-    ed_err_set(err, ED_ENOMEM, "cannot allocate a trainer for batch %d", max_batch);
+    ed_err_set(err, ED_ENOMEM, "cannot allocate a trainer for batch %d", cfg->max_batch);
     return NULL;
 }
 
@@ -61,12 +55,15 @@ void ed_trainer_destroy(ed_trainer **pt)
     ed_optim_destroy(&t->opt);
     free(t->x);
     free(t->dz);
+    free(t->targets);
+    free(t->scratch);
     free(t);
     *pt = NULL;
 }
 
-int ed_trainer_step(ed_trainer *t, const ed_batch *b, const float *targets, const ed_loss_config *lc,
-                    ed_step_stats *st, ed_err *err)
+/* The step: targets NULL (hard labels only) or (B, classes) built by ed_loss_targets under lc. */
+static int s_step(ed_trainer *t, const ed_batch *b, const float *targets, const ed_loss_config *lc,
+                  ed_step_stats *st, ed_err *err)
 {
     const ed_arch *a = &t->model->arch;
     const int C = ed_arch_out(a);
@@ -121,4 +118,27 @@ int ed_trainer_step(ed_trainer *t, const ed_batch *b, const float *targets, cons
         return ed_err_set(err, rc, "backward pass failed");
     ed_optim_step(t->opt, t->model->params, t->ws->grads);
     return 0;
+}
+
+int ed_trainer_step(ed_trainer *t, const ed_batch *b, const ed_loss_config *cfg, ed_step_stats *st,
+                    ed_err *err)
+{
+    return s_step(t, b, NULL, cfg, st, err);
+}
+
+int ed_trainer_distill_step(ed_trainer *t, const ed_batch *b, const float *const *member_logits,
+                            int K, const ed_loss_config *cfg, ed_step_stats *st, ed_err *err)
+{
+    if (K < 1)
+        return ed_err_set(err, ED_EINVAL, "a distillation step needs at least one member's logits");
+    if (b->n < 1 || b->n > t->max_batch)
+        return ed_err_set(err, ED_ESHAPE, "batch of %d samples outside 1..%d", b->n, t->max_batch);
+    ed_loss_targets(cfg, member_logits, K, b->n, ed_arch_out(&t->model->arch), t->targets,
+                    t->scratch);
+    return s_step(t, b, t->targets, cfg, st, err);
+}
+
+const float *ed_trainer_targets(const ed_trainer *t)
+{
+    return t->targets;
 }

@@ -7,8 +7,10 @@
  *   soft = T^2 * mean over all B rows of CE(q_i, softmax(s_i / T))        (ED_SOFT_CE), or
  *          mean over all B rows of 0.5 * |s_i - t_i|^2 (t = mean teacher logits)  (ED_SOFT_L2)
  *   hard = mean over the L labeled rows of CE(onehot(y_i) smoothed, softmax(s_i))
- * Without teacher targets (plain supervised training) the objective is `hard` alone. Unlabeled rows
- * therefore only ever receive the soft term.
+ * Without teachers (plain supervised training, ed_trainer_step) the objective is `hard` alone.
+ * Unlabeled rows therefore only ever receive the soft term. The soft targets q / t are built from
+ * the members' raw logits inside ed_trainer_distill_step (ed_loss_targets), so the loss
+ * configuration (combine mode, T, alpha, soft-loss kind, label smoothing) is read in one place.
  */
 #ifndef ED_TRAINER_H
 #define ED_TRAINER_H
@@ -18,22 +20,10 @@
 
 #include "ed_data.h"
 #include "ed_error.h"
+#include "ed_loss.h"
 #include "ed_mlp.h"
 #include "ed_optim.h"
 #include "ed_rng.h"
-
-typedef enum { ED_SOFT_CE = 0, ED_SOFT_L2 = 1, ED_SOFT_LOSS_COUNT } ed_soft_loss;
-
-/* "ce" / "l2"; -1 otherwise. */
-int ed_soft_loss_parse(const char *text);
-const char *ed_soft_loss_name(ed_soft_loss kind);
-
-typedef struct {
-    float alpha;            /* weight of the soft term in [0, 1] */
-    float temperature;      /* T > 0 */
-    ed_soft_loss soft_loss;
-    float label_smoothing;  /* eps for the hard term */
-} ed_loss_config;
 
 typedef struct {
     int n;                  /* samples in the step */
@@ -45,6 +35,16 @@ typedef struct {
 } ed_step_stats;
 
 typedef struct {
+    ed_opt_config opt;
+    int max_batch;          /* >= 1: largest batch a step takes */
+    float dropout_in;       /* inverted dropout rates in [0, 1) */
+    float dropout_hidden;
+    float input_scale;      /* x_model = x_raw * input_scale + input_offset */
+    float input_offset;
+    uint64_t seed;          /* of the dropout RNG */
+} ed_trainer_config;
+
+typedef struct {
     ed_mlp *model;          /* owned */
     ed_mlp_ws *ws;          /* training workspace, max_batch rows */
     ed_optim *opt;
@@ -54,19 +54,30 @@ typedef struct {
     float input_offset;
     float *x;               /* (max_batch, in) scaled input */
     float *dz;              /* (max_batch, classes) gradient w.r.t. the logits */
+    float *targets;         /* (max_batch, classes) soft targets of the last distill step */
+    float *scratch;         /* (max_batch, classes) */
 } ed_trainer;
 
-/* Takes ownership of *model (sets it to NULL, also on failure). NULL on failure with err set. */
-ed_trainer *ed_trainer_new(ed_mlp **model, const ed_opt_config *opt, int max_batch, float dropout_in,
-                           float dropout_hidden, float input_scale, float input_offset, uint64_t seed,
-                           ed_err *err);
+/* Takes ownership of *model (sets it to NULL, also on failure: the model is freed then). NULL on
+ * failure with err set: ED_EINVAL no model, no config or max_batch < 1; ED_ENOMEM. */
+ed_trainer *ed_trainer_new(ed_mlp **model, const ed_trainer_config *cfg, ed_err *err);
 void ed_trainer_destroy(ed_trainer **pt);
 
-/* One optimization step on batch b. targets: NULL for hard labels only; otherwise (b->n, classes)
- * probabilities (ED_SOFT_CE) or mean teacher logits (ED_SOFT_L2). Errors: ED_ESHAPE when the batch
- * dimension or size does not fit the model, ED_EFORMAT for a label >= classes (the batch is not
- * trained on). */
-int ed_trainer_step(ed_trainer *t, const ed_batch *b, const float *targets, const ed_loss_config *lc,
-                    ed_step_stats *st, ed_err *err);
+/* One supervised step on batch b: the hard term alone (cfg->label_smoothing; the soft settings are
+ * not read). Errors: ED_ESHAPE when the batch dimension or size does not fit the model, ED_EFORMAT
+ * for a label >= classes, ED_EINVAL when no row is labeled (the batch is not trained on). */
+int ed_trainer_step(ed_trainer *t, const ed_batch *b, const ed_loss_config *cfg, ed_step_stats *st,
+                    ed_err *err);
+
+/* One distillation step on batch b from K >= 1 members' raw logits (member_logits[k]: (b->n,
+ * classes)): builds the soft targets under cfg (ed_loss_targets) and trains on the objective above.
+ * The targets stay readable with ed_trainer_targets until the next step. Errors as ed_trainer_step
+ * (ED_EINVAL also for K < 1). */
+int ed_trainer_distill_step(ed_trainer *t, const ed_batch *b, const float *const *member_logits,
+                            int K, const ed_loss_config *cfg, ed_step_stats *st, ed_err *err);
+
+/* The soft targets of the last ed_trainer_distill_step: (n, classes) probabilities (ED_SOFT_CE) or
+ * mean logits (ED_SOFT_L2), n that step's batch. */
+const float *ed_trainer_targets(const ed_trainer *t);
 
 #endif

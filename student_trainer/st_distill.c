@@ -344,7 +344,6 @@ static int s_distill(const st_distill_opts *o)
     st_pool *pool = NULL;
     ed_trainer *t = NULL;
     FILE *metrics = NULL, *dump = NULL;
-    float *q = NULL, *scratch = NULL;
     const float **member_logits = NULL;
     long *missing = NULL;
     char *config = NULL;
@@ -446,13 +445,15 @@ static int s_distill(const st_distill_opts *o)
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
     ed_mlp_init(m, &init_rng);
-    t = ed_trainer_new(&m, &oc, o->train.batch_size, o->train.dropout_in, o->train.dropout_hidden, o->train.input_scale,
-                       o->train.input_offset, o->train.seed + 1, &err);
-    q = malloc(sizeof(float) * (size_t)o->train.batch_size * (size_t)C);
-    scratch = malloc(sizeof(float) * (size_t)o->train.batch_size * (size_t)C);
+    const ed_trainer_config tc = {.opt = oc, .max_batch = o->train.batch_size,
+                                  .dropout_in = o->train.dropout_in,
+                                  .dropout_hidden = o->train.dropout_hidden,
+                                  .input_scale = o->train.input_scale,
+                                  .input_offset = o->train.input_offset, .seed = o->train.seed + 1};
+    t = ed_trainer_new(&m, &tc, &err);
     member_logits = calloc(ST_POOL_MAX_MEMBERS, sizeof *member_logits);
     missing = calloc((size_t)K, sizeof *missing);
-    if (!t || !q || !scratch || !member_logits || !missing) {
+    if (!t || !member_logits || !missing) {
         if (t)
             ed_err_set(&err, ED_ENOMEM, "out of memory");
         goto fail;
@@ -506,8 +507,9 @@ static int s_distill(const st_distill_opts *o)
                 st_mixer_unlabeled_count(mix), total_steps, epochs, o->train.batch_size,
                 (double)o->temperature, (double)o->alpha, o->combine, o->soft_loss, o->inflight);
 
-    const ed_loss_config lc = {.alpha = o->alpha, .temperature = o->temperature,
-                               .soft_loss = (ed_soft_loss)soft, .label_smoothing = o->train.label_smoothing};
+    const ed_loss_config lc = {.combine = (ed_combine_mode)combine, .temperature = o->temperature,
+                               .alpha = o->alpha, .soft_loss = (ed_soft_loss)soft,
+                               .label_smoothing = o->train.label_smoothing};
     const double t_start = ed_now();
     const long first_step = pos.step;
     step = pos.step;
@@ -581,18 +583,14 @@ static int s_distill(const st_distill_opts *o)
                 }
             }
             sums.degraded += degraded;
-            if (lc.soft_loss == ED_SOFT_L2)
-                ed_combine_mean_logits(member_logits, present, b.n, C, q);
-            else
-                ed_combine((ed_combine_mode)combine, member_logits, present, b.n, C,
-                           o->temperature, q, scratch);
-            if (dump && fwrite(q, sizeof(float), (size_t)b.n * (size_t)C, dump) != (size_t)b.n * (size_t)C) {
-                ed_err_set(&err, ED_EIO, "%s: write failed", o->dump_targets);
+            ed_step_stats st;
+            if (ed_trainer_distill_step(t, &b, member_logits, present, &lc, &st, &err)) {
+                ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
                 goto fail;
             }
-            ed_step_stats st;
-            if (ed_trainer_step(t, &b, q, &lc, &st, &err)) {
-                ed_err_wrap(&err, "epoch %d step %ld", epoch, step);
+            const size_t nq = (size_t)b.n * (size_t)C;
+            if (dump && fwrite(ed_trainer_targets(t), sizeof(float), nq, dump) != nq) {
+                ed_err_set(&err, ED_EIO, "%s: write failed", o->dump_targets);
                 goto fail;
             }
             if (!isfinite(st.loss)) {
@@ -770,8 +768,6 @@ done:
         fclose(metrics);
     if (dump)
         fclose(dump);
-    free(q);
-    free(scratch);
     free(member_logits);
     free(missing);
     ed_trainer_destroy(&t);

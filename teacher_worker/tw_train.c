@@ -103,8 +103,12 @@ static int s_train(const tw_train_opts *o)
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
     ed_mlp_init(m, &init_rng);
-    t = ed_trainer_new(&m, &oc, o->train.batch_size, o->train.dropout_in, o->train.dropout_hidden, o->train.input_scale,
-                       o->train.input_offset, o->train.seed + 1, &err);
+    const ed_trainer_config tc = {.opt = oc, .max_batch = o->train.batch_size,
+                                  .dropout_in = o->train.dropout_in,
+                                  .dropout_hidden = o->train.dropout_hidden,
+                                  .input_scale = o->train.input_scale,
+                                  .input_offset = o->train.input_offset, .seed = o->train.seed + 1};
+    t = ed_trainer_new(&m, &tc, &err);
     if (!t)
         goto fail;
     if (o->metrics) {
@@ -120,8 +124,7 @@ static int s_train(const tw_train_opts *o)
                     "of batch %d, %s lr %g %s",
                     o->train.arch, t->model->n_params, n_train, o->train_images, total_steps, epochs,
                     o->train.batch_size, o->train.optimizer, (double)o->train.lr, o->train.schedule);
-    const ed_loss_config loss_cfg = {.alpha = 0.0f, .temperature = 1.0f,
-                                     .label_smoothing = o->train.label_smoothing};
+    const ed_loss_config loss_cfg = {.label_smoothing = o->train.label_smoothing};
     const double t_start = ed_now();
     long step = 0;
     double test_acc = -1.0;
@@ -141,7 +144,7 @@ static int s_train(const tw_train_opts *o)
             if (n < 0)
                 goto fail;
             ed_step_stats st;
-            if (ed_trainer_step(t, &b, NULL, &loss_cfg, &st, &err)) {
+            if (ed_trainer_step(t, &b, &loss_cfg, &st, &err)) {
                 ed_err_wrap(&err, "%s, epoch %d step %ld", o->train_images, epoch, step);
                 goto fail;
             }
