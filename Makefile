@@ -3,12 +3,16 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+# The tests with threads of their own (compute pool, ed_par helpers, the trainer's pool against
+# real workers, faults, soak) that `make test-tsan` runs under ThreadSanitizer.
+TSAN_TESTS ?= ^(test_par|test_member|e2e_serve|e2e_distill|e2e_faults|e2e_soak|e2e_elastic|e2e_resume)$$
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan test test-fast test-asan fuzz demo clean help
+.PHONY: all deps build build-asan build-tsan test test-fast test-asan test-tsan fuzz demo clean help
 
 all: build
 
@@ -16,6 +20,7 @@ help:
 	@echo "make demo       install missing Debian packages (as root), build, run the end-to-end demo"
 	@echo "make test       install, build, run the test suite in the normal and the ASan+UBSan build"
 	@echo "make test-fast  the test suite in the normal build only"
+	@echo "make test-tsan  the threaded tests under ThreadSanitizer in $(TSAN_BUILD)/ (any report fails)"
 	@echo "make test-slurm deploy/slurm/edistill.sbatch on a one-node Slurm cluster started here (root)"
 	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
 	@echo "make bench      build, then measure (bench/run.sh): writes bench/results.json, prints a table"
@@ -39,6 +44,20 @@ test-fast: build
 test-asan: build-asan
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
+build-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDISTILL_SANITIZE=thread $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+
+# Every process a test starts (workers in the background too) writes its reports to
+# $(TSAN_BUILD)/tsan-logs/; any report there fails the target, even when the test itself passed.
+test-tsan: build-tsan
+	@rm -rf $(TSAN_BUILD)/tsan-logs && mkdir -p $(TSAN_BUILD)/tsan-logs
+	@cd $(TSAN_BUILD) && TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp log_path=$(CURDIR)/$(TSAN_BUILD)/tsan-logs/report second_deadlock_stack=1 $(TSAN_OPTIONS)" \
+	    ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
+	@if ls $(TSAN_BUILD)/tsan-logs/report* >/dev/null 2>&1; then \
+	    cat $(TSAN_BUILD)/tsan-logs/report*; echo "ThreadSanitizer reports: see above"; exit 1; fi
+	@echo "ThreadSanitizer: no reports"
+
 test: test-fast test-asan
 
 fuzz: deps
@@ -60,4 +79,4 @@ bench: build
 	@BENCH_INSTALL_TORCH=1 bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ed_hash.h"
 #include "ed_safetensors.h"
 
 struct ed_checkpoint {
@@ -26,21 +27,6 @@ struct ed_checkpoint {
     size_t counts[ED_CHECKPOINT_MAX_TENSORS];
     ed_st_file *file;              /* reading: the open file */
 };
-
-/* ---- checksum ------------------------------------------------------------------------------- */
-
-#define S_FNV_OFFSET 0xcbf29ce484222325ULL
-#define S_FNV_PRIME 0x100000001b3ULL
-
-static uint64_t s_fnv(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= S_FNV_PRIME;
-    }
-    return h;
-}
 
 /* ---- construction --------------------------------------------------------------------------- */
 
@@ -160,11 +146,11 @@ int ed_checkpoint_put_rng(ed_checkpoint *c, const char *key, const ed_rng *rng, 
 
 static uint64_t s_checksum(const ed_checkpoint *c, const char *config_text, const char *state_text)
 {
-    uint64_t h = S_FNV_OFFSET;
+    uint64_t h = ED_FNV1A64_INIT;
     for (int i = 0; i < c->n_tensors; i++)
-        h = s_fnv(h, c->data[i], c->counts[i] * sizeof(float));
-    h = s_fnv(h, config_text, strlen(config_text));
-    return s_fnv(h, state_text, strlen(state_text));
+        h = ed_fnv1a64(h, c->data[i], c->counts[i] * sizeof(float));
+    h = ed_fnv1a64(h, config_text, strlen(config_text));
+    return ed_fnv1a64(h, state_text, strlen(state_text));
 }
 
 int ed_checkpoint_write(const ed_checkpoint *c, const char *path, ed_err *err)

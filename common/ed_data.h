@@ -24,6 +24,10 @@
 #include "ed_error.h"
 #include "ed_rng.h"
 
+/* Where the programs look for Fashion-MNIST when no data file is given (the one definition; the
+ * shell scripts take EDISTILL_FMNIST_DIR / EDISTILL_DATA with the same default). */
+#define ED_DATA_DEFAULT_DIR "/usr/share/datasets/fashion-mnist/"
+
 typedef enum { ED_DTYPE_U8 = 0, ED_DTYPE_F32 = 1, ED_DTYPE_COUNT } ed_dtype;
 
 /* Bytes per element of a dtype. */

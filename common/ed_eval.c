@@ -77,7 +77,7 @@ int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, i
             rc = ed_member_forward(members[k], b.x, b.dtype, n, z, err);
             if (rc)
                 goto done;
-            ed_softmax_t(z, p, n, C, 1.0f);
+            ed_softmax_temp(z, p, n, C, 1.0f);
             for (int i = 0; i < n * C; i++)
                 acc[i] += p[i] / (float)K;
         }

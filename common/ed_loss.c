@@ -35,7 +35,7 @@ static double s_row_lse(const float *row, int C, float T, float *pm)
     return log(s);
 }
 
-void ed_softmax_t(const float *z, float *p, int B, int C, float T)
+void ed_softmax_temp(const float *z, float *p, int B, int C, float T)
 {
     if (B < 1 || C < 1)
         return;
@@ -56,7 +56,7 @@ void ed_softmax_t(const float *z, float *p, int B, int C, float T)
     }
 }
 
-void ed_log_softmax_t(const float *z, float *lp, int B, int C, float T)
+void ed_log_softmax_temp(const float *z, float *lp, int B, int C, float T)
 {
     if (B < 1 || C < 1)
         return;
@@ -247,13 +247,13 @@ void ed_combine(ed_combine_mode mode, const float *const *logits, int K, int B, 
     }
     if (mode == ED_COMBINE_LOGIT) {
         ed_combine_mean_logits(logits, K, B, C, q);
-        ed_softmax_t(q, q, B, C, T);
+        ed_softmax_temp(q, q, B, C, T);
         return;
     }
     /* ED_COMBINE_PROB (and the fallback for an unknown mode). */
-    ed_softmax_t(logits[0], q, B, C, T);
+    ed_softmax_temp(logits[0], q, B, C, T);
     for (int k = 1; k < K; k++) {
-        ed_softmax_t(logits[k], scratch, B, C, T);
+        ed_softmax_temp(logits[k], scratch, B, C, T);
         for (size_t j = 0; j < n; j++)
             q[j] += scratch[j];
     }

@@ -20,10 +20,10 @@
 #include <stdint.h>
 
 /* p = softmax(z / T) row-wise; p and z may alias. T > 0. */
-void ed_softmax_t(const float *z, float *p, int B, int C, float T);
+void ed_softmax_temp(const float *z, float *p, int B, int C, float T);
 
 /* lp = log softmax(z / T) row-wise; lp and z may alias. */
-void ed_log_softmax_t(const float *z, float *lp, int B, int C, float T);
+void ed_log_softmax_temp(const float *z, float *lp, int B, int C, float T);
 
 /* Hard-label cross-entropy with optional label smoothing eps in [0, 1): the target is
  * (1 - eps) * onehot(y) + eps / C. Rows with y[i] < 0 (unlabeled) are skipped; the mean is over the

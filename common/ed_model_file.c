@@ -17,25 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ed_hash.h"
 #include "ed_safetensors.h"
 
-#define S_FNV_OFFSET 0xcbf29ce484222325ULL
-#define S_FNV_PRIME 0x100000001b3ULL
 #define S_FP_PREFIX "fnv1a64:"
-
-static uint64_t s_fnv_update(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= S_FNV_PRIME;
-    }
-    return h;
-}
 
 uint64_t ed_fingerprint(const float *params, size_t n)
 {
-    return s_fnv_update(S_FNV_OFFSET, params, n * sizeof(float));
+    return ed_fnv1a64(ED_FNV1A64_INIT, params, n * sizeof(float));
 }
 
 void ed_fingerprint_format(uint64_t fp, char *buf, size_t size)
@@ -48,12 +37,12 @@ void ed_fingerprint_format(uint64_t fp, char *buf, size_t size)
  * this equals ed_fingerprint(m->params, m->n_params). */
 static uint64_t s_model_fingerprint(const ed_mlp *m)
 {
-    uint64_t h = S_FNV_OFFSET;
+    uint64_t h = ED_FNV1A64_INIT;
     const ed_arch *a = &m->arch;
     for (int l = 0; l < a->n_layers; l++) {
         size_t out = (size_t)a->widths[l + 1], in = (size_t)a->widths[l];
-        h = s_fnv_update(h, m->W[l], out * in * sizeof(float));
-        h = s_fnv_update(h, m->b[l], out * sizeof(float));
+        h = ed_fnv1a64(h, m->W[l], out * in * sizeof(float));
+        h = ed_fnv1a64(h, m->b[l], out * sizeof(float));
     }
     return h;
 }

@@ -63,6 +63,14 @@ int ed_train_flags_validate(const ed_train_flags *f, ed_arch *arch, ed_err *err)
     return 0;
 }
 
+long ed_train_plan_epoch_steps(const ed_train_plan *plan, long epoch)
+{
+    if (epoch < 1 || epoch > plan->epochs)
+        return 0;
+    long left = plan->total_steps - (epoch - 1) * plan->steps_per_epoch;
+    return left < plan->steps_per_epoch ? left : plan->steps_per_epoch;
+}
+
 void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_train_plan *plan)
 {
     plan->steps_per_epoch = (samples_per_epoch + f->batch_size - 1) / f->batch_size;
@@ -120,7 +128,7 @@ cJSON *ed_train_flags_provenance(const ed_train_flags *f, const char *tool)
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
     cJSON_AddStringToObject(p, "tool", tool);
-    cJSON_AddStringToObject(p, "edistill_version", EDISTILL_VERSION);
+    cJSON_AddStringToObject(p, "edistill_version", ed_version());
     cJSON_AddStringToObject(p, "created", when);
     ed_train_flags_to_json(f, p);
     return p;

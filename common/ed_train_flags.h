@@ -67,4 +67,8 @@ cJSON *ed_train_flags_provenance(const ed_train_flags *f, const char *tool);
 /* Plans a run over samples_per_epoch samples (after ed_train_flags_validate succeeded). */
 void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_train_plan *plan);
 
+/* Steps of epoch `epoch` (1-based) under plan: steps_per_epoch, fewer in a last epoch cut short by
+ * --steps, 0 for an epoch outside 1..epochs. The one definition of an epoch's length. */
+long ed_train_plan_epoch_steps(const ed_train_plan *plan, long epoch);
+
 #endif

@@ -43,7 +43,6 @@
 #include "st_curve.h"
 #include "st_pool.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/"
 
 typedef struct {
     const char *teachers;
@@ -254,11 +253,9 @@ static int s_checkpoint_restore(const ed_checkpoint *c, const char *path, ed_tra
     sums->labeled = (long)iv[7];
     sums->correct = (long)iv[8];
     sums->degraded = (long)iv[9];
-    long epoch_steps = iv[0] >= 1 && iv[0] <= epochs
-                           ? (total_steps - (iv[0] - 1) * steps_per_epoch < steps_per_epoch
-                                  ? total_steps - (iv[0] - 1) * steps_per_epoch
-                                  : steps_per_epoch)
-                           : 0;
+    const ed_train_plan plan = {.steps_per_epoch = steps_per_epoch, .total_steps = total_steps,
+                                .epochs = epochs};
+    long epoch_steps = ed_train_plan_epoch_steps(&plan, (long)iv[0]);
     bool done = iv[0] == epochs + 1 && iv[1] == total_steps && iv[2] == 0;
     if (!done && (iv[0] < 1 || iv[0] > epochs || iv[2] < 0 || iv[2] > epoch_steps ||
                   iv[1] != (iv[0] - 1) * steps_per_epoch + iv[2] || (int64_t)t->opt->t != iv[1]))
@@ -535,9 +532,7 @@ static int s_distill(const st_distill_opts *o)
         pos.epoch = epoch;
         char what[64];
         snprintf(what, sizeof what, "epoch %d/%d", epoch, epochs);
-        long epoch_steps = total_steps - (long)(epoch - 1) * steps_per_epoch < steps_per_epoch
-                               ? total_steps - (long)(epoch - 1) * steps_per_epoch
-                               : steps_per_epoch;
+        long epoch_steps = ed_train_plan_epoch_steps(&plan, epoch);
         ed_progress prog;
         ed_progress_start(&prog, what, epoch_steps, o->quiet ? 0 : 5.0);
         const long samples_before = sums.samples;
@@ -780,8 +775,8 @@ int st_distill_main(int argc, char **argv)
 {
     st_distill_opts o = {
         .teachers = NULL,
-        .labeled_images = FMNIST "train-images-idx3-ubyte.gz",
-        .labeled_labels = FMNIST "train-labels-idx1-ubyte.gz",
+        .labeled_images = ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz",
+        .labeled_labels = ED_DATA_DEFAULT_DIR "train-labels-idx1-ubyte.gz",
         .unlabeled = NULL, .test_images = NULL, .test_labels = NULL,
         .labeled_start = 0, .labeled_end = -1, .unlabeled_start = 0, .unlabeled_end = -1,
         .member = "student", .out = NULL, .metrics = NULL, .dump_targets = NULL,
@@ -840,7 +835,7 @@ int st_distill_main(int argc, char **argv)
         "with status 130/143; rerun the same command with --resume to continue exactly.",
         opts, n_opts,
         "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 \\\n"
-        "      --labeled-end 3000 --unlabeled " FMNIST "train-images-idx3-ubyte.gz \\\n"
+        "      --labeled-end 3000 --unlabeled " ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz \\\n"
         "      --unlabeled-start 3000 --out models/student.safetensors --metrics -"};
     ed_err err = {0};
     int rc;

@@ -13,7 +13,6 @@
 #include "ed_eval.h"
 #include "ed_member.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/"
 #define ST_MAX_MODELS 64
 
 typedef struct {
@@ -44,8 +43,8 @@ static void s_json_result(FILE *f, const char *name, const ed_eval_result *r, bo
 int st_eval_main(int argc, char **argv)
 {
     st_eval_opts o = {.models = NULL,
-                      .images = FMNIST "t10k-images-idx3-ubyte.gz",
-                      .labels = FMNIST "t10k-labels-idx1-ubyte.gz",
+                      .images = ED_DATA_DEFAULT_DIR "t10k-images-idx3-ubyte.gz",
+                      .labels = ED_DATA_DEFAULT_DIR "t10k-labels-idx1-ubyte.gz",
                       .json = NULL,
                       .batch_size = 256,
                       .no_confusion = false};

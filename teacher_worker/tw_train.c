@@ -21,7 +21,6 @@
 #include "ed_train_flags.h"
 #include "ed_trainer.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/"
 
 typedef struct {
     const char *train_images, *train_labels, *test_images, *test_labels;
@@ -86,7 +85,7 @@ static int s_train(const tw_train_opts *o)
     ed_train_plan plan;
     ed_train_flags_plan(&o->train, n_train, &plan);
     const ed_opt_config oc = plan.opt;
-    const long steps_per_epoch = plan.steps_per_epoch, total_steps = plan.total_steps;
+    const long total_steps = plan.total_steps;
     const int epochs = plan.epochs;
 
     ed_loader_config lc = {.batch_size = o->train.batch_size, .shuffle_buffer = o->train.shuffle_buffer,
@@ -132,7 +131,7 @@ static int s_train(const tw_train_opts *o)
         char what[64];
         snprintf(what, sizeof what, "epoch %d/%d", epoch, epochs);
         ed_progress prog;
-        long epoch_steps = total_steps - step < steps_per_epoch ? total_steps - step : steps_per_epoch;
+        long epoch_steps = ed_train_plan_epoch_steps(&plan, epoch);
         ed_progress_start(&prog, what, epoch_steps, o->quiet ? 0 : 5.0);
         double loss_sum = 0.0, t_epoch = ed_now();
         long seen = 0, correct = 0, epoch_done = 0;
@@ -232,8 +231,8 @@ done:
 int tw_train_main(int argc, char **argv)
 {
     tw_train_opts o = {
-        .train_images = FMNIST "train-images-idx3-ubyte.gz",
-        .train_labels = FMNIST "train-labels-idx1-ubyte.gz",
+        .train_images = ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz",
+        .train_labels = ED_DATA_DEFAULT_DIR "train-labels-idx1-ubyte.gz",
         .train_start = 0, .train_end = -1, .member = "member",
         .train = {.arch = "784,1200,1200,10", .optimizer = "adam", .schedule = "cosine", .seed = 1,
                   .epochs = 10, .batch_size = 128, .lr = 1e-3f, .momentum = 0.9f,
@@ -256,12 +255,12 @@ int tw_train_main(int argc, char **argv)
         "teacher_worker train --out FILE [options]",
         "Trains one ensemble member (a ReLU MLP) on labeled data with cross-entropy, shows progress,\n"
         "evaluates on the test set after each epoch when one is given, and writes the model file\n"
-        "atomically. Defaults read Fashion-MNIST from " FMNIST ".",
+        "atomically. Defaults read Fashion-MNIST from " ED_DATA_DEFAULT_DIR ".",
         opts, n_opts,
         "example:\n  teacher_worker train --arch 784,1200,1200,10 --epochs 20 --dropout-in 0.2 \\\n"
         "      --dropout-hidden 0.5 --seed 1 --member m1 --out models/m1.safetensors \\\n"
-        "      --test-images " FMNIST "t10k-images-idx3-ubyte.gz \\\n"
-        "      --test-labels " FMNIST "t10k-labels-idx1-ubyte.gz"};
+        "      --test-images " ED_DATA_DEFAULT_DIR "t10k-images-idx3-ubyte.gz \\\n"
+        "      --test-labels " ED_DATA_DEFAULT_DIR "t10k-labels-idx1-ubyte.gz"};
     int rc;
     if (!ed_cli_parse_command(&spec, "teacher_worker train", argc, argv, &rc))
         return rc;

@@ -165,7 +165,7 @@ static void test_soft_ce_kl(void **state)
     s_fill_normal(zq, B_ * C_, 3.0f, 22);
     for (int k = 0; k < 3; k++) {
         const float T = temps[k];
-        ed_softmax_t(zq, q, B_, C_, T); /* targets: rows sum to 1 */
+        ed_softmax_temp(zq, q, B_, C_, T); /* targets: rows sum to 1 */
         s_ctx c = {.q = q, .B = B_, .C = C_, .T = T};
         /* Direct formula: T^2 * mean_i sum_c -q log softmax(z / T); KL adds T^2 mean sum q log q. */
         double p[B_ * C_];
@@ -271,8 +271,8 @@ static void test_softmax_fixture(void **state)
             wp[i] = (float)dp[i];
             wlp[i] = (float)dlp[i];
         }
-        ed_softmax_t(z, p, B, C, (float)T);
-        ed_log_softmax_t(z, lp, B, C, (float)T);
+        ed_softmax_temp(z, p, B, C, (float)T);
+        ed_log_softmax_temp(z, lp, B, C, (float)T);
         char what[128];
         snprintf(what, sizeof what, "softmax %s T=%g", name, T);
         ok &= tu_allclose(what, p, wp, (size_t)n, 1e-7, 2e-5);
@@ -280,11 +280,11 @@ static void test_softmax_fixture(void **state)
         ok &= tu_allclose(what, lp, wlp, (size_t)n, 2e-5, 2e-6);
         /* p and z may alias. */
         memcpy(inplace, z, (size_t)n * sizeof(float));
-        ed_softmax_t(inplace, inplace, B, C, (float)T);
+        ed_softmax_temp(inplace, inplace, B, C, (float)T);
         snprintf(what, sizeof what, "softmax in place %s T=%g", name, T);
         ok &= tu_allclose(what, inplace, p, (size_t)n, 0.0, 1e-7);
         memcpy(inplace, z, (size_t)n * sizeof(float));
-        ed_log_softmax_t(inplace, inplace, B, C, (float)T);
+        ed_log_softmax_temp(inplace, inplace, B, C, (float)T);
         snprintf(what, sizeof what, "log_softmax in place %s T=%g", name, T);
         ok &= tu_allclose(what, inplace, lp, (size_t)n, 0.0, 1e-7);
         cases++;
@@ -311,8 +311,8 @@ static void test_huge_logits_stay_finite(void **state)
     const float temps[3] = {0.5f, 1.0f, 20.0f};
     for (int k = 0; k < 3; k++) {
         float p[8], lp[8], dz[8] = {0};
-        ed_softmax_t(z, p, 2, 4, temps[k]);
-        ed_log_softmax_t(z, lp, 2, 4, temps[k]);
+        ed_softmax_temp(z, p, 2, 4, temps[k]);
+        ed_log_softmax_temp(z, lp, 2, 4, temps[k]);
         assert_true(s_all_finite(p, 8));
         assert_true(s_all_finite(lp, 8));
         float l[4];
@@ -325,7 +325,7 @@ static void test_huge_logits_stay_finite(void **state)
     }
     /* Winning logit 1e6 with T = 0.5: p is exactly one-hot, log p of the winner is 0. */
     float p[8];
-    ed_softmax_t(z, p, 2, 4, 0.5f);
+    ed_softmax_temp(z, p, 2, 4, 0.5f);
     assert_true(p[0] == 1.0f && p[1] == 0.0f);
 }
 
@@ -388,7 +388,7 @@ static void test_combine(void **state)
 
     /* One member: prob and logit agree with plain softmax. */
     float p[6];
-    ed_softmax_t(Bm, p, 2, 3, 4.0f);
+    ed_softmax_temp(Bm, p, 2, 3, 4.0f);
     ed_combine(ED_COMBINE_PROB, members + 1, 1, 2, 3, 4.0f, q, scratch);
     assert_true(tu_allclose("combine prob K=1", q, p, 6, 1e-7, 1e-6));
     ed_combine(ED_COMBINE_LOGIT, members + 1, 1, 2, 3, 4.0f, q, scratch);
