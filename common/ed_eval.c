@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ed_loader.h"
 #include "ed_loss.h"
 
 /* Checks that the K members agree on shapes and take batches of batch_size. */

@@ -24,7 +24,7 @@
 #ifndef ED_MEMBER_H
 #define ED_MEMBER_H
 
-#include "ed_data.h"
+#include "ed_batch.h"
 #include "ed_error.h"
 #include "ed_mlp.h"
 

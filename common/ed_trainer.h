@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ed_data.h"
+#include "ed_batch.h"
 #include "ed_error.h"
 #include "ed_loss.h"
 #include "ed_mlp.h"

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ed_data.h"
+#include "ed_batch.h"
 #include "ed_error.h"
 
 #define ED_PROTOCOL_VERSION 1

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ed_loader.h"
 #include "ed_rng.h"
 
 typedef struct {

@@ -14,6 +14,7 @@
 #include "ed_blas.h"
 #include "ed_cli.h"
 #include "ed_data.h"
+#include "ed_loader.h"
 #include "ed_eval.h"
 #include "ed_log.h"
 #include "ed_model_file.h"

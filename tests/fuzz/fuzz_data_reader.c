@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "ed_data.h"
+#include "ed_loader.h"
 #include "fuzz_file.h"
 
 #define S_MAX_LOADER_BYTES ((size_t)64 << 20)

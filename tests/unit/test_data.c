@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "ed_data.h"
+#include "ed_loader.h"
 #include "ed_rng.h"
 #include "tu.h"
 
