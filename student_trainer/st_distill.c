@@ -41,6 +41,7 @@
 #include "ed_trainer.h"
 #include "st_mixer.h"
 #include "st_curve.h"
+#include "st_distill_metrics.h"
 #include "st_pool.h"
 
 
@@ -351,6 +352,7 @@ static int s_distill(const st_distill_opts *o)
                        .dump_bytes = -1};
     st_epoch_sums sums = {0};
     long step = 0;
+    bool ck_written = false;    /* a checkpoint of the current position is on disk */
     ed_arch arch;
     if (ed_train_flags_validate(&o->train, &arch, &err)) {
         fprintf(stderr, "student_trainer distill: %s\n", err.msg);
@@ -610,7 +612,10 @@ static int s_distill(const st_distill_opts *o)
                 pos.dump_bytes = s_file_bytes(dump);
                 if (s_checkpoint_save(o->checkpoint, config, t, &pos, &sums, K, &err))
                     goto fail;
+                ck_written = true;
                 ed_log_debug("checkpoint at step %ld -> %s", step, o->checkpoint);
+            } else {
+                ck_written = false;
             }
             if (s_stop_signal && sums.steps < epoch_steps)
                 goto interrupted; /* else: finish the epoch, which writes its checkpoint */
@@ -660,40 +665,18 @@ static int s_distill(const st_distill_opts *o)
                                            : (sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0)),
                         secs, rate, ps.latency_p50_ms, ps.latency_p99_ms, ps.wait_ms / 1000.0);
         if (metrics) {
-            fprintf(metrics,
-                    "{\"epoch\":%d,\"step\":%ld,\"samples\":%ld,\"labeled\":%ld,\"loss\":%.6f,"
-                    "\"soft_loss\":%.6f,\"hard_loss\":%.6f,\"train_accuracy_labeled\":%.6f,"
-                    "\"samples_per_s\":%.1f,\"seconds\":%.3f,\"members\":%d,"
-                    "\"teacher_latency_ms\":{\"mean\":%.3f,\"p50\":%.3f,\"p99\":%.3f},"
-                    "\"teacher_wait_s\":%.3f,\"bytes_sent\":%llu,\"bytes_received\":%llu,"
-                    "\"max_rss_mib\":%.1f",
-                    epoch, step, sums.samples, sums.labeled, sums.loss / (double)sums.samples,
-                    sums.soft / (double)sums.samples,
-                    sums.labeled ? sums.hard / (double)sums.labeled : 0.0,
-                    sums.labeled ? (double)sums.correct / (double)sums.labeled : 0.0,
-                    rate, secs, K, ps.latency_mean_ms, ps.latency_p50_ms,
-                    ps.latency_p99_ms, ps.wait_ms / 1000.0, (unsigned long long)ps.bytes_sent,
-                    (unsigned long long)ps.bytes_received, s_max_rss_mib());
-            fprintf(metrics, ",\"degraded_batches\":%ld,\"missing\":{", sums.degraded);
-            for (int k = 0, first = 1; k < K; k++)
-                if (missing[k]) {
-                    fprintf(metrics, "%s\"%s\":%ld", first ? "" : ",", st_pool_member_name(pool, k),
-                            missing[k]);
-                    first = 0;
-                }
-            fprintf(metrics, "}");
-            /* Teacher membership events of the epoch: down, back, requests re-sent elsewhere. */
-            fprintf(metrics,
-                    ",\"teachers\":{\"members\":%d,\"replicas_up\":%d,\"replicas\":%d,"
-                    "\"down_events\":%ld,\"up_events\":%ld,\"failovers\":%ld}",
-                    st_pool_member_count(pool), ps.replicas_up, ps.replicas_known, ps.down_events,
-                    ps.up_events, ps.failovers);
-            if (have_test)
-                fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
-            if (epoch == resume_epoch && resuming)
-                fprintf(metrics, ",\"resumed_at_step\":%ld", first_step);
-            fprintf(metrics, "}\n");
-            fflush(metrics);
+            const st_epoch_record rec = {
+                .epoch = epoch, .step = step, .samples = sums.samples, .labeled = sums.labeled,
+                .correct = sums.correct, .steps = sums.steps, .degraded = sums.degraded,
+                .loss_sum = sums.loss, .soft_sum = sums.soft, .hard_sum = sums.hard,
+                .seconds = secs, .samples_per_s = rate, .pool = &ps, .members = pool,
+                .missing = missing, .K = K, .max_rss_mib = s_max_rss_mib(),
+                .have_test = have_test, .test_loss = res.loss, .test_accuracy = test_acc,
+                .resumed_at_step = epoch == resume_epoch && resuming ? first_step : -1};
+            if (st_distill_metrics_write(metrics, o->metrics, &rec, &err)) {
+                ed_eval_result_free(&res);
+                goto fail;
+            }
         }
         if (sums.degraded)
             ed_log_warn("epoch %d: %ld of %ld batches averaged over fewer than %d members", epoch,
@@ -711,6 +694,7 @@ static int s_distill(const st_distill_opts *o)
             memset(missing, 0, sizeof(long) * (size_t)K);
             if (s_checkpoint_save(o->checkpoint, config, t, &next, &empty, K, &err))
                 goto fail;
+            ck_written = true;
             ed_log_debug("checkpoint at the end of epoch %d -> %s", epoch, o->checkpoint);
         }
         if (s_stop_signal && epoch < epochs)
@@ -729,12 +713,22 @@ static int s_distill(const st_distill_opts *o)
     rc = 0;
     goto done;
 interrupted:
-    fprintf(stderr, "student_trainer distill: stopped by %s after step %ld of %ld; %s%s\n",
-            s_stop_signal == SIGINT ? "SIGINT" : "SIGTERM", step, total_steps,
-            o->checkpoint ? "checkpoint written to " : "no --checkpoint given: the progress is lost",
-            o->checkpoint ? o->checkpoint : "");
-    if (o->checkpoint)
-        fprintf(stderr, "student_trainer distill: continue with the same command plus --resume\n");
+    /* Say what is on disk: a signal at step 0 (waiting for dead teachers) leaves no checkpoint. */
+    if (!o->checkpoint)
+        ed_log_error("stopped by %s after step %ld of %ld; no --checkpoint given: the progress is "
+                     "lost", s_stop_signal == SIGINT ? "SIGINT" : "SIGTERM", step, total_steps);
+    else if (ck_written)
+        ed_log_error("stopped by %s after step %ld of %ld; checkpoint written to %s: continue "
+                     "with the same command plus --resume", s_stop_signal == SIGINT ? "SIGINT"
+                     : "SIGTERM", step, total_steps, o->checkpoint);
+    else if (step == 0)
+        ed_log_error("stopped by %s before the first step; no checkpoint written (%s does not "
+                     "exist): run the same command again", s_stop_signal == SIGINT ? "SIGINT"
+                     : "SIGTERM", o->checkpoint);
+    else
+        ed_log_error("stopped by %s after step %ld of %ld; the checkpoint could not be written to "
+                     "%s (see the error above)", s_stop_signal == SIGINT ? "SIGINT" : "SIGTERM",
+                     step, total_steps, o->checkpoint);
     rc = 128 + (int)s_stop_signal;
     goto done;
 fail_teachers:
@@ -746,9 +740,11 @@ fail_teachers:
         pos.dump_bytes = s_file_bytes(dump);
         if (s_checkpoint_save(o->checkpoint, config, t, &pos, &sums, K, &cerr))
             ed_log_error("cannot write the checkpoint: %s", cerr.msg);
-        else
+        else {
+            ck_written = true;
             ed_log_info("checkpoint at step %ld written to %s: continue with --resume once the "
                         "teachers are back", step, o->checkpoint);
+        }
     }
     if (err.code == ED_ESTOPPED && s_stop_signal)
         goto interrupted; /* a signal while the pool waited for dead teachers */

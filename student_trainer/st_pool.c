@@ -181,7 +181,13 @@ static int s_service(st_pool *p, double max_block, ed_err *err)
     stp_deadlines(p, now);
     stp_health(p, now);
     if (p->cfg.resolve_interval_s > 0 && now >= p->next_resolve) {
-        stp_resolve(p, err);
+        /* A new address that cannot be added is not fatal mid-run (the known teachers carry on),
+         * but it is reported, once per distinct cause. */
+        ed_err rerr = {0};
+        if (stp_resolve(p, &rerr) && strcmp(rerr.msg, p->resolve_error)) {
+            ed_log_warn("teacher names: %s; carrying on with the known teachers", rerr.msg);
+            stp_fmt(p->resolve_error, sizeof p->resolve_error, "%s", rerr.msg);
+        }
         p->next_resolve = now + p->cfg.resolve_interval_s;
     }
     return s_retry_waiting(p, err);
@@ -204,6 +210,9 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
     }
     if (!p->zctx && !(p->zctx = zmq_ctx_new()))
         return ed_err_set(err, ED_ENOMEM, "cannot create a ZeroMQ context");
+    /* Belt and braces next to ZMQ_LINGER 0 on every socket: zmq_ctx_term never waits for unsent
+     * messages. */
+    zmq_ctx_set(p->zctx, ZMQ_BLOCKY, 0);
     if (stp_split_dns(spec, src->host, sizeof src->host, src->port, sizeof src->port)) {
         src->kind = SRC_DNS;
         return 0; /* resolved by stp_resolve */
@@ -214,18 +223,17 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
 
 #define ST_DNS_GRACE 3.0 /* seconds to wait for the other addresses of a name once one answered */
 
-/* "; <last handshake failure>" of a replica of the source spelled `spec`, or "". */
-static const char *s_handshake_note(st_pool *p, const char *spec)
+/* Writes "; <last handshake failure>" of a replica of the source spelled `spec` into note, or "". */
+static void s_handshake_note(const st_pool *p, const char *spec, char *note, size_t size)
 {
-    static char note[256];
+    note[0] = '\0';
     for (int i = 0; i < p->n_reps; i++) {
         const st_replica *r = &p->reps[i];
         if (r->state != R_FREE && r->handshake[0] && !strcmp(p->sources[r->source].spec, spec)) {
-            snprintf(note, sizeof note, "; %s", r->handshake);
-            return note;
+            snprintf(note, size, "; %s", r->handshake);
+            return;
         }
     }
-    return "";
 }
 
 /* Waits until every static teacher answered, and every address of each DNS name, or at least one
@@ -273,14 +281,17 @@ static int s_wait_ready(st_pool *p, ed_err *err)
         if (!missing)
             return 0;
         double now = ed_now();
-        if (now >= deadline)
+        if (now >= deadline) {
+            char note[256];
+            s_handshake_note(p, missing, note, sizeof note);
             return ed_err_set(err, ED_ETIMEDOUT, "teacher %s did not report ready within %.0fs "
                               "(is teacher_worker serve running there?)%s%s", missing,
-                              p->cfg.connect_timeout_s, s_handshake_note(p, missing),
-                              p->cfg.curve_secret && !s_handshake_note(p, missing)[0]
+                              p->cfg.connect_timeout_s, note,
+                              p->cfg.curve_secret && !note[0]
                                   ? "; CURVE is on: a teacher without CURVE, or with another key "
                                     "pair than the server key given, never answers"
                                   : "");
+        }
         int rc = s_service(p, fmin(0.2, deadline - now), err);
         if (rc)
             return rc;
@@ -358,7 +369,8 @@ st_pool *st_pool_open(const char *teachers, const st_pool_config *cfg, ed_err *e
         ed_err_set(err, ED_EINVAL, "--teachers: no teacher given");
         goto fail;
     }
-    stp_resolve(p, err);
+    if (stp_resolve(p, err))
+        goto fail; /* e.g. no CURVE server key for a name's entry: say so, not "no address" */
     for (int si = 0; si < p->n_sources; si++) {
         bool any = false;
         for (int i = 0; i < p->n_reps; i++)

@@ -20,6 +20,10 @@
 #define ST_LAT_SAMPLES 8192
 #define ST_BACKOFF_START 0.25 /* seconds between pings of a down replica, doubling ... */
 #define ST_ENDPOINT_LEN 300
+#define ST_RECONNECT_MAX_MS 250     /* reconnects back off from 100 ms up to this */
+#define ST_CONNECT_TIMEOUT_MS 1000  /* give up a TCP connect whose SYN is not answered */
+#define ST_HEARTBEAT_IVL_MS 1000    /* ZMTP PING on every connection this often ... */
+#define ST_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop a connection silent for this long */
 
 typedef enum { SRC_STATIC, SRC_DNS, SRC_FILE } st_source_kind;
 
@@ -52,6 +56,7 @@ typedef struct {
     double down_since;
     bool seen;                    /* DNS: present in the latest resolution */
     char why[512];                /* why it was refused */
+    bool refused_disconnected;    /* refused, and that connection dropped since: recheck on the next */
     char handshake[200];          /* the last failed security handshake, for error messages */
 } st_replica;
 
@@ -97,6 +102,7 @@ struct st_pool {
     uint64_t seq;
     uint64_t info_seq;
     double next_resolve;
+    char resolve_error[ED_ERRSTR_LEN];     /* the last re-resolution error reported */
     zmq_pollitem_t items[2 * ST_POOL_MAX_REPLICAS];
     int item_rep[2 * ST_POOL_MAX_REPLICAS];
     int n_items;
@@ -138,7 +144,10 @@ int stp_read_socket(st_pool *p, int ri, ed_err *err);
 /* Timers: pings with backoff, request deadlines, DNS re-resolution. */
 void stp_health(st_pool *p, double now);
 void stp_deadlines(st_pool *p, double now);
-void stp_resolve(st_pool *p, ed_err *err);
+/* Re-resolves the DNS sources. Addresses that cannot be added (no CURVE key for the entry, too many
+ * replicas, ...) are left out, with nothing left open; returns the first such error (in err), 0 if
+ * every address was added or known. */
+int stp_resolve(st_pool *p, ed_err *err);
 
 /* ---- st_pool.c ---- */
 

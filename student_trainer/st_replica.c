@@ -123,45 +123,57 @@ static const char *s_server_key(const st_pool *p, int source)
     return p->cfg.curve_server;
 }
 
-int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
+/* Socket options of every DEALER. Reconnects are retried every 100 ms and at most every
+ * ST_RECONNECT_MAX_MS (not ZeroMQ's 2 s backoff cap), so a restarted worker is found within a
+ * fraction of a second; a connect attempt whose SYN gets no answer is abandoned after
+ * ST_CONNECT_TIMEOUT_MS; ZMTP heartbeats drop a connection that stays silent for
+ * ST_HEARTBEAT_TIMEOUT_MS (a blacked-out link), which then reconnects. */
+static int s_dealer_options(void *sock)
 {
-    int i = s_new_replica_index(p);
-    if (i < 0)
-        return ed_err_set(err, ED_ETOOBIG, "more than %d teacher endpoints", ST_POOL_MAX_REPLICAS);
-    st_replica *r = &p->reps[i];
-    memset(r, 0, sizeof *r);
-    r->source = source;
-    r->member = -1;
-    stp_fmt(r->where, sizeof r->where, "%s", ep);
+    const struct { int opt, v; } o[] = {
+        {ZMQ_LINGER, 0},
+        {ZMQ_SNDHWM, 0},
+        {ZMQ_RCVHWM, 0},
+        {ZMQ_IMMEDIATE, 1},
+        {ZMQ_RECONNECT_IVL, 100},
+        {ZMQ_RECONNECT_IVL_MAX, ST_RECONNECT_MAX_MS},
+        {ZMQ_CONNECT_TIMEOUT, ST_CONNECT_TIMEOUT_MS},
+        {ZMQ_HEARTBEAT_IVL, ST_HEARTBEAT_IVL_MS},
+        {ZMQ_HEARTBEAT_TIMEOUT, ST_HEARTBEAT_TIMEOUT_MS},
+        {ZMQ_HEARTBEAT_TTL, ST_HEARTBEAT_TIMEOUT_MS},
+    };
+    for (size_t i = 0; i < sizeof o / sizeof o[0]; i++)
+        if (zmq_setsockopt(sock, o[i].opt, &o[i].v, sizeof o[i].v))
+            return -1;
+    return 0;
+}
+
+/* Sets up replica r's DEALER and monitor and connects it; on failure the caller frees them. */
+static int s_open_dealer(st_pool *p, st_replica *r, int i, const char *ep, const char *server,
+                         ed_err *err)
+{
+    int zero = 0;
     r->sock = zmq_socket(p->zctx, ZMQ_DEALER);
     r->mon = zmq_socket(p->zctx, ZMQ_PAIR);
     if (!r->sock || !r->mon)
-        return ed_err_set(err, ED_ENOMEM, "teacher %s: cannot create a socket", ep);
-    int linger = 0, hwm = 0, one = 1, ivl = 100, ivl_max = 2000;
-    zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(r->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(r->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(r->sock, ZMQ_IMMEDIATE, &one, sizeof one);
-    zmq_setsockopt(r->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    zmq_setsockopt(r->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    zmq_setsockopt(r->mon, ZMQ_LINGER, &linger, sizeof linger);
+        return ed_err_set(err, ED_ENOMEM, "teacher %s: cannot create a socket: %s", ep,
+                          zmq_strerror(zmq_errno()));
+    if (zmq_setsockopt(r->mon, ZMQ_LINGER, &zero, sizeof zero) || s_dealer_options(r->sock))
+        return ed_err_set(err, ED_EIO, "teacher %s: cannot set socket options: %s", ep,
+                          zmq_strerror(zmq_errno()));
+    if (server &&
+        (zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server, strlen(server)) ||
+         zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, p->cfg.curve_public,
+                        strlen(p->cfg.curve_public)) ||
+         zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, p->cfg.curve_secret,
+                        strlen(p->cfg.curve_secret))))
+        return ed_err_set(err, ED_EINVAL, "teacher %s: cannot set the CURVE keys: %s", ep,
+                          zmq_strerror(zmq_errno()));
     char mon_ep[96];
     snprintf(mon_ep, sizeof mon_ep, "inproc://st-pool-%p-%d-%llu", (void *)p, i,
              (unsigned long long)++p->info_seq);
-    if (p->cfg.curve_secret) {
-        const char *server = s_server_key(p, source);
-        if (!server)
-            return ed_err_set(err, ED_EINVAL, "teacher %s: no CURVE server key for it in "
-                              "--curve-server-keys", ep);
-        if (zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server, strlen(server)) ||
-            zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, p->cfg.curve_public,
-                           strlen(p->cfg.curve_public)) ||
-            zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, p->cfg.curve_secret,
-                           strlen(p->cfg.curve_secret)))
-            return ed_err_set(err, ED_EINVAL, "teacher %s: cannot set the CURVE keys: %s", ep,
-                              zmq_strerror(zmq_errno()));
-    }
     if (zmq_socket_monitor(r->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) ||
@@ -171,6 +183,33 @@ int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
     if (zmq_connect(r->sock, ep))
         return ed_err_set(err, ED_EINVAL, "teacher %s: cannot connect: %s", ep,
                           zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
+{
+    const char *server = NULL;
+    if (p->cfg.curve_secret && !(server = s_server_key(p, source)))
+        return ed_err_set(err, ED_EINVAL, "teacher %s (--teachers entry %s): no CURVE server key "
+                          "for it in --curve-server-keys (add a line `%s KEY`)", ep,
+                          p->sources[source].spec, p->sources[source].spec);
+    int i = s_new_replica_index(p);
+    if (i < 0)
+        return ed_err_set(err, ED_ETOOBIG, "more than %d teacher endpoints", ST_POOL_MAX_REPLICAS);
+    st_replica *r = &p->reps[i];
+    memset(r, 0, sizeof *r);
+    r->source = source;
+    r->member = -1;
+    stp_fmt(r->where, sizeof r->where, "%s", ep);
+    int rc = s_open_dealer(p, r, i, ep, server, err);
+    if (rc) {
+        /* Close what was opened (an open socket would block zmq_ctx_term) and free the entry. */
+        stp_free_replica(p, r);
+        r->state = R_FREE;
+        if (i == p->n_reps - 1)
+            p->n_reps--;
+        return rc;
+    }
     r->state = R_CONNECTING;
     r->next_ping = ed_now();
     r->backoff = ST_BACKOFF_START;
@@ -357,7 +396,7 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
         return 0; /* a late reply to a request that went elsewhere, or not ours */
     }
     if (m->kind == ED_MSG_ERROR) {
-        if (m->u.error.code == ED_ESTOPPED || m->u.error.code == ED_EBUSY) {
+        if (m->u.error.code == ED_ESTOPPED) {
             stp_mark_down(p, ri, "it is stopping");
             return 0;
         }
@@ -374,6 +413,30 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     r->inflight--;
     stp_record_latency(p, 1000.0 * (ed_now() - q->sent_at));
     return 0;
+}
+
+/* A connection to r completed its handshake (messages can pass now: ZMQ_IMMEDIATE). A down or
+ * connecting replica is asked at once whether it is back (a ping sent on the TCP connect alone
+ * would be dropped before the handshake, and the next would wait for the backoff). A refused one
+ * whose connection had dropped is reconsidered: the process behind the endpoint may have been
+ * replaced, e.g. restarted with the right model file as its refusal advised; its member info is
+ * checked again. */
+static void s_on_connected(st_replica *r)
+{
+    if (r->state == R_REFUSED && r->refused_disconnected) {
+        ed_log_info("teacher %s (refused before) reconnected: checking its member info again",
+                    r->where);
+        r->state = r->member >= 0 ? R_DOWN : R_CONNECTING;
+        r->refused_disconnected = false;
+        r->why[0] = '\0';
+        if (r->down_since == 0)
+            r->down_since = ed_now();
+    }
+    if (r->state == R_DOWN || r->state == R_CONNECTING) {
+        r->next_ping = ed_now();
+        r->backoff = ST_BACKOFF_START;
+        r->ping_sent = 0;
+    }
 }
 
 void stp_read_monitor(st_pool *p, int ri)
@@ -421,9 +484,10 @@ void stp_read_monitor(st_pool *p, int ri)
                   : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
             ed_log_warn("teacher %s: %s", r->where, r->handshake);
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            r->refused_disconnected = r->state == R_REFUSED;
             stp_mark_down(p, ri, "connection lost");
-        } else if (event == ZMQ_EVENT_CONNECTED && r->state == R_DOWN) {
-            r->next_ping = ed_now(); /* ask at once whether it is back */
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            s_on_connected(r);
         }
     }
 }
@@ -500,8 +564,9 @@ void stp_deadlines(st_pool *p, double now)
 }
 
 /* Re-resolves DNS sources: new addresses join, vanished ones leave. */
-void stp_resolve(st_pool *p, ed_err *err)
+int stp_resolve(st_pool *p, ed_err *err)
 {
+    int first_rc = 0;
     for (int si = 0; si < p->n_sources; si++) {
         st_source *src = &p->sources[si];
         if (src->kind != SRC_DNS)
@@ -534,14 +599,21 @@ void stp_resolve(st_pool *p, ed_err *err)
                     found = i;
             if (found >= 0) {
                 p->reps[found].seen = true;
-            } else if (stp_add_remote(p, si, ep, err) == 0) {
-                if (src->resolved_once)
-                    ed_log_info("teacher name %s: new address %s", src->host, ep);
-                for (int i = 0; i < p->n_reps; i++)
-                    if (p->reps[i].source == si && !strcmp(p->reps[i].where, ep))
-                        p->reps[i].seen = true;
             } else {
-                ed_log_warn("%s", err ? err->msg : "cannot add a teacher");
+                ed_err aerr = {0};
+                int rc = stp_add_remote(p, si, ep, &aerr);
+                if (rc == 0) {
+                    if (src->resolved_once)
+                        ed_log_info("teacher name %s: new address %s", src->host, ep);
+                    for (int i = 0; i < p->n_reps; i++)
+                        if (p->reps[i].source == si && !strcmp(p->reps[i].where, ep))
+                            p->reps[i].seen = true;
+                } else if (!first_rc) {
+                    /* Its entry was freed again; the first failure goes to the caller. */
+                    first_rc = rc;
+                    if (err)
+                        *err = aerr;
+                }
             }
         }
         freeaddrinfo(res);
@@ -559,4 +631,5 @@ void stp_resolve(st_pool *p, ed_err *err)
         }
         src->resolved_once = true;
     }
+    return first_rc;
 }

@@ -29,6 +29,7 @@ struct tw_auth {
     void *zap;            /* REP bound to S_ZAP_ENDPOINT */
     ed_key *allowed;
     int n_allowed;
+    char *clients_path;   /* the allow-list, re-read by tw_auth_reload */
     unsigned long n_allowed_conn, n_refused;
     double last_refusal_log;
     unsigned long suppressed;
@@ -154,6 +155,19 @@ void tw_auth_drain(tw_auth *a)
     }
 }
 
+int tw_auth_reload(tw_auth *a, ed_err *err)
+{
+    ed_key *keys = NULL;
+    int n = 0;
+    if (ed_keys_load_allowlist(a->clients_path, &keys, &n, err) < 0)
+        return err->code;
+    free(a->allowed);
+    a->allowed = keys;
+    a->n_allowed = n;
+    ed_log_info("allow-list reloaded: %d authorized client key(s) from %s", n, a->clients_path);
+    return 0;
+}
+
 int tw_auth_fd(const tw_auth *a)
 {
     int fd = -1;
@@ -177,6 +191,7 @@ void tw_auth_destroy(tw_auth **pa)
     if (a->zap)
         zmq_close(a->zap);
     free(a->allowed);
+    free(a->clients_path);
     free(a);
     *pa = NULL;
 }
@@ -198,6 +213,10 @@ tw_auth *tw_auth_new(void *zctx, void *router, const char *secret_path, const ch
     if (!clients_path || !*clients_path) {
         ed_err_set(err, ED_EINVAL, "--curve-secret needs --curve-clients (the public keys of the "
                    "trainers allowed to connect)");
+        goto fail;
+    }
+    if (!(a->clients_path = strdup(clients_path))) {
+        ed_err_set(err, ED_ENOMEM, "out of memory");
         goto fail;
     }
     if (ed_keys_load_secret(secret_path, &kp, err) < 0 ||

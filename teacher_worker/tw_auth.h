@@ -23,6 +23,12 @@ typedef struct tw_auth tw_auth;
 tw_auth *tw_auth_new(void *zctx, void *router, const char *secret_path, const char *clients_path,
                      ed_err *err);
 
+/* Re-reads the allow-list from the path given to tw_auth_new (the worker calls it on SIGHUP). The
+ * new list decides every handshake from now on: a key taken out is refused from its next connection,
+ * a key added is admitted; connections already established are kept. On error (unreadable, empty,
+ * a secret key in it) the current list stays in force and err names the file. */
+int tw_auth_reload(tw_auth *a, ed_err *err);
+
 /* The ZAP socket's ZMQ_FD (edge-triggered), or -1. */
 int tw_auth_fd(const tw_auth *a);
 

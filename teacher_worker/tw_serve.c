@@ -26,7 +26,8 @@
  *   - Connects/disconnects are logged from a ZeroMQ socket monitor (a PAIR socket, also polled by
  *     the loop). Nothing is logged per request; client errors are logged at most once a second.
  *   - With --curve-secret/--curve-clients the ROUTER is a CurveZMQ server and tw_auth's ZAP handler
- *     (a REP socket, one more uv_poll on the same loop) admits only the listed client keys;
+ *     (a REP socket, one more uv_poll on the same loop) admits only the listed client keys (SIGHUP
+ *     re-reads the list for the handshakes that follow);
  *     without keys a bind that other hosts can reach logs a warning (docs/SECURITY.md).
  */
 #include "tw_commands.h"
@@ -56,6 +57,8 @@
 #define S_MAX_QUEUE 65536
 #define S_MAX_BATCH (1 << 20)
 #define S_MONITOR_ENDPOINT "inproc://tw-serve-monitor"
+#define S_HEARTBEAT_IVL_MS 1000     /* ZMTP PING on every connection this often ... */
+#define S_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop one silent for this long */
 
 typedef struct {
     const char *model_path;
@@ -99,6 +102,8 @@ typedef struct {
     bool async_init;
     uv_signal_t sig[2];
     bool sig_init[2];
+    uv_signal_t hup;        /* SIGHUP: reload the CURVE allow-list (only with CURVE) */
+    bool hup_init;
 
     tw_compute *compute;
     tw_job *jobs;           /* the pool: n_jobs preallocated jobs */
@@ -394,6 +399,8 @@ static void s_close_handles(s_server *s)
     for (int i = 0; i < 2; i++)
         if (s->sig_init[i])
             uv_close((uv_handle_t *)&s->sig[i], s_on_close);
+    if (s->hup_init)
+        uv_close((uv_handle_t *)&s->hup, s_on_close);
     s->poll_active = false;
 }
 
@@ -444,6 +451,16 @@ static void s_on_signal(uv_signal_t *h, int signum)
         s_poll_resume(s); /* refuse what arrives meanwhile instead of leaving it queued */
         s_drain(s);
     }
+}
+
+/* SIGHUP with CURVE: re-read --curve-clients; other connections are not touched. */
+static void s_on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    s_server *s = h->data;
+    ed_err err = {0};
+    if (tw_auth_reload(s->auth, &err))
+        ed_log_error("SIGHUP: keeping the current allow-list: %s", err.msg);
 }
 
 /* Reads every pending monitor event (the monitor's ZMQ_FD is edge-triggered like the ROUTER's). */
@@ -517,10 +534,15 @@ static int s_open_socket(s_server *s, ed_err *err)
     if (!s->sock)
         return ed_err_set(err, ED_EIO, "cannot create a ROUTER socket: %s",
                           zmq_strerror(zmq_errno()));
-    int linger = S_LINGER_MS;
+    /* Heartbeats: a trainer whose link went silent (no FIN, no RST) is dropped after
+     * S_HEARTBEAT_TIMEOUT_MS instead of holding a dead connection; the trainers do the same. */
+    int linger = S_LINGER_MS, hb_ivl = S_HEARTBEAT_IVL_MS, hb_timeout = S_HEARTBEAT_TIMEOUT_MS;
     int64_t maxmsg = (int64_t)ED_WIRE_MAX_MESSAGE;
     if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0)
+        zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TTL, &hb_timeout, sizeof hb_timeout) != 0)
         return ed_err_set(err, ED_EIO, "cannot set socket options: %s", zmq_strerror(zmq_errno()));
     /* CURVE: the ZAP handler must exist before the socket accepts its first peer. */
     if (s->opt.curve_secret && *s->opt.curve_secret) {
@@ -644,6 +666,12 @@ static int s_start(s_server *s, ed_err *err)
             s_monitor_drain(s); /* ZMQ_FD only signals after ZMQ_EVENTS has been read once */
     }
     if (s->auth) {
+        if ((rc = uv_signal_init(&s->loop, &s->hup)) < 0)
+            return ed_err_set(err, ED_EIO, "uv_signal_init: %s", uv_strerror(rc));
+        s->hup.data = s;
+        s->hup_init = true;
+        if ((rc = uv_signal_start(&s->hup, s_on_hup, SIGHUP)) < 0)
+            return ed_err_set(err, ED_EIO, "cannot watch SIGHUP: %s", uv_strerror(rc));
         int afd = tw_auth_fd(s->auth);
         if (afd < 0 || (rc = uv_poll_init(&s->loop, &s->auth_poll, afd)) < 0)
             return ed_err_set(err, ED_EIO, "cannot poll the ZAP handler (fd %d)", afd);
@@ -775,7 +803,7 @@ int tw_serve_main(int argc, char **argv)
          false},
         {"curve-clients", ED_CLI_STR, &o->curve_clients, "DIR|FILE",
          "authorized client public keys: a directory of *.pub files or one file of keys "
-         "(read at start)", "EDISTILL_CURVE_CLIENTS", false},
+         "(read at start and again on SIGHUP)", "EDISTILL_CURVE_CLIENTS", false},
         {"ready-file", ED_CLI_STR, &o->ready_file, "FILE",
          "written once the model is loaded and the socket bound (endpoint=, pid=, ...); removed "
          "on exit", NULL, false},
