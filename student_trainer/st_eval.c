@@ -5,6 +5,7 @@
  */
 #include "st_commands.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,38 @@ static int s_split_models(char *list, char **paths, int max, ed_err *err)
     return n;
 }
 
-static void s_json_result(FILE *f, const char *name, const ed_eval_result *r, bool last)
+/* {"accuracy", "loss", "n"} of one result, under `name` (a path: escaped by cJSON). */
+static void s_json_result(cJSON *root, const char *name, const ed_eval_result *r)
 {
-    fprintf(f, "  \"%s\": {\"accuracy\": %.6f, \"loss\": %.6f, \"n\": %ld}%s\n", name,
-            ed_eval_accuracy(r), r->loss, r->n, last ? "" : ",");
+    cJSON *o = cJSON_AddObjectToObject(root, name);
+    if (!o)
+        return;
+    cJSON_AddNumberToObject(o, "accuracy", ed_eval_accuracy(r));
+    cJSON_AddNumberToObject(o, "loss", r->loss);
+    cJSON_AddNumberToObject(o, "n", (double)r->n);
+}
+
+/* Writes {path: result, ..., "ensemble": result} to path with cJSON. */
+static int s_write_json(const char *path, char *const *paths, const ed_eval_result *results, int K,
+                        ed_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    for (int k = 0; root && k < K; k++)
+        s_json_result(root, paths[k], &results[k]);
+    if (root && K > 1)
+        s_json_result(root, "ensemble", &results[K]);
+    char *text = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text)
+        return ed_err_set(err, ED_ENOMEM, "out of memory writing %s", path);
+    FILE *f = fopen(path, "w");
+    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
+    if (f && fclose(f))
+        bad = 1;
+    cJSON_free(text);
+    if (bad)
+        return ed_err_set(err, ED_EIO, "%s: cannot write JSON results", path);
+    return 0;
 }
 
 int st_eval_main(int argc, char **argv)
@@ -70,7 +99,6 @@ int st_eval_main(int argc, char **argv)
     ed_member *members[ST_MAX_MODELS] = {0};
     ed_eval_result results[ST_MAX_MODELS + 1];
     memset(results, 0, sizeof results);
-    FILE *jf = NULL;
     int K = list ? s_split_models(list, paths, ST_MAX_MODELS, &err) : ed_err_set(&err, ED_ENOMEM, "out of memory");
     rc = 1;
     if (K < 0)
@@ -99,32 +127,13 @@ int st_eval_main(int argc, char **argv)
         printf("\nper-class summary (%s):\n", K > 1 ? "ensemble" : paths[0]);
         ed_eval_print_confusion(summary, stdout);
     }
-    if (o.json) {
-        jf = fopen(o.json, "w");
-        if (!jf) {
-            ed_err_set(&err, ED_EIO, "%s: cannot write JSON results", o.json);
-            goto fail;
-        }
-        fprintf(jf, "{\n");
-        for (int k = 0; k < K; k++)
-            s_json_result(jf, paths[k], &results[k], K == 1 && k == K - 1);
-        if (K > 1)
-            s_json_result(jf, "ensemble", &results[K], true);
-        fprintf(jf, "}\n");
-        if (fclose(jf)) {
-            jf = NULL;
-            ed_err_set(&err, ED_EIO, "%s: write failed", o.json);
-            goto fail;
-        }
-        jf = NULL;
-    }
+    if (o.json && s_write_json(o.json, paths, results, K, &err))
+        goto fail;
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "student_trainer eval: %s\n", err.msg);
 done:
-    if (jf)
-        fclose(jf);
     for (int k = 0; k <= K && k <= ST_MAX_MODELS; k++)
         ed_eval_result_free(&results[k]);
     for (int k = 0; k < ST_MAX_MODELS; k++)

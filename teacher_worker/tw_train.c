@@ -184,16 +184,29 @@ static int s_train(const tw_train_opts *o)
                             (double)seen / secs);
         }
         if (metrics) {
-            fprintf(metrics,
-                    "{\"epoch\":%d,\"step\":%ld,\"lr\":%.6g,\"train_loss\":%.6f,\"train_accuracy\":%.6f,"
-                    "\"samples_per_s\":%.1f,\"seconds\":%.3f",
-                    epoch, step, (double)ed_opt_lr_at(&oc, step > 0 ? step - 1 : 0),
-                    loss_sum / (double)seen, (double)correct / (double)seen, (double)seen / secs,
-                    secs);
-            if (have_test)
-                fprintf(metrics, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f", res.loss, test_acc);
-            fprintf(metrics, "}\n");
-            fflush(metrics);
+            cJSON *rec = cJSON_CreateObject();
+            if (rec) {
+                cJSON_AddNumberToObject(rec, "epoch", epoch);
+                cJSON_AddNumberToObject(rec, "step", (double)step);
+                cJSON_AddNumberToObject(rec, "lr", (double)ed_opt_lr_at(&oc, step > 0 ? step - 1 : 0));
+                cJSON_AddNumberToObject(rec, "train_loss", loss_sum / (double)seen);
+                cJSON_AddNumberToObject(rec, "train_accuracy", (double)correct / (double)seen);
+                cJSON_AddNumberToObject(rec, "samples_per_s", (double)seen / secs);
+                cJSON_AddNumberToObject(rec, "seconds", secs);
+                if (have_test) {
+                    cJSON_AddNumberToObject(rec, "test_loss", res.loss);
+                    cJSON_AddNumberToObject(rec, "test_accuracy", test_acc);
+                }
+            }
+            char *line = rec ? cJSON_PrintUnformatted(rec) : NULL;
+            cJSON_Delete(rec);
+            if (line) {
+                fprintf(metrics, "%s\n", line);
+                fflush(metrics);
+            } else {
+                ed_log_warn("out of memory: epoch %d's metrics line not written", epoch);
+            }
+            cJSON_free(line);
         }
         ed_eval_result_free(&res);
     }

@@ -7,6 +7,9 @@
 #  - a client with an unknown key and a plaintext client get no logits within 2 s (pyzmq), while an
 #    authorized client and a distillation running at the same time keep being served; the worker
 #    logs the refused key; trainers with the wrong keys or none fail with a hint about keys;
+#  - SIGHUP makes a worker re-read --curve-clients: a revoked trainer key is refused from its next
+#    connection, a new key admitted, a broken list reported and ignored, and a trainer connected
+#    across the reload keeps being served (issue 10, defect 10);
 #  - a plaintext worker bound to 0.0.0.0 logs a warning; one on 127.0.0.1 or with CURVE does not.
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
@@ -130,6 +133,48 @@ FP_AGAIN=$(distill again "$EP_A,$EP_B" "${TRAINER_KEYS[@]}")
 [[ "$FP_AGAIN" == "$FP_PLAIN" ]] || fail "after the refused clients: student $FP_AGAIN"
 pass "workers still serve the authorized trainer after refusing others"
 
+# --- SIGHUP re-reads --curve-clients without dropping the connections already made -------------
+mkdir -p "$K/hup"; cp "$K/trainer.pub" "$K/hup/"
+start_worker "$WORK/m1.safetensors" "$WORK/hup.ready" --blas-threads 1 --curve-secret "$K/teacher.key" \
+    --curve-clients "$K/hup"; EP_H=$WORKER_EP; PID_H=$WORKER_PID
+"$ST" distill --teachers "$EP_H" --labeled-end 500 --unlabeled "$TRAIN_X" --unlabeled-start 500 \
+    --unlabeled-end 3000 --arch 784,32,10 --epochs 1000 --batch-size 64 --seed 5 --blas-threads 1 \
+    --out "$WORK/hup.safetensors" --metrics "$WORK/hup.jsonl" --quiet "${TRAINER_KEYS[@]}" \
+    > "$WORK/hup.out" 2> "$WORK/hup.err" &
+LONG2=$!
+E2E_PIDS+=("$LONG2")
+hup_epochs() { grep -c '"epoch"' "$WORK/hup.jsonl" 2>/dev/null || true; }
+for _ in $(seq 1 600); do [[ $(hup_epochs) -ge 1 ]] && break; kill -0 "$LONG2" 2>/dev/null || break; sleep 0.05; done
+[[ $(hup_epochs) -ge 1 ]] || { cat "$WORK/hup.err" >&2; fail "the distillation before SIGHUP did not finish an epoch"; }
+INTRUDER_KEYS=(--curve-secret "$K/intruder.key" --curve-server-keys "$K/teacher.pub")
+SHORT=(--labeled-end 500 --arch 784,32,10 --steps 3 --batch-size 64 --blas-threads 1 --connect-timeout 3)
+expect_fail "before SIGHUP: a key not in the list" "did not report ready.*(CURVE|key)" \
+  "$ST" distill --teachers "$EP_H" --out "$WORK/x.safetensors" "${SHORT[@]}" "${INTRUDER_KEYS[@]}"
+# Revoke the trainer's key, admit the other one; a broken list first: refused, the old one stays.
+printf 'not a key\n' > "$K/hup/broken.pub"
+kill -HUP "$PID_H"
+for _ in $(seq 1 100); do grep -q "SIGHUP: keeping the current allow-list" "$WORK/workers.log" && break; sleep 0.05; done
+grep -q "SIGHUP: keeping the current allow-list.*broken.pub" "$WORK/workers.log" ||
+  { cat "$WORK/workers.log" >&2; fail "a broken allow-list on SIGHUP was not reported"; }
+rm "$K/hup/broken.pub" "$K/hup/trainer.pub"; cp "$K/intruder.pub" "$K/hup/"
+n_reload=$(grep -c "allow-list reloaded" "$WORK/workers.log" || true)
+kill -HUP "$PID_H"
+for _ in $(seq 1 100); do [[ $(grep -c "allow-list reloaded" "$WORK/workers.log") -gt $n_reload ]] && break; sleep 0.05; done
+grep -q "allow-list reloaded: 1 authorized client key(s) from $K/hup" "$WORK/workers.log" ||
+  { cat "$WORK/workers.log" >&2; fail "SIGHUP did not reload the allow-list"; }
+E_HUP=$(hup_epochs)
+"$ST" distill --teachers "$EP_H" --out "$WORK/x.safetensors" "${SHORT[@]}" "${INTRUDER_KEYS[@]}" \
+    >/dev/null 2>"$WORK/newkey.err" || { cat "$WORK/newkey.err" >&2; fail "after SIGHUP: the added key is not admitted"; }
+expect_fail "after SIGHUP: the revoked key, on a new connection" "did not report ready.*(CURVE|key)" \
+  "$ST" distill --teachers "$EP_H" --out "$WORK/x.safetensors" "${SHORT[@]}" "${TRAINER_KEYS[@]}"
+for _ in $(seq 1 600); do [[ $(hup_epochs) -gt $E_HUP ]] && break; sleep 0.05; done
+kill -0 "$LONG2" 2>/dev/null || { cat "$WORK/hup.err" >&2; fail "the connected trainer ended after SIGHUP"; }
+(( $(hup_epochs) > E_HUP )) || fail "the connected trainer made no progress after SIGHUP"
+grep -q "is down" "$WORK/hup.err" && { cat "$WORK/hup.err" >&2; fail "SIGHUP dropped the connected trainer"; }
+kill -TERM "$LONG2"; rc=0; wait "$LONG2" || rc=$?
+[[ $rc == 143 ]] || { cat "$WORK/hup.err" >&2; fail "the trainer connected across SIGHUP exited $rc"; }
+pass "SIGHUP: new key admitted, revoked key refused on its next connection, the connected trainer kept going (epochs $E_HUP -> more)"
+
 # --- plaintext on a non-loopback address: warned -------------------------------------------------
 start_worker "$WORK/m1.safetensors" "$WORK/w.ready" --bind "tcp://0.0.0.0:*" --blas-threads 1
 grep -qF "WARNING: serving in PLAINTEXT on tcp://0.0.0.0:*" "$WORK/workers.log" ||
@@ -141,11 +186,11 @@ start_worker "$WORK/m1.safetensors" "$WORK/w2.ready" --bind "tcp://0.0.0.0:*" --
 pass "CURVE worker on tcp://0.0.0.0:* does not warn"
 
 for p in "${E2E_PIDS[@]}"; do
-  [[ $p == "$LONG" ]] && continue
+  [[ $p == "$LONG" || $p == "$LONG2" ]] && continue
   kill -TERM "$p"
 done
 for p in "${E2E_PIDS[@]}"; do
-  [[ $p == "$LONG" ]] && continue
+  [[ $p == "$LONG" || $p == "$LONG2" ]] && continue
   wait "$p" || fail "a worker exited with $? on SIGTERM"
 done
 E2E_PIDS=()
