@@ -10,6 +10,8 @@
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
 #   wire_bytes_per_sample                     bytes on the wire per sample per member, u8 vs f32
 #   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
+#   rejoin_seconds                            tests/e2e/rejoin.sh: a killed worker restarted 20
+#                                             times; ready file -> trainer's "is back" (p95 <= 1 s)
 #
 # Threads on this 2-core machine: a process that runs alone (ed_bench, in-process distill, the
 # PyTorch reference) uses 2 OpenBLAS threads. When K workers and the trainer share the 2 cores, every
@@ -18,7 +20,7 @@
 # over the cores: the teachers compute the next batches on one core while the student trains on the
 # other. Measured here on a quiet machine, a 2-thread trainer instead oversubscribes the cores
 # (3 runnable BLAS threads for K = 1) and loses 20-30% (K=1 remote/in-process 0.81 vs 1.19). Knobs: BENCH_REPEATS, BENCH_STEPS, BENCH_WORKER_BLAS,
-# BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_KEEP=1 (keep the work directory).
+# BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_REJOIN_RESTARTS, BENCH_KEEP=1 (keep the work directory).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build}" && pwd)
@@ -216,6 +218,11 @@ else
         --samples "$TS" --threads 2 >>"$RAW/torch.jsonl" 2>>"$WORK/torch.log"
   done
 fi
+
+log "rejoin after a worker restart (tests/e2e/rejoin.sh, ${BENCH_REJOIN_RESTARTS:-20} restarts)"
+REJOIN_JSON="$RAW/rejoin.json" REJOIN_RESTARTS=${BENCH_REJOIN_RESTARTS:-20} \
+    bash "$SRC/tests/e2e/rejoin.sh" "$BUILD" "$SRC" >"$WORK/rejoin.log" 2>&1 ||
+  { tail -n 20 "$WORK/rejoin.log" >&2; echo "bench: rejoin measurement failed" >&2; }
 
 log "writing $OUT"
 "$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$OUT" --torch-note "$TORCH_NOTE" \

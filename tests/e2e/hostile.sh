@@ -35,4 +35,9 @@ kill -0 "$WORKER_PID" 2>/dev/null && fail "worker still running 10 s after SIGTE
 rc=0; wait "$WORKER_PID" || rc=$?
 [[ $rc -eq 0 ]] || { tail -n 20 "$WORK/workers.log" >&2; fail "worker exited with $rc after SIGTERM, expected 0"; }
 pass "SIGTERM -> exit 0"
+# The client above checked that a frame over 256 MiB gets no reply (the connection is dropped):
+# docs/PROTOCOL.md's error table must say so, not promise an ETOOBIG reply (issue 10, defect 9).
+grep -q '^| frame over 256 MiB | none: connection dropped' "$SRC/docs/PROTOCOL.md" ||
+  fail "docs/PROTOCOL.md does not say that a frame over 256 MiB drops the connection"
+pass "docs/PROTOCOL.md describes the dropped connection for frames over 256 MiB"
 echo "hostile input checks passed"
