@@ -148,16 +148,13 @@ static char *s_config_json(const st_distill_opts *o, const st_mixer *mix, const 
     cJSON_AddNumberToObject(c, "unlabeled-end", (double)o->unlabeled_end);
     cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
     cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
-    /* Members by weights fingerprint ("name (fnv1a64:...) at ..."), sorted: endpoints may move. */
+    /* Members by weights fingerprint, sorted: endpoints may move. */
     int K = st_pool_member_count(pool);
     char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
     cJSON *teachers = cJSON_AddArrayToObject(c, "teachers");
     if (fps) {
-        for (int k = 0; k < K; k++) {
-            const char *d = st_pool_member_describe(pool, k);
-            const char *f = strstr(d, "fnv1a64:");
-            snprintf(fps[k], sizeof fps[k], "%.24s", f ? f : st_pool_member_name(pool, k));
-        }
+        for (int k = 0; k < K; k++)
+            snprintf(fps[k], sizeof fps[k], "%s", st_pool_member_fingerprint(pool, k));
         qsort(fps, (size_t)K, sizeof *fps, s_cmp_str);
         for (int k = 0; k < K; k++)
             cJSON_AddItemToArray(teachers, cJSON_CreateString(fps[k]));
@@ -355,25 +352,23 @@ static int s_distill(const st_distill_opts *o)
     bool ck_written = false;    /* a checkpoint of the current position is on disk */
     ed_arch arch;
     if (ed_train_flags_validate(&o->train, &arch, &err)) {
-        fprintf(stderr, "student_trainer distill: %s\n", err.msg);
+        ed_log_error("%s", err.msg);
         return 2;
     }
     int combine = ed_combine_parse(o->combine), soft = ed_soft_loss_parse(o->soft_loss);
     const char *bad = combine < 0 ? "--combine" : soft < 0 ? "--soft-loss" : NULL;
     if (bad) {
-        fprintf(stderr, "student_trainer distill: %s: unknown value (see --help)\n", bad);
+        ed_log_error("%s: unknown value (see --help)", bad);
         return 2;
     }
     if (!(o->temperature > 0) || o->alpha < 0 || o->alpha > 1 || o->inflight < 1) {
-        fprintf(stderr, "student_trainer distill: need --temperature > 0, 0 <= --alpha <= 1 and "
-                        "--inflight >= 1\n");
+        ed_log_error("need --temperature > 0, 0 <= --alpha <= 1 and --inflight >= 1");
         return 2;
     }
     const bool want_resume = o->resume || o->resume_if_present;
     if ((want_resume && !o->checkpoint) || o->checkpoint_every < 0) {
-        fprintf(stderr, "student_trainer distill: %s\n",
-                o->checkpoint_every < 0 ? "--checkpoint-every must be >= 0"
-                                        : "--resume needs --checkpoint FILE");
+        ed_log_error("%s", o->checkpoint_every < 0 ? "--checkpoint-every must be >= 0"
+                                                   : "--resume needs --checkpoint FILE");
         return 2;
     }
     if (o->checkpoint) {
@@ -381,20 +376,19 @@ static int s_distill(const st_distill_opts *o)
         struct stat sb;
         bool exists = stat(o->checkpoint, &sb) == 0;
         if (exists && !want_resume) {
-            fprintf(stderr, "student_trainer distill: %s already exists: pass --resume to continue "
-                            "that run, or remove it to start over\n", o->checkpoint);
+            ed_log_error("%s already exists: pass --resume to continue that run, or remove it to "
+                         "start over", o->checkpoint);
             return 2;
         }
         if (!exists && o->resume && !o->resume_if_present) {
-            fprintf(stderr, "student_trainer distill: --resume: no checkpoint at %s (use "
-                            "--resume-if-present to start a new run when there is none)\n",
-                    o->checkpoint);
+            ed_log_error("--resume: no checkpoint at %s (use --resume-if-present to start a new "
+                         "run when there is none)", o->checkpoint);
             return 2;
         }
         if (exists) {
             ck = ed_checkpoint_read(o->checkpoint, &err);
             if (!ck) {
-                fprintf(stderr, "student_trainer distill: cannot resume: %s\n", err.msg);
+                ed_log_error("cannot resume: %s", err.msg);
                 return 2;
             }
         } else if (want_resume) {
@@ -749,7 +743,7 @@ fail_teachers:
     if (err.code == ED_ESTOPPED && s_stop_signal)
         goto interrupted; /* a signal while the pool waited for dead teachers */
 fail:
-    fprintf(stderr, "student_trainer distill: %s\n", err.msg[0] ? err.msg : ed_strerror(err.code));
+    ed_log_error("%s", err.msg[0] ? err.msg : ed_strerror(err.code));
 done:
     if (signals_installed)
         s_signals_restore(old_sig);
@@ -838,12 +832,12 @@ int st_distill_main(int argc, char **argv)
     if (!ed_cli_parse_command(&spec, "student_trainer distill", argc, argv, &rc))
         return rc;
     if ((o.test_images == NULL) != (o.test_labels == NULL)) {
-        fprintf(stderr, "student_trainer distill: give both --test-images and --test-labels\n");
+        ed_log_error("give both --test-images and --test-labels");
         return 2;
     }
     static st_curve curve; /* the pool keeps pointers into it */
     if (st_curve_load(&curve, o.curve_secret, o.curve_server_keys, &err) < 0) {
-        fprintf(stderr, "student_trainer distill: %s\n", err.msg);
+        ed_log_error("%s", err.msg);
         return 2;
     }
     o.curve = &curve;

@@ -12,6 +12,7 @@
 
 #include "ed_cli.h"
 #include "ed_eval.h"
+#include "ed_log.h"
 #include "ed_member.h"
 
 #define ST_MAX_MODELS 64
@@ -132,7 +133,7 @@ int st_eval_main(int argc, char **argv)
     rc = 0;
     goto done;
 fail:
-    fprintf(stderr, "student_trainer eval: %s\n", err.msg);
+    ed_log_error("%s", err.msg);
 done:
     for (int k = 0; k <= K && k <= ST_MAX_MODELS; k++)
         ed_eval_result_free(&results[k]);

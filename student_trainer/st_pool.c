@@ -430,6 +430,11 @@ const char *st_pool_member_name(const st_pool *p, int k)
     return p->members[k].name;
 }
 
+const char *st_pool_member_fingerprint(const st_pool *p, int k)
+{
+    return p->members[k].fingerprint;
+}
+
 int st_pool_replica_count(const st_pool *p, int k)
 {
     int n = 0;

@@ -75,6 +75,8 @@ void st_pool_close(st_pool **pp);
 /* Members known now. Membership can grow during a run (elastic DNS); indices never change. */
 int st_pool_member_count(const st_pool *p);
 const char *st_pool_member_name(const st_pool *p, int k);
+/* Member k's weights fingerprint, "fnv1a64:<16 hex digits>" (what identifies a member). */
+const char *st_pool_member_fingerprint(const st_pool *p, int k);
 /* Number of replicas of member k and a description "name (fnv1a64:..) at ep1, ep2". */
 int st_pool_replica_count(const st_pool *p, int k);
 const char *st_pool_member_describe(const st_pool *p, int k);
