@@ -68,7 +68,7 @@ static int s_compute_local(st_pool *p, st_replica *r, st_slot *sl, int k, ed_err
 
 /* Sends member k's request of slot to its least-loaded live replica; leaves it WAITING if there is
  * none. Only in-process forward errors are returned. */
-int stp_dispatch(st_pool *p, int slot, int k, ed_err *err)
+static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
 {
     st_slot *sl = &p->slots[slot];
     for (;;) {
@@ -91,6 +91,7 @@ int stp_dispatch(st_pool *p, int slot, int k, ed_err *err)
                     .u.request = {.request_id = id, .dtype = p->cfg.dtype, .batch = (uint32_t)sl->n,
                                   .dim = (uint32_t)p->cfg.input_dim, .data = sl->x}};
         if (stp_send_msg(p, r, &m) == 0) {
+            p->failovers += sl->req[k].failover;
             sl->req[k] = (st_req){.st = Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
             r->inflight++;
             return 0;
@@ -133,7 +134,7 @@ static int s_retry_waiting(st_pool *p, ed_err *err)
             continue;
         for (int k = 0; k < p->n_members; k++)
             if (sl->req[k].st == Q_WAITING && stp_live_replicas(p, k) > 0) {
-                int rc = stp_dispatch(p, s, k, err);
+                int rc = s_dispatch(p, s, k, err);
                 if (rc)
                     return rc;
             }
@@ -141,9 +142,13 @@ static int s_retry_waiting(st_pool *p, ed_err *err)
     return 0;
 }
 
-/* Waits up to max_block seconds for socket activity, then runs every timer once. */
+/* Waits up to max_block seconds for socket activity, then runs every timer once. WAITING requests
+ * (their replica went down) are re-dispatched before the wait and after the timers. */
 static int s_service(st_pool *p, double max_block, ed_err *err)
 {
+    int rc = s_retry_waiting(p, err);
+    if (rc)
+        return rc;
     if (p->items_dirty)
         s_rebuild_items(p);
     double now = ed_now(), next = now + max_block;
@@ -167,10 +172,8 @@ static int s_service(st_pool *p, double max_block, ed_err *err)
             int ri = p->item_rep[it];
             if (p->items[it].socket == p->reps[ri].mon) {
                 stp_read_monitor(p, ri);
-            } else {
-                int rc = stp_read_socket(p, ri, err);
-                if (rc)
-                    return rc;
+            } else if ((rc = stp_read_socket(p, ri, err))) {
+                return rc;
             }
         }
     } else if (timeout_ms > 0) {
@@ -474,9 +477,9 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err)
     memcpy(sl->x, b->x, (size_t)b->n * (size_t)b->dim * ed_dtype_size(b->dtype));
     memcpy(sl->y, b->y, sizeof(int32_t) * (size_t)b->n);
     for (int k = 0; k < ST_POOL_MAX_MEMBERS; k++)
-        sl->req[k].st = Q_IDLE;
+        sl->req[k] = (st_req){.st = Q_IDLE};
     for (int k = 0; k < p->n_members; k++) {
-        int rc = stp_dispatch(p, slot, k, err);
+        int rc = s_dispatch(p, slot, k, err);
         if (rc)
             return rc;
     }

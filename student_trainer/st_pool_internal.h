@@ -1,7 +1,9 @@
 /*
  * st_pool_internal: the state of a teacher pool (sources, replicas, members, slots) and the functions
  * st_pool.c (the batch pipeline) and st_replica.c (the life of a replica) share. Not a public API:
- * only those two files include it. Cross-file functions carry the stp_ prefix.
+ * only those two files include it. Cross-file functions carry the stp_ prefix. Calls go one way:
+ * st_pool.c calls st_replica.c; the replica side only marks requests WAITING and the pool
+ * re-dispatches them.
  */
 #ifndef ST_POOL_INTERNAL_H
 #define ST_POOL_INTERNAL_H
@@ -23,7 +25,8 @@
 #define ST_RECONNECT_MAX_MS 250     /* reconnects back off from 100 ms up to this */
 #define ST_CONNECT_TIMEOUT_MS 1000  /* give up a TCP connect whose SYN is not answered */
 #define ST_HEARTBEAT_IVL_MS 1000    /* ZMTP PING on every connection this often ... */
-#define ST_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop a connection silent for this long */
+#define ST_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop it when nothing came back for this long */
+#define ST_HEARTBEAT_TTL_MS 6000    /* asks the worker to drop us after this long without one (>= its own 5 s timeout) */
 
 typedef enum { SRC_STATIC, SRC_DNS, SRC_FILE } st_source_kind;
 
@@ -73,6 +76,7 @@ typedef struct {
     uint64_t id;
     int replica;
     double sent_at;
+    bool failover;      /* WAITING because its replica went down: counted when re-sent */
 } st_req;
 
 typedef struct {
@@ -134,7 +138,7 @@ int stp_live_replicas(const st_pool *p, int k);
 int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err);
 int stp_add_local(st_pool *p, int source, const char *path, ed_err *err);
 void stp_free_replica(st_pool *p, st_replica *r);
-/* Marks a replica DOWN (logging why) and re-dispatches its outstanding requests. */
+/* Marks a replica DOWN (logging why); its outstanding requests go back to WAITING. */
 void stp_mark_down(st_pool *p, int ri, const char *why);
 /* Handles member info: admits, brings back, or refuses the replica. */
 int stp_on_info(st_pool *p, int ri, const ed_member_info *info);
@@ -148,10 +152,5 @@ void stp_deadlines(st_pool *p, double now);
  * replicas, ...) are left out, with nothing left open; returns the first such error (in err), 0 if
  * every address was added or known. */
 int stp_resolve(st_pool *p, ed_err *err);
-
-/* ---- st_pool.c ---- */
-
-/* Sends member k's share of slot to its least-loaded live replica, or leaves it WAITING. */
-int stp_dispatch(st_pool *p, int slot, int k, ed_err *err);
 
 #endif

@@ -126,8 +126,9 @@ static const char *s_server_key(const st_pool *p, int source)
 /* Socket options of every DEALER. Reconnects are retried every 100 ms and at most every
  * ST_RECONNECT_MAX_MS (not ZeroMQ's 2 s backoff cap), so a restarted worker is found within a
  * fraction of a second; a connect attempt whose SYN gets no answer is abandoned after
- * ST_CONNECT_TIMEOUT_MS; ZMTP heartbeats drop a connection that stays silent for
- * ST_HEARTBEAT_TIMEOUT_MS (a blacked-out link), which then reconnects. */
+ * ST_CONNECT_TIMEOUT_MS; ZMTP heartbeats drop a connection whose PING goes unanswered for
+ * ST_HEARTBEAT_TIMEOUT_MS (a blacked-out link), which then reconnects (the worker pings too and
+ * drops its end on its own timeout). */
 static int s_dealer_options(void *sock)
 {
     const struct { int opt, v; } o[] = {
@@ -140,7 +141,7 @@ static int s_dealer_options(void *sock)
         {ZMQ_CONNECT_TIMEOUT, ST_CONNECT_TIMEOUT_MS},
         {ZMQ_HEARTBEAT_IVL, ST_HEARTBEAT_IVL_MS},
         {ZMQ_HEARTBEAT_TIMEOUT, ST_HEARTBEAT_TIMEOUT_MS},
-        {ZMQ_HEARTBEAT_TTL, ST_HEARTBEAT_TIMEOUT_MS},
+        {ZMQ_HEARTBEAT_TTL, ST_HEARTBEAT_TTL_MS},
     };
     for (size_t i = 0; i < sizeof o / sizeof o[0]; i++)
         if (zmq_setsockopt(sock, o[i].opt, &o[i].v, sizeof o[i].v))
@@ -254,7 +255,8 @@ void stp_free_replica(st_pool *p, st_replica *r)
     p->items_dirty = true;
 }
 
-/* Requests outstanding at replica ri go back to WAITING and are re-dispatched where possible. */
+/* Requests outstanding at replica ri go back to WAITING (marked as failovers); the pool's service
+ * loop re-dispatches them to another live replica (st_pool.c s_retry_waiting). */
 static void s_reassign(st_pool *p, int ri)
 {
     for (int s = 0; s < p->cfg.depth; s++) {
@@ -265,8 +267,7 @@ static void s_reassign(st_pool *p, int ri)
             if (sl->req[k].st != Q_PENDING || sl->req[k].replica != ri)
                 continue;
             sl->req[k].st = Q_WAITING;
-            if (stp_dispatch(p, s, k, NULL) == 0 && sl->req[k].st == Q_PENDING)
-                p->failovers++;
+            sl->req[k].failover = true;
         }
     }
     p->reps[ri].inflight = 0;

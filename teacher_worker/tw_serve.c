@@ -57,8 +57,14 @@
 #define S_MAX_QUEUE 65536
 #define S_MAX_BATCH (1 << 20)
 #define S_MONITOR_ENDPOINT "inproc://tw-serve-monitor"
-#define S_HEARTBEAT_IVL_MS 1000     /* ZMTP PING on every connection this often ... */
-#define S_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop one silent for this long */
+/* ZMTP heartbeats: the worker pings every connection every second and drops one whose peer stays
+ * silent S_HEARTBEAT_TIMEOUT_MS after a ping (a dead link: no FIN, no RST). libzmq resets that
+ * timer per whole message, and the peer's PONG queues behind a frame it is sending, so the timeout
+ * must also cover receiving the largest frame: 5 s (the trainer's side uses 3 s: its replies are
+ * small). The TTL the trainers send is not relied on: libzmq 4.3 arms it only while the engine is
+ * writing. */
+#define S_HEARTBEAT_IVL_MS 1000
+#define S_HEARTBEAT_TIMEOUT_MS 5000
 
 typedef struct {
     const char *model_path;
@@ -534,15 +540,14 @@ static int s_open_socket(s_server *s, ed_err *err)
     if (!s->sock)
         return ed_err_set(err, ED_EIO, "cannot create a ROUTER socket: %s",
                           zmq_strerror(zmq_errno()));
-    /* Heartbeats: a trainer whose link went silent (no FIN, no RST) is dropped after
-     * S_HEARTBEAT_TIMEOUT_MS instead of holding a dead connection; the trainers do the same. */
+    /* Heartbeats (see S_HEARTBEAT_IVL_MS): a peer whose link went silent (no FIN, no RST) is
+     * dropped instead of holding a dead connection. */
     int linger = S_LINGER_MS, hb_ivl = S_HEARTBEAT_IVL_MS, hb_timeout = S_HEARTBEAT_TIMEOUT_MS;
     int64_t maxmsg = (int64_t)ED_WIRE_MAX_MESSAGE;
     if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl) != 0 ||
-        zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) != 0 ||
-        zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TTL, &hb_timeout, sizeof hb_timeout) != 0)
+        zmq_setsockopt(s->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout) != 0)
         return ed_err_set(err, ED_EIO, "cannot set socket options: %s", zmq_strerror(zmq_errno()));
     /* CURVE: the ZAP handler must exist before the socket accepts its first peer. */
     if (s->opt.curve_secret && *s->opt.curve_secret) {
