@@ -1,0 +1,220 @@
+/*
+ * st_distill_ckpt: the resume side of `student_trainer distill` (see st_distill_ckpt.h): which
+ * checkpoint to read before connecting, the settings a resumed run must share, writing and
+ * restoring the position, and cutting the output files back to their length at the checkpoint.
+ */
+#include "st_distill_ckpt.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ed_log.h"
+
+int st_distill_ckpt_open(const st_distill_opts *o, ed_checkpoint **ck, ed_err *err)
+{
+    *ck = NULL;
+    const bool want_resume = o->resume || o->resume_if_present;
+    if (want_resume && !o->checkpoint)
+        return ed_err_set(err, ED_EINVAL, "--resume needs --checkpoint FILE");
+    if (o->checkpoint_every < 0)
+        return ed_err_set(err, ED_EINVAL, "--checkpoint-every must be >= 0");
+    if (!o->checkpoint)
+        return 0;
+    struct stat sb;
+    bool exists = stat(o->checkpoint, &sb) == 0;
+    if (exists && !want_resume)
+        return ed_err_set(err, ED_EINVAL, "%s already exists: pass --resume to continue that run, "
+                          "or remove it to start over", o->checkpoint);
+    if (!exists && o->resume && !o->resume_if_present)
+        return ed_err_set(err, ED_ENOTFOUND, "--resume: no checkpoint at %s (use "
+                          "--resume-if-present to start a new run when there is none)",
+                          o->checkpoint);
+    if (exists) {
+        *ck = ed_checkpoint_read(o->checkpoint, err);
+        if (!*ck)
+            return ed_err_wrap(err, "cannot resume");
+    } else if (want_resume) {
+        ed_log_info("no checkpoint at %s yet: starting a new run", o->checkpoint);
+    }
+    return 0;
+}
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The settings a resumed run must share with the run that wrote the checkpoint (keys are the flag
+ * names; "labeled-count"/"unlabeled-count" are the samples found in the files, "teachers" the
+ * members' weight fingerprints, sorted). Settings that do not change the trained student (inflight,
+ * timeouts, test files, output paths, BLAS threads) may change. Caller frees. */
+char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool)
+{
+    cJSON *c = cJSON_CreateObject();
+    ed_train_flags_to_json(&o->train, c);
+    cJSON_AddNumberToObject(c, "temperature", o->temperature);
+    cJSON_AddNumberToObject(c, "alpha", o->alpha);
+    cJSON_AddStringToObject(c, "combine", o->combine);
+    cJSON_AddStringToObject(c, "soft-loss", o->soft_loss);
+    cJSON_AddStringToObject(c, "labeled-images", o->labeled_images);
+    cJSON_AddStringToObject(c, "labeled-labels", o->labeled_labels);
+    cJSON_AddNumberToObject(c, "labeled-start", (double)o->labeled_start);
+    cJSON_AddNumberToObject(c, "labeled-end", (double)o->labeled_end);
+    if (o->unlabeled)
+        cJSON_AddStringToObject(c, "unlabeled", o->unlabeled);
+    else
+        cJSON_AddNullToObject(c, "unlabeled");
+    cJSON_AddNumberToObject(c, "unlabeled-start", (double)o->unlabeled_start);
+    cJSON_AddNumberToObject(c, "unlabeled-end", (double)o->unlabeled_end);
+    cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
+    cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
+    /* Members by weights fingerprint, sorted: endpoints may move. */
+    int K = st_pool_member_count(pool);
+    char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
+    cJSON *teachers = cJSON_AddArrayToObject(c, "teachers");
+    if (fps) {
+        for (int k = 0; k < K; k++)
+            snprintf(fps[k], sizeof fps[k], "%s", st_pool_member_fingerprint(pool, k));
+        qsort(fps, (size_t)K, sizeof *fps, s_cmp_str);
+        for (int k = 0; k < K; k++)
+            cJSON_AddItemToArray(teachers, cJSON_CreateString(fps[k]));
+        free(fps);
+    }
+    char *text = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    return text;
+}
+
+/* Writes the checkpoint: the trainer after pos->step steps, the position and the epoch's sums. */
+int st_distill_ckpt_save(const char *path, const char *config, const ed_trainer *t,
+                         const st_position *pos, const st_epoch_sums *sums, int K, ed_err *err)
+{
+    ed_checkpoint *c = ed_checkpoint_new(config, err);
+    if (!c)
+        return err->code;
+    int rc = ed_checkpoint_put_trainer(c, t, err);
+    const struct { const char *key; int64_t v; } ints[] = {
+        {"epoch", pos->epoch}, {"step", pos->step}, {"epoch_step", sums->steps},
+        {"metrics_bytes", pos->metrics_bytes}, {"dump_bytes", pos->dump_bytes},
+        {"members", K}, {"sums.samples", sums->samples}, {"sums.labeled", sums->labeled},
+        {"sums.correct", sums->correct}, {"sums.degraded", sums->degraded},
+    };
+    for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
+        rc = ed_checkpoint_put_int(c, ints[i].key, ints[i].v, err);
+    const struct { const char *key; double v; } reals[] = {
+        {"sums.loss", sums->loss}, {"sums.soft", sums->soft}, {"sums.hard", sums->hard},
+        {"test_accuracy", pos->test_acc},
+    };
+    for (size_t i = 0; !rc && i < sizeof reals / sizeof reals[0]; i++)
+        rc = ed_checkpoint_put_real(c, reals[i].key, reals[i].v, err);
+    for (int k = 0; !rc && k < K; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "sums.missing.%d", k);
+        rc = ed_checkpoint_put_int(c, key, sums->missing[k], err);
+    }
+    if (!rc)
+        rc = ed_checkpoint_put_rng(c, "mixer.mix", &pos->epoch_start.mix, err);
+    if (!rc)
+        rc = ed_checkpoint_put_rng(c, "mixer.labeled", &pos->epoch_start.loader[0], err);
+    if (!rc)
+        rc = ed_checkpoint_put_rng(c, "mixer.unlabeled", &pos->epoch_start.loader[1], err);
+    if (!rc)
+        rc = ed_checkpoint_write(c, path, err);
+    ed_checkpoint_destroy(&c);
+    return rc;
+}
+
+/* Restores trainer, position and sums from an open checkpoint whose config matched; checks that
+ * the position is consistent with this run's shape. */
+int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer *t, int K,
+                            const ed_train_plan *plan, st_position *pos, st_epoch_sums *sums,
+                            ed_err *err)
+{
+    const int epochs = plan->epochs;
+    const long steps_per_epoch = plan->steps_per_epoch, total_steps = plan->total_steps;
+    int64_t iv[10];
+    const char *ikeys[] = {"epoch", "step", "epoch_step", "metrics_bytes", "dump_bytes",
+                           "members", "sums.samples", "sums.labeled", "sums.correct",
+                           "sums.degraded"};
+    int rc = ed_checkpoint_get_trainer(c, t, err);
+    for (int i = 0; !rc && i < 10; i++)
+        rc = ed_checkpoint_get_int(c, ikeys[i], &iv[i], err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "sums.loss", &sums->loss, err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "sums.soft", &sums->soft, err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "sums.hard", &sums->hard, err);
+    if (!rc)
+        rc = ed_checkpoint_get_real(c, "test_accuracy", &pos->test_acc, err);
+    if (!rc)
+        rc = ed_checkpoint_get_rng(c, "mixer.mix", &pos->epoch_start.mix, err);
+    if (!rc)
+        rc = ed_checkpoint_get_rng(c, "mixer.labeled", &pos->epoch_start.loader[0], err);
+    if (!rc)
+        rc = ed_checkpoint_get_rng(c, "mixer.unlabeled", &pos->epoch_start.loader[1], err);
+    if (!rc && iv[5] != K)
+        rc = ed_err_set(err, ED_EFORMAT, "it counts %lld members, this run has %d", (long long)iv[5], K);
+    for (int k = 0; !rc && k < K; k++) {
+        char key[32];
+        int64_t v;
+        snprintf(key, sizeof key, "sums.missing.%d", k);
+        rc = ed_checkpoint_get_int(c, key, &v, err);
+        sums->missing[k] = (long)v;
+    }
+    if (rc)
+        return ed_err_wrap(err, "%s", path);
+    pos->epoch = (int)iv[0];
+    pos->step = (long)iv[1];
+    sums->steps = (long)iv[2];
+    pos->metrics_bytes = (long)iv[3];
+    pos->dump_bytes = (long)iv[4];
+    sums->samples = (long)iv[6];
+    sums->labeled = (long)iv[7];
+    sums->correct = (long)iv[8];
+    sums->degraded = (long)iv[9];
+    long epoch_steps = ed_train_plan_epoch_steps(plan, (long)iv[0]);
+    bool done = iv[0] == epochs + 1 && iv[1] == total_steps && iv[2] == 0;
+    if (!done && (iv[0] < 1 || iv[0] > epochs || iv[2] < 0 || iv[2] > epoch_steps ||
+                  iv[1] != (iv[0] - 1) * steps_per_epoch + iv[2] || (int64_t)t->opt->t != iv[1]))
+        return ed_err_set(err, ED_EFORMAT, "%s: inconsistent position (epoch %lld, step %lld, %lld "
+                          "steps into the epoch, optimizer at %ld) for %d epochs of %ld steps",
+                          path, (long long)iv[0], (long long)iv[1], (long long)iv[2], t->opt->t,
+                          epochs, steps_per_epoch);
+    return 0;
+}
+
+/* Opens an output file for appending after cutting it back to `bytes` (its length when the
+ * checkpoint was written), or fresh when bytes < 0. */
+FILE *st_distill_ckpt_reopen(const char *path, long bytes, const char *what)
+{
+    if (bytes < 0)
+        return fopen(path, "wb");
+    FILE *f;
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size < bytes)
+        ed_log_warn("%s: %s file %s than when the checkpoint was written; appending", path, what,
+                    stat(path, &sb) != 0 ? "missing, so it now lacks the lines from before" : "shorter");
+    else if (truncate(path, (off_t)bytes) != 0)
+        ed_log_warn("%s: cannot cut the %s file back to %ld bytes: %s", path, what, bytes,
+                    strerror(errno));
+    f = fopen(path, "ab");
+    if (f)
+        fseek(f, 0, SEEK_END); /* ftell in append mode is the end only after the first write */
+    return f;
+}
+
+/* Length of an output file so far (flushed), -1 for none or stdout. */
+long st_distill_ckpt_file_bytes(FILE *f)
+{
+    if (!f || f == stdout)
+        return -1;
+    fflush(f);
+    return ftell(f);
+}
+

@@ -1,0 +1,51 @@
+/*
+ * st_distill_internal: the state `student_trainer distill` shares between its files: the options
+ * (st_distill.c parses them), the epoch's running sums and the run's position (what a checkpoint
+ * records besides the trainer: st_distill_ckpt.c). Not a public API.
+ */
+#ifndef ST_DISTILL_INTERNAL_H
+#define ST_DISTILL_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "ed_train_flags.h"
+#include "st_curve.h"
+#include "st_mixer.h"
+
+typedef struct {
+    const char *teachers;
+    const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
+    long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
+    const char *member, *out, *metrics, *dump_targets;
+    const char *checkpoint;
+    long checkpoint_every;
+    bool resume, resume_if_present;
+    const char *combine, *soft_loss;
+    float temperature, alpha;
+    ed_train_flags train;       /* student architecture, optimizer, schedule, batching, seed, ... */
+    int inflight;
+    float timeout, connect_timeout, max_wait, resolve_interval, health_interval;
+    int quorum;
+    bool quiet;
+    const char *curve_secret, *curve_server_keys;
+    const st_curve *curve;  /* loaded from the two above; curve->on false: plaintext */
+} st_distill_opts;
+
+typedef struct {
+    double loss, soft, hard;
+    long samples, labeled, correct, steps;
+    long degraded;              /* batches averaged over fewer than all members */
+    long *missing;              /* [member] batches that member was missing from */
+} st_epoch_sums;
+
+/* Where the run is: what a checkpoint records besides the trainer. */
+typedef struct {
+    int epoch;                  /* the epoch under way (1-based; epochs + 1 when the run is done) */
+    long step;                  /* steps completed in all */
+    st_mixer_state epoch_start; /* the mixer's RNG states at the start of `epoch` */
+    double test_acc;            /* last test accuracy, -1 if none */
+    long metrics_bytes;         /* length of the metrics file, -1 when none or stdout */
+    long dump_bytes;            /* length of the targets dump, -1 when none */
+} st_position;
+
+#endif
