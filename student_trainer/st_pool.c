@@ -61,7 +61,7 @@ static int s_compute_local(st_pool *p, st_replica *r, st_slot *sl, int k, ed_err
     int rc = ed_member_forward(r->local, sl->x, p->cfg.dtype, sl->n, sl->logits[k], err);
     if (rc)
         return ed_err_wrap(err, "teacher %s", r->where);
-    sl->req[k].st = Q_DONE;
+    sl->req[k].st = ST_Q_DONE;
     stp_record_latency(p, 1000.0 * (ed_now() - t0));
     return 0;
 }
@@ -75,12 +75,12 @@ static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
         int best = -1;
         for (int i = 0; i < p->n_reps; i++) {
             const st_replica *r = &p->reps[i];
-            if (r->member == k && r->state == R_UP &&
+            if (r->member == k && r->state == ST_R_UP &&
                 (best < 0 || r->inflight < p->reps[best].inflight))
                 best = i;
         }
         if (best < 0) {
-            sl->req[k].st = Q_WAITING;
+            sl->req[k].st = ST_Q_WAITING;
             return 0;
         }
         st_replica *r = &p->reps[best];
@@ -92,7 +92,7 @@ static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
                                   .dim = (uint32_t)p->cfg.input_dim, .data = sl->x}};
         if (stp_send_msg(p, r, &m) == 0) {
             p->failovers += sl->req[k].failover;
-            sl->req[k] = (st_req){.st = Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
+            sl->req[k] = (st_req){.st = ST_Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
             r->inflight++;
             return 0;
         }
@@ -109,7 +109,7 @@ static void s_rebuild_items(st_pool *p)
     p->n_items = 0;
     for (int i = 0; i < p->n_reps; i++) {
         st_replica *r = &p->reps[i];
-        if (!r->sock || r->state == R_FREE || r->state == R_GONE)
+        if (!r->sock || r->state == ST_R_FREE || r->state == ST_R_GONE)
             continue;
         p->items[p->n_items] = (zmq_pollitem_t){.socket = r->sock, .events = ZMQ_POLLIN};
         p->item_rep[p->n_items++] = i;
@@ -133,7 +133,7 @@ static int s_retry_waiting(st_pool *p, ed_err *err)
         if (!sl->busy)
             continue;
         for (int k = 0; k < p->n_members; k++)
-            if (sl->req[k].st == Q_WAITING && stp_live_replicas(p, k) > 0) {
+            if (sl->req[k].st == ST_Q_WAITING && stp_live_replicas(p, k) > 0) {
                 int rc = s_dispatch(p, s, k, err);
                 if (rc)
                     return rc;
@@ -154,12 +154,12 @@ static int s_service(st_pool *p, double max_block, ed_err *err)
     double now = ed_now(), next = now + max_block;
     for (int i = 0; i < p->n_reps; i++) {
         const st_replica *r = &p->reps[i];
-        if (r->sock && (r->state == R_CONNECTING || r->state == R_DOWN))
+        if (r->sock && (r->state == ST_R_CONNECTING || r->state == ST_R_DOWN))
             next = fmin(next, r->next_ping);
     }
     for (int s = 0; s < p->cfg.depth; s++)
         for (int k = 0; k < p->n_members && p->slots[s].busy; k++)
-            if (p->slots[s].req[k].st == Q_PENDING)
+            if (p->slots[s].req[k].st == ST_Q_PENDING)
                 next = fmin(next, p->slots[s].req[k].sent_at + p->cfg.timeout_s);
     long timeout_ms = (long)fmax(0.0, ceil((next - now) * 1000.0));
     if (p->n_items > 0) {
@@ -205,10 +205,10 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
     if (p->n_sources == ST_MAX_SOURCES)
         return ed_err_set(err, ED_EINVAL, "--teachers: more than %d entries", ST_MAX_SOURCES);
     int si = p->n_sources++;
-    st_source *src = &p->sources[si];
+    st_teacher_source *src = &p->sources[si];
     stp_fmt(src->spec, sizeof src->spec, "%s", spec);
     if (!stp_is_endpoint(spec)) {
-        src->kind = SRC_FILE;
+        src->kind = ST_SRC_FILE;
         return stp_add_local(p, si, spec, err);
     }
     if (!p->zctx && !(p->zctx = zmq_ctx_new()))
@@ -217,10 +217,10 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
      * messages. */
     zmq_ctx_set(p->zctx, ZMQ_BLOCKY, 0);
     if (stp_split_dns(spec, src->host, sizeof src->host, src->port, sizeof src->port)) {
-        src->kind = SRC_DNS;
+        src->kind = ST_SRC_DNS;
         return 0; /* resolved by stp_resolve */
     }
-    src->kind = SRC_STATIC;
+    src->kind = ST_SRC_STATIC;
     return stp_add_remote(p, si, spec, err);
 }
 
@@ -232,7 +232,7 @@ static void s_handshake_note(const st_pool *p, const char *spec, char *note, siz
     note[0] = '\0';
     for (int i = 0; i < p->n_reps; i++) {
         const st_replica *r = &p->reps[i];
-        if (r->state != R_FREE && r->handshake[0] && !strcmp(p->sources[r->source].spec, spec)) {
+        if (r->state != ST_R_FREE && r->handshake[0] && !strcmp(p->sources[r->source].spec, spec)) {
             snprintf(note, size, "; %s", r->handshake);
             return;
         }
@@ -248,7 +248,7 @@ static int s_wait_ready(st_pool *p, ed_err *err)
         /* Admit in-process replicas (their info is known already). */
         for (int i = 0; i < p->n_reps; i++) {
             st_replica *r = &p->reps[i];
-            if (!r->sock && r->state == R_CONNECTING) {
+            if (!r->sock && r->state == ST_R_CONNECTING) {
                 char name[sizeof r->name], fp[sizeof r->fingerprint];
                 memcpy(name, r->name, sizeof name);
                 memcpy(fp, r->fingerprint, sizeof fp);
@@ -265,17 +265,17 @@ static int s_wait_ready(st_pool *p, ed_err *err)
             bool any_up = false, any_pending = false;
             for (int i = 0; i < p->n_reps; i++) {
                 const st_replica *r = &p->reps[i];
-                if (r->source != si || r->state == R_FREE)
+                if (r->source != si || r->state == ST_R_FREE)
                     continue;
-                any_up |= r->state == R_UP;
-                any_pending |= r->state == R_CONNECTING || r->state == R_DOWN;
-                if (p->sources[si].kind != SRC_DNS && r->state == R_REFUSED)
+                any_up |= r->state == ST_R_UP;
+                any_pending |= r->state == ST_R_CONNECTING || r->state == ST_R_DOWN;
+                if (p->sources[si].kind != ST_SRC_DNS && r->state == ST_R_REFUSED)
                     return ed_err_set(err, ED_EPEER, "%s", r->why);
             }
             double now = ed_now();
             if (any_up && first_up[si] == 0)
                 first_up[si] = now;
-            bool ready = p->sources[si].kind == SRC_DNS
+            bool ready = p->sources[si].kind == ST_SRC_DNS
                              ? any_up && (!any_pending || now - first_up[si] >= ST_DNS_GRACE)
                              : !any_pending;
             if (!ready)
@@ -377,7 +377,7 @@ st_pool *st_pool_open(const char *teachers, const st_pool_config *cfg, ed_err *e
     for (int si = 0; si < p->n_sources; si++) {
         bool any = false;
         for (int i = 0; i < p->n_reps; i++)
-            any |= p->reps[i].source == si && p->reps[i].state != R_FREE;
+            any |= p->reps[i].source == si && p->reps[i].state != ST_R_FREE;
         if (!any) {
             ed_err_set(err, ED_ENOTFOUND, "teacher name %s resolves to no address",
                        p->sources[si].host);
@@ -443,7 +443,7 @@ int st_pool_replica_count(const st_pool *p, int k)
     int n = 0;
     for (int i = 0; i < p->n_reps; i++) {
         st_rstate s = p->reps[i].state;
-        n += p->reps[i].member == k && (s == R_UP || s == R_DOWN || s == R_CONNECTING);
+        n += p->reps[i].member == k && (s == ST_R_UP || s == ST_R_DOWN || s == ST_R_CONNECTING);
     }
     return n;
 }
@@ -477,7 +477,7 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err)
     memcpy(sl->x, b->x, (size_t)b->n * (size_t)b->dim * ed_dtype_size(b->dtype));
     memcpy(sl->y, b->y, sizeof(int32_t) * (size_t)b->n);
     for (int k = 0; k < ST_POOL_MAX_MEMBERS; k++)
-        sl->req[k] = (st_req){.st = Q_IDLE};
+        sl->req[k] = (st_req){.st = ST_Q_IDLE};
     for (int k = 0; k < p->n_members; k++) {
         int rc = s_dispatch(p, slot, k, err);
         if (rc)
@@ -492,11 +492,11 @@ static void s_waiting_names(const st_pool *p, const st_slot *sl, char *buf, size
     size_t off = 0;
     buf[0] = '\0';
     for (int k = 0; k < p->n_members && off < size; k++) {
-        if (sl->req[k].st != Q_WAITING)
+        if (sl->req[k].st != ST_Q_WAITING)
             continue;
         const char *last = "never up";
         for (int i = 0; i < p->n_reps; i++)
-            if (p->reps[i].member == k && p->reps[i].state != R_FREE)
+            if (p->reps[i].member == k && p->reps[i].state != ST_R_FREE)
                 last = p->reps[i].where;
         int w = snprintf(buf + off, size - off, "%s%s (last at %s)", off ? ", " : "",
                          p->members[k].name, last);
@@ -516,10 +516,10 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
         int part = 0, done = 0, pending = 0, waiting = 0;
         for (int k = 0; k < p->n_members; k++) {
             st_qstate q = sl->req[k].st;
-            part += q != Q_IDLE;
-            done += q == Q_DONE;
-            pending += q == Q_PENDING;
-            waiting += q == Q_WAITING;
+            part += q != ST_Q_IDLE;
+            done += q == ST_Q_DONE;
+            pending += q == ST_Q_PENDING;
+            waiting += q == ST_Q_WAITING;
         }
         if (pending == 0) {
             int needed = p->quorum > 0 && p->quorum < part ? p->quorum : part;
@@ -552,9 +552,9 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
             return rc;
     }
     for (int k = 0; k < ST_POOL_MAX_MEMBERS; k++) {
-        sl->out[k] = sl->req[k].st == Q_DONE ? sl->logits[k] : NULL;
-        sl->missed[k] = sl->req[k].st == Q_WAITING;
-        sl->req[k].st = Q_IDLE;
+        sl->out[k] = sl->req[k].st == ST_Q_DONE ? sl->logits[k] : NULL;
+        sl->missed[k] = sl->req[k].st == ST_Q_WAITING;
+        sl->req[k].st = ST_Q_IDLE;
     }
     p->wait_s += ed_now() - t0;
     sl->busy = false;
@@ -598,8 +598,8 @@ void st_pool_stats_take(st_pool *p, st_pool_stats *out)
     out->failovers = p->failovers;
     for (int i = 0; i < p->n_reps; i++) {
         st_rstate s = p->reps[i].state;
-        out->replicas_up += s == R_UP;
-        out->replicas_known += s == R_UP || s == R_DOWN || s == R_CONNECTING;
+        out->replicas_up += s == ST_R_UP;
+        out->replicas_known += s == ST_R_UP || s == ST_R_DOWN || s == ST_R_CONNECTING;
     }
     p->replies = p->n_lat = 0;
     p->lat_sum = p->wait_s = 0.0;

@@ -28,17 +28,17 @@
 #define ST_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop it when nothing came back for this long */
 #define ST_HEARTBEAT_TTL_MS 6000    /* worker: drop us after this long unheard (>= 5 s) */
 
-typedef enum { SRC_STATIC, SRC_DNS, SRC_FILE } st_source_kind;
+typedef enum { ST_SRC_STATIC, ST_SRC_DNS, ST_SRC_FILE } st_teacher_source_kind;
 
 typedef struct {
-    st_source_kind kind;
+    st_teacher_source_kind kind;
     char spec[ST_ENDPOINT_LEN];  /* as given */
-    char host[256];              /* SRC_DNS */
-    char port[16];               /* SRC_DNS */
+    char host[256];              /* ST_SRC_DNS */
+    char port[16];               /* ST_SRC_DNS */
     bool resolved_once;
-} st_source;
+} st_teacher_source;
 
-typedef enum { R_FREE = 0, R_CONNECTING, R_UP, R_DOWN, R_REFUSED, R_GONE } st_rstate;
+typedef enum { ST_R_FREE = 0, ST_R_CONNECTING, ST_R_UP, ST_R_DOWN, ST_R_REFUSED, ST_R_GONE } st_rstate;
 
 typedef struct {
     st_rstate state;
@@ -69,7 +69,7 @@ typedef struct {
     char desc[1024];
 } st_member;
 
-typedef enum { Q_IDLE = 0, Q_PENDING, Q_WAITING, Q_DONE } st_qstate;
+typedef enum { ST_Q_IDLE = 0, ST_Q_PENDING, ST_Q_WAITING, ST_Q_DONE } st_qstate;
 
 typedef struct {
     st_qstate st;
@@ -96,7 +96,7 @@ struct st_pool {
     st_pool_config cfg;
     int quorum;                            /* effective; 0 = all members of the batch */
     void *zctx;
-    st_source sources[ST_MAX_SOURCES];
+    st_teacher_source sources[ST_MAX_SOURCES];
     int n_sources;
     st_replica reps[ST_POOL_MAX_REPLICAS];
     int n_reps;                            /* high-water mark of used entries */

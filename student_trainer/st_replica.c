@@ -87,7 +87,7 @@ int stp_live_replicas(const st_pool *p, int k)
 {
     int n = 0;
     for (int i = 0; i < p->n_reps; i++)
-        n += p->reps[i].member == k && p->reps[i].state == R_UP;
+        n += p->reps[i].member == k && p->reps[i].state == ST_R_UP;
     return n;
 }
 
@@ -98,7 +98,7 @@ static void s_describe_member(st_pool *p, int k)
     bool first = true;
     for (int i = 0; i < p->n_reps && off > 0 && (size_t)off < sizeof m->desc; i++) {
         const st_replica *r = &p->reps[i];
-        if (r->member != k || r->state == R_GONE || r->state == R_FREE || r->state == R_REFUSED)
+        if (r->member != k || r->state == ST_R_GONE || r->state == ST_R_FREE || r->state == ST_R_REFUSED)
             continue;
         off += stp_fmt(m->desc + off, sizeof m->desc - (size_t)off, "%s %s", first ? "" : ",",
                         r->where);
@@ -109,7 +109,7 @@ static void s_describe_member(st_pool *p, int k)
 static int s_new_replica_index(st_pool *p)
 {
     for (int i = 0; i < p->n_reps; i++)
-        if (p->reps[i].state == R_FREE)
+        if (p->reps[i].state == ST_R_FREE)
             return i;
     return p->n_reps < ST_POOL_MAX_REPLICAS ? p->n_reps++ : -1;
 }
@@ -206,12 +206,12 @@ int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
     if (rc) {
         /* Close what was opened (an open socket would block zmq_ctx_term) and free the entry. */
         stp_free_replica(p, r);
-        r->state = R_FREE;
+        r->state = ST_R_FREE;
         if (i == p->n_reps - 1)
             p->n_reps--;
         return rc;
     }
-    r->state = R_CONNECTING;
+    r->state = ST_R_CONNECTING;
     r->next_ping = ed_now();
     r->backoff = ST_BACKOFF_START;
     p->items_dirty = true;
@@ -227,7 +227,7 @@ int stp_add_local(st_pool *p, int source, const char *path, ed_err *err)
     memset(r, 0, sizeof *r);
     r->source = source;
     r->member = -1;
-    r->state = R_CONNECTING;
+    r->state = ST_R_CONNECTING;
     stp_fmt(r->where, sizeof r->where, "%s", path);
     r->local = ed_member_open(path, p->cfg.max_batch, err);
     if (!r->local)
@@ -264,9 +264,9 @@ static void s_reassign(st_pool *p, int ri)
         if (!sl->busy)
             continue;
         for (int k = 0; k < p->n_members; k++) {
-            if (sl->req[k].st != Q_PENDING || sl->req[k].replica != ri)
+            if (sl->req[k].st != ST_Q_PENDING || sl->req[k].replica != ri)
                 continue;
-            sl->req[k].st = Q_WAITING;
+            sl->req[k].st = ST_Q_WAITING;
             sl->req[k].failover = true;
         }
     }
@@ -276,11 +276,11 @@ static void s_reassign(st_pool *p, int ri)
 void stp_mark_down(st_pool *p, int ri, const char *why)
 {
     st_replica *r = &p->reps[ri];
-    if (r->state != R_UP && r->state != R_CONNECTING)
+    if (r->state != ST_R_UP && r->state != ST_R_CONNECTING)
         return;
     double now = ed_now();
-    bool was_up = r->state == R_UP;
-    r->state = R_DOWN;
+    bool was_up = r->state == ST_R_UP;
+    r->state = ST_R_DOWN;
     r->down_since = now;
     r->backoff = ST_BACKOFF_START;
     r->next_ping = now + r->backoff;
@@ -303,18 +303,18 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     r->last_heard = now;
     if (info->request_id == r->ping_id)
         r->ping_sent = 0;
-    if (r->state == R_REFUSED || r->state == R_GONE)
+    if (r->state == ST_R_REFUSED || r->state == ST_R_GONE)
         return 0;
     if (!info->ready) {
-        if (r->state == R_UP)
+        if (r->state == ST_R_UP)
             stp_mark_down(p, ri, "it reports not ready (stopping)");
         return 0;
     }
-    if (r->state == R_UP)
+    if (r->state == ST_R_UP)
         return 0;
     if ((int)info->input_dim != p->cfg.input_dim || (int)info->classes != p->cfg.classes ||
         (info->max_batch && (int)info->max_batch < p->cfg.max_batch)) {
-        r->state = R_REFUSED;
+        r->state = ST_R_REFUSED;
         stp_fmt(r->why, sizeof r->why,
                  "teacher %s (%s) takes %u inputs, outputs %u classes, accepts batches of %u; the "
                  "run needs %d inputs, %d classes, batches of %d%s",
@@ -329,7 +329,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     if (r->member >= 0) { /* a known replica coming back */
         st_member *m = &p->members[r->member];
         if (strcmp(info->fingerprint, m->fingerprint)) {
-            r->state = R_REFUSED;
+            r->state = ST_R_REFUSED;
             stp_fmt(r->why, sizeof r->why,
                      "teacher %s came back with weights %s, but it served member %s (%s); restart "
                      "it with %s's model file", r->where, info->fingerprint, m->name,
@@ -337,7 +337,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
             ed_log_error("REFUSED %s", r->why);
             return 0;
         }
-        r->state = R_UP;
+        r->state = ST_R_UP;
         r->backoff = ST_BACKOFF_START;
         p->up_events++;
         ed_log_info("teacher %s (%s) is back after %.1fs", r->where, m->name, now - r->down_since);
@@ -351,7 +351,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     if (k == p->n_members) {
         for (int j = 0; j < p->n_members; j++)
             if (!strcmp(p->members[j].name, r->name)) {
-                r->state = R_REFUSED;
+                r->state = ST_R_REFUSED;
                 stp_fmt(r->why, sizeof r->why,
                          "teacher %s says it is member %s but has weights %s, while %s's other "
                          "replicas have %s", r->where, r->name, r->fingerprint, r->name,
@@ -360,7 +360,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
                 return 0;
             }
         if (p->n_members == ST_POOL_MAX_MEMBERS) {
-            r->state = R_REFUSED;
+            r->state = ST_R_REFUSED;
             stp_fmt(r->why, sizeof r->why, "teacher %s: more than %d members", r->where,
                      ST_POOL_MAX_MEMBERS);
             ed_log_error("REFUSED %s", r->why);
@@ -375,7 +375,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
         ed_log_info("new replica of %s at %s", p->members[k].name, r->where);
     }
     r->member = k;
-    r->state = R_UP;
+    r->state = ST_R_UP;
     s_describe_member(p, k);
     return 0;
 }
@@ -390,7 +390,7 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     st_req *q = NULL;
     if (slot < p->cfg.depth && k < p->n_members && p->slots[slot].busy)
         q = &p->slots[slot].req[k];
-    if (!q || q->st != Q_PENDING || q->id != id || q->replica != ri) {
+    if (!q || q->st != ST_Q_PENDING || q->id != id || q->replica != ri) {
         if (m->kind == ED_MSG_ERROR)
             ed_log_warn("teacher %s: error %s: %s", r->where, ed_err_name(m->u.error.code),
                         m->u.error.message);
@@ -410,7 +410,7 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
         return ed_err_set(err, ED_ESHAPE, "teacher %s answered %u x %u logits for a batch of %d x %d",
                           r->where, rep->batch, rep->classes, sl->n, p->cfg.classes);
     memcpy(sl->logits[k], rep->logits, sizeof(float) * (size_t)sl->n * (size_t)p->cfg.classes);
-    q->st = Q_DONE;
+    q->st = ST_Q_DONE;
     r->inflight--;
     stp_record_latency(p, 1000.0 * (ed_now() - q->sent_at));
     return 0;
@@ -424,16 +424,16 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
  * checked again. */
 static void s_on_connected(st_replica *r)
 {
-    if (r->state == R_REFUSED && r->refused_disconnected) {
+    if (r->state == ST_R_REFUSED && r->refused_disconnected) {
         ed_log_info("teacher %s (refused before) reconnected: checking its member info again",
                     r->where);
-        r->state = r->member >= 0 ? R_DOWN : R_CONNECTING;
+        r->state = r->member >= 0 ? ST_R_DOWN : ST_R_CONNECTING;
         r->refused_disconnected = false;
         r->why[0] = '\0';
         if (r->down_since == 0)
             r->down_since = ed_now();
     }
-    if (r->state == R_DOWN || r->state == R_CONNECTING) {
+    if (r->state == ST_R_DOWN || r->state == ST_R_CONNECTING) {
         r->next_ping = ed_now();
         r->backoff = ST_BACKOFF_START;
         r->ping_sent = 0;
@@ -485,7 +485,7 @@ void stp_read_monitor(st_pool *p, int ri)
                   : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
             ed_log_warn("teacher %s: %s", r->where, r->handshake);
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
-            r->refused_disconnected = r->state == R_REFUSED;
+            r->refused_disconnected = r->state == ST_R_REFUSED;
             stp_mark_down(p, ri, "connection lost");
         } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             s_on_connected(r);
@@ -531,13 +531,13 @@ void stp_health(st_pool *p, double now)
         st_replica *r = &p->reps[i];
         if (!r->sock)
             continue;
-        if (r->state == R_CONNECTING || r->state == R_DOWN) {
+        if (r->state == ST_R_CONNECTING || r->state == ST_R_DOWN) {
             if (now >= r->next_ping) {
                 s_ping(p, r, now);
                 r->next_ping = now + r->backoff;
                 r->backoff = fmin(r->backoff * 2.0, interval);
             }
-        } else if (r->state == R_UP) {
+        } else if (r->state == ST_R_UP) {
             if (r->ping_sent > 0 && now - r->ping_sent > p->cfg.timeout_s)
                 stp_mark_down(p, i, "no answer to a health check");
             else if (r->ping_sent == 0 && r->inflight == 0 && now - r->last_heard >= interval)
@@ -555,7 +555,7 @@ void stp_deadlines(st_pool *p, double now)
             continue;
         for (int k = 0; k < p->n_members; k++) {
             st_req *q = &sl->req[k];
-            if (q->st == Q_PENDING && now - q->sent_at > p->cfg.timeout_s) {
+            if (q->st == ST_Q_PENDING && now - q->sent_at > p->cfg.timeout_s) {
                 char why[64];
                 snprintf(why, sizeof why, "missed the %.1fs deadline", p->cfg.timeout_s);
                 stp_mark_down(p, q->replica, why);
@@ -569,8 +569,8 @@ int stp_resolve(st_pool *p, ed_err *err)
 {
     int first_rc = 0;
     for (int si = 0; si < p->n_sources; si++) {
-        st_source *src = &p->sources[si];
-        if (src->kind != SRC_DNS)
+        st_teacher_source *src = &p->sources[si];
+        if (src->kind != ST_SRC_DNS)
             continue;
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res = NULL;
@@ -595,8 +595,8 @@ int stp_resolve(st_pool *p, ed_err *err)
             }
             int found = -1;
             for (int i = 0; i < p->n_reps && found < 0; i++)
-                if (p->reps[i].source == si && p->reps[i].state != R_FREE &&
-                    p->reps[i].state != R_GONE && !strcmp(p->reps[i].where, ep))
+                if (p->reps[i].source == si && p->reps[i].state != ST_R_FREE &&
+                    p->reps[i].state != ST_R_GONE && !strcmp(p->reps[i].where, ep))
                     found = i;
             if (found >= 0) {
                 p->reps[found].seen = true;
@@ -620,13 +620,13 @@ int stp_resolve(st_pool *p, ed_err *err)
         freeaddrinfo(res);
         for (int i = 0; i < p->n_reps; i++) {
             st_replica *r = &p->reps[i];
-            if (r->source != si || r->seen || r->state == R_FREE || r->state == R_GONE)
+            if (r->source != si || r->seen || r->state == ST_R_FREE || r->state == ST_R_GONE)
                 continue;
             ed_log_warn("teacher %s left %s's addresses: dropping it", r->where, src->host);
             stp_mark_down(p, i, "its address was removed");
-            r->state = R_GONE;
+            r->state = ST_R_GONE;
             stp_free_replica(p, r);
-            r->state = R_FREE;
+            r->state = ST_R_FREE;
             if (r->member >= 0)
                 s_describe_member(p, r->member);
         }
