@@ -11,6 +11,7 @@ PACKAGES=(
   dataset-fashion-mnist python3-numpy
   python3-zmq python3-protobuf protobuf-compiler   # tests/e2e/serve.sh: the Python reference client
   docker-compose yamllint python3-yaml python3-kubernetes shellcheck iproute2  # tests/e2e/deploy_*.sh, multihost.sh
+  iptables                                         # tests/e2e/blackout.sh: a link blackout in a netns
   slurm-wlm munge                                  # tests/slurm/run.sh (make test-slurm, deploy_slurm.sh)
   clang libclang-rt-dev                            # make fuzz: libFuzzer and the sanitizer runtimes
 )
