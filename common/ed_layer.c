@@ -454,6 +454,19 @@ double ed_stack_forward_flops(const ed_stack *s)
     return f;
 }
 
+int ed_stack_remove_layer(ed_stack *s, int l)
+{
+    if (!s || s->mlp || l < 0 || l >= s->n_layers || s->n_layers < 2)
+        return ED_EINVAL;
+    ed_layer_kind k = s->layers[l].kind;
+    if (k != ED_LAYER_BN && k != ED_LAYER_RELU && k != ED_LAYER_DROPOUT)
+        return ED_EINVAL;
+    memmove(&s->layers[l], &s->layers[l + 1], (size_t)(s->n_layers - l - 1) * sizeof s->layers[0]);
+    s->n_layers--;
+    memset(&s->layers[s->n_layers], 0, sizeof s->layers[0]);
+    return s_finish(s);
+}
+
 /* Appends one tensor description when there is room; returns the new count. */
 static int s_tensor(ed_tensor_desc *out, int n, int max, int name_idx, const char *suffix, int layer,
                     ed_tensor_block block, size_t offset, int ndim, const int64_t *shape)

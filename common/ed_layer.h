@@ -139,6 +139,10 @@ double ed_stack_forward_flops(const ed_stack *s);
 /* Lower-case token of a kind: "dense", "conv", "maxpool", ..., "bn"; "?" when out of range. */
 const char *ed_layer_kind_name(ed_layer_kind kind);
 
+/* Removes layer l when it keeps the shape (bn, relu, dropout) and recomputes the offsets; ED_EINVAL
+ * otherwise (or for the last remaining layer, or a legacy MLP stack). */
+int ed_stack_remove_layer(ed_stack *s, int l);
+
 typedef enum { ED_BLOCK_PARAM = 0, ED_BLOCK_STATE = 1 } ed_tensor_block;
 
 /* One named tensor of a stack's model, placed in the parameter or state block. */

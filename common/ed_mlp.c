@@ -279,25 +279,6 @@ void ed_mlp_ws_destroy(ed_mlp_ws **pws)
  * Kernels
  * --------------------------------------------------------------------------------------------- */
 
-/* Draws an inverted-dropout mask (n): 0 with probability p, else 1 / (1 - p). Each 64-bit draw
- * gives four 16-bit uniforms, so p is resolved to 1/65536 at a quarter of the generator calls. */
-static void s_draw_mask(float *restrict mask, size_t n, float p, ed_rng *rng)
-{
-    const float keep_scale = 1.0f / (1.0f - p);
-    const uint32_t drop_below = (uint32_t)(p * 65536.0f + 0.5f);
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        uint64_t r = ed_rng_next(rng);
-        for (int k = 0; k < 4; k++, r >>= 16)
-            mask[i + (size_t)k] = (uint32_t)(r & 0xffff) < drop_below ? 0.0f : keep_scale;
-    }
-    if (i < n) {
-        uint64_t r = ed_rng_next(rng);
-        for (; i < n; i++, r >>= 16)
-            mask[i] = (uint32_t)(r & 0xffff) < drop_below ? 0.0f : keep_scale;
-    }
-}
-
 /* h (B, out) <- h + b, then ReLU when `relu`, then times mask (B, out) when non-NULL. */
 ED_VECTOR_CLONES
 static void s_bias_act(float *restrict h, const float *restrict b, const float *restrict mask, int B,
@@ -370,7 +351,7 @@ int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bo
     float *x0 = ws->act[0];
     if (use_mask[0]) {
         float *restrict mk = ws->mask[0];
-        s_draw_mask(mk, n0, ws->dropout_in, rng);
+        ed_rng_dropout_mask(mk, n0, ws->dropout_in, rng);
         for (size_t i = 0; i < n0; i++)
             x0[i] = x[i] * mk[i];
     } else if (x != x0) {
@@ -383,7 +364,7 @@ int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bo
         float *h = ws->act[l + 1];
         const float *next_mask = NULL;
         if (hidden && use_mask[l + 1]) {
-            s_draw_mask(ws->mask[l + 1], (size_t)batch * (size_t)out, ws->dropout_hidden, rng);
+            ed_rng_dropout_mask(ws->mask[l + 1], (size_t)batch * (size_t)out, ws->dropout_hidden, rng);
             next_mask = ws->mask[l + 1];
         }
         /* H (batch, out) = X (batch, in) W^T (in, out) */

@@ -67,3 +67,20 @@ float ed_rng_normal(ed_rng *rng)
     double u2 = (double)(ed_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
+
+void ed_rng_dropout_mask(float *restrict mask, size_t n, float p, ed_rng *rng)
+{
+    const float keep_scale = 1.0f / (1.0f - p);
+    const uint32_t drop_below = (uint32_t)(p * 65536.0f + 0.5f);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint64_t r = ed_rng_next(rng);
+        for (int k = 0; k < 4; k++, r >>= 16)
+            mask[i + (size_t)k] = (uint32_t)(r & 0xffff) < drop_below ? 0.0f : keep_scale;
+    }
+    if (i < n) {
+        uint64_t r = ed_rng_next(rng);
+        for (; i < n; i++, r >>= 16)
+            mask[i] = (uint32_t)(r & 0xffff) < drop_below ? 0.0f : keep_scale;
+    }
+}
