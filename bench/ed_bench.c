@@ -27,6 +27,7 @@
 #include "ed_loss.h"
 #include "ed_member.h"
 #include "ed_mlp.h"
+#include "ed_net.h"
 #include "ed_progress.h"
 #include "ed_rng.h"
 #include "ed_trainer.h"
@@ -238,14 +239,19 @@ static int s_cmd_step(int argc, char **argv)
         return fprintf(stderr, "ed_bench step: %s\n", err.msg), 1;
     const ed_arch a = m->arch;
     const int D = ed_arch_in(&a), C = ed_arch_out(&a);
-    /* a second, untouched copy of the weights for the sgemm-only runs */
-    ed_mlp *m2 = ed_mlp_new(&a);
+    /* the trainer takes the same weights as a (legacy MLP) layer stack; m stays, untouched, for the
+     * sgemm-only runs */
+    ed_stack sa;
+    ed_net *nm = ed_stack_from_mlp(&a, &sa, &err) == ED_OK ? ed_net_new(&sa) : NULL;
+    if (nm)
+        memcpy(nm->params, m->params, sizeof(float) * m->n_params);
+    ed_mlp *m2 = m;
     ed_mlp_ws *ws2 = ed_mlp_ws_new(&a, batch, true);
     ed_opt_config oc = ed_opt_config_default(); /* Adam, lr 1e-3 */
     const ed_trainer_config tc = {.opt = oc, .max_batch = batch, .dropout_in = dropout_in,
                                   .dropout_hidden = dropout_hidden, .input_scale = 1.0f / 255.0f,
                                   .seed = 3};
-    ed_trainer *t = ed_trainer_new(&m, &tc, &err);
+    ed_trainer *t = ed_trainer_new(&nm, &tc, &err);
     uint8_t *x = malloc((size_t)batch * (size_t)D);
     int32_t *y = malloc(sizeof(int32_t) * (size_t)batch);
     float *q = s_alloc_floats((size_t)batch * (size_t)C);
@@ -253,7 +259,6 @@ static int s_cmd_step(int argc, char **argv)
     if (!t || !m2 || !ws2 || !x || !y || !q || !st_g || !gm_g)
         return fprintf(stderr, "ed_bench step: out of memory%s%s\n", err.msg[0] ? ": " : "", err.msg),
                1;
-    memcpy(m2->params, t->model->params, sizeof(float) * t->model->n_params);
     for (int i = 0; i < batch * D; i++)
         x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
     for (int i = 0; i < batch; i++)

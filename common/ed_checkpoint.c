@@ -422,6 +422,8 @@ int ed_checkpoint_put_trainer(ed_checkpoint *c, const ed_trainer *t, ed_err *err
     } else if (!rc) {
         rc = ed_checkpoint_put_tensor(c, "sgd_momentum", o->m, n, err);
     }
+    if (!rc && t->model->n_state)
+        rc = ed_checkpoint_put_tensor(c, "bn_state", t->model->state, t->model->n_state, err);
     if (!rc)
         rc = ed_checkpoint_put_int(c, "optim.t", o->t, err);
     if (!rc)
@@ -443,6 +445,8 @@ int ed_checkpoint_get_trainer(const ed_checkpoint *c, ed_trainer *t, ed_err *err
         rc = ed_checkpoint_get_tensor(c, adam ? "adam_m" : "sgd_momentum", o->m, n, err);
     if (!rc && adam)
         rc = ed_checkpoint_get_tensor(c, "adam_v", o->v, n, err);
+    if (!rc && t->model->n_state)
+        rc = ed_checkpoint_get_tensor(c, "bn_state", t->model->state, t->model->n_state, err);
     int64_t steps = 0;
     if (!rc)
         rc = ed_checkpoint_get_int(c, "optim.t", &steps, err);

@@ -5,7 +5,8 @@
  * File layout (readable from Python with json + numpy, like model files):
  *   tensors        flat F32 blocks named by the caller, in the order they were put. The trainer
  *                  helpers below write "params" (the model's parameter block), "adam_m" and
- *                  "adam_v" (Adam moments) or "sgd_momentum" (SGD), all in the parameter layout.
+ *                  "adam_v" (Adam moments) or "sgd_momentum" (SGD), all in the parameter layout, and
+ *                  "bn_state" (batch-norm running statistics, state block) for stacks with BN.
  *   __metadata__   (all strings)
  *     format          "edistill-checkpoint"   (the magic)
  *     format_version  "1"                     (refused if newer than this build understands)
@@ -83,8 +84,8 @@ int ed_checkpoint_get_rng(const ed_checkpoint *c, const char *key, ed_rng *out, 
 int ed_checkpoint_has_tensor(const ed_checkpoint *c, const char *name);
 
 /* Puts a trainer's state: tensors "params" and the optimizer's moments ("adam_m", "adam_v" or
- * "sgd_momentum"), int "optim.t" (steps taken) and rng "trainer.dropout". Borrows the trainer's
- * buffers until ed_checkpoint_write. */
+ * "sgd_momentum"), "bn_state" when the model has batch norm, int "optim.t" (steps taken) and rng
+ * "trainer.dropout". Borrows the trainer's buffers until ed_checkpoint_write. */
 int ed_checkpoint_put_trainer(ed_checkpoint *c, const ed_trainer *t, ed_err *err);
 
 /* Restores that state into a trainer built with the same architecture and optimizer kind, bit for

@@ -109,11 +109,11 @@ done:
     return rc;
 }
 
-int ed_eval_mlp(const ed_mlp *model, float input_scale, float input_offset,
+int ed_eval_net(const ed_net *model, float input_scale, float input_offset,
                 const ed_dataset_spec *data, int batch_size, ed_eval_result *res, ed_err *err)
 {
     memset(res, 0, sizeof *res);
-    ed_member *m = ed_member_wrap_mlp(model, input_scale, input_offset, NULL, batch_size, err);
+    ed_member *m = ed_member_wrap_net(model, input_scale, input_offset, NULL, batch_size, err);
     if (!m)
         return err ? err->code : ED_ENOMEM;
     int rc = ed_eval_run(&m, 1, data, batch_size, res, err);

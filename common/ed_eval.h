@@ -34,7 +34,7 @@ int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, i
                 ed_eval_result *res, ed_err *err);
 
 /* ed_eval_run of one model the caller holds (a model under training), scaled as given. */
-int ed_eval_mlp(const ed_mlp *model, float input_scale, float input_offset,
+int ed_eval_net(const ed_net *model, float input_scale, float input_offset,
                 const ed_dataset_spec *data, int batch_size, ed_eval_result *res, ed_err *err);
 
 void ed_eval_result_free(ed_eval_result *res);

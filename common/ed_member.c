@@ -3,8 +3,9 @@
  *
  * Two parts: the weights (s_weights: the backend's model, the file's metadata and display
  * strings; reference-counted, read-only once loaded) and the member proper (a workspace for
- * max_batch samples over some weights). A backend is a small ops table; the MLP of an edistill
- * model file is the only one today. Forward scales the raw batch straight into the backend's input
+ * max_batch samples over some weights). A backend is a small ops table; the layer stack of an
+ * edistill model file (ed_net, which runs MLPs too) is the only one today; a file's batch norm is
+ * folded into the layer before it when the member is opened. Forward scales the raw batch straight into the backend's input
  * buffer, runs the network there and copies the logits out to the caller.
  */
 #include "ed_member.h"
@@ -32,12 +33,13 @@ typedef struct {
     const s_backend *be;
     void *model;                /* the backend's model; NULL when borrowed */
     const void *run_model;      /* what forward runs: model, or the borrowed one */
+    ed_shape input_shape;
     int input_dim, classes;
     double flops;
     float input_scale, input_offset;
     char name[128];
     char fingerprint[32];
-    char arch[256];
+    char arch[ED_STACK_TEXT_MAX];
     char path[1024];
     char provenance[4096];
 } s_weights;
@@ -48,50 +50,51 @@ struct ed_member {
     int max_batch;
 };
 
-/* ---- the MLP backend (edistill model files) ---------------------------------------------------- */
+/* ---- the layer-stack backend (edistill model files; MLPs are stacks too) ------------------------ */
 
-static void *s_mlp_ws_new(const void *model, int max_batch)
+static void *s_net_ws_new(const void *model, int max_batch)
 {
-    return ed_mlp_ws_new(&((const ed_mlp *)model)->arch, max_batch, false);
+    return ed_net_ws_new(&((const ed_net *)model)->arch, max_batch, false);
 }
 
-static void s_mlp_ws_destroy(void **ws)
+static void s_net_ws_destroy(void **ws)
 {
-    ed_mlp_ws *w = *ws;
-    ed_mlp_ws_destroy(&w);
+    ed_net_ws *w = *ws;
+    ed_net_ws_destroy(&w);
     *ws = NULL;
 }
 
-static float *s_mlp_input(void *ws)
+static float *s_net_input(void *ws)
 {
-    return ((ed_mlp_ws *)ws)->act[0];
+    return ((ed_net_ws *)ws)->act[0];
 }
 
-static int s_mlp_forward(const void *model, void *ws, int n, const float **logits, ed_err *err)
+static int s_net_forward(const void *model, void *ws, int n, const float **logits, ed_err *err)
 {
-    ed_mlp_ws *w = ws;
-    return ed_mlp_forward(model, w, w->act[0], n, false, NULL, logits, err);
+    ed_net_ws *w = ws;
+    return ed_net_forward(model, w, w->act[0], n, false, NULL, logits, err);
 }
 
-static void s_mlp_model_destroy(void **model)
+static void s_net_model_destroy(void **model)
 {
-    ed_mlp *m = *model;
-    ed_mlp_destroy(&m);
+    ed_net *m = *model;
+    ed_net_destroy(&m);
     *model = NULL;
 }
 
-static const s_backend s_mlp_backend = {s_mlp_ws_new, s_mlp_ws_destroy, s_mlp_input,
-                                        s_mlp_forward, s_mlp_model_destroy};
+static const s_backend s_net_backend = {s_net_ws_new, s_net_ws_destroy, s_net_input,
+                                        s_net_forward, s_net_model_destroy};
 
-/* Fills the shape fields of w from an MLP. */
-static void s_weights_set_mlp(s_weights *w, const ed_mlp *m)
+/* Fills the shape fields of w from a stack model. */
+static void s_weights_set_net(s_weights *w, const ed_net *m)
 {
-    w->be = &s_mlp_backend;
+    w->be = &s_net_backend;
     w->run_model = m;
-    w->input_dim = ed_arch_in(&m->arch);
-    w->classes = ed_arch_out(&m->arch);
-    w->flops = ed_arch_forward_flops(&m->arch);
-    ed_arch_format(&m->arch, w->arch, sizeof w->arch);
+    w->input_shape = m->arch.input;
+    w->input_dim = (int)ed_stack_in_size(&m->arch);
+    w->classes = ed_stack_classes(&m->arch);
+    w->flops = ed_stack_forward_flops(&m->arch);
+    ed_stack_format(&m->arch, w->arch, sizeof w->arch);
 }
 
 /* ---- members ----------------------------------------------------------------------------------- */
@@ -138,16 +141,24 @@ ed_member *ed_member_open(const char *path, int max_batch, ed_err *err)
     }
     s_weights *w = calloc(1, sizeof *w);
     ed_model_meta *meta = malloc(sizeof *meta);
-    ed_mlp *mlp = NULL;
+    ed_net *net = NULL, *folded = NULL;
     if (!w || !meta) {
         ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if (ed_model_load(path, &mlp, meta, err))
+    if (ed_model_load(path, &net, meta, err))
         goto fail;
+    /* Serve with batch norm folded into the conv/dense before it: same logits up to rounding. */
+    folded = ed_net_fold_bn(net);
+    if (!folded) {
+        ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
     atomic_init(&w->refs, 1);
-    s_weights_set_mlp(w, mlp);
-    w->model = mlp;
+    s_weights_set_net(w, folded);
+    ed_stack_format(&net->arch, w->arch, sizeof w->arch); /* the file's arch, not the folded one */
+    ed_net_destroy(&net);
+    w->model = folded;
     w->input_scale = meta->input_scale;
     w->input_offset = meta->input_offset;
     snprintf(w->name, sizeof w->name, "%s", meta->member);
@@ -157,6 +168,7 @@ ed_member *ed_member_open(const char *path, int max_batch, ed_err *err)
     free(meta);
     return s_member_new(w, max_batch, err);
 fail:
+    ed_net_destroy(&net);
     free(meta);
     free(w);
     return NULL;
@@ -173,7 +185,7 @@ ed_member *ed_member_share(const ed_member *m, int max_batch, ed_err *err)
     return s_member_new(m->w, max_batch, err);
 }
 
-ed_member *ed_member_wrap_mlp(const ed_mlp *model, float input_scale, float input_offset,
+ed_member *ed_member_wrap_net(const ed_net *model, float input_scale, float input_offset,
                               const char *name, int max_batch, ed_err *err)
 {
     if (!model || max_batch < 1) {
@@ -187,7 +199,7 @@ ed_member *ed_member_wrap_mlp(const ed_mlp *model, float input_scale, float inpu
         return NULL;
     }
     atomic_init(&w->refs, 1);
-    s_weights_set_mlp(w, model); /* w->model stays NULL: borrowed */
+    s_weights_set_net(w, model); /* w->model stays NULL: borrowed */
     w->input_scale = input_scale;
     w->input_offset = input_offset;
     snprintf(w->name, sizeof w->name, "%s", name ? name : "");
@@ -255,6 +267,11 @@ const char *ed_member_provenance(const ed_member *m)
 int ed_member_input_dim(const ed_member *m)
 {
     return m->w->input_dim;
+}
+
+ed_shape ed_member_input_shape(const ed_member *m)
+{
+    return m->w->input_shape;
 }
 
 int ed_member_classes(const ed_member *m)

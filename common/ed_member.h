@@ -6,8 +6,8 @@
  * or received in a LogitRequest, unscaled) into a member's logits. teacher_worker's compute threads,
  * the trainer's in-process replicas, evaluation and the bench all go through it.
  *
- * Behind the API sits a backend: today the MLP of an edistill model file (ed_model_file); another
- * format (an ONNX file) or another network (a layer stack) is one more backend in ed_member.c, and
+ * Behind the API sits a backend: today the layer stack (ed_net: MLPs and CNNs) of an edistill model
+ * file (ed_model_file); another format (an ONNX file) is one more backend in ed_member.c, and
  * no caller changes. Callers only see names, shapes and forward.
  *
  * Threads: a member is used by one thread at a time (the workspace is its own). To run one model
@@ -26,7 +26,7 @@
 
 #include "ed_batch.h"
 #include "ed_error.h"
-#include "ed_mlp.h"
+#include "ed_net.h"
 
 typedef struct ed_member ed_member;
 
@@ -45,7 +45,7 @@ ed_member *ed_member_share(const ed_member *m, int max_batch, ed_err *err);
  * here, and it must outlive the member; it is read at each forward, so it sees updates. x_model =
  * x_raw * input_scale + input_offset; name is copied (NULL: ""). Its fingerprint is "" (the weights
  * change). NULL on failure (ED_EINVAL bad arguments, ED_ENOMEM). */
-ed_member *ed_member_wrap_mlp(const ed_mlp *model, float input_scale, float input_offset,
+ed_member *ed_member_wrap_net(const ed_net *model, float input_scale, float input_offset,
                               const char *name, int max_batch, ed_err *err);
 
 /* Frees the workspace (and the weights with their last user). Accepts NULL; clears *pm. */
@@ -59,10 +59,11 @@ int ed_member_forward(ed_member *m, const void *x, ed_dtype dtype, int n, float 
 
 const char *ed_member_name(const ed_member *m);        /* as recorded in the file ("" if none) */
 const char *ed_member_fingerprint(const ed_member *m); /* "fnv1a64:0123456789abcdef" ("" wrapped) */
-const char *ed_member_arch(const ed_member *m);        /* "784,1200,1200,10" */
+const char *ed_member_arch(const ed_member *m);        /* "784,1200,1200,10", "1x28x28:conv8k3,..." */
 const char *ed_member_path(const ed_member *m);        /* the file it came from ("" wrapped) */
 const char *ed_member_provenance(const ed_member *m);  /* JSON text, "{}" when unknown */
-int ed_member_input_dim(const ed_member *m);
+int ed_member_input_dim(const ed_member *m);             /* C*H*W of one sample */
+ed_shape ed_member_input_shape(const ed_member *m);     /* (C, H, W); (N, 1, 1) for flat inputs */
 int ed_member_classes(const ed_member *m);
 int ed_member_max_batch(const ed_member *m);
 float ed_member_input_scale(const ed_member *m);

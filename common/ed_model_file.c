@@ -1,7 +1,8 @@
 /*
- * ed_model_file: edistill model files (an MLP's parameters + metadata) on top of ed_safetensors.
+ * ed_model_file: edistill model files (a layer stack's tensors + metadata) on top of ed_safetensors.
  *
- * Saving writes one F32 tensor per weight and bias, as views into the model's parameter block, and
+ * Saving writes one F32 tensor per entry of the stack's tensor table (ed_stack_tensors), as views
+ * into the model's parameter and state blocks, and
  * the string metadata documented in ed_model_file.h, through an atomic replace. Loading trusts
  * nothing: the container is validated by ed_st_open, then the magic, the version, the arch, every
  * tensor's name/dtype/shape against the arch, the scalar fields and finally the weights' FNV-1a 64
@@ -33,17 +34,22 @@ void ed_fingerprint_format(uint64_t fp, char *buf, size_t size)
         snprintf(buf, size, S_FP_PREFIX "%016llx", (unsigned long long)fp);
 }
 
-/* Hash of the tensors in file order (layers.0.weight, layers.0.bias, ...). With ed_mlp's layout
- * this equals ed_fingerprint(m->params, m->n_params). */
-static uint64_t s_model_fingerprint(const ed_mlp *m)
+/* Block a tensor of the table lives in. */
+static float *s_tensor_data(const ed_net *m, const ed_tensor_desc *t)
 {
+    return (t->block == ED_BLOCK_PARAM ? m->params : m->state) + t->offset;
+}
+
+uint64_t ed_model_fingerprint(const ed_net *m)
+{
+    ed_tensor_desc *t = malloc(ED_STACK_MAX_TENSORS * sizeof *t);
+    if (!t)
+        return 0;
     uint64_t h = ED_FNV1A64_INIT;
-    const ed_arch *a = &m->arch;
-    for (int l = 0; l < a->n_layers; l++) {
-        size_t out = (size_t)a->widths[l + 1], in = (size_t)a->widths[l];
-        h = ed_fnv1a64(h, m->W[l], out * in * sizeof(float));
-        h = ed_fnv1a64(h, m->b[l], out * sizeof(float));
-    }
+    int n = ed_stack_tensors(&m->arch, t, ED_STACK_MAX_TENSORS);
+    for (int i = 0; i < n; i++)
+        h = ed_fnv1a64(h, s_tensor_data(m, &t[i]), t[i].count * sizeof(float));
+    free(t);
     return h;
 }
 
@@ -108,18 +114,36 @@ static void s_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
         snprintf(buf + used, size - used, ")");
 }
 
-static void s_tensor_name(char *buf, size_t size, int layer, int is_bias)
+/* The "layers" metadata of a version-2 file: a JSON array describing each layer (cJSON-written);
+ * NULL on allocation failure. Caller frees. */
+static char *s_layers_json(const ed_stack *st)
 {
-    snprintf(buf, size, "layers.%d.%s", layer, is_bias ? "bias" : "weight");
+    cJSON *arr = cJSON_CreateArray();
+    for (int l = 0; arr && l < st->n_layers; l++) {
+        const ed_layer *L = &st->layers[l];
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            break;
+        }
+        const int in[3] = {L->in.c, L->in.h, L->in.w}, out[3] = {L->out.c, L->out.h, L->out.w};
+        cJSON_AddStringToObject(o, "type", ed_layer_kind_name(L->kind));
+        cJSON_AddNumberToObject(o, "units", L->units);
+        cJSON_AddNumberToObject(o, "k", L->k);
+        cJSON_AddNumberToObject(o, "stride", L->stride);
+        cJSON_AddNumberToObject(o, "pad", L->pad);
+        cJSON_AddNumberToObject(o, "rate", (double)L->rate);
+        cJSON_AddItemToObject(o, "in", cJSON_CreateIntArray(in, 3));
+        cJSON_AddItemToObject(o, "out", cJSON_CreateIntArray(out, 3));
+    }
+    char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return text;
 }
 
-int ed_model_save(const char *path, const ed_mlp *m, ed_model_meta *meta, ed_err *err)
+/* Checks the caller's meta before anything is written. */
+static int s_check_meta(const char *path, const ed_model_meta *meta, ed_err *err)
 {
-    if (!path || !m || !meta || !m->params)
-        return ed_err_set(err, ED_EINVAL, "ed_model_save: NULL argument");
-    const ed_arch *a = &m->arch;
-    if (a->n_layers < 1 || a->n_layers > ED_MLP_MAX_LAYERS)
-        return ed_err_set(err, ED_EINVAL, "%s: model has %d layers", path, a->n_layers);
     if (!memchr(meta->member, '\0', sizeof meta->member) ||
         !memchr(meta->provenance, '\0', sizeof meta->provenance))
         return ed_err_set(err, ED_EINVAL, "%s: member or provenance is not NUL-terminated", path);
@@ -131,46 +155,54 @@ int ed_model_save(const char *path, const ed_mlp *m, ed_model_meta *meta, ed_err
     if (!pj)
         return ed_err_set(err, ED_EINVAL, "%s: provenance is not valid JSON: %.60s", path, prov);
     cJSON_Delete(pj);
+    return ED_OK;
+}
 
-    char arch[256], classes[16], scale[32], offset[32], fp[32], version[16];
-    ed_arch_format(a, arch, sizeof arch);
-    snprintf(classes, sizeof classes, "%d", ed_arch_out(a));
+int ed_model_save(const char *path, const ed_net *m, ed_model_meta *meta, ed_err *err)
+{
+    if (!path || !m || !meta || !m->params)
+        return ed_err_set(err, ED_EINVAL, "ed_model_save: NULL argument");
+    int rc = s_check_meta(path, meta, err);
+    if (rc != ED_OK)
+        return rc;
+    const ed_stack *st = &m->arch;
+    const char *prov = meta->provenance[0] ? meta->provenance : "{}";
+    char arch[ED_STACK_TEXT_MAX], classes[16], scale[32], offset[32], fp[32], version[16];
+    ed_stack_format(st, arch, sizeof arch);
+    snprintf(classes, sizeof classes, "%d", ed_stack_classes(st));
     snprintf(scale, sizeof scale, "%.9g", (double)meta->input_scale);
     snprintf(offset, sizeof offset, "%.9g", (double)meta->input_offset);
-    snprintf(version, sizeof version, "%d", ED_MODEL_FORMAT_VERSION);
-    uint64_t h = s_model_fingerprint(m);
+    snprintf(version, sizeof version, "%d", st->mlp ? 1 : ED_MODEL_FORMAT_VERSION);
+    uint64_t h = ed_model_fingerprint(m);
     ed_fingerprint_format(h, fp, sizeof fp);
-
+    char *layers = st->mlp ? NULL : s_layers_json(st);
+    ed_tensor_desc *td = malloc(ED_STACK_MAX_TENSORS * sizeof *td);
+    ed_st_tensor *t = calloc(ED_STACK_MAX_TENSORS, sizeof *t);
+    if ((!st->mlp && !layers) || !td || !t) {
+        rc = ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
     const ed_st_meta md[] = {
         {"format", ED_MODEL_FORMAT}, {"format_version", version}, {"arch", arch},
         {"classes", classes},        {"input_scale", scale},      {"input_offset", offset},
         {"member", meta->member},    {"provenance", prov},        {"fingerprint", fp},
+        {"layers", layers},
     };
-
-    char names[2 * ED_MLP_MAX_LAYERS][32];
-    ed_st_tensor t[2 * ED_MLP_MAX_LAYERS];
-    memset(t, 0, sizeof t);
-    for (int l = 0; l < a->n_layers; l++) {
-        int64_t out = a->widths[l + 1], in = a->widths[l];
-        ed_st_tensor *w = &t[2 * l], *b = &t[2 * l + 1];
-        s_tensor_name(names[2 * l], sizeof names[0], l, 0);
-        s_tensor_name(names[2 * l + 1], sizeof names[0], l, 1);
-        *w = (ed_st_tensor){.name = names[2 * l],
-                            .dtype = "F32",
-                            .ndim = 2,
-                            .shape = {out, in},
-                            .data = m->W[l],
-                            .nbytes = (size_t)(out * in) * sizeof(float)};
-        *b = (ed_st_tensor){.name = names[2 * l + 1],
-                            .dtype = "F32",
-                            .ndim = 1,
-                            .shape = {out},
-                            .data = m->b[l],
-                            .nbytes = (size_t)out * sizeof(float)};
+    int n = ed_stack_tensors(st, td, ED_STACK_MAX_TENSORS);
+    for (int i = 0; i < n; i++) {
+        t[i] = (ed_st_tensor){.name = td[i].name, .dtype = "F32", .ndim = td[i].ndim,
+                              .data = s_tensor_data(m, &td[i]),
+                              .nbytes = td[i].count * sizeof(float)};
+        memcpy(t[i].shape, td[i].shape, sizeof td[i].shape);
     }
-    int rc = ed_st_write(path, t, 2 * a->n_layers, md, (int)(sizeof md / sizeof md[0]), err);
+    const int n_meta = (int)(sizeof md / sizeof md[0]) - (st->mlp ? 1 : 0);
+    rc = ed_st_write(path, t, n, md, n_meta, err);
     if (rc == ED_OK)
         meta->fingerprint = h;
+done:
+    free(layers);
+    free(td);
+    free(t);
     return rc;
 }
 
@@ -208,120 +240,130 @@ static int s_copy_string(const char *path, const char *key, const char *v, char 
     return ED_OK;
 }
 
-static int s_load(const char *path, ed_mlp **out, ed_model_meta *meta, ed_err *err)
+/* Format magic, version and arch (a version-1 file must have a legacy MLP arch); classes. */
+static int s_load_arch(const ed_st_file *f, const char *path, ed_stack *arch, ed_err *err)
 {
-    int rc = ED_OK;
-    ed_mlp *m = NULL;
-    ed_st_file *f = ed_st_open(path, err);
-    if (!f)
-        return err->code < 0 ? err->code : ED_EIO;
-
     const char *v = ed_st_meta_get(f, "format");
-    if (!v || strcmp(v, ED_MODEL_FORMAT) != 0) {
-        rc =
-            ed_err_set(err, ED_EFORMAT,
-                       "%s: not an edistill model (format is '%s', expected '" ED_MODEL_FORMAT "')",
-                       path, v ? v : "");
-        goto cleanup;
-    }
-
+    if (!v || strcmp(v, ED_MODEL_FORMAT) != 0)
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: not an edistill model (format is '%s', expected '" ED_MODEL_FORMAT "')",
+                          path, v ? v : "");
     long version;
     v = ed_st_meta_get(f, "format_version");
-    if (!v || s_parse_long(v, &version) != 0 || version < 1) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: format_version '%s' is not a positive integer", path,
-                        v ? v : "");
-        goto cleanup;
-    }
-    if (version > ED_MODEL_FORMAT_VERSION) {
-        rc = ed_err_set(err, ED_EVERSION,
-                        "%s: format_version %ld is newer than this build supports (%d): upgrade "
-                        "edistill",
-                        path, version, ED_MODEL_FORMAT_VERSION);
-        goto cleanup;
-    }
-
-    ed_arch arch;
+    if (!v || s_parse_long(v, &version) != 0 || version < 1)
+        return ed_err_set(err, ED_EFORMAT, "%s: format_version '%s' is not a positive integer", path,
+                          v ? v : "");
+    if (version > ED_MODEL_FORMAT_VERSION)
+        return ed_err_set(err, ED_EVERSION,
+                          "%s: format_version %ld is newer than this build supports (%d): upgrade "
+                          "edistill",
+                          path, version, ED_MODEL_FORMAT_VERSION);
     v = ed_st_meta_get(f, "arch");
-    if (!v) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: metadata has no arch", path);
-        goto cleanup;
-    }
-    if (ed_arch_parse(v, &arch, err) != ED_OK) {
+    if (!v)
+        return ed_err_set(err, ED_EFORMAT, "%s: metadata has no arch", path);
+    if (ed_stack_parse(v, arch, err) != ED_OK) {
         ed_err_wrap(err, "%s: metadata arch", path);
-        rc = err->code = ED_EFORMAT;
-        goto cleanup;
+        return err->code = ED_EFORMAT;
     }
-
+    if (version == 1 && !arch->mlp)
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: format_version 1 holds MLPs only, but the arch is '%s'", path, v);
     long classes;
     v = ed_st_meta_get(f, "classes");
-    if (!v || s_parse_long(v, &classes) != 0) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: classes '%s' is not an integer", path, v ? v : "");
-        goto cleanup;
-    }
-    if (classes != ed_arch_out(&arch)) {
-        rc = ed_err_set(err, ED_ESHAPE, "%s: classes is %ld but the arch's last width is %d", path,
-                        classes, ed_arch_out(&arch));
-        goto cleanup;
-    }
+    if (!v || s_parse_long(v, &classes) != 0)
+        return ed_err_set(err, ED_EFORMAT, "%s: classes '%s' is not an integer", path, v ? v : "");
+    if (classes != ed_stack_classes(arch))
+        return ed_err_set(err, ED_ESHAPE, "%s: classes is %ld but the arch's output has %d", path,
+                          classes, ed_stack_classes(arch));
+    return ED_OK;
+}
 
-    ed_model_meta md;
-    memset(&md, 0, sizeof md);
+/* Scaling, member, provenance and the recorded fingerprint into md. */
+static int s_load_meta(const ed_st_file *f, const char *path, ed_model_meta *md, uint64_t *file_fp,
+                       ed_err *err)
+{
+    memset(md, 0, sizeof *md);
     static const char *const float_keys[2] = {"input_scale", "input_offset"};
-    float *float_dst[2] = {&md.input_scale, &md.input_offset};
+    float *float_dst[2] = {&md->input_scale, &md->input_offset};
     for (int i = 0; i < 2; i++) {
-        v = ed_st_meta_get(f, float_keys[i]);
-        if (!v || s_parse_float(v, float_dst[i]) != 0) {
-            rc = ed_err_set(err, ED_EFORMAT, "%s: %s '%s' is not a finite number", path,
-                            float_keys[i], v ? v : "(missing)");
-            goto cleanup;
-        }
+        const char *v = ed_st_meta_get(f, float_keys[i]);
+        if (!v || s_parse_float(v, float_dst[i]) != 0)
+            return ed_err_set(err, ED_EFORMAT, "%s: %s '%s' is not a finite number", path,
+                              float_keys[i], v ? v : "(missing)");
     }
-    v = ed_st_meta_get(f, "member");
-    if ((rc = s_copy_string(path, "member", v ? v : "", md.member, sizeof md.member, err)) < 0)
-        goto cleanup;
+    const char *v = ed_st_meta_get(f, "member");
+    int rc = s_copy_string(path, "member", v ? v : "", md->member, sizeof md->member, err);
+    if (rc < 0)
+        return rc;
     v = ed_st_meta_get(f, "provenance");
-    if ((rc = s_copy_string(path, "provenance", v && *v ? v : "{}", md.provenance,
-                            sizeof md.provenance, err)) < 0)
-        goto cleanup;
-
-    uint64_t file_fp;
+    rc = s_copy_string(path, "provenance", v && *v ? v : "{}", md->provenance, sizeof md->provenance,
+                       err);
+    if (rc < 0)
+        return rc;
     v = ed_st_meta_get(f, "fingerprint");
-    if (!v || s_parse_fingerprint(v, &file_fp) != 0) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: fingerprint '%s' is not fnv1a64:<16 hex digits>",
-                        path, v ? v : "(missing)");
-        goto cleanup;
-    }
+    if (!v || s_parse_fingerprint(v, file_fp) != 0)
+        return ed_err_set(err, ED_EFORMAT, "%s: fingerprint '%s' is not fnv1a64:<16 hex digits>",
+                          path, v ? v : "(missing)");
+    return ED_OK;
+}
 
-    /* Check every tensor against the arch before allocating anything of the arch's size. */
-    ed_st_tensor t[2 * ED_MLP_MAX_LAYERS];
-    for (int l = 0; l < arch.n_layers; l++) {
-        char name[32];
-        int64_t wshape[2] = {arch.widths[l + 1], arch.widths[l]};
-        s_tensor_name(name, sizeof name, l, 0);
-        if ((rc = s_check_tensor(f, path, name, 2, wshape, &t[2 * l], err)) < 0)
-            goto cleanup;
-        s_tensor_name(name, sizeof name, l, 1);
-        if ((rc = s_check_tensor(f, path, name, 1, wshape, &t[2 * l + 1], err)) < 0)
-            goto cleanup;
+/* Checks every tensor of the arch's table against the file (before anything of the arch's size is
+ * allocated), then allocates the model and copies them in. */
+static int s_load_tensors(const ed_st_file *f, const char *path, const ed_stack *arch, ed_net **out,
+                          ed_err *err)
+{
+    int rc = ED_OK;
+    ed_tensor_desc *td = malloc(ED_STACK_MAX_TENSORS * sizeof *td);
+    ed_st_tensor *t = malloc(ED_STACK_MAX_TENSORS * sizeof *t);
+    if (!td || !t) {
+        rc = ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
+        goto done;
     }
-    if (ed_st_tensor_count(f) != 2 * arch.n_layers) {
-        rc = ed_err_set(err, ED_EFORMAT,
-                        "%s: has %d tensors, arch %s needs exactly %d (layers.{l}.weight/bias)",
-                        path, ed_st_tensor_count(f), ed_st_meta_get(f, "arch"), 2 * arch.n_layers);
-        goto cleanup;
+    int n = ed_stack_tensors(arch, td, ED_STACK_MAX_TENSORS);
+    for (int i = 0; i < n; i++)
+        if ((rc = s_check_tensor(f, path, td[i].name, td[i].ndim, td[i].shape, &t[i], err)) < 0)
+            goto done;
+    if (ed_st_tensor_count(f) != n) {
+        rc = ed_err_set(err, ED_EFORMAT, "%s: has %d tensors, arch %s needs exactly %d", path,
+                        ed_st_tensor_count(f), ed_st_meta_get(f, "arch"), n);
+        goto done;
     }
-
-    m = ed_mlp_new(&arch);
+    ed_net *m = ed_net_new(arch);
     if (!m) {
         rc = ed_err_set(err, ED_ENOMEM, "%s: out of memory for the model", path);
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        memcpy(s_tensor_data(m, &td[i]), t[i].data, t[i].nbytes);
+    *out = m;
+done:
+    free(td);
+    free(t);
+    return rc;
+}
+
+static int s_load(const char *path, ed_net **out, ed_model_meta *meta, ed_err *err)
+{
+    ed_net *m = NULL;
+    ed_stack *arch = malloc(sizeof *arch);
+    ed_model_meta *md = malloc(sizeof *md);
+    ed_st_file *f = NULL;
+    int rc;
+    if (!arch || !md) {
+        rc = ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
         goto cleanup;
     }
-    for (int l = 0; l < arch.n_layers; l++) {
-        memcpy(m->W[l], t[2 * l].data, t[2 * l].nbytes);
-        memcpy(m->b[l], t[2 * l + 1].data, t[2 * l + 1].nbytes);
+    f = ed_st_open(path, err);
+    if (!f) {
+        rc = err->code < 0 ? err->code : ED_EIO;
+        goto cleanup;
     }
-
-    uint64_t h = s_model_fingerprint(m);
+    uint64_t file_fp = 0;
+    if ((rc = s_load_arch(f, path, arch, err)) < 0 ||
+        (rc = s_load_meta(f, path, md, &file_fp, err)) < 0 ||
+        (rc = s_load_tensors(f, path, arch, &m, err)) < 0)
+        goto cleanup;
+    uint64_t h = ed_model_fingerprint(m);
     if (h != file_fp) {
         char fs[32], hs[32];
         ed_fingerprint_format(file_fp, fs, sizeof fs);
@@ -332,19 +374,20 @@ static int s_load(const char *path, ed_mlp **out, ed_model_meta *meta, ed_err *e
                         path, fs, hs);
         goto cleanup;
     }
-    md.fingerprint = h;
+    md->fingerprint = h;
     if (meta)
-        *meta = md;
+        *meta = *md;
     *out = m;
     m = NULL;
-
 cleanup:
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     ed_st_close(&f);
+    free(arch);
+    free(md);
     return rc;
 }
 
-int ed_model_load(const char *path, ed_mlp **out, ed_model_meta *meta, ed_err *err)
+int ed_model_load(const char *path, ed_net **out, ed_model_meta *meta, ed_err *err)
 {
     if (!path || !out)
         return ed_err_set(err, ED_EINVAL, "ed_model_load: NULL argument");

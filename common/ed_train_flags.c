@@ -11,7 +11,7 @@
 int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
 {
     const ed_cli_opt opts[ED_TRAIN_FLAGS_OPTS] = {
-        {"arch", ED_CLI_STR, &f->arch, "W0,W1,..", "layer widths, input first, classes last", NULL, false},
+        {"arch", ED_CLI_STR, &f->arch, "ARCH", "MLP widths 784,1200,10 (input first, classes last) or a layer stack CxHxW:layers, e.g. 1x28x28:conv32k3p1,bn,relu,maxpool2,flatten,dense10 (layers: convCkK[sS][pP], maxpoolK[sS], avgpoolK[sS], gap, flatten, denseN, relu, dropoutP, bn)", NULL, false},
         {"seed", ED_CLI_U64, &f->seed, "N", "seed of initialization, dropout and data order", NULL, false},
         {"epochs", ED_CLI_INT, &f->epochs, "N", "passes over the training data", NULL, false},
         {"steps", ED_CLI_LONG, &f->steps, "N", "train exactly N steps instead (cycling the data)", NULL, false},
@@ -35,10 +35,14 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
     return ED_TRAIN_FLAGS_OPTS;
 }
 
-int ed_train_flags_validate(const ed_train_flags *f, ed_arch *arch, ed_err *err)
+int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err)
 {
-    if (ed_arch_parse(f->arch, arch, err))
+    if (ed_stack_parse(f->arch, arch, err))
         return ed_err_wrap(err, "--arch");
+    if (!arch->mlp && (f->dropout_in != 0.0f || f->dropout_hidden != 0.0f))
+        return ed_err_set(err, ED_EINVAL,
+                          "--dropout-in/--dropout-hidden apply to MLP archs only: put dropoutP "
+                          "layers in a layer-stack --arch");
     if (ed_opt_kind_parse(f->optimizer) < 0)
         return ed_err_set(err, ED_EINVAL, "--optimizer '%s' is not known (adam, sgd)", f->optimizer);
     if (ed_lr_schedule_parse(f->schedule) < 0)

@@ -16,11 +16,11 @@
 
 #include "ed_cli.h"
 #include "ed_error.h"
-#include "ed_mlp.h"
+#include "ed_layer.h"
 #include "ed_optim.h"
 
 typedef struct {
-    const char *arch;        /* "784,1200,1200,10" */
+    const char *arch;        /* "784,1200,1200,10" or "1x28x28:conv32k3p1,...,dense10" */
     const char *optimizer;   /* adam | sgd */
     const char *schedule;    /* constant | cosine | step */
     uint64_t seed;
@@ -43,7 +43,7 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out);
 
 /* Checks the settings and parses the architecture into *arch. Errors name the option:
  * "--optimizer 'adamw' is not known (adam, sgd)", "--dropout-in 1.5 is outside [0, 1)", ... */
-int ed_train_flags_validate(const ed_train_flags *f, ed_arch *arch, ed_err *err);
+int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err);
 
 typedef struct {
     long steps_per_epoch;

@@ -6,20 +6,27 @@
 
 #include "ed_loss.h"
 
-ed_trainer *ed_trainer_new(ed_mlp **model, const ed_trainer_config *cfg, ed_err *err)
+ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err *err)
 {
-    ed_mlp *m = model ? *model : NULL;
+    ed_net *m = model ? *model : NULL;
     if (model)
         *model = NULL;
     if (!m || !cfg || cfg->max_batch < 1) {
         ed_err_set(err, ED_EINVAL, "a trainer needs a model and a max batch >= 1 (got %d)",
                    cfg ? cfg->max_batch : 0);
-        ed_mlp_destroy(&m);
+        ed_net_destroy(&m);
+        return NULL;
+    }
+    if (!m->arch.mlp && (cfg->dropout_in != 0.0f || cfg->dropout_hidden != 0.0f)) {
+        ed_err_set(err, ED_EINVAL,
+                   "input/hidden dropout flags apply to MLP archs (784,1200,10) only: put dropoutP "
+                   "layers in a layer-stack arch");
+        ed_net_destroy(&m);
         return NULL;
     }
     ed_trainer *t = calloc(1, sizeof *t);
     if (!t) {
-        ed_mlp_destroy(&m);
+        ed_net_destroy(&m);
         goto fail;
     }
     t->model = m;
@@ -27,10 +34,10 @@ ed_trainer *ed_trainer_new(ed_mlp **model, const ed_trainer_config *cfg, ed_err 
     t->input_scale = cfg->input_scale;
     t->input_offset = cfg->input_offset;
     ed_rng_seed(&t->rng, cfg->seed);
-    const size_t rows = (size_t)cfg->max_batch, C = (size_t)ed_arch_out(&m->arch);
-    t->ws = ed_mlp_ws_new(&m->arch, cfg->max_batch, true);
+    const size_t rows = (size_t)cfg->max_batch, C = (size_t)ed_stack_classes(&m->arch);
+    t->ws = ed_net_ws_new(&m->arch, cfg->max_batch, true);
     t->opt = ed_optim_new(&cfg->opt, m->n_params);
-    t->x = malloc(sizeof(float) * rows * (size_t)ed_arch_in(&m->arch));
+    t->x = malloc(sizeof(float) * rows * ed_stack_in_size(&m->arch));
     t->dz = malloc(sizeof(float) * rows * C);
     t->targets = malloc(sizeof(float) * rows * C);
     t->scratch = malloc(sizeof(float) * rows * C);
@@ -50,8 +57,8 @@ void ed_trainer_destroy(ed_trainer **pt)
     if (!pt || !*pt)
         return;
     ed_trainer *t = *pt;
-    ed_mlp_destroy(&t->model);
-    ed_mlp_ws_destroy(&t->ws);
+    ed_net_destroy(&t->model);
+    ed_net_ws_destroy(&t->ws);
     ed_optim_destroy(&t->opt);
     free(t->x);
     free(t->dz);
@@ -65,12 +72,12 @@ void ed_trainer_destroy(ed_trainer **pt)
 static int s_step(ed_trainer *t, const ed_batch *b, const float *targets, const ed_loss_config *lc,
                   ed_step_stats *st, ed_err *err)
 {
-    const ed_arch *a = &t->model->arch;
-    const int C = ed_arch_out(a);
+    const ed_stack *a = &t->model->arch;
+    const int C = ed_stack_classes(a);
     const int B = b->n;
-    if (b->dim != ed_arch_in(a))
-        return ed_err_set(err, ED_ESHAPE, "batch has %d values per sample, model input is %d", b->dim,
-                          ed_arch_in(a));
+    if ((size_t)b->dim != ed_stack_in_size(a))
+        return ed_err_set(err, ED_ESHAPE, "batch has %d values per sample, model input is %zu", b->dim,
+                          ed_stack_in_size(a));
     if (B < 1 || B > t->max_batch)
         return ed_err_set(err, ED_ESHAPE, "batch of %d samples outside 1..%d", B, t->max_batch);
     int n_labeled = 0;
@@ -83,7 +90,7 @@ static int s_step(ed_trainer *t, const ed_batch *b, const float *targets, const 
 
     ed_batch_to_float(b, t->input_scale, t->input_offset, t->x);
     const float *z = NULL;
-    int rc = ed_mlp_forward(t->model, t->ws, t->x, B, true, &t->rng, &z, err);
+    int rc = ed_net_forward(t->model, t->ws, t->x, B, true, &t->rng, &z, err);
     if (rc)
         return rc;
 
@@ -113,10 +120,11 @@ static int s_step(ed_trainer *t, const ed_batch *b, const float *targets, const 
         st->soft_loss = soft;
         st->hard_loss = hard;
     }
-    rc = ed_mlp_backward(t->model, t->ws, t->dz, B);
+    rc = ed_net_backward(t->model, t->ws, t->dz, B, err);
     if (rc)
-        return ed_err_set(err, rc, "backward pass failed");
+        return rc;
     ed_optim_step(t->opt, t->model->params, t->ws->grads);
+    ed_net_commit_stats(t->model, t->ws);
     return 0;
 }
 
@@ -133,7 +141,7 @@ int ed_trainer_distill_step(ed_trainer *t, const ed_batch *b, const float *const
         return ed_err_set(err, ED_EINVAL, "a distillation step needs at least one member's logits");
     if (b->n < 1 || b->n > t->max_batch)
         return ed_err_set(err, ED_ESHAPE, "batch of %d samples outside 1..%d", b->n, t->max_batch);
-    ed_loss_targets(cfg, member_logits, K, b->n, ed_arch_out(&t->model->arch), t->targets,
+    ed_loss_targets(cfg, member_logits, K, b->n, ed_stack_classes(&t->model->arch), t->targets,
                     t->scratch);
     return s_step(t, b, t->targets, cfg, st, err);
 }

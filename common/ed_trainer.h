@@ -21,7 +21,7 @@
 #include "ed_batch.h"
 #include "ed_error.h"
 #include "ed_loss.h"
-#include "ed_mlp.h"
+#include "ed_net.h"
 #include "ed_optim.h"
 #include "ed_rng.h"
 
@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     ed_opt_config opt;
     int max_batch;          /* >= 1: largest batch a step takes */
-    float dropout_in;       /* inverted dropout rates in [0, 1) */
+    float dropout_in;       /* inverted dropout rates in [0, 1); legacy MLP archs only (0 else) */
     float dropout_hidden;
     float input_scale;      /* x_model = x_raw * input_scale + input_offset */
     float input_offset;
@@ -45,8 +45,8 @@ typedef struct {
 } ed_trainer_config;
 
 typedef struct {
-    ed_mlp *model;          /* owned */
-    ed_mlp_ws *ws;          /* training workspace, max_batch rows */
+    ed_net *model;          /* owned */
+    ed_net_ws *ws;          /* training workspace, max_batch rows */
     ed_optim *opt;
     ed_rng rng;             /* dropout masks */
     int max_batch;
@@ -59,8 +59,10 @@ typedef struct {
 } ed_trainer;
 
 /* Takes ownership of *model (sets it to NULL, also on failure: the model is freed then). NULL on
- * failure with err set: ED_EINVAL no model, no config or max_batch < 1; ED_ENOMEM. */
-ed_trainer *ed_trainer_new(ed_mlp **model, const ed_trainer_config *cfg, ed_err *err);
+ * failure with err set: ED_EINVAL no model, no config, max_batch < 1, or dropout_in/hidden on a
+ * layer-stack arch (dropout is a layer there); ED_ENOMEM. After each step the model's batch-norm
+ * running statistics are updated (ed_net_commit_stats). */
+ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err *err);
 void ed_trainer_destroy(ed_trainer **pt);
 
 /* One supervised step on batch b: the hard term alone (cfg->label_smoothing; the soft settings are

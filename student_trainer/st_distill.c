@@ -132,7 +132,7 @@ typedef enum { S_OK = 0, S_FAIL, S_TEACHERS, S_STOPPED } s_outcome;
 typedef struct {
     const st_distill_opts *o;
     ed_err err;
-    ed_arch arch;
+    ed_stack arch;
     ed_loss_config lc;
     ed_train_plan plan;
     st_mixer *mix;
@@ -192,10 +192,10 @@ static int s_open(s_run *r)
     if (!r->mix)
         return r->err.code;
     const int D = st_mixer_dim(r->mix);
-    r->C = ed_arch_out(&r->arch);
-    if (D != ed_arch_in(&r->arch))
+    r->C = ed_stack_classes(&r->arch);
+    if ((size_t)D != ed_stack_in_size(&r->arch))
         return ed_err_set(&r->err, ED_ESHAPE, "the data have %d values per sample but --arch %s "
-                          "starts with %d", D, o->train.arch, ed_arch_in(&r->arch));
+                          "starts with %zu", D, o->train.arch, ed_stack_in_size(&r->arch));
     ed_train_flags_plan(&o->train, st_mixer_labeled_count(r->mix) +
                                        st_mixer_unlabeled_count(r->mix), &r->plan);
     st_pool_config pc = {.input_dim = D, .classes = r->C, .max_batch = o->train.batch_size,
@@ -212,12 +212,12 @@ static int s_open(s_run *r)
     r->K = st_pool_member_count(r->pool);
     for (int k = 0; k < r->K; k++)
         ed_log_info("member %d: %s", k, st_pool_member_describe(r->pool, k));
-    ed_mlp *m = ed_mlp_new(&r->arch);
+    ed_net *m = ed_net_new(&r->arch);
     if (!m)
         return ed_err_set(&r->err, ED_ENOMEM, "cannot allocate a %s student", o->train.arch);
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
-    ed_mlp_init(m, &init_rng);
+    ed_net_init(m, &init_rng);
     const ed_trainer_config tc = {.opt = r->plan.opt, .max_batch = o->train.batch_size,
                                   .dropout_in = o->train.dropout_in,
                                   .dropout_hidden = o->train.dropout_hidden,
@@ -445,7 +445,7 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
     const bool have_test = o->test_images && o->test_labels;
     if (have_test) {
         ed_dataset_spec ts = {o->test_images, o->test_labels, 0, -1};
-        if (ed_eval_mlp(r->t->model, r->t->input_scale, r->t->input_offset, &ts, 256, &res,
+        if (ed_eval_net(r->t->model, r->t->input_scale, r->t->input_offset, &ts, 256, &res,
                         &r->err))
             return r->err.code;
         r->test_acc = ed_eval_accuracy(&res);

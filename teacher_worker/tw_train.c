@@ -50,7 +50,7 @@ static cJSON *s_provenance(const tw_train_opts *o, long steps, double test_acc, 
 static int s_evaluate(const ed_trainer *t, const tw_train_opts *o, ed_eval_result *res, ed_err *err)
 {
     ed_dataset_spec spec = {o->test_images, o->test_labels, 0, -1};
-    return ed_eval_mlp(t->model, t->input_scale, t->input_offset, &spec, 256, res, err);
+    return ed_eval_net(t->model, t->input_scale, t->input_offset, &spec, 256, res, err);
 }
 
 static int s_train(const tw_train_opts *o)
@@ -60,7 +60,7 @@ static int s_train(const tw_train_opts *o)
     ed_trainer *t = NULL;
     ed_loader *loader = NULL;
     FILE *metrics = NULL;
-    ed_arch arch;
+    ed_stack arch;
     if (ed_train_flags_validate(&o->train, &arch, &err)) {
         fprintf(stderr, "teacher_worker train: %s\n", err.msg);
         return 2;
@@ -76,9 +76,9 @@ static int s_train(const tw_train_opts *o)
         ed_stream_destroy(&s);
         goto fail;
     }
-    if (ed_stream_dim(s) != ed_arch_in(&arch)) {
-        ed_err_set(&err, ED_ESHAPE, "%s has %d values per sample but --arch %s starts with %d",
-                   o->train_images, ed_stream_dim(s), o->train.arch, ed_arch_in(&arch));
+    if ((size_t)ed_stream_dim(s) != ed_stack_in_size(&arch)) {
+        ed_err_set(&err, ED_ESHAPE, "%s has %d values per sample but --arch %s takes %zu",
+                   o->train_images, ed_stream_dim(s), o->train.arch, ed_stack_in_size(&arch));
         ed_stream_destroy(&s);
         goto fail;
     }
@@ -95,14 +95,14 @@ static int s_train(const tw_train_opts *o)
     if (!loader)
         goto fail;
 
-    ed_mlp *m = ed_mlp_new(&arch);
+    ed_net *m = ed_net_new(&arch);
     if (!m) {
         ed_err_set(&err, ED_ENOMEM, "cannot allocate a %s model", o->train.arch);
         goto fail;
     }
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
-    ed_mlp_init(m, &init_rng);
+    ed_net_init(m, &init_rng);
     const ed_trainer_config tc = {.opt = oc, .max_batch = o->train.batch_size,
                                   .dropout_in = o->train.dropout_in,
                                   .dropout_hidden = o->train.dropout_hidden,

@@ -82,7 +82,7 @@ static void s_model(const char *path)
 {
     ed_err err;
     ed_err_clear(&err);
-    ed_mlp *m = NULL;
+    ed_net *m = NULL;
     ed_model_meta meta;
     int rc = ed_model_load(path, &m, &meta, &err);
     if (rc < 0) {
@@ -102,23 +102,23 @@ static void s_model(const char *path)
         rc = ed_model_save(tmp, m, &m2, &err);
         if (rc == ED_EINVAL) {
             unlink(tmp);
-            ed_mlp_destroy(&m);
+            ed_net_destroy(&m);
             return;
         }
         if (rc != ED_OK)
             s_fail("a loaded model cannot be saved", &err);
         if (m2.fingerprint != meta.fingerprint)
             s_fail("saving changed the fingerprint", &err);
-        ed_mlp *back = NULL;
+        ed_net *back = NULL;
         ed_model_meta meta_back;
         if (ed_model_load(tmp, &back, &meta_back, &err) != ED_OK)
             s_fail("a saved model does not load", &err);
         if (meta_back.fingerprint != meta.fingerprint || strcmp(meta_back.member, meta.member) != 0)
             s_fail("save/load changed the model", &err);
-        ed_mlp_destroy(&back);
+        ed_net_destroy(&back);
         unlink(tmp);
     }
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -36,13 +36,13 @@ static const char *s_config = "{\"arch\":\"6,9,4\",\"temperature\":4,\"seed\":\"
 static ed_trainer *s_trainer(ed_opt_kind kind, uint64_t init_seed)
 {
     ed_err err = {0};
-    ed_arch a;
-    assert_int_equal(ed_arch_parse("6,9,4", &a, &err), 0);
-    ed_mlp *m = ed_mlp_new(&a);
+    ed_stack a;
+    assert_int_equal(ed_stack_parse("6,9,4", &a, &err), 0);
+    ed_net *m = ed_net_new(&a);
     assert_non_null(m);
     ed_rng r;
     ed_rng_seed(&r, init_seed);
-    ed_mlp_init(m, &r);
+    ed_net_init(m, &r);
     ed_opt_config oc = ed_opt_config_default();
     oc.kind = kind;
     oc.lr = 0.05f;

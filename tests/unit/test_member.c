@@ -48,20 +48,20 @@ static void s_reference(const ed_mlp *m, const float *xraw, int n, float scale, 
 
 typedef struct {
     char *path;
-    ed_mlp *model;
+    ed_net *model;
     ed_model_meta meta;
 } s_fixture;
 
 static int s_setup(void **state)
 {
     s_fixture *f = calloc(1, sizeof *f);
-    ed_arch a;
+    ed_stack a;
     ed_err err;
-    assert_int_equal(ed_arch_parse(S_ARCH, &a, &err), 0);
-    f->model = ed_mlp_new(&a);
+    assert_int_equal(ed_stack_parse(S_ARCH, &a, &err), 0);
+    f->model = ed_net_new(&a);
     ed_rng r;
     ed_rng_seed(&r, 11);
-    ed_mlp_init(f->model, &r);
+    ed_net_init(f->model, &r);
     for (size_t i = 0; i < f->model->n_params; i++) /* non-zero biases too */
         f->model->params[i] += 0.05f * ed_rng_normal(&r);
     snprintf(f->meta.member, sizeof f->meta.member, "m-test");
@@ -78,7 +78,7 @@ static int s_teardown(void **state)
     s_fixture *f = *state;
     remove(f->path);
     free(f->path);
-    ed_mlp_destroy(&f->model);
+    ed_net_destroy(&f->model);
     free(f);
     return 0;
 }
@@ -107,7 +107,7 @@ static void test_open_and_forward(void **state)
         xu[i] = (uint8_t)(ed_rng_next(&r) >> 56);
         xf[i] = (float)xu[i];
     }
-    s_reference(f->model, xf, S_B, f->meta.input_scale, f->meta.input_offset, ref);
+    s_reference(f->model->mlp, xf, S_B, f->meta.input_scale, f->meta.input_offset, ref);
     assert_int_equal(ed_member_forward(m, xu, ED_DTYPE_U8, S_B, z, &err), 0);
     assert_true(tu_allclose("u8 logits", z, ref, S_B * 3, 1e-5, 1e-5));
     memset(z, 0, sizeof z);
@@ -156,20 +156,20 @@ static void test_wrap_sees_updates(void **state)
 {
     s_fixture *f = *state;
     ed_err err = {0};
-    ed_member *m = ed_member_wrap_mlp(f->model, 0.5f, 1.0f, "student", 2, &err);
+    ed_member *m = ed_member_wrap_net(f->model, 0.5f, 1.0f, "student", 2, &err);
     assert_non_null(m);
     assert_string_equal(ed_member_name(m), "student");
     assert_string_equal(ed_member_fingerprint(m), "");
     float x[2 * 6] = {1, 2, 3, 4, 5, 6, -1, 0, 1, 0, -1, 2}, z[6], ref[6];
-    s_reference(f->model, x, 2, 0.5f, 1.0f, ref);
+    s_reference(f->model->mlp, x, 2, 0.5f, 1.0f, ref);
     assert_int_equal(ed_member_forward(m, x, ED_DTYPE_F32, 2, z, &err), 0);
     assert_true(tu_allclose("wrapped", z, ref, 6, 1e-5, 1e-5));
-    f->model->b[2][1] += 1.0f; /* the member reads the model it wraps at each forward */
+    f->model->mlp->b[2][1] += 1.0f; /* the member reads the model it wraps at each forward */
     ref[1] += 1.0f;
     ref[4] += 1.0f;
     assert_int_equal(ed_member_forward(m, x, ED_DTYPE_F32, 2, z, &err), 0);
     assert_true(tu_allclose("wrapped after update", z, ref, 6, 1e-5, 1e-5));
-    f->model->b[2][1] -= 1.0f;
+    f->model->mlp->b[2][1] -= 1.0f;
     ed_member_destroy(&m);
 }
 

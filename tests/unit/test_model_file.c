@@ -33,13 +33,13 @@
 /* ---- helpers ----------------------------------------------------------------------------------
  */
 
-static ed_mlp *s_make_model(const char *arch_text, uint64_t seed)
+static ed_net *s_make_model(const char *arch_text, uint64_t seed)
 {
-    ed_arch a;
+    ed_stack a;
     ed_err err;
-    if (ed_arch_parse(arch_text, &a, &err) != ED_OK)
+    if (ed_stack_parse(arch_text, &a, &err) != ED_OK)
         fail_msg("%s", err.msg);
-    ed_mlp *m = ed_mlp_new(&a);
+    ed_net *m = ed_net_new(&a);
     assert_non_null(m);
     ed_rng r;
     ed_rng_seed(&r, seed);
@@ -77,7 +77,7 @@ static void s_expect_err(int rc, const ed_err *err, int code, const char *n1, co
  * message, and no model handed out. */
 static void s_expect_load_err(const char *path, int code, const char *needle)
 {
-    ed_mlp *m = (ed_mlp *)(uintptr_t)1; /* must be reset to NULL */
+    ed_net *m = (ed_net *)(uintptr_t)1; /* must be reset to NULL */
     ed_model_meta md;
     ed_err err;
     ed_err_clear(&err);
@@ -97,10 +97,10 @@ typedef struct {
 
 /* Writes m as a model file through ed_st_write directly, with metadata overrides and optionally
  * one tensor left out (`skip`) or one extra tensor added (`extra`). */
-static void s_write_custom(const char *path, const ed_mlp *m, const s_kv *over, int n_over,
+static void s_write_custom(const char *path, const ed_net *m, const s_kv *over, int n_over,
                            const char *skip, const char *extra)
 {
-    const ed_arch *a = &m->arch;
+    const ed_arch *a = &m->arch.mlp_arch;
     char arch[256], classes[16], fp[32];
     ed_arch_format(a, arch, sizeof arch);
     snprintf(classes, sizeof classes, "%d", ed_arch_out(a));
@@ -134,10 +134,10 @@ static void s_write_custom(const char *path, const ed_mlp *m, const s_kv *over, 
                 continue;
             int64_t out = a->widths[l + 1], in = a->widths[l];
             t[n++] =
-                k ? (ed_st_tensor){names[2 * l + k],           "F32", 1, {out}, m->b[l],
+                k ? (ed_st_tensor){names[2 * l + k],           "F32", 1, {out}, m->mlp->b[l],
                                    (size_t)out * sizeof(float)}
                   : (ed_st_tensor){names[2 * l + k], "F32",   2,
-                                   {out, in},        m->W[l], (size_t)(out * in) * sizeof(float)};
+                                   {out, in},        m->mlp->W[l], (size_t)(out * in) * sizeof(float)};
         }
     }
     if (extra)
@@ -238,7 +238,7 @@ static void test_round_trip(void **state)
 {
     (void)state;
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("13,7,5,4", 42);
+    ed_net *m = s_make_model("13,7,5,4", 42);
     ed_model_meta md = s_meta();
     ed_err err;
     if (ed_model_save(path, m, &md, &err) != ED_OK)
@@ -247,13 +247,13 @@ static void test_round_trip(void **state)
     assert_true(md.fingerprint == fp);
     assert_int_equal(s_count_temps(path), 0);
 
-    ed_mlp *g = NULL;
+    ed_net *g = NULL;
     ed_model_meta gm;
     memset(&gm, 0xab, sizeof gm);
     if (ed_model_load(path, &g, &gm, &err) != ED_OK)
         fail_msg("%s", err.msg);
     assert_non_null(g);
-    assert_true(ed_arch_equal(&g->arch, &m->arch));
+    assert_true(ed_stack_equal(&g->arch, &m->arch));
     assert_int_equal(g->n_params, m->n_params);
     assert_memory_equal(g->params, m->params, m->n_params * sizeof(float));
     assert_string_equal(gm.member, md.member);
@@ -281,9 +281,9 @@ static void test_round_trip(void **state)
     free(a);
     free(b);
 
-    ed_mlp_destroy(&g);
+    ed_net_destroy(&g);
     assert_null(g);
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     free(path);
 }
@@ -310,7 +310,7 @@ static void test_defaults_and_metadata_text(void **state)
 {
     (void)state;
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("784,16,10", 1);
+    ed_net *m = s_make_model("784,16,10", 1);
     ed_model_meta md;
     memset(&md, 0, sizeof md);
     md.input_scale = 0.00392156886f;
@@ -336,7 +336,7 @@ static void test_defaults_and_metadata_text(void **state)
     assert_int_equal(t.ndim, 2);
     assert_int_equal(t.shape[0], 10);
     assert_int_equal(t.shape[1], 16);
-    assert_memory_equal(t.data, m->W[1], 160 * sizeof(float));
+    assert_memory_equal(t.data, m->mlp->W[1], 160 * sizeof(float));
     ed_st_close(&f);
 
     /* Invalid inputs to save. */
@@ -347,7 +347,7 @@ static void test_defaults_and_metadata_text(void **state)
     s_expect_err(ed_model_save(path, m, &md, &err), &err, ED_EINVAL, path, "provenance");
     snprintf(md.provenance, sizeof md.provenance, "{} trailing");
     s_expect_err(ed_model_save(path, m, &md, &err), &err, ED_EINVAL, path, "provenance");
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     free(path);
 }
@@ -363,7 +363,7 @@ static void test_python_reader(void **state)
         skip();
     }
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("20,9,9,3", 7);
+    ed_net *m = s_make_model("20,9,9,3", 7);
     ed_model_meta md = s_meta();
     ed_err err;
     if (ed_model_save(path, m, &md, &err) != ED_OK)
@@ -386,7 +386,7 @@ static void test_python_reader(void **state)
     if (!strstr(out, "fingerprint mismatch"))
         fail_msg("checker did not report the fingerprint: %s", out);
     free(raw);
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     free(path);
 }
@@ -399,7 +399,7 @@ static void test_truncated(void **state)
     (void)state;
     char *path = tu_temp_path(".safetensors");
     char *cut = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("10,6,4", 3);
+    ed_net *m = s_make_model("10,6,4", 3);
     ed_model_meta md = s_meta();
     ed_err err;
     if (ed_model_save(path, m, &md, &err) != ED_OK)
@@ -418,7 +418,7 @@ static void test_truncated(void **state)
         s_expect_load_err(cut, ED_ETRUNC, "truncated");
     }
     free(raw);
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     unlink(cut);
     free(path);
@@ -429,7 +429,7 @@ static void test_corrupted_weights(void **state)
 {
     (void)state;
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("10,6,4", 4);
+    ed_net *m = s_make_model("10,6,4", 4);
     ed_model_meta md = s_meta();
     ed_err err;
     if (ed_model_save(path, m, &md, &err) != ED_OK)
@@ -457,11 +457,11 @@ static void test_corrupted_weights(void **state)
 
     /* The custom writer itself produces loadable files. */
     s_write_custom(path, m, NULL, 0, NULL, NULL);
-    ed_mlp *g = NULL;
+    ed_net *g = NULL;
     if (ed_model_load(path, &g, NULL, &err) != ED_OK)
         fail_msg("%s", err.msg);
-    ed_mlp_destroy(&g);
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&g);
+    ed_net_destroy(&m);
     unlink(path);
     free(path);
 }
@@ -470,7 +470,7 @@ static void test_bad_metadata(void **state)
 {
     (void)state;
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("10,6,4", 5);
+    ed_net *m = s_make_model("10,6,4", 5);
     struct {
         s_kv kv;
         int code;
@@ -480,15 +480,16 @@ static void test_bad_metadata(void **state)
          ED_EFORMAT,
          "not an edistill model (format is 'pickle', expected 'edistill-mlp')"},
         {{"format", NULL}, ED_EFORMAT, "not an edistill model"},
-        {{"format_version", "2"},
+        {{"format_version", "3"},
          ED_EVERSION,
-         "format_version 2 is newer than this build supports (1): upgrade edistill"},
+         "format_version 3 is newer than this build supports (2): upgrade edistill"},
         {{"format_version", "one"}, ED_EFORMAT, "format_version"},
         {{"format_version", "0"}, ED_EFORMAT, "format_version"},
         {{"format_version", NULL}, ED_EFORMAT, "format_version"},
         {{"arch", "10,x,4"}, ED_EFORMAT, "arch"},
         {{"arch", NULL}, ED_EFORMAT, "arch"},
-        {{"classes", "5"}, ED_ESHAPE, "classes is 5 but the arch's last width is 4"},
+        {{"classes", "5"}, ED_ESHAPE, "classes is 5 but the arch's output has 4"},
+        {{"arch", "10:dense6,relu,dense4"}, ED_EFORMAT, "format_version 1 holds MLPs only"},
         {{"classes", "four"}, ED_EFORMAT, "classes"},
         {{"input_scale", "nan"}, ED_EFORMAT, "input_scale"},
         {{"input_scale", "inf"}, ED_EFORMAT, "input_scale"},
@@ -502,7 +503,7 @@ static void test_bad_metadata(void **state)
         s_write_custom(path, m, &cases[i].kv, 1, NULL, NULL);
         s_expect_load_err(path, cases[i].code, cases[i].needle);
     }
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     free(path);
 }
@@ -544,7 +545,7 @@ static void test_bad_header(void **state)
 {
     (void)state;
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("10,6,4", 6);
+    ed_net *m = s_make_model("10,6,4", 6);
     ed_model_meta md = s_meta();
     ed_err err;
     size_t n;
@@ -591,7 +592,7 @@ static void test_bad_header(void **state)
         s_edit_header(path, edits[i].edit);
         s_expect_load_err(path, edits[i].code, edits[i].needle);
     }
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     free(path);
 }
@@ -600,7 +601,7 @@ static void test_tensors_vs_arch(void **state)
 {
     (void)state;
     char *path = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("8,5,3", 8);
+    ed_net *m = s_make_model("8,5,3", 8);
 
     /* Weights for 8,5,3 under an arch that says 8,6,3. */
     s_kv arch[] = {{"arch", "8,6,3"}};
@@ -627,7 +628,7 @@ static void test_tensors_vs_arch(void **state)
     ed_st_tensor t[4] = {
         {"layers.0.weight", "F32", 2, {5, 8}, m->W[0], 160},
         {"layers.0.bias", "F32", 1, {5}, m->b[0], 20},
-        {"layers.1.weight", "F32", 2, {3, 5}, m->W[1], 60},
+        {"layers.1.weight", "F32", 2, {3, 5}, m->mlp->W[1], 60},
         {"layers.1.bias", "F64", 1, {3}, d3, 24},
     };
     ed_st_meta md[] = {{"format", "edistill-mlp"},
@@ -641,7 +642,7 @@ static void test_tensors_vs_arch(void **state)
     assert_int_equal(ed_st_write(path, t, 4, md, 7, &err), ED_OK);
     s_expect_load_err(path, ED_EFORMAT, "tensor layers.1.bias has dtype F64");
 
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(path);
     s_expect_load_err(path, ED_ENOTFOUND, "No such file");
     free(path);
@@ -698,7 +699,7 @@ static void test_atomic_write(void **state)
 
     /* A failing model save leaves the previous model intact. */
     char *mpath = tu_temp_path(".safetensors");
-    ed_mlp *m = s_make_model("4,3", 9);
+    ed_net *m = s_make_model("4,3", 9);
     ed_model_meta md = s_meta();
     assert_int_equal(ed_model_save(mpath, m, &md, &err), ED_OK);
     size_t n1;
@@ -713,7 +714,7 @@ static void test_atomic_write(void **state)
     assert_int_equal(s_count_temps(mpath), 0);
     free(before);
     free(after);
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     unlink(mpath);
     free(mpath);
     unlink(path);
@@ -730,7 +731,7 @@ static void test_missing_directory(void **state)
     s_writer w = {"x", 0, 0};
     s_expect_err(ed_fs_write_atomic(path, s_write_text, &w, &err), &err, ED_EIO, path,
                  "No such file or directory");
-    ed_mlp *m = s_make_model("4,3", 10);
+    ed_net *m = s_make_model("4,3", 10);
     ed_model_meta md = s_meta();
     s_expect_err(ed_model_save(path, m, &md, &err), &err, ED_EIO, path,
                  "No such file or directory");
@@ -750,7 +751,7 @@ static void test_missing_directory(void **state)
     unlink(path);
     rmdir(dir);
     rmdir(base);
-    ed_mlp_destroy(&m);
+    ed_net_destroy(&m);
     free(base);
 }
 

@@ -115,15 +115,15 @@ static void s_targets(const float *zt, ed_combine_mode mode, bool l2, float T, f
     }
 }
 
-static ed_trainer *s_trainer(float lr, ed_mlp **copy)
+static ed_trainer *s_trainer(float lr, ed_net **copy)
 {
-    ed_arch a;
-    assert_int_equal(ed_arch_parse("5,7,4", &a, NULL), 0);
-    ed_mlp *m = ed_mlp_new(&a);
+    ed_stack a;
+    assert_int_equal(ed_stack_parse("5,7,4", &a, NULL), 0);
+    ed_net *m = ed_net_new(&a);
     ed_rng r;
     ed_rng_seed(&r, 42);
-    ed_mlp_init(m, &r);
-    *copy = ed_mlp_new(&a);
+    ed_net_init(m, &r);
+    *copy = ed_net_new(&a);
     memcpy((*copy)->params, m->params, sizeof(float) * m->n_params);
     ed_opt_config oc = ed_opt_config_default();
     oc.kind = ED_OPT_SGD;
@@ -156,7 +156,7 @@ static void test_step_matches_objective(void **state)
         ed_rng_seed(&r, 7 + ti);
         s_fixture(x, y, zt, &r);
         s_targets(zt, cases[ti].mode, l2, T, q);
-        ed_mlp *before;
+        ed_net *before;
         ed_trainer *t = s_trainer(lr, &before);
         const size_t n = before->n_params;
 
@@ -193,7 +193,7 @@ static void test_step_matches_objective(void **state)
         free(fd);
         free(delta);
         free(p);
-        ed_mlp_destroy(&before);
+        ed_net_destroy(&before);
         ed_trainer_destroy(&t);
     }
 }
@@ -207,7 +207,7 @@ static void test_hard_only_and_bad_label(void **state)
     ed_rng_seed(&r, 3);
     s_fixture(x, y, zt, &r);
     s_targets(zt, ED_COMBINE_PROB, false, 1.0f, q);
-    ed_mlp *before;
+    ed_net *before;
     ed_trainer *t = s_trainer(1e-3f, &before);
     ed_batch b = {.n = B, .dim = D, .dtype = ED_DTYPE_F32, .x = x, .y = y};
     ed_loss_config lc = {.label_smoothing = 0.0f};
@@ -234,7 +234,7 @@ static void test_hard_only_and_bad_label(void **state)
     assert_int_equal(ed_trainer_distill_step(t, &b, members, 1, &lc, &st, &err), ED_ESHAPE);
     b.dim = D;
     assert_int_equal(ed_trainer_distill_step(t, &b, members, 0, &lc, &st, &err), ED_EINVAL);
-    ed_mlp_destroy(&before);
+    ed_net_destroy(&before);
     ed_trainer_destroy(&t);
 }
 
@@ -243,20 +243,20 @@ static void test_hard_only_and_bad_label(void **state)
 static void test_new_refuses_bad_config(void **state)
 {
     (void)state;
-    ed_arch a;
-    assert_int_equal(ed_arch_parse("5,7,4", &a, NULL), 0);
-    ed_mlp *m = ed_mlp_new(&a);
+    ed_stack a;
+    assert_int_equal(ed_stack_parse("5,7,4", &a, NULL), 0);
+    ed_net *m = ed_net_new(&a);
     ed_trainer_config tc = {.opt = ed_opt_config_default(), .max_batch = 0};
     ed_err err = {0};
     assert_null(ed_trainer_new(&m, &tc, &err));
     assert_null(m);
     assert_int_equal(err.code, ED_EINVAL);
     assert_non_null(strstr(err.msg, "max batch"));
-    m = ed_mlp_new(&a);
+    m = ed_net_new(&a);
     assert_null(ed_trainer_new(&m, NULL, &err));
     assert_null(m);
     assert_int_equal(err.code, ED_EINVAL);
-    ed_mlp *none = NULL;
+    ed_net *none = NULL;
     tc.max_batch = 4;
     assert_null(ed_trainer_new(&none, &tc, &err));
     assert_int_equal(err.code, ED_EINVAL);
