@@ -128,6 +128,10 @@ static bool s_build(const ed_msg *msg, s_scratch *s)
         m->ready = i->ready;
         m->worker_id = s_str(i->worker_id);
         m->max_batch = i->max_batch;
+        if (i->input_shape[0]) {
+            m->n_input_shape = 3;
+            m->input_shape = (uint32_t *)i->input_shape;
+        }
         s->env.body_case = EDISTILL__ENVELOPE__BODY_MEMBER_INFO;
         s->env.member_info = m;
         return true;
@@ -230,6 +234,33 @@ static int s_check_tensor(const Edistill__Tensor *t, const char *what, ed_dtype 
 }
 
 /* Body -> msg, with validation. env is known to have a body and the right version. */
+/* MemberInfo.input_shape: absent (older worker) reads as (input_dim, 1, 1); else exactly three
+ * positive dims whose product is input_dim. */
+static int s_input_shape(const Edistill__MemberInfo *m, ed_member_info *i, ed_err *err)
+{
+    if (m->n_input_shape == 0) {
+        i->input_shape[0] = m->input_dim;
+        i->input_shape[1] = i->input_shape[2] = 1;
+        return 0;
+    }
+    if (m->n_input_shape != 3)
+        return ed_err_set(err, ED_EFORMAT, "MemberInfo.input_shape has %zu dims, expected 3 [C, H, W]",
+                          m->n_input_shape);
+    uint64_t prod = 1;
+    for (int k = 0; k < 3; k++) {
+        if (m->input_shape[k] < 1)
+            return ed_err_set(err, ED_EFORMAT, "MemberInfo.input_shape[%d] is 0", k);
+        prod *= m->input_shape[k];
+        i->input_shape[k] = m->input_shape[k];
+    }
+    if (prod != m->input_dim)
+        return ed_err_set(err, ED_EFORMAT,
+                          "MemberInfo.input_shape [%" PRIu32 ", %" PRIu32 ", %" PRIu32
+                          "] does not multiply to input_dim %" PRIu32,
+                          m->input_shape[0], m->input_shape[1], m->input_shape[2], m->input_dim);
+    return 0;
+}
+
 static int s_convert(const Edistill__Envelope *env, ed_msg *out, ed_err *err)
 {
     switch (env->body_case) {
@@ -249,7 +280,7 @@ static int s_convert(const Edistill__Envelope *env, ed_msg *out, ed_err *err)
         i->ready = m->ready;
         i->worker_id = m->worker_id;
         i->max_batch = m->max_batch;
-        return 0;
+        return s_input_shape(m, i, err);
     }
     case EDISTILL__ENVELOPE__BODY_LOGIT_REQUEST: {
         const Edistill__LogitRequest *r = env->logit_request;

@@ -42,6 +42,9 @@ typedef struct {
     bool ready;
     const char *worker_id;
     uint32_t max_batch;
+    uint32_t input_shape[3];  /* (C, H, W) of one sample, product input_dim; a decoded MemberInfo
+                                 from an older worker (no shape) reads (input_dim, 1, 1); encoding
+                                 all zeros sends no shape */
 } ed_member_info;
 
 typedef struct {

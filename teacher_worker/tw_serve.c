@@ -193,6 +193,7 @@ static void s_send_error(s_server *s, zmq_msg_t *identity, uint64_t request_id, 
 static void s_send_info(s_server *s, zmq_msg_t *identity, uint64_t request_id)
 {
     ed_msg m = {.kind = ED_MSG_MEMBER_INFO};
+    const ed_shape in = ed_member_input_shape(s->member);
     m.u.info = (ed_member_info){.request_id = request_id,
                                 .protocol_version = ED_PROTOCOL_VERSION,
                                 .member = ed_member_name(s->member),
@@ -202,7 +203,8 @@ static void s_send_info(s_server *s, zmq_msg_t *identity, uint64_t request_id)
                                 .arch = ed_member_arch(s->member),
                                 .ready = !s->stopping,
                                 .worker_id = s->worker_id,
-                                .max_batch = (uint32_t)s->opt.max_batch};
+                                .max_batch = (uint32_t)s->opt.max_batch,
+                                .input_shape = {(uint32_t)in.c, (uint32_t)in.h, (uint32_t)in.w}};
     s_send_msg(s, identity, &m);
 }
 
@@ -261,8 +263,10 @@ static void s_handle(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
             snprintf(msg, sizeof msg, "worker %s is shutting down", s->worker_id);
         } else if (r->dim != (uint32_t)ed_member_input_dim(s->member)) {
             code = ED_ESHAPE;
-            snprintf(msg, sizeof msg, "input dim %" PRIu32 " does not match model input %d", r->dim,
-                     ed_member_input_dim(s->member));
+            const ed_shape in = ed_member_input_shape(s->member);
+            snprintf(msg, sizeof msg,
+                     "input dim %" PRIu32 " does not match model input %d (%dx%dx%d per sample)",
+                     r->dim, ed_member_input_dim(s->member), in.c, in.h, in.w);
         } else if (r->batch > (uint32_t)s->opt.max_batch) {
             code = ED_ETOOBIG;
             snprintf(msg, sizeof msg, "batch %" PRIu32 " exceeds this worker's max batch %d",

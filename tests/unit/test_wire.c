@@ -160,6 +160,10 @@ static void test_roundtrip_info(void **state)
     assert_true(i->ready);
     assert_string_equal(i->worker_id, "host:42");
     assert_int_equal(i->max_batch, 1024);
+    /* no shape sent (an older worker): read as a flat input */
+    assert_int_equal(i->input_shape[0], 784);
+    assert_int_equal(i->input_shape[1], 1);
+    assert_int_equal(i->input_shape[2], 1);
     ed_wire_msg_clear(&d);
     free(buf);
 
@@ -171,6 +175,37 @@ static void test_roundtrip_info(void **state)
     assert_false(d.u.info.ready);
     ed_wire_msg_clear(&d);
     free(buf);
+}
+
+static void test_member_info_input_shape(void **state)
+{
+    (void)state;
+    ed_msg mi = {.kind = ED_MSG_MEMBER_INFO};
+    mi.u.info = (ed_member_info){.request_id = 8, .input_dim = 3 * 32 * 32, .classes = 10,
+                                 .arch = "3x32x32:conv8k3,gap,dense10", .ready = true,
+                                 .input_shape = {3, 32, 32}};
+    size_t len;
+    uint8_t *buf = s_pack(&mi, &len);
+    ed_msg d;
+    s_decode_ok(buf, len, &d);
+    assert_int_equal(d.u.info.input_shape[0], 3);
+    assert_int_equal(d.u.info.input_shape[1], 32);
+    assert_int_equal(d.u.info.input_shape[2], 32);
+    assert_string_equal(d.u.info.arch, "3x32x32:conv8k3,gap,dense10");
+    ed_wire_msg_clear(&d);
+    free(buf);
+
+    /* A shape that does not multiply to input_dim, or a zero dim, is refused with the field named. */
+    const uint32_t bad[2][3] = {{3, 32, 31}, {3, 0, 32}};
+    for (int k = 0; k < 2; k++) {
+        memcpy(mi.u.info.input_shape, bad[k], sizeof bad[k]);
+        buf = s_pack(&mi, &len);
+        ed_err err = {0};
+        assert_int_equal(ed_wire_decode(buf, len, &d, &err), ED_EFORMAT);
+        assert_non_null(strstr(err.msg, "MemberInfo.input_shape"));
+        assert_null(d.owned);
+        free(buf);
+    }
 }
 
 static void test_roundtrip_logit_request(void **state)
@@ -434,6 +469,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_info),
+        cmocka_unit_test(test_member_info_input_shape),
         cmocka_unit_test(test_roundtrip_logit_request),
         cmocka_unit_test(test_roundtrip_reply_and_error),
         cmocka_unit_test(test_random_bytes),
