@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# e2e cnn (layer stacks): a small CNN member trained on a data slice (`teacher_worker train`), read
+# by the independent numpy reader (tests/check_safetensors.py: names, shapes, fingerprint), served
+# over ZeroMQ (MemberInfo input shape, a wrong per-sample size refused, logits equal to numpy's),
+# distilled into a CNN student in-process and over tcp with byte-identical soft targets and student
+# weights (served logits == in-process forward), and evaluated by `student_trainer eval`.
+source "$(dirname "$0")/lib.sh"
+[[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
+command -v protoc >/dev/null || fail "protoc not found (scripts/deps.sh installs protobuf-compiler)"
+ARCH="1x28x28:conv6k5s2p2,bn,relu,maxpool2,flatten,dropout0.1,dense10"
+
+out=$("$TW" train --train-images "$TRAIN_X" --train-labels "$TRAIN_Y" --train-end 4000 \
+      --test-images "$TEST_X" --test-labels "$TEST_Y" --arch "$ARCH" --epochs 1 --batch-size 32 \
+      --lr 3e-3 --seed 1 --member cnn --blas-threads 1 --out "$WORK/cnn.safetensors" --quiet)
+echo "$out"
+acc=$(grep -o 'test accuracy [0-9.]*' <<<"$out" | awk '{print $3}')
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.65) }' || fail "CNN test accuracy $acc < 0.65"
+pass "CNN $ARCH, one epoch on 4000 samples: test accuracy $acc"
+
+"$PY" "$SRC/tests/check_safetensors.py" "$WORK/cnn.safetensors" || fail "numpy reader refused the CNN file"
+"$PY" - "$WORK/cnn.safetensors" <<'PYEOF' || fail "CNN file metadata"
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+h = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+m = h["__metadata__"]
+assert m["format_version"] == "2", m["format_version"]
+assert [l["type"] for l in json.loads(m["layers"])][:3] == ["conv", "bn", "relu"], m["layers"]
+assert h["layers.0.weight"]["shape"] == [6, 1, 5, 5], h["layers.0.weight"]
+assert h["layers.1.running_var"]["shape"] == [6], h["layers.1.running_var"]
+PYEOF
+pass "model file: format_version 2, layers metadata, PyTorch names and shapes"
+
+eval_out=$("$ST" eval --models "$WORK/cnn.safetensors" --images "$TEST_X" --labels "$TEST_Y")
+pct=$(awk -v a="$acc" 'BEGIN { printf "%.2f%%", 100 * a }')
+grep -q -- "$pct" <<<"$eval_out" || { echo "$eval_out"; fail "eval does not report the training run's accuracy $pct"; }
+pass "student_trainer eval agrees: $pct"
+
+protoc --python_out="$WORK" -I"$SRC/proto" "$SRC/proto/edistill.proto" || fail "protoc edistill.proto"
+start_worker "$WORK/cnn.safetensors" "$WORK/w.ready" --blas-threads 1 --max-batch 64
+"$PY" "$SRC/tests/e2e/cnn_client.py" --proto-dir "$WORK" --model "$WORK/cnn.safetensors" \
+    --ready-file "$WORK/w.ready" --images "$TEST_X" --count 64 --out "$WORK/served.f32" ||
+  fail "serving the CNN"
+"$PY" "$SRC/tests/check_safetensors.py" "$WORK/cnn.safetensors" --images "$TEST_X" --count 64 \
+    --logits "$WORK/served.f32" || fail "served logits vs numpy"
+pass "served CNN logits match the numpy forward pass"
+
+distill() { # name teachers
+  "$ST" distill --teachers "$2" --labeled-images "$TRAIN_X" --labeled-labels "$TRAIN_Y" \
+      --labeled-end 500 --unlabeled "$TRAIN_X" --unlabeled-start 500 --unlabeled-end 1500 \
+      --arch "1x28x28:conv4k3s2p1,bn,relu,flatten,dense10" --steps 20 --batch-size 32 --seed 5 \
+      --blas-threads 1 --dump-targets "$WORK/$1.q" --out "$WORK/$1.safetensors" --quiet \
+      > "$WORK/$1.out" 2> "$WORK/$1.err" || { cat "$WORK/$1.err" >&2; fail "distill $1"; }
+  sed -n 's/.*\(fnv1a64:[0-9a-f]*\).*/\1/p' "$WORK/$1.out"
+}
+FP_LOCAL=$(distill local "$WORK/cnn.safetensors")
+FP_TCP=$(distill tcp "$WORKER_EP")
+cmp "$WORK/local.q" "$WORK/tcp.q" || fail "soft targets of the CNN teacher over tcp differ from in-process"
+[[ -n "$FP_LOCAL" && "$FP_LOCAL" == "$FP_TCP" ]] || fail "CNN students differ: local $FP_LOCAL tcp $FP_TCP"
+"$PY" "$SRC/tests/check_safetensors.py" "$WORK/local.safetensors" >/dev/null || fail "numpy reader refused the student"
+pass "CNN teacher in-process and over tcp: identical soft targets and CNN student ($FP_LOCAL)"
+echo "cnn acceptance checks passed"
