@@ -5,6 +5,8 @@
  *                       same shapes, in GFLOP/s, interleaved repeat by repeat in one process.
  *   ed_bench step     : one student training step (ed_trainer_distill_step: targets, scaling,
  *                       forward, soft + hard loss, backward, Adam) against the same step's sgemm calls alone.
+ *   ed_bench conv     : a conv layer's forward at batch 128 (ed_conv_forward: im2col, sgemm, bias
+ *                       scatter) against the sgemm calls of its lowering alone, in GFLOP/s.
  *   ed_bench request  : round trip of a LogitRequest to a running `teacher_worker serve` (DEALER
  *                       socket, edistill.proto through ed_wire) against the in-process forward of the
  *                       same model (ed_member_forward: scaling + forward), alternating request
@@ -27,6 +29,7 @@
 #include "ed_loss.h"
 #include "ed_member.h"
 #include "ed_mlp.h"
+#include "ed_layer_ops.h"
 #include "ed_net.h"
 #include "ed_progress.h"
 #include "ed_rng.h"
@@ -465,6 +468,88 @@ static int s_cmd_request(int argc, char **argv)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* conv                                                                                           */
+/* ---------------------------------------------------------------------------------------------- */
+
+/* The sgemm calls of the conv lowering alone (same shapes, chunks and buffers as ed_conv_forward). */
+static void s_sgemm_conv(const ed_layer *L, const float *W, float *col, float *gemm, int B, int chunk)
+{
+    const int OC = L->units, ckk = L->in.c * L->k * L->k, ohw = L->out.h * L->out.w;
+    for (int n0 = 0; n0 < B; n0 += chunk) {
+        const int G = B - n0 < chunk ? B - n0 : chunk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, G * ohw, ckk, 1.0f, W, ckk, col,
+                    G * ohw, 0.0f, gemm, G * ohw);
+    }
+}
+
+static int s_cmd_conv(int argc, char **argv)
+{
+    const char *arch = "32x14x14:conv64k3p1,flatten";
+    int batch = 128, repeats = 9, iters = 10, threads = 0, chunk = 0;
+    const ed_cli_opt opts[] = {
+        {"arch", ED_CLI_STR, &arch, "ARCH", "a stack whose first layer is the conv to time", NULL, false},
+        {"chunk", ED_CLI_INT, &chunk, "N", "samples lowered at once (0: the workspace's choice)", NULL, false},
+        {"batch", ED_CLI_INT, &batch, "N", "samples per forward pass", NULL, false},
+        {"repeats", ED_CLI_INT, &repeats, "N", "repeats (median reported)", NULL, false},
+        {"iters", ED_CLI_INT, &iters, "N", "passes timed per repeat", NULL, false},
+        {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
+    };
+    const ed_cli_spec spec = {"ed_bench conv [options]",
+                              "A conv layer's forward (im2col + sgemm + bias) vs its sgemm calls alone.",
+                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc)
+        return rc > 0 ? 0 : (fprintf(stderr, "ed_bench conv: %s\n", err.msg), 2);
+    ed_stack st;
+    if (ed_stack_parse(arch, &st, &err) || st.layers[0].kind != ED_LAYER_CONV || batch < 1 ||
+        repeats < 1 || iters < 1)
+        return fprintf(stderr, "ed_bench conv: %s\n", err.msg[0] ? err.msg : "need a conv first, "
+                       "batch, repeats and iters >= 1"), 2;
+    ed_blas_set_threads(threads);
+    ed_rng r;
+    ed_rng_seed(&r, 5);
+    ed_net *m = ed_net_new(&st);
+    ed_net_ws *ws = m ? ed_net_ws_new(&st, batch, false) : NULL;
+    double *cv = calloc((size_t)repeats, sizeof *cv), *gm = calloc((size_t)repeats, sizeof *gm);
+    if (!ws || !cv || !gm)
+        return fprintf(stderr, "ed_bench conv: out of memory\n"), 1;
+    ed_net_init(m, &r);
+    if (chunk > 0 && chunk < ws->conv_chunk)
+        ws->conv_chunk = chunk; /* lowering only: the buffers were sized for more */
+    const ed_layer *L = &st.layers[0];
+    s_fill_uniform(ws->act[0], (size_t)batch * ed_shape_size(L->in), &r);
+    const double flops = 2.0 * (double)ed_shape_size(L->out) * L->in.c * L->k * L->k * batch;
+    for (int i = 0; i < 3; i++) {
+        ed_conv_forward(ws->act[1], ws->act[0], m->W[0], m->b[0], ws->col, ws->gemm, batch,
+                        ws->conv_chunk, L);
+        s_sgemm_conv(L, m->W[0], ws->col, ws->gemm, batch, ws->conv_chunk);
+    }
+    for (int rep = 0; rep < repeats; rep++) {
+        double t0 = ed_now();
+        for (int i = 0; i < iters; i++)
+            ed_conv_forward(ws->act[1], ws->act[0], m->W[0], m->b[0], ws->col, ws->gemm, batch,
+                            ws->conv_chunk, L);
+        double t1 = ed_now();
+        for (int i = 0; i < iters; i++)
+            s_sgemm_conv(L, m->W[0], ws->col, ws->gemm, batch, ws->conv_chunk);
+        double t2 = ed_now();
+        cv[rep] = flops * iters / (t1 - t0) / 1e9;
+        gm[rep] = flops * iters / (t2 - t1) / 1e9;
+    }
+    double c = s_quantile(cv, repeats, 0.5), g = s_quantile(gm, repeats, 0.5);
+    printf("{\"arch\":\"%s\",\"batch\":%d,\"chunk\":%d,\"repeats\":%d,\"iters\":%d,"
+           "\"blas\":\"%s\",\"conv_gflops\":%.2f,\"sgemm_gflops\":%.2f,\"ratio\":%.4f,"
+           "\"goal\":0.75}\n",
+           arch, batch, ws->conv_chunk, repeats, iters, ed_blas_describe(), c, g, g > 0 ? c / g : 0.0);
+    free(cv);
+    free(gm);
+    ed_net_ws_destroy(&ws);
+    ed_net_destroy(&m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ed_blas_setup(argv);
@@ -472,9 +557,11 @@ int main(int argc, char **argv)
         return s_cmd_forward(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "step"))
         return s_cmd_step(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "conv"))
+        return s_cmd_conv(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "request"))
         return s_cmd_request(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") ? stderr : stdout,
-            "usage: ed_bench forward|step|request [options]   (each has --help)\n");
+            "usage: ed_bench forward|step|conv|request [options]   (each has --help)\n");
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
 }

@@ -52,6 +52,16 @@ def main():
         rows.append(("forward_vs_sgemm", f"{f['forward_gflops']:.1f} vs {f['sgemm_gflops']:.1f} GFLOP/s",
                      f["ratio"], ">= 0.85", f["ratio"] >= 0.85))
 
+    c = one(R("conv.json"))
+    if c:
+        res["conv_forward_vs_sgemm"] = {
+            "arch": c["arch"], "batch": c["batch"], "chunk": c["chunk"], "blas": c["blas"],
+            "repeats": c["repeats"], "conv_gflops": c["conv_gflops"], "sgemm_gflops": c["sgemm_gflops"],
+            "ratio": c["ratio"], "ratio_is": "conv forward / its sgemm calls", "goal": 0.75,
+            "met": c["ratio"] >= 0.75}
+        rows.append(("conv_forward_vs_sgemm", f"{c['conv_gflops']:.1f} vs {c['sgemm_gflops']:.1f} GFLOP/s",
+                     c["ratio"], ">= 0.75", c["ratio"] >= 0.75))
+
     s = one(R("step.json"))
     if s:
         res["student_step_vs_sgemm"] = {
@@ -140,6 +150,21 @@ def main():
         res["pytorch_distill_epoch"] = {"skipped": a.torch_note, "ratio": None, "goal": 1.3}
         res["pytorch_member_epoch"] = {"skipped": a.torch_note, "ratio": None, "goal": 1.5}
         rows.append(("pytorch_*", a.torch_note, None, "", None))
+
+    tc = lines(R("torch_cnn.jsonl"))
+    ed_c = [r["samples_per_s"] for r in lines(R("ed_cnn_epoch.jsonl"))]
+    if tc and ed_c:
+        tcm = med([r["cnn_samples_per_s"] for r in tc])
+        rc = med(ed_c) / tcm
+        res["pytorch_cnn_member_epoch"] = {
+            "arch": tc[0]["arch"], "edistill_samples_per_s": rnd(med(ed_c), 1),
+            "pytorch_samples_per_s": rnd(tcm, 1), "edistill_runs": ed_c,
+            "pytorch_runs": [r["cnn_samples_per_s"] for r in tc], "pytorch": tc[0]["torch_version"],
+            "ratio": rnd(rc), "ratio_is": "edistill / pytorch", "goal": 1.2, "met": rc >= 1.2}
+        rows.append(("pytorch_cnn_member_epoch", f"{med(ed_c):.0f} vs {tcm:.0f} samples/s", rc, ">= 1.2",
+                     rc >= 1.2))
+    elif a.torch_note:
+        res["pytorch_cnn_member_epoch"] = {"skipped": a.torch_note, "ratio": None, "goal": 1.2}
 
     rj = one(R("rejoin.json"))
     if rj:

@@ -9,7 +9,10 @@
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
 #   wire_bytes_per_sample                     bytes on the wire per sample per member, u8 vs f32
+#   conv_forward_vs_sgemm                     ed_bench conv (the reference CNN's second conv, batch 128)
 #   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
+#                                             (pytorch_cnn_member_epoch: the reference CNN member,
+#                                             BENCH_CNN_SAMPLES images, teacher_worker train vs torch)
 #   rejoin_seconds                            tests/e2e/rejoin.sh: a killed worker restarted 20
 #                                             times; ready file -> trainer's "is back" (p95 <= 1 s)
 #
@@ -35,6 +38,7 @@ STEPS=${BENCH_STEPS:-120}
 WORKER_BLAS=${BENCH_WORKER_BLAS:-1}
 TRAINER_BLAS=${BENCH_TRAINER_BLAS:-1}
 MEMBER_ARCH=784,1200,1200,10
+CNN_ARCH=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10
 STUDENT_ARCH=784,800,800,10
 OUT="$SRC/bench/results.json"
 
@@ -127,6 +131,8 @@ stop_workers() {
 # ---- in-process kernels -----------------------------------------------------------------------
 log "forward_vs_sgemm ($MEMBER_ARCH, batch 256)"
 "$EB" forward --arch "$MEMBER_ARCH" --batch 256 --repeats 9 --iters 10 >"$RAW/forward.json"
+log "conv_forward_vs_sgemm (32x14x14 conv64k3p1, batch 128)"
+"$EB" conv --arch "32x14x14:conv64k3p1,flatten" --batch 128 --repeats 9 --iters 5 >"$RAW/conv.json"
 log "student_step_vs_sgemm ($STUDENT_ARCH, batch 128, Adam)"
 "$EB" step --arch "$STUDENT_ARCH" --batch 128 --repeats 9 --iters 20 >"$RAW/step.json"
 
@@ -216,6 +222,19 @@ else
         OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 \
         "$PY" "$SRC/bench/torch_ref.py" --models "$all" --images "$X1" --labels "$Y1" \
         --samples "$TS" --threads 2 >>"$RAW/torch.jsonl" 2>>"$WORK/torch.log"
+  done
+  CS=${BENCH_CNN_SAMPLES:-12800}
+  log "PyTorch and edistill training the reference CNN member ($CS samples, batch 128)"
+  for ((r = 0; r < ${BENCH_TORCH_REPEATS:-2}; r++)); do
+    "$TW" train --arch "$CNN_ARCH" --steps $((CS / 128)) --seed 1 --member c \
+        --out "$WORK/c.safetensors" --train-images "$X1" --train-labels "$Y1" --batch-size 128 \
+        --optimizer adam --lr 1e-3 --schedule constant --blas-threads 2 --quiet \
+        --metrics "$WORK/c.jsonl" >/dev/null 2>>"$WORK/train.log"
+    head -n1 "$WORK/c.jsonl" >>"$RAW/ed_cnn_epoch.jsonl"
+    OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$CORE} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} \
+        OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 \
+        "$PY" "$SRC/bench/torch_ref.py" --images "$X1" --labels "$Y1" --cnn-arch "$CNN_ARCH" \
+        --cnn-samples "$CS" --threads 2 >>"$RAW/torch_cnn.jsonl" 2>>"$WORK/torch.log"
   done
 fi
 

@@ -11,6 +11,9 @@ OMP_WAIT_POLICY=PASSIVE, OPENBLAS_CORETYPE as edistill picks it (torch's BLAS is
     labeled rows), Adam lr 1e-3, T = 4, alpha = 0.9.
   member epoch: one 784,1200,1200,10 member trained on the 60,000 labels, dropout 0.1 (input) /
     0.3 (hidden), Adam lr 1e-3, batch 128.
+  CNN member epoch (--cnn-arch ARCH --cnn-samples N): the reference CNN member, built from the same
+    edistill architecture string by tests/gen_layer_fixture.py's parser into torch.nn.Sequential,
+    trained on N labeled images, Adam lr 1e-3, batch 128 (the pytorch_cnn_member_epoch row).
 
 Prints one JSON line with samples/s of each.
 """
@@ -133,18 +136,48 @@ def member_epoch(x_all, y_all, batch, seed):
     return n / (time.perf_counter() - t0)
 
 
+def cnn_member_epoch(arch, x_all, y_all, batch, seed):
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from gen_layer_fixture import build
+
+    torch.manual_seed(seed)
+    shape, m = build(arch)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    n = x_all.shape[0]
+    order = np.random.default_rng(seed).permutation(n)
+    t0 = time.perf_counter()
+    for s in range(0, n, batch):
+        idx = order[s : s + batch]
+        xb = torch.from_numpy(x_all[idx]).float().mul_(1.0 / 255.0).reshape([len(idx)] + shape)
+        loss = F.cross_entropy(m(xb), torch.from_numpy(y_all[idx].astype(np.int64)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return n / (time.perf_counter() - t0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", required=True, help="comma-separated member model files")
+    ap.add_argument("--models", default="", help="comma-separated member model files")
     ap.add_argument("--images", required=True, help="raw IDX images")
     ap.add_argument("--labels", required=True, help="raw IDX labels")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--labeled", type=int, default=3000)
     ap.add_argument("--samples", type=int, default=0, help="use the first N images (0: all)")
+    ap.add_argument("--cnn-arch", default="", help="edistill arch of the CNN member (CNN row only)")
+    ap.add_argument("--cnn-samples", type=int, default=12800, help="images of the CNN member epoch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x = read_idx(args.images)
     y = read_idx(args.labels)
+    if args.cnn_arch:  # the CNN row alone
+        c = cnn_member_epoch(args.cnn_arch, x[: args.cnn_samples], y[: args.cnn_samples], 128, 1)
+        print(json.dumps({"torch_version": torch.__version__, "threads": torch.get_num_threads(),
+                          "arch": args.cnn_arch, "cnn_samples_per_s": round(c, 1)}), flush=True)
+        return
     if args.samples > 0:
         x, y = x[: args.samples], y[: args.samples]
     teachers = [teacher_from_file(p) for p in args.models.split(",")]

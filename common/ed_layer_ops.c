@@ -60,6 +60,18 @@ size_t ed_conv_gemm_size(const ed_layer *L, int chunk)
     return (size_t)L->units * (size_t)chunk * L->out.h * L->out.w;
 }
 
+/* Output columns [*lo, *hi) whose input column ox*S - P + kj lies inside the input (0..W-1). */
+static void s_valid_range(int kj, const ed_layer *L, int *lo, int *hi)
+{
+    const int S = L->stride, P = L->pad, W = L->in.w, OW = L->out.w;
+    int a = P - kj > 0 ? (P - kj + S - 1) / S : 0;          /* first ox with ix >= 0 */
+    int b = (W - 1 + P - kj) >= 0 ? (W - 1 + P - kj) / S + 1 : 0; /* one past the last ix <= W-1 */
+    *lo = a < OW ? a : OW;
+    *hi = b < OW ? b : OW;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 /* col (C*k*k, G*OHW): row r = (c, ki, kj), column g*OHW + oy*OW + ox holds x[g][c][iy][ix] with
  * iy = oy*s - pad + ki, ix = ox*s - pad + kj, or 0 outside the input. */
 static void s_im2col(float *restrict col, const float *restrict x, int G, const ed_layer *L)
@@ -82,10 +94,17 @@ static void s_im2col(float *restrict col, const float *restrict x, int G, const 
                             continue;
                         }
                         const float *restrict src = plane + (size_t)iy * W;
-                        for (int ox = 0; ox < OW; ox++) {
-                            const int ix = ox * S - P + kj;
-                            d[ox] = ix >= 0 && ix < W ? src[ix] : 0.0f;
-                        }
+                        int lo, hi;
+                        s_valid_range(kj, L, &lo, &hi);
+                        for (int ox = 0; ox < lo; ox++)
+                            d[ox] = 0.0f;
+                        if (S == 1 && hi > lo)
+                            memcpy(d + lo, src + (lo - P + kj), (size_t)(hi - lo) * sizeof(float));
+                        else
+                            for (int ox = lo; ox < hi; ox++)
+                                d[ox] = src[ox * S - P + kj];
+                        for (int ox = hi; ox < OW; ox++)
+                            d[ox] = 0.0f;
                     }
                 }
             }
@@ -111,11 +130,10 @@ static void s_col2im(float *restrict dx, const float *restrict col, int G, const
                             continue;
                         float *restrict d = plane + (size_t)iy * W;
                         const float *restrict s = src + (size_t)oy * OW;
-                        for (int ox = 0; ox < OW; ox++) {
-                            const int ix = ox * S - P + kj;
-                            if (ix >= 0 && ix < W)
-                                d[ix] += s[ox];
-                        }
+                        int lo, hi;
+                        s_valid_range(kj, L, &lo, &hi);
+                        for (int ox = lo; ox < hi; ox++)
+                            d[ox * S - P + kj] += s[ox];
                     }
                 }
             }
