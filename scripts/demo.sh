@@ -9,6 +9,9 @@
 #   DEMO_LABELED_FRACTION [0.05]  DEMO_MEMBER_EPOCHS [8]  DEMO_STUDENT_EPOCHS [8]
 #   DEMO_MEMBER_ARCH [784,1200,1200,10]  DEMO_STUDENT_ARCH [784,400,400,10]
 #   DEMO_DIR [results]  DEMO_RETRAIN [0: reuse member models already in $DEMO_DIR/models]
+#   DEMO_MEMBERS [mlp]: `cnn` runs the same scenario with CNN members (the reference CNN member of
+#     README "Layer stacks", 4 epochs each unless DEMO_MEMBER_EPOCHS says otherwise; dropout is a
+#     layer of the arch); the student stays DEMO_STUDENT_ARCH.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -19,9 +22,15 @@ ST="$BUILD/student_trainer/student_trainer"
 DATA=${EDISTILL_DATA:-/usr/share/datasets/fashion-mnist}
 OUT=${DEMO_DIR:-results}
 FRACTION=${DEMO_LABELED_FRACTION:-0.05}
-MEMBER_EPOCHS=${DEMO_MEMBER_EPOCHS:-8}
 STUDENT_EPOCHS=${DEMO_STUDENT_EPOCHS:-8}
-MEMBER_ARCH=${DEMO_MEMBER_ARCH:-784,1200,1200,10}
+CNN_ARCH=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10
+case "${DEMO_MEMBERS:-mlp}" in
+  mlp) MEMBER_EPOCHS=${DEMO_MEMBER_EPOCHS:-8}; MEMBER_ARCH=${DEMO_MEMBER_ARCH:-784,1200,1200,10}
+       MEMBER_DROPOUT=(--dropout-in 0.1 --dropout-hidden 0.3); MEMBER_TAG=member ;;
+  cnn) MEMBER_EPOCHS=${DEMO_MEMBER_EPOCHS:-4}; MEMBER_ARCH=${DEMO_MEMBER_ARCH:-$CNN_ARCH}
+       MEMBER_DROPOUT=(); MEMBER_TAG=member-cnn ;;
+  *) echo "demo: DEMO_MEMBERS must be mlp or cnn, not '$DEMO_MEMBERS'" >&2; exit 2 ;;
+esac
 STUDENT_ARCH=${DEMO_STUDENT_ARCH:-784,400,400,10}
 BATCH=128
 TRAIN_N=60000
@@ -45,16 +54,16 @@ step() { printf '\n=== [%4ds] %s\n' $(( $(date +%s) - start )) "$*"; }
 step "1/5 training ${#SEEDS[@]} members ($MEMBER_ARCH, $MEMBER_EPOCHS epochs each)"
 MEMBERS=()
 for s in "${SEEDS[@]}"; do
-  m="$OUT/models/member-$s.safetensors"
+  m="$OUT/models/$MEMBER_TAG-$s.safetensors"
   MEMBERS+=("$m")
   if [[ -f "$m" && "${DEMO_RETRAIN:-0}" == 0 ]]; then
     echo "member $s: reusing $m (DEMO_RETRAIN=1 retrains)"
     continue
   fi
   "$TW" train "${TRAIN[@]}" "${TEST[@]}" --arch "$MEMBER_ARCH" --epochs "$MEMBER_EPOCHS" \
-      --batch-size $BATCH --optimizer adam --lr 1e-3 --schedule cosine --dropout-in 0.1 \
-      --dropout-hidden 0.3 --seed "$s" --member "member-$s" --out "$m" \
-      --metrics "$OUT/logs/member-$s.jsonl"
+      --batch-size $BATCH --optimizer adam --lr 1e-3 --schedule cosine "${MEMBER_DROPOUT[@]}" \
+      --seed "$s" --member "$MEMBER_TAG-$s" --out "$m" \
+      --metrics "$OUT/logs/$MEMBER_TAG-$s.jsonl"
 done
 
 # 2. Workers on loopback TCP, ports chosen by the kernel (the ready file holds the endpoint).
@@ -121,7 +130,7 @@ DIST=$(acc "$OUT/distilled.json" "$OUT/models/student-distilled.safetensors")
 } > "$OUT/demo.json"
 
 printf '\n%-34s %s\n' "model (Fashion-MNIST test set)" "accuracy"
-for i in "${!MEMBERS[@]}"; do printf '%-34s %6.2f%%\n' "member-${SEEDS[$i]} ($MEMBER_ARCH)" "$(awk -v a="${MEMBER_ACCS[$i]}" 'BEGIN{print 100*a}')"; done
+for i in "${!MEMBERS[@]}"; do printf '%-34s %6.2f%%\n' "$MEMBER_TAG-${SEEDS[$i]} ($MEMBER_ARCH)" "$(awk -v a="${MEMBER_ACCS[$i]}" 'BEGIN{print 100*a}')"; done
 printf '%-34s %6.2f%%\n' "ensemble of ${#MEMBERS[@]} (mean probability)" "$(awk -v a="$ENS" 'BEGIN{print 100*a}')"
 printf '%-34s %6.2f%%\n' "student, $LABELED labels only" "$(awk -v a="$HARD" 'BEGIN{print 100*a}')"
 printf '%-34s %6.2f%%\n' "student, distilled" "$(awk -v a="$DIST" 'BEGIN{print 100*a}')"
