@@ -267,14 +267,16 @@ int tw_train_main(int argc, char **argv)
     int n_opts = 10 + ed_train_flags_options(&o.train, opts + 10);
     const ed_cli_spec spec = {
         "teacher_worker train --out FILE [options]",
-        "Trains one ensemble member (a ReLU MLP) on labeled data with cross-entropy, shows progress,\n"
+        "Trains one ensemble member (a ReLU MLP or any layer stack, e.g. a CNN) on labeled data with cross-entropy, shows progress,\n"
         "evaluates on the test set after each epoch when one is given, and writes the model file\n"
         "atomically. Defaults read Fashion-MNIST from " ED_DATA_DEFAULT_DIR ".",
         opts, n_opts,
         "example:\n  teacher_worker train --arch 784,1200,1200,10 --epochs 20 --dropout-in 0.2 \\\n"
         "      --dropout-hidden 0.5 --seed 1 --member m1 --out models/m1.safetensors \\\n"
         "      --test-images " ED_DATA_DEFAULT_DIR "t10k-images-idx3-ubyte.gz \\\n"
-        "      --test-labels " ED_DATA_DEFAULT_DIR "t10k-labels-idx1-ubyte.gz"};
+        "      --test-labels " ED_DATA_DEFAULT_DIR "t10k-labels-idx1-ubyte.gz\n"
+        "  teacher_worker train --arch 1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,\\\n"
+        "maxpool2,flatten,dense128,relu,dropout0.3,dense10 --epochs 15 --member c1 --out c1.safetensors"};
     int rc;
     if (!ed_cli_parse_command(&spec, "teacher_worker train", argc, argv, &rc))
         return rc;
