@@ -77,7 +77,7 @@ static int s_train(const tw_train_opts *o)
         goto fail;
     }
     if ((size_t)ed_stream_dim(s) != ed_stack_in_size(&arch)) {
-        ed_err_set(&err, ED_ESHAPE, "%s has %d values per sample but --arch %s takes %zu",
+        ed_err_set(&err, ED_ESHAPE, "%s has %d values per sample but --arch %s starts with %zu",
                    o->train_images, ed_stream_dim(s), o->train.arch, ed_stack_in_size(&arch));
         ed_stream_destroy(&s);
         goto fail;
