@@ -121,6 +121,32 @@ def data_corpus():
 
 
 # ---- model files -------------------------------------------------------------------------------
+def cnn_model():
+    """A format_version 2 layer-stack file (conv, bn, relu, maxpool, flatten, dense), by hand."""
+    import json
+
+    rng = np.random.default_rng(12)
+    arch = "2x4x4:conv3k3p1,bn,relu,maxpool2,flatten,dense2"
+    tensors = [("layers.0.weight", (3, 2, 3, 3)), ("layers.0.bias", (3,)), ("layers.1.weight", (3,)),
+               ("layers.1.bias", (3,)), ("layers.1.running_mean", (3,)), ("layers.1.running_var", (3,)),
+               ("layers.5.weight", (2, 12)), ("layers.5.bias", (2,))]
+    blobs, header, off, h = [], {}, 0, 0xCBF29CE484222325
+    for name, shape in tensors:
+        a = rng.uniform(0.5, 1.5, shape).astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + len(a)]}
+        off += len(a)
+        blobs.append(a)
+        for b in a:
+            h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    header["__metadata__"] = {"format": "edistill-mlp", "format_version": "2", "arch": arch,
+                              "classes": "2", "input_scale": "0.00392156886", "input_offset": "0",
+                              "member": "cnn", "provenance": "{}", "layers": "[]",
+                              "fingerprint": f"fnv1a64:{h:016x}"}
+    hdr = json.dumps(header, separators=(",", ":")).encode()
+    hdr += b" " * (-len(hdr) % 8)
+    return struct.pack("<Q", len(hdr)) + hdr + b"".join(blobs)
+
+
 def model_corpus():
     t = "fuzz_model_file"
     d = os.path.join(HERE, "corpus", t)
@@ -128,6 +154,7 @@ def model_corpus():
     serve_client.make_model(os.path.join(d, "mlp_4_3_2.safetensors"), [4, 3, 2], seed=1, member="m")
     serve_client.make_model(os.path.join(d, "mlp_3_2.safetensors"), [3, 2], seed=2, member="s")
     serve_client.make_model(os.path.join(d, "mlp_2_2_2_2.safetensors"), [2, 2, 2, 2], seed=3, member="")
+    write(t, "cnn_bn.safetensors", cnn_model())
     # A plain safetensors file that is not an edistill model (other dtypes, no metadata).
     hdr = b'{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},"b":{"dtype":"U8","shape":[1,3],"data_offsets":[16,19]}}'
     write(t, "plain.safetensors", struct.pack("<Q", len(hdr)) + hdr + bytes(19))
