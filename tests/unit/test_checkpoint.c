@@ -32,12 +32,13 @@ enum { B = 8, D = 6, H = 9, C = 4 };
 
 static const char *s_config = "{\"arch\":\"6,9,4\",\"temperature\":4,\"seed\":\"7\",\"teachers\":[\"a\",\"b\"]}";
 
-/* A 6-9-4 trainer initialized from init_seed, with dropout so the RNG matters. */
-static ed_trainer *s_trainer(ed_opt_kind kind, uint64_t init_seed)
+/* A trainer of arch (6 inputs, 4 classes) initialized from init_seed, with dropout so the RNG
+ * matters (flags for an MLP; a stack brings its own dropout layers). */
+static ed_trainer *s_trainer_arch(const char *arch, ed_opt_kind kind, uint64_t init_seed)
 {
     ed_err err = {0};
     ed_stack a;
-    assert_int_equal(ed_stack_parse("6,9,4", &a, &err), 0);
+    assert_int_equal(ed_stack_parse(arch, &a, &err), 0);
     ed_net *m = ed_net_new(&a);
     assert_non_null(m);
     ed_rng r;
@@ -49,12 +50,19 @@ static ed_trainer *s_trainer(ed_opt_kind kind, uint64_t init_seed)
     oc.schedule = ED_LR_COSINE;
     oc.total_steps = 20;
     oc.weight_decay = 0.01f;
-    const ed_trainer_config tc = {.opt = oc, .max_batch = B, .dropout_in = 0.1f,
-                                  .dropout_hidden = 0.3f, .input_scale = 1.0f / 255.0f,
+    const bool mlp = a.mlp;
+    const ed_trainer_config tc = {.opt = oc, .max_batch = B, .dropout_in = mlp ? 0.1f : 0.0f,
+                                  .dropout_hidden = mlp ? 0.3f : 0.0f, .input_scale = 1.0f / 255.0f,
                                   .seed = init_seed + 100};
     ed_trainer *t = ed_trainer_new(&m, &tc, &err);
     assert_non_null(t);
     return t;
+}
+
+/* The 6-9-4 MLP trainer. */
+static ed_trainer *s_trainer(ed_opt_kind kind, uint64_t init_seed)
+{
+    return s_trainer_arch("6,9,4", kind, init_seed);
 }
 
 /* A deterministic batch (half labeled) and one member's logits for step i. */
@@ -146,6 +154,40 @@ static void s_roundtrip(ed_opt_kind kind)
     ed_trainer_destroy(&a);
     ed_trainer_destroy(&b);
     ed_trainer_destroy(&other);
+    unlink(path);
+    free(path);
+}
+
+/* A stack with batch norm: the running statistics travel in "bn_state" and a restored trainer
+ * continues bit for bit (weights and statistics). */
+static void test_trainer_roundtrip_bn(void **state)
+{
+    (void)state;
+    const char *arch = "6:dense9,bn,relu,dropout0.2,dense4";
+    ed_err err = {0};
+    char *path = tu_temp_path(".ckpt");
+    ed_trainer *a = s_trainer_arch(arch, ED_OPT_ADAM, 1);
+    s_steps(a, 0, 5);
+    ed_checkpoint *w = ed_checkpoint_new(s_config, &err);
+    assert_int_equal(ed_checkpoint_put_trainer(w, a, &err), 0);
+    assert_int_equal(ed_checkpoint_write(w, path, &err), 0);
+    ed_checkpoint_destroy(&w);
+    ed_trainer *b = s_trainer_arch(arch, ED_OPT_ADAM, 2);
+    ed_checkpoint *r = ed_checkpoint_read(path, &err);
+    assert_non_null(r);
+    assert_int_equal(ed_checkpoint_has_tensor(r, "bn_state"), 1);
+    assert_int_equal(ed_checkpoint_get_trainer(r, b, &err), 0);
+    ed_checkpoint_destroy(&r);
+    const size_t ns = a->model->n_state;
+    assert_int_equal(ns, 18);
+    assert_true(s_same_bits("bn state", a->model->state, b->model->state, ns));
+    s_steps(a, 5, 9);
+    s_steps(b, 5, 9);
+    assert_true(s_same_bits("params after 4 more steps", a->model->params, b->model->params,
+                            a->model->n_params));
+    assert_true(s_same_bits("bn state after 4 more steps", a->model->state, b->model->state, ns));
+    ed_trainer_destroy(&a);
+    ed_trainer_destroy(&b);
     unlink(path);
     free(path);
 }
@@ -365,6 +407,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trainer_roundtrip_adam),
         cmocka_unit_test(test_trainer_roundtrip_sgd),
+        cmocka_unit_test(test_trainer_roundtrip_bn),
         cmocka_unit_test(test_values_exact),
         cmocka_unit_test(test_config_match),
         cmocka_unit_test(test_damaged_files),
