@@ -267,9 +267,9 @@ int tw_train_main(int argc, char **argv)
     int n_opts = 10 + ed_train_flags_options(&o.train, opts + 10);
     const ed_cli_spec spec = {
         "teacher_worker train --out FILE [options]",
-        "Trains one ensemble member (a ReLU MLP or any layer stack, e.g. a CNN) on labeled data with cross-entropy, shows progress,\n"
-        "evaluates on the test set after each epoch when one is given, and writes the model file\n"
-        "atomically. Defaults read Fashion-MNIST from " ED_DATA_DEFAULT_DIR ".",
+        "Trains one ensemble member (a ReLU MLP or any layer stack, e.g. a CNN) on labeled data\n"
+        "with cross-entropy, shows progress, evaluates on the test set after each epoch when one is\n"
+        "given, and writes the model file atomically. Defaults read Fashion-MNIST from " ED_DATA_DEFAULT_DIR ".",
         opts, n_opts,
         "example:\n  teacher_worker train --arch 784,1200,1200,10 --epochs 20 --dropout-in 0.2 \\\n"
         "      --dropout-hidden 0.5 --seed 1 --member m1 --out models/m1.safetensors \\\n"
