@@ -132,7 +132,9 @@ static char *s_layers_json(const ed_stack *st)
         cJSON_AddNumberToObject(o, "k", L->k);
         cJSON_AddNumberToObject(o, "stride", L->stride);
         cJSON_AddNumberToObject(o, "pad", L->pad);
-        cJSON_AddNumberToObject(o, "rate", (double)L->rate);
+        char rate[32]; /* the float's shortest decimal (0.3, not 0.30000001192092896) */
+        snprintf(rate, sizeof rate, "%g", (double)L->rate);
+        cJSON_AddNumberToObject(o, "rate", strtod(rate, NULL));
         cJSON_AddItemToObject(o, "in", cJSON_CreateIntArray(in, 3));
         cJSON_AddItemToObject(o, "out", cJSON_CreateIntArray(out, 3));
     }
