@@ -4,7 +4,7 @@
  *
  * A legacy MLP stack delegates every call to ed_mlp on the same parameter block, so its numbers and
  * speed are exactly ed_mlp's. Other stacks get one float block per workspace: activations (flatten
- * aliases its input, no copy), dropout masks and BN x_hat, BN batch statistics, two backward
+ * aliases its input, no copy; an inference workspace keeps them in two ping-pong buffers), dropout masks and BN x_hat, BN batch statistics, two backward
  * ping-pong buffers, the conv lowering scratch and the gradients; maxpool argmax indices live in one
  * int32 block. Everything is sized at ed_net_ws_new; a forward never allocates.
  */
@@ -142,14 +142,29 @@ static void s_plan_make(const ed_stack *s, size_t B, bool train, int chunk, s_pl
     size_t t = 0;
     p->act[0] = t;
     t += s_round_up(B * ed_shape_size(s->input));
+    /* Inference needs no activation after its consumer ran: two ping-pong buffers hold them all. */
+    size_t pp_size = 0, pp[2] = {0, 0};
+    if (!train) {
+        for (int l = 0; l < s->n_layers; l++)
+            if (B * ed_shape_size(s->layers[l].out) > pp_size)
+                pp_size = B * ed_shape_size(s->layers[l].out);
+        for (int k = 0; k < 2; k++) {
+            pp[k] = t;
+            t += s_round_up(pp_size);
+        }
+    }
+    int cur = -1; /* ping-pong buffer holding act[l]; -1: the input buffer */
     for (int l = 0; l < s->n_layers; l++) {
         const ed_layer *L = &s->layers[l];
         if (L->kind == ED_LAYER_FLATTEN) {
             p->act[l + 1] = p->act[l];
-            continue;
+        } else if (!train) {
+            cur = cur == 0 ? 1 : 0;
+            p->act[l + 1] = pp[cur];
+        } else {
+            p->act[l + 1] = t;
+            t += s_round_up(B * ed_shape_size(L->out));
         }
-        p->act[l + 1] = t;
-        t += s_round_up(B * ed_shape_size(L->out));
         if (L->kind == ED_LAYER_CONV) {
             size_t c = ed_conv_col_size(L, chunk), g = ed_conv_gemm_size(L, chunk);
             p->col_n = c > p->col_n ? c : p->col_n;

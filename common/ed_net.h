@@ -64,7 +64,9 @@ typedef struct {
     float dropout_in;                     /* legacy MLP only: ed_mlp_ws rates (see ed_mlp.h); */
     float dropout_hidden;                 /* must stay 0 for other stacks (dropout is a layer) */
     float *act[ED_STACK_MAX_LAYERS + 1];  /* act[0]: (max_batch, input) input as given; act[l+1]:
-                                             (max_batch, out of layer l) */
+                                             (max_batch, out of layer l). In an inference (!train)
+                                             workspace the act[l >= 1] share two ping-pong buffers:
+                                             after a forward only act[0] and the logits are valid */
     float *grads;                         /* (n_params) same layout as params; NULL if !train */
     float *dW[ED_STACK_MAX_LAYERS];       /* views into grads */
     float *db[ED_STACK_MAX_LAYERS];
