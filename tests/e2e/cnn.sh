@@ -3,7 +3,8 @@
 # by the independent numpy reader (tests/check_safetensors.py: names, shapes, fingerprint), served
 # over ZeroMQ (MemberInfo input shape, a wrong per-sample size refused, logits equal to numpy's),
 # distilled into a CNN student in-process and over tcp with byte-identical soft targets and student
-# weights (served logits == in-process forward), and evaluated by `student_trainer eval`.
+# weights (served logits == in-process forward), evaluated by `student_trainer eval`, and distilled
+# together with an MLP member (a mixed ensemble) into an MLP student.
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
 command -v protoc >/dev/null || fail "protoc not found (scripts/deps.sh installs protobuf-compiler)"
@@ -58,4 +59,14 @@ cmp "$WORK/local.q" "$WORK/tcp.q" || fail "soft targets of the CNN teacher over 
 [[ -n "$FP_LOCAL" && "$FP_LOCAL" == "$FP_TCP" ]] || fail "CNN students differ: local $FP_LOCAL tcp $FP_TCP"
 "$PY" "$SRC/tests/check_safetensors.py" "$WORK/local.safetensors" >/dev/null || fail "numpy reader refused the student"
 pass "CNN teacher in-process and over tcp: identical soft targets and CNN student ($FP_LOCAL)"
+# A mixed ensemble (the CNN and an MLP member) distilled into an MLP student.
+"$TW" train --train-images "$TRAIN_X" --train-labels "$TRAIN_Y" --train-end 2000 --arch 784,32,10 \
+    --epochs 1 --seed 2 --member mlp --blas-threads 1 --out "$WORK/mlp.safetensors" --quiet >/dev/null
+"$ST" distill --teachers "$WORK/cnn.safetensors,$WORK/mlp.safetensors" --labeled-images "$TRAIN_X" \
+    --labeled-labels "$TRAIN_Y" --labeled-end 500 --unlabeled "$TRAIN_X" --unlabeled-start 500 \
+    --unlabeled-end 1500 --arch 784,32,10 --steps 20 --batch-size 32 --seed 5 --blas-threads 1 \
+    --out "$WORK/mixed.safetensors" --quiet > "$WORK/mixed.out" 2> "$WORK/mixed.err" ||
+  { cat "$WORK/mixed.err" >&2; fail "distilling a CNN + MLP ensemble"; }
+grep -q "member 1: mlp" "$WORK/mixed.err" || { cat "$WORK/mixed.err" >&2; fail "the MLP member is not listed"; }
+pass "CNN + MLP ensemble distilled into an MLP student"
 echo "cnn acceptance checks passed"
