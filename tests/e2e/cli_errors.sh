@@ -22,6 +22,12 @@ expect_fail "missing required" "missing required option --out" "$TW" train
 expect_fail "bad arch" "--arch: .*entry 2" "$TW" train --arch 784,,10 --out "$WORK/x"
 expect_fail "arch vs data" "784 values per sample but --arch 100,10 starts with 100" \
   "$TW" train --arch 100,10 --out "$WORK/x"
+expect_fail "bad layer token" 'token 3 "maxpol2"' \
+  "$TW" train --arch "1x28x28:conv8k3p1,relu,maxpol2,flatten,dense10" --out "$WORK/x"
+expect_fail "layer too big for its input" 'token 2 "maxpool9" on input 8x3x3' \
+  "$TW" train --arch "1x5x5:conv8k3,maxpool9,flatten,dense10" --out "$WORK/x"
+expect_fail "dropout flags on a layer stack" "dropout-hidden apply to MLP archs only" \
+  "$TW" train --arch "1x28x28:conv8k3p1,relu,flatten,dense10" --dropout-hidden 0.3 --out "$WORK/x"
 expect_fail "missing data file" "nope.gz" "$TW" train --train-images "$WORK/nope.gz" --out "$WORK/x"
 
 # Truncated IDX file.
