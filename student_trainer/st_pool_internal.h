@@ -26,7 +26,7 @@
 #define ST_CONNECT_TIMEOUT_MS 1000  /* give up a TCP connect whose SYN is not answered */
 #define ST_HEARTBEAT_IVL_MS 1000    /* ZMTP PING on every connection this often ... */
 #define ST_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop it when nothing came back for this long */
-#define ST_HEARTBEAT_TTL_MS 6000    /* worker: drop us after this long unheard (>= 5 s) */
+#define ST_HEARTBEAT_TTL_MS 10000   /* worker: drop us after this long unheard (its own timeout) */
 
 typedef enum { ST_SRC_STATIC, ST_SRC_DNS, ST_SRC_FILE } st_teacher_source_kind;
 

@@ -60,11 +60,11 @@
 /* ZMTP heartbeats: the worker pings every connection every second and drops one whose peer stays
  * silent S_HEARTBEAT_TIMEOUT_MS after a ping (a dead link: no FIN, no RST). libzmq resets that
  * timer per whole message, and the peer's PONG queues behind a frame it is sending, so the timeout
- * must also cover receiving the largest frame: 5 s (the trainer's side uses 3 s: its replies are
- * small). The TTL the trainers send is not relied on: libzmq 4.3 arms it only while the engine is
- * writing. */
+ * must also cover receiving the largest frame (up to 256 MiB) on a loaded machine: 10 s (the
+ * trainer's side uses 3 s: its replies are small, and it is the side that reconnects). The TTL the
+ * trainers send is not relied on: libzmq 4.3 arms it only while the engine is writing. */
 #define S_HEARTBEAT_IVL_MS 1000
-#define S_HEARTBEAT_TIMEOUT_MS 5000
+#define S_HEARTBEAT_TIMEOUT_MS 10000
 
 typedef struct {
     const char *model_path;
