@@ -215,7 +215,7 @@ static int s_input_from_json(const cJSON *j, ed_ts_input *in, int i, const char 
     const char *keys[4] = {"size", "start", "end", "offset"};
     for (int f = 0; f < 4; f++)
         if (s_get_int(j, keys[f], 0, S_MAX_SAMPLES, &v[f], where, err))
-            return ed_err_wrap(err, "input %d: ", i);
+            return ed_err_wrap(err, "input %d", i);
     const char *path = s_get_str(j, "path");
     if (!path || ed_ts_parse_hex64(s_get_str(j, "head_fnv1a64"), &in->head_hash) ||
         ed_ts_parse_hex64(s_get_str(j, "tail_fnv1a64"), &in->tail_hash))

@@ -285,10 +285,12 @@ static int s_check_complete(const ed_ts_reader *r, ed_err *err)
     for (int i = 0; i < r->n_shards; i++)
         if (!r->shards[i].present) {
             char base[40];
+            int64_t a, b;
             ed_ts_base_name(base, sizeof base, i, r->n_shards);
+            ed_ts_shard_range(r->lay.total, i, r->n_shards, &a, &b);
             return ed_err_set(err, ED_ENOTFOUND, "%s: shard %d of %d (%s.json, samples [%lld, %lld)) "
                               "is missing: the store has a gap there", r->dir, i, r->n_shards, base,
-                              (long long)r->shards[i].start, (long long)r->shards[i].end);
+                              (long long)a, (long long)b);
         }
     return 0;
 }

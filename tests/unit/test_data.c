@@ -709,8 +709,12 @@ static ed_loader *s_loader(const char *img, const char *lab, long start, long en
     return l;
 }
 
-/* Runs one epoch, storing emitted indices in order[]; checks labels and payload of every sample and
- * that all batches but the last are full. Returns the number of samples. */
+/* The range start of the loader s_epoch reads: b.idx (a sample's number within the range) must be
+ * its index in the file minus this. */
+static long s_idx_base;
+
+/* Runs one epoch, storing emitted indices in order[]; checks labels, payload and batch idx of every
+ * sample and that all batches but the last are full. Returns the number of samples. */
 static long s_epoch(ed_loader *l, long *order, long max)
 {
     ed_batch b;
@@ -730,6 +734,7 @@ static long s_epoch(ed_loader *l, long *order, long max)
             long idx = x[3 * k] | (long)x[3 * k + 1] << 8;
             assert_int_equal(x[3 * k + 2], (idx * 7) & 0xff);
             assert_int_equal(b.y[k], idx % 7);
+            assert_int_equal(b.idx[k], idx - s_idx_base);
             assert_true(total < max);
             order[total++] = idx;
         }
@@ -824,7 +829,9 @@ static void test_loader_exactly_once_and_deterministic(void **state)
 
     /* a range */
     l = s_loader(img, lab, 100, 400, 16, 50, 3, false);
+    s_idx_base = 100;
     n = s_epoch(l, b, count);
+    s_idx_base = 0;
     s_expect_permutation(b, n, 100, 400);
     ed_loader_destroy(&l);
 
@@ -927,7 +934,7 @@ static void test_loader_f32_npy_and_to_float(void **state)
     ed_loader_destroy(&l);
 
     uint8_t u[6] = {0, 1, 127, 128, 254, 255};
-    ed_batch ub = {2, 3, ED_DTYPE_U8, u, NULL};
+    ed_batch ub = {2, 3, ED_DTYPE_U8, u, NULL, NULL};
     float uo[6], uw[6];
     for (int i = 0; i < 6; i++)
         uw[i] = (float)u[i] / 255.0f - 0.5f;

@@ -1,0 +1,41 @@
+/*
+ * st_targets: soft targets for `distill --targets STORE`, read from a target store
+ * (ed_target_store) instead of asked of live teachers. It mirrors the pool's pipeline calls
+ * (submit a batch into a slot, wait for that slot's members' raw logits) so the distillation loop
+ * treats both sources alike; a batch's rows are looked up by their dataset and sample number
+ * (ed_batch.idx), so any shuffling and mixing of the run works, and the logits are the ones the
+ * teachers returned when the store was labeled (bit for bit with a float32 store).
+ */
+#ifndef ST_TARGETS_H
+#define ST_TARGETS_H
+
+#include "ed_data.h"
+#include "ed_error.h"
+
+typedef struct st_targets st_targets;
+
+/* Opens the store in dir and finds the run's datasets among its inputs: `labeled` (count samples
+ * in its range) and, when non-NULL, `unlabeled`. Refuses a store whose inputs do not include them
+ * (same file by size and hashes, same sample range), naming what differs, or whose classes are not
+ * `classes`. `depth` slots of up to max_batch rows. */
+st_targets *st_targets_open(const char *dir, const ed_dataset_spec *labeled, long labeled_count,
+                            const ed_dataset_spec *unlabeled, long unlabeled_count, int classes,
+                            int max_batch, int depth, ed_err *err);
+void st_targets_close(st_targets **pt);
+
+int st_targets_member_count(const st_targets *t);
+/* "name (fnv1a64:...) from the float16 store DIR" */
+const char *st_targets_member_describe(const st_targets *t, int k);
+const char *st_targets_member_fingerprint(const st_targets *t, int k);
+/* "float32", "float16", "float16 top-5": what the store keeps (recorded in checkpoints). */
+const char *st_targets_kind(const st_targets *t);
+
+/* Copies batch b (with b->idx) into slot and reads its rows' logits from the store. */
+int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err);
+
+/* The batch of slot and logits[k], member k's (n, classes) raw logits; valid until the slot is
+ * submitted again. */
+int st_targets_wait(st_targets *t, int slot, ed_batch *batch, const float *const **logits,
+                    ed_err *err);
+
+#endif
