@@ -12,6 +12,8 @@
  * must answer every batch (a store with holes would train on garbage): a batch the pool releases
  * without a member stops the run; --resume continues it.
  */
+#include "st_label.h"
+
 #include "st_commands.h"
 
 #include <signal.h>
@@ -46,8 +48,47 @@ static void s_on_signal(int sig)
     s_stop_signal = sig;
 }
 
-/* The inputs, in store order, with their identities, ranges and offsets; *dim / *dtype of the
- * samples (all inputs must agree). */
+int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int *dim,
+                    ed_dtype *dtype, ed_err *err)
+{
+    if (n < 1)
+        return ed_err_set(err, ED_EINVAL, "nothing to label: give --unlabeled and/or --labeled-images");
+    lay->inputs = calloc((size_t)n, sizeof *lay->inputs);
+    if (!lay->inputs)
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
+    int64_t offset = 0;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        ed_dataset_spec spec = {specs[i].images, NULL, specs[i].start, specs[i].end};
+        ed_stream *s = ed_stream_open(&spec, err);
+        if (!s)
+            return err->code;
+        ed_ts_input *in = &lay->inputs[i];
+        lay->n_inputs = i + 1;
+        in->path = strdup(spec.images);
+        in->start = spec.start;
+        in->end = spec.start + ed_stream_count(s);
+        in->offset = offset;
+        offset += ed_stream_count(s);
+        if (i == 0) {
+            *dim = ed_stream_dim(s);
+            *dtype = ed_stream_dtype(s);
+        } else if (ed_stream_dim(s) != *dim || ed_stream_dtype(s) != *dtype) {
+            rc = ed_err_set(err, ED_ESHAPE, "%s has %d %s values per sample, %s has %d %s",
+                            spec.images, ed_stream_dim(s), ed_dtype_name(ed_stream_dtype(s)),
+                            lay->inputs[0].path, *dim, ed_dtype_name(*dtype));
+        }
+        ed_stream_destroy(&s);
+        if (!rc && !in->path)
+            rc = ed_err_set(err, ED_ENOMEM, "out of memory");
+        if (!rc)
+            rc = ed_ts_file_identity(spec.images, in, err);
+    }
+    lay->total = offset;
+    return rc;
+}
+
+/* label's inputs: --labeled-images (its range) first, then the --unlabeled list. */
 static int s_inputs(const st_label_opts *o, ed_ts_layout *lay, int *dim, ed_dtype *dtype,
                     ed_err *err)
 {
@@ -60,53 +101,23 @@ static int s_inputs(const st_label_opts *o, ed_ts_layout *lay, int *dim, ed_dtyp
         return ed_err_set(err, ED_EINVAL, "--unlabeled-start/--unlabeled-end need a single "
                           "--unlabeled file (%d given)", nf);
     }
-    const int n = nf + (o->labeled_images ? 1 : 0);
-    if (n == 0)
-        return ed_err_set(err, ED_EINVAL, "nothing to label: give --unlabeled and/or --labeled-images");
-    lay->inputs = calloc((size_t)n, sizeof *lay->inputs);
-    if (!lay->inputs) {
-        ed_paths_free(&files, nf);
-        return ed_err_set(err, ED_ENOMEM, "out of memory");
-    }
-    int64_t offset = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        const bool lab = o->labeled_images && i == 0;
-        const char *path = lab ? o->labeled_images : files[i - (o->labeled_images ? 1 : 0)];
-        ed_dataset_spec spec = {path, NULL, lab ? o->labeled_start : (nf == 1 ? o->unlabeled_start : 0),
-                                lab ? o->labeled_end : (nf == 1 ? o->unlabeled_end : -1)};
-        ed_stream *s = ed_stream_open(&spec, err);
-        if (!s) {
-            rc = err->code;
-            break;
-        }
-        ed_ts_input *in = &lay->inputs[i];
-        lay->n_inputs = i + 1;
-        in->path = strdup(path);
-        in->start = spec.start;
-        in->end = spec.start + ed_stream_count(s);
-        in->offset = offset;
-        offset += ed_stream_count(s);
-        if (i == 0) {
-            *dim = ed_stream_dim(s);
-            *dtype = ed_stream_dtype(s);
-        } else if (ed_stream_dim(s) != *dim || ed_stream_dtype(s) != *dtype) {
-            rc = ed_err_set(err, ED_ESHAPE, "%s has %d %s values per sample, %s has %d %s", path,
-                            ed_stream_dim(s), ed_dtype_name(ed_stream_dtype(s)), lay->inputs[0].path,
-                            *dim, ed_dtype_name(*dtype));
-        }
-        ed_stream_destroy(&s);
-        if (!rc && !in->path)
-            rc = ed_err_set(err, ED_ENOMEM, "out of memory");
-        if (!rc)
-            rc = ed_ts_file_identity(path, in, err);
-    }
-    lay->total = offset;
+    ed_dataset_spec *specs = calloc((size_t)nf + 1, sizeof *specs);
+    int n = 0;
+    if (!specs)
+        rc = ed_err_set(err, ED_ENOMEM, "out of memory");
+    else if (o->labeled_images)
+        specs[n++] = (ed_dataset_spec){o->labeled_images, NULL, o->labeled_start, o->labeled_end};
+    for (int i = 0; specs && i < nf; i++)
+        specs[n++] = (ed_dataset_spec){files[i], NULL, nf == 1 ? o->unlabeled_start : 0,
+                                       nf == 1 ? o->unlabeled_end : -1};
+    if (!rc)
+        rc = st_label_inputs(specs, n, lay, dim, dtype, err);
+    free(specs);
     ed_paths_free(&files, nf);
     return rc;
 }
 
-/* The members of the pool as the store records them (name, weights fingerprint). */
-static void s_members(const st_pool *pool, ed_ts_layout *lay)
+void st_label_members(const st_pool *pool, ed_ts_layout *lay)
 {
     lay->n_members = st_pool_member_count(pool);
     for (int k = 0; k < lay->n_members && k < ED_TS_MAX_MEMBERS; k++) {
@@ -166,7 +177,7 @@ static int s_read_batch(s_reader *r, int max, ed_batch *b, ed_err *err)
 }
 
 /* Fills the pipeline, then: wait for the oldest batch, append it, refill its slot. */
-static int s_pipeline(const st_label_opts *o, st_pool *pool, ed_ts_writer *w, s_reader *rd,
+static int s_pipeline(const st_label_run *o, st_pool *pool, ed_ts_writer *w, s_reader *rd,
                       ed_err *err)
 {
     const int K = st_pool_member_count(pool);
@@ -175,7 +186,7 @@ static int s_pipeline(const st_label_opts *o, st_pool *pool, ed_ts_writer *w, s_
     const int64_t begin = ed_ts_writer_next(w), total = ed_ts_writer_end(w) - begin;
     ed_progress_start(&prog, "label", (long)total, o->quiet ? 0 : 5.0);
     for (;;) {
-        while (inflight < o->inflight && rd->next < rd->end && !s_stop_signal) {
+        while (inflight < o->inflight && rd->next < rd->end && !(o->stop && *o->stop)) {
             ed_batch b;
             int n = s_read_batch(rd, o->batch_size, &b, err);
             if (n < 0)
@@ -207,7 +218,53 @@ static int s_pipeline(const st_label_opts *o, st_pool *pool, ed_ts_writer *w, s_
         inflight--;
         ed_progress_update(&prog, (long)(ed_ts_writer_next(w) - begin), NULL);
     }
-    return s_stop_signal ? ED_ESTOPPED : 0;
+    return o->stop && *o->stop ? ED_ESTOPPED : 0;
+}
+
+int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *run, ed_err *err)
+{
+    s_reader rd = {.input = -1, .lay = lay};
+    ed_ts_writer *w = ed_ts_writer_open(run->store, lay, run->shard, run->n_shards, run->resume, err);
+    if (!w)
+        return err->code;
+    int rc = 0;
+    rd.next = ed_ts_writer_next(w);
+    rd.end = ed_ts_writer_end(w);
+    rd.x = malloc((size_t)run->batch_size * (size_t)run->sample_bytes);
+    rd.y = malloc(sizeof(int32_t) * (size_t)run->batch_size);
+    rd.idx = malloc(sizeof(int64_t) * (size_t)run->batch_size);
+    if (!rd.x || !rd.y || !rd.idx)
+        rc = ed_err_set(err, ED_ENOMEM, "out of memory");
+    if (!rc && rd.next == rd.end)
+        ed_log_info("%s: shard %d of %d is complete already", run->store, run->shard, run->n_shards);
+    else if (!rc)
+        ed_log_info("labeling samples [%lld, %lld) of %lld (shard %d of %d) with %d member%s into "
+                    "%s (%s%s)", (long long)ed_ts_writer_begin(w), (long long)rd.end,
+                    (long long)lay->total, run->shard, run->n_shards, lay->n_members,
+                    lay->n_members == 1 ? "" : "s", run->store, ed_ts_dtype_name(lay->dtype),
+                    lay->top_k ? ", top-k" : "");
+    const double t0 = ed_now();
+    const int64_t first = rd.next;
+    if (!rc)
+        rc = s_pipeline(run, pool, w, &rd, err);
+    if (!rc)
+        rc = ed_ts_writer_commit(w, err);
+    if (rc == ED_ESTOPPED)
+        ed_err_set(err, ED_ESTOPPED, "stopped after sample %lld", (long long)ed_ts_writer_next(w));
+    if (!rc && !run->quiet_summary) {
+        double secs = ed_now() - t0;
+        printf("%s: shard %d of %d complete: samples [%lld, %lld), %d members, %s%s, %lld labeled "
+               "now in %.1fs (%.0f samples/s)\n", run->store, run->shard, run->n_shards,
+               (long long)ed_ts_writer_begin(w), (long long)rd.end, lay->n_members,
+               ed_ts_dtype_name(lay->dtype), lay->top_k ? " top-k" : "",
+               (long long)(rd.end - first), secs, secs > 0 ? (double)(rd.end - first) / secs : 0.0);
+    }
+    ed_stream_destroy(&rd.s);
+    free(rd.x);
+    free(rd.y);
+    free(rd.idx);
+    ed_ts_writer_destroy(&w);
+    return rc;
 }
 
 static int s_label(const st_label_opts *o)
@@ -215,8 +272,6 @@ static int s_label(const st_label_opts *o)
     ed_err err = {0};
     ed_ts_layout lay = {.classes = o->classes, .top_k = o->top_k};
     st_pool *pool = NULL;
-    ed_ts_writer *w = NULL;
-    s_reader rd = {.input = -1};
     int shard = 0, n_shards = 1, dim = 0, rc = 1;
     ed_dtype dtype = ED_DTYPE_U8;
     int dt = ed_ts_dtype_parse(o->dtype);
@@ -244,62 +299,33 @@ static int s_label(const st_label_opts *o)
     if (!(pool = st_pool_open(o->teachers, &pc, &err)))
         goto fail;
     st_pool_set_stop_flag(pool, &s_stop_signal);
-    if (st_pool_member_count(pool) > ED_TS_MAX_MEMBERS) {
-        ed_err_set(&err, ED_ETOOBIG, "%d members: a store holds at most %d",
-                   st_pool_member_count(pool), ED_TS_MAX_MEMBERS);
-        goto fail;
-    }
-    s_members(pool, &lay);
-    if (!(w = ed_ts_writer_open(o->store, &lay, shard, n_shards, o->resume, &err)))
-        goto fail;
-    rd.lay = &lay;
-    rd.next = ed_ts_writer_next(w);
-    rd.end = ed_ts_writer_end(w);
-    rd.x = malloc((size_t)o->batch_size * (size_t)dim * ed_dtype_size(dtype));
-    rd.y = malloc(sizeof(int32_t) * (size_t)o->batch_size);
-    rd.idx = malloc(sizeof(int64_t) * (size_t)o->batch_size);
-    if (!rd.x || !rd.y || !rd.idx) {
-        ed_err_set(&err, ED_ENOMEM, "out of memory");
-        goto fail;
-    }
-    ed_log_info("labeling samples [%lld, %lld) of %lld (shard %d of %d) with %d member%s into %s "
-                "(%s%s)", (long long)ed_ts_writer_begin(w), (long long)rd.end, (long long)lay.total,
-                shard, n_shards, lay.n_members, lay.n_members == 1 ? "" : "s", o->store,
-                ed_ts_dtype_name(lay.dtype), lay.top_k ? ", top-k" : "");
-    const double t0 = ed_now();
-    const int64_t first = rd.next;
+    st_label_members(pool, &lay);
+    const st_label_run run = {.store = o->store, .shard = shard, .n_shards = n_shards,
+                              .resume = o->resume, .batch_size = o->batch_size,
+                              .inflight = o->inflight, .quiet = o->quiet,
+                              .sample_bytes = (size_t)dim * ed_dtype_size(dtype),
+                              .stop = &s_stop_signal};
     struct sigaction sa = {.sa_handler = s_on_signal, .sa_flags = SA_RESETHAND}, old[2];
     sigemptyset(&sa.sa_mask);
+    s_stop_signal = 0;
     sigaction(SIGINT, &sa, &old[0]);
     sigaction(SIGTERM, &sa, &old[1]);
-    int prc = s_pipeline(o, pool, w, &rd, &err);
+    int lrc = st_label_store(pool, &lay, &run, &err);
     sigaction(SIGINT, &old[0], NULL);
     sigaction(SIGTERM, &old[1], NULL);
-    if (prc == ED_ESTOPPED || (prc && s_stop_signal)) {
-        fprintf(stderr, "student_trainer label: stopped by signal %d after sample %lld: continue "
-                        "with the same command plus --resume\n", (int)s_stop_signal,
-                (long long)ed_ts_writer_next(w));
+    if (lrc && s_stop_signal) {
+        fprintf(stderr, "student_trainer label: stopped by signal %d (%s): continue with the same "
+                        "command plus --resume\n", (int)s_stop_signal, err.msg);
         rc = 128 + (int)s_stop_signal;
         goto done;
     }
-    if (prc || ed_ts_writer_commit(w, &err))
+    if (lrc)
         goto fail;
-    double secs = ed_now() - t0;
-    printf("%s: shard %d of %d complete: samples [%lld, %lld), %d members, %s%s, %lld labeled now "
-           "in %.1fs (%.0f samples/s)\n", o->store, shard, n_shards,
-           (long long)ed_ts_writer_begin(w), (long long)rd.end, lay.n_members,
-           ed_ts_dtype_name(lay.dtype), lay.top_k ? " top-k" : "", (long long)(rd.end - first), secs,
-           secs > 0 ? (double)(rd.end - first) / secs : 0.0);
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "student_trainer label: %s\n", err.msg[0] ? err.msg : ed_strerror(err.code));
 done:
-    ed_stream_destroy(&rd.s);
-    free(rd.x);
-    free(rd.y);
-    free(rd.idx);
-    ed_ts_writer_destroy(&w);
     st_pool_close(&pool);
     ed_ts_layout_free(&lay);
     return rc;

@@ -5,6 +5,7 @@
 #      and with the same metrics; the store reads back with numpy alone (tests/check_target_store.py);
 #  (b) float16 store: the student's test accuracy differs from the live one by < 0.3 points (the
 #      difference is printed); a top-k store trains too;
+#      --cache-targets labels the run's data once and trains from it (same student), reuses it;
 #  (c) a run from the store SIGKILLed after its first checkpoint and resumed ends bit-identical;
 #  (d) refusals naming the problem: other data range, other file, a missing shard, a truncated shard,
 #      a shard of another labeling (other members), label without --resume over a finished shard,
@@ -75,6 +76,20 @@ grep -q "shard 1 of 2 complete: samples \[1500, 3000)" "$WORK/l1.out" || fail "l
   fail "student from the float32 store $(fp "$WORK/st.out") != live $(fp "$WORK/live.out")"
 cmp -s <(det "$WORK/live.jsonl") <(det "$WORK/st.jsonl") || fail "metrics differ from the live run"
 pass "float32 store (2 shards): student bit-identical to live teachers ($(fp "$WORK/st.out"))"
+
+# --cache-targets: labels the run's data once, trains every epoch from it; a rerun reuses it.
+for run in 1 2; do
+  "$ST" distill --teachers "$X" --cache-targets "$WORK/cache" "${COMMON[@]}" \
+      --out "$WORK/cache.safetensors" > "$WORK/cache$run.out" 2> "$WORK/cache$run.err"
+  [[ "$(fp "$WORK/cache$run.out")" == "$(fp "$WORK/live.out")" ]] ||
+    fail "--cache-targets run $run: $(fp "$WORK/cache$run.out") != live $(fp "$WORK/live.out")"
+done
+grep -q "labeling samples" "$WORK/cache1.err" || fail "the first --cache-targets run did not label"
+! grep -q "labeling samples" "$WORK/cache2.err" || fail "the second --cache-targets run labeled again"
+pass "--cache-targets: filled once, reused; student bit-identical to live"
+expect_fail "cache of other members" "another store.*member 1" \
+  "$ST" distill --teachers "$WORK/x1.safetensors,$WORK/m3.safetensors" --cache-targets "$WORK/cache" \
+    "${COMMON[@]}" --out "$WORK/x.safetensors"
 
 # (b) float16 and top-k stores of trained teachers, against those teachers live.
 "$ST" distill --teachers "$T" "${COMMON[@]}" --out "$WORK/livet.safetensors" > "$WORK/livet.out"
