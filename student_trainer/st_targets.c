@@ -66,8 +66,8 @@ st_targets *st_targets_open(const char *dir, const ed_dataset_spec *labeled, lon
                    dir, t->C, classes);
         goto fail;
     }
-    if (s_find(t, 0, labeled, labeled_count, err) ||
-        (unlabeled && s_find(t, 1, unlabeled, unlabeled_count, err)))
+    if ((labeled_count > 0 && s_find(t, 0, labeled, labeled_count, err)) ||
+        (unlabeled && unlabeled_count > 0 && s_find(t, 1, unlabeled, unlabeled_count, err)))
         goto fail;
     if (lay->top_k)
         snprintf(t->kind, sizeof t->kind, "%s top-%d", ed_ts_dtype_name(lay->dtype), lay->top_k);
