@@ -16,10 +16,12 @@
 
 #include "st_commands.h"
 
+#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "ed_blas.h"
 #include "ed_cli.h"
@@ -31,7 +33,7 @@
 #include "st_pool.h"
 
 typedef struct {
-    const char *teachers, *store, *shard, *dtype;
+    const char *teachers, *store, *shard, *dtype, *metrics;
     const char *labeled_images, *unlabeled;
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
     int classes, top_k, batch_size, inflight, blas_threads, quorum;
@@ -221,6 +223,31 @@ static int s_pipeline(const st_label_run *o, st_pool *pool, ed_ts_writer *w, s_r
     return o->stop && *o->stop ? ED_ESTOPPED : 0;
 }
 
+/* One JSON line of throughput for `make bench` (label_vs_forward). */
+static int s_write_metrics(const st_label_run *run, const ed_ts_layout *lay, int64_t samples,
+                           double secs, ed_err *err)
+{
+    struct rusage ru;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "shard", run->shard);
+    cJSON_AddNumberToObject(o, "shards", run->n_shards);
+    cJSON_AddNumberToObject(o, "members", lay->n_members);
+    cJSON_AddNumberToObject(o, "samples", (double)samples);
+    cJSON_AddNumberToObject(o, "seconds", secs);
+    cJSON_AddNumberToObject(o, "samples_per_s", secs > 0 ? (double)samples / secs : 0.0);
+    cJSON_AddNumberToObject(o, "max_rss_mib",
+                            getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    FILE *f = text ? fopen(run->metrics, "a") : NULL;
+    int rc = f && fprintf(f, "%s\n", text) > 0 ? 0 : ed_err_set(err, ED_EIO, "%s: cannot write "
+                                                                  "the metrics", run->metrics);
+    if (f && fclose(f) != 0 && !rc)
+        rc = ed_err_set(err, ED_EIO, "%s: cannot write the metrics", run->metrics);
+    free(text);
+    return rc;
+}
+
 int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *run, ed_err *err)
 {
     s_reader rd = {.input = -1, .lay = lay};
@@ -251,6 +278,8 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
         rc = ed_ts_writer_commit(w, err);
     if (rc == ED_ESTOPPED)
         ed_err_set(err, ED_ESTOPPED, "stopped after sample %lld", (long long)ed_ts_writer_next(w));
+    if (!rc && run->metrics)
+        rc = s_write_metrics(run, lay, rd.end - first, ed_now() - t0, err);
     if (!rc && !run->quiet_summary) {
         double secs = ed_now() - t0;
         printf("%s: shard %d of %d complete: samples [%lld, %lld), %d members, %s%s, %lld labeled "
@@ -304,7 +333,7 @@ static int s_label(const st_label_opts *o)
                               .resume = o->resume, .batch_size = o->batch_size,
                               .inflight = o->inflight, .quiet = o->quiet,
                               .sample_bytes = (size_t)dim * ed_dtype_size(dtype),
-                              .stop = &s_stop_signal};
+                              .stop = &s_stop_signal, .metrics = o->metrics};
     struct sigaction sa = {.sa_handler = s_on_signal, .sa_flags = SA_RESETHAND}, old[2];
     sigemptyset(&sa.sa_mask);
     s_stop_signal = 0;
@@ -362,6 +391,7 @@ int st_label_main(int argc, char **argv)
         {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS", "wait for teachers to report ready", NULL, false},
         {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads of in-process teachers (0: default)", NULL, false},
         {"resume", ED_CLI_FLAG, &o.resume, NULL, "continue an interrupted shard (or accept a complete one)", NULL, false},
+        {"metrics", ED_CLI_STR, &o.metrics, "FILE", "append one JSON line (samples, seconds, samples/s, peak RSS) when done", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
         {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this client's secret key file", "EDISTILL_CURVE_CLIENT_SECRET", false},
         {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key(s) (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
