@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "ed_blas.h"
 #include "ed_cli.h"
@@ -88,6 +89,46 @@ int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int 
     }
     lay->total = offset;
     return rc;
+}
+
+int st_label_dataset_inputs(const ed_dataset_spec *spec, long count, ed_dataset_spec **out, int *n,
+                            char ***files, int *nf, ed_err *err)
+{
+    struct stat sb;
+    *files = NULL;
+    *nf = 0;
+    const bool exists = stat(spec->images, &sb) == 0;
+    if ((exists && S_ISDIR(sb.st_mode)) || (!exists && strpbrk(spec->images, ",*?["))) {
+        int rc = ed_paths_expand(spec->images, files, nf, err);
+        if (rc)
+            return rc;
+    }
+    const int k = *nf > 1 ? *nf : 1;
+    *out = calloc((size_t)k, sizeof **out);
+    if (!*out)
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
+    *n = k;
+    if (*nf <= 1) {
+        (*out)[0] = (ed_dataset_spec){*nf == 1 ? (*files)[0] : spec->images, NULL, spec->start,
+                                      spec->start + count};
+        return 0;
+    }
+    long total = 0;
+    for (int i = 0; i < k; i++) {
+        ed_dataset_spec one = {(*files)[i], NULL, 0, -1};
+        ed_stream *st = ed_stream_open(&one, err);
+        if (!st)
+            return err->code;
+        one.end = ed_stream_count(st);
+        total += one.end;
+        ed_stream_destroy(&st);
+        (*out)[i] = one;
+    }
+    if (spec->start != 0 || count != total)
+        return ed_err_set(err, ED_EINVAL, "%s: a store keeps whole files of a sharded input: use all "
+                          "%ld samples of its %d files (not [%ld, %ld))", spec->images, total, k,
+                          spec->start, spec->start + count);
+    return 0;
 }
 
 /* label's inputs: --labeled-images (its range) first, then the --unlabeled list. */

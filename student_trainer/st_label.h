@@ -31,6 +31,13 @@ typedef struct {
 int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int *dim,
                     ed_dtype *dtype, ed_err *err);
 
+/* The files a run's dataset stands for, as store inputs: itself (images and range; `count` samples
+ * from spec->start), or, when spec->images is a list, directory or glob of several files, each
+ * whole file in order (a range other than all of them is refused). *out (n entries) and *files
+ * (nf paths, ed_paths_free) are the caller's. */
+int st_label_dataset_inputs(const ed_dataset_spec *spec, long count, ed_dataset_spec **out, int *n,
+                            char ***files, int *nf, ed_err *err);
+
 /* lay->n_members and lay->member[] from the pool (name, weights fingerprint). */
 void st_label_members(const st_pool *pool, ed_ts_layout *lay);
 

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ed_paths.h"
 #include "ed_target_store.h"
+#include "st_label.h"
 
 typedef struct {
     int n;
@@ -31,14 +33,35 @@ struct st_targets {
     char describe[ED_TS_MAX_MEMBERS][160];
 };
 
-/* Finds one dataset of the run among the store's inputs. */
+/* Finds one dataset of the run among the store's inputs: one file and range, or the files of a
+ * sharded input as consecutive inputs. */
 static int s_find(st_targets *t, int which, const ed_dataset_spec *spec, long count, ed_err *err)
 {
-    ed_ts_input id = {.path = (char *)spec->images, .start = spec->start,
-                      .end = spec->start + count};
-    int rc = ed_ts_file_identity(spec->images, &id, err);
-    if (!rc)
-        rc = ed_ts_find_input(t->r, &id, &t->offset[which], err);
+    ed_dataset_spec *parts = NULL;
+    char **files = NULL;
+    int n = 0, nf = 0;
+    int rc = st_label_dataset_inputs(spec, count, &parts, &n, &files, &nf, err);
+    for (int i = 0; i < n && !rc; i++) {
+        ed_ts_input id = {.path = (char *)parts[i].images, .start = parts[i].start,
+                          .end = parts[i].end};
+        int64_t off = 0;
+        rc = ed_ts_file_identity(parts[i].images, &id, err);
+        if (!rc)
+            rc = ed_ts_find_input(t->r, &id, &off, err);
+        if (!rc && i == 0)
+            t->offset[which] = off;
+        if (!rc && i > 0) {
+            int64_t expect = t->offset[which];
+            for (int j = 0; j < i; j++)
+                expect += parts[j].end - parts[j].start;
+            if (off != expect)
+                rc = ed_err_set(err, ED_ENOTFOUND, "%s: the store holds this file at sample %lld, "
+                                "not right after %s (label the files in the same order)",
+                                parts[i].images, (long long)off, parts[i - 1].images);
+        }
+    }
+    free(parts);
+    ed_paths_free(&files, nf);
     if (rc)
         return ed_err_wrap(err, "--targets: the %s data", which ? "unlabeled" : "labeled");
     t->has[which] = true;

@@ -7,6 +7,8 @@
 #      difference is printed); a top-k store trains too;
 #      --cache-targets labels the run's data once and trains from it (same student), reuses it;
 #  (c) a run from the store SIGKILLed after its first checkpoint and resumed ends bit-identical;
+#  (e) sharded inputs: --unlabeled as a directory / glob / list of .npy shards trains the same
+#      student as one file (stable order, shuffle buffer across shards), live and from a store;
 #  (d) refusals naming the problem: other data range, other file, a missing shard, a truncated shard,
 #      a shard of another labeling (other members), label without --resume over a finished shard,
 #      distill with neither/both of --teachers and --targets.
@@ -118,6 +120,33 @@ quiet_kill $pid
 [[ "$(fp "$WORK/res.out")" == "$(fp "$WORK/live.out")" ]] ||
   fail "resumed run from the store $(fp "$WORK/res.out") != $(fp "$WORK/live.out")"
 pass "run from the store killed and resumed: bit-identical"
+
+# (e) sharded inputs: the unlabeled samples as 3 .npy shards in a directory (and as a glob, and a
+# list) train the same student as one file holding them; label + --targets work on shards too.
+"$PY" - "$TRAIN_X" "$WORK" <<'PY'
+import gzip, os, sys
+import numpy as np
+with gzip.open(sys.argv[1]) as f:
+    x = np.frombuffer(f.read()[16:], dtype=np.uint8).reshape(-1, 784)[500:3000]
+os.makedirs(f"{sys.argv[2]}/shards")
+for i, (a, b) in enumerate([(0, 1000), (1000, 1700), (1700, 2500)]):
+    np.save(f"{sys.argv[2]}/shards/part-{i}.npy", x[a:b])
+np.save(f"{sys.argv[2]}/whole.npy", x)
+PY
+SH=(--labeled-end 500 --test-images "$TEST_X" --test-labels "$TEST_Y" --arch 784,128,10
+    --epochs 2 --batch-size 64 --seed 5 --blas-threads 1 --dropout-hidden 0.2 --shuffle-buffer 700 --quiet)
+"$ST" distill --teachers "$X" --unlabeled "$WORK/whole.npy" "${SH[@]}" --out "$WORK/w.safetensors" > "$WORK/whole.out"
+for u in "$WORK/shards" "$WORK/shards/part-*.npy" "$WORK/shards/part-0.npy,$WORK/shards/part-1.npy,$WORK/shards/part-2.npy"; do
+  "$ST" distill --teachers "$X" --unlabeled "$u" "${SH[@]}" --out "$WORK/sh.safetensors" > "$WORK/sh.out"
+  [[ "$(fp "$WORK/sh.out")" == "$(fp "$WORK/whole.out")" ]] || fail "--unlabeled $u: $(fp "$WORK/sh.out") != one file $(fp "$WORK/whole.out")"
+done
+"$ST" label --teachers "$X" --labeled-images "$TRAIN_X" --labeled-end 500 --unlabeled "$WORK/shards" \
+    --dtype float32 --store "$WORK/sshard" --blas-threads 1 --quiet > /dev/null
+"$ST" distill --targets "$WORK/sshard" --unlabeled "$WORK/shards" "${SH[@]}" --out "$WORK/sh.safetensors" > "$WORK/sh.out"
+[[ "$(fp "$WORK/sh.out")" == "$(fp "$WORK/whole.out")" ]] || fail "--targets over sharded inputs differs"
+pass "sharded inputs (directory, glob, list; shuffle across shards): same student as one file, live and from a store"
+expect_fail "part of a sharded input from a store" "whole files" \
+  "$ST" distill --targets "$WORK/sshard" --unlabeled "$WORK/shards" --unlabeled-end 2000 "${SH[@]}" --out "$WORK/x.safetensors"
 
 # (d) refusals.
 expect_fail "other range" "unlabeled data.*\[500, 3000\).*\[500, 2900\)" \
