@@ -9,8 +9,8 @@
 #                           with the 5 members in-process (2 BLAS threads: the ensemble forward on the
 #                           same 2 cores), samples/s, goal >= 0.9
 #   store_bytes_per_sample  bytes on disk per sample: float32, float16, float16 top-3 (5 members)
-#   multi_shard_memory      peak RSS of distill --targets reading 100 shards vs 1 shard of the same
-#                           samples, goal <= 1.05
+#   multi_shard_memory      peak RSS of distill streaming its unlabeled data from 100 .npy shards
+#                           (a directory) vs 1 file of the same samples, goal <= 1.05
 all=$(IFS=,; echo "${MODELS[*]}")
 LABEL_DATA=(--labeled-images "$X1" --labeled-end 3000 --unlabeled "$X1" --unlabeled-start 3000)
 
@@ -53,18 +53,23 @@ for ((r = 0; r < REPEATS; r++)); do
 done
 stop_workers
 
-log "multi_shard_memory (distill --targets: 1 shard vs 100 shards of 60,000 samples)"
+log "multi_shard_memory (distill streaming the 57,000 unlabeled samples as 1 file vs 100 .npy shards)"
 "$TW" train --arch 784,64,10 --steps 5 --seed 9 --member small --out "$WORK/models/small1.safetensors" \
     --train-images "$X1" --train-labels "$Y1" --shuffle-buffer 1024 --quiet >/dev/null
-"$ST" label --teachers "$WORK/models/small1.safetensors" "${LABEL_DATA[@]}" --store "$WORK/shards1" \
-    --quiet >/dev/null 2>>"$WORK/label.log"
-for ((i = 0; i < 100; i++)); do
-  "$ST" label --teachers "$WORK/models/small1.safetensors" "${LABEL_DATA[@]}" --store "$WORK/shards100" \
-      --shard "$i/100" --quiet >/dev/null 2>>"$WORK/label.log"
-done
+"$PY" - "$X1" "$WORK" <<'PY'
+import os, sys
+import numpy as np
+with open(sys.argv[1], "rb") as f:
+    x = np.frombuffer(f.read()[16:], dtype=np.uint8).reshape(-1, 784)[3000:]
+os.makedirs(f"{sys.argv[2]}/shards100")
+np.save(f"{sys.argv[2]}/unl1.npy", x)
+for i, part in enumerate(np.array_split(x, 100)):
+    np.save(f"{sys.argv[2]}/shards100/part-{i:03d}.npy", part)
+PY
 for n in 1 100; do
-  "$ST" distill --targets "$WORK/shards$n" --labeled-images "$X1" --labeled-labels "$Y1" \
-      --labeled-end 3000 --unlabeled "$X1" --unlabeled-start 3000 --arch 784,64,10 --batch-size 128 \
-      --epochs 1 --blas-threads 2 --shuffle-buffer 16384 --quiet --out "$WORK/student.safetensors" \
+  u="$WORK/unl1.npy"; [[ $n == 100 ]] && u="$WORK/shards100"
+  "$ST" distill --teachers "$WORK/models/small1.safetensors" --labeled-images "$X1" --labeled-labels "$Y1" \
+      --labeled-end 3000 --unlabeled "$u" --arch 784,64,10 --batch-size 128 --epochs 1 --blas-threads 2 \
+      --shuffle-buffer 16384 --quiet --out "$WORK/student.safetensors" \
       --metrics "$RAW/store_shards$n.jsonl" >/dev/null 2>>"$WORK/distill.log"
 done
