@@ -6,7 +6,8 @@
 #  (b) float16 store: the student's test accuracy differs from the live one by < 0.3 points (the
 #      difference is printed); a top-k store trains too;
 #      --cache-targets labels the run's data once and trains from it (same student), reuses it;
-#  (c) a run from the store SIGKILLed after its first checkpoint and resumed ends bit-identical;
+#  (c) label SIGKILLed after a progress record and resumed writes the same bytes;
+#      a run from the store SIGKILLed after its first checkpoint and resumed ends bit-identical;
 #  (e) sharded inputs: --unlabeled as a directory / glob / list of .npy shards trains the same
 #      student as one file (stable order, shuffle buffer across shards), live and from a store;
 #  (d) refusals naming the problem: other data range, other file, a missing shard, a truncated shard,
@@ -120,6 +121,25 @@ quiet_kill $pid
 [[ "$(fp "$WORK/res.out")" == "$(fp "$WORK/live.out")" ]] ||
   fail "resumed run from the store $(fp "$WORK/res.out") != $(fp "$WORK/live.out")"
 pass "run from the store killed and resumed: bit-identical"
+
+# label killed (SIGKILL) after its first progress record, then --resume: the same store bytes.
+LR=(label --teachers "$X" --unlabeled "$TRAIN_X" --unlabeled-end 12000 --dtype float32 --batch-size 50
+    --inflight 1 --blas-threads 1 --quiet)
+"$ST" "${LR[@]}" --store "$WORK/lfull" > /dev/null
+"$ST" "${LR[@]}" --store "$WORK/lkill" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 2000); do [[ -f "$WORK/lkill/shard-00000-of-00001.progress.json" ]] && break; kill -0 $pid 2>/dev/null || break; sleep 0.005; done
+quiet_kill $pid
+if [[ ! -f "$WORK/lkill/shard-00000-of-00001.json" ]]; then
+  expect_fail "unfinished store" "unfinished.*--resume" "$ST" distill --targets "$WORK/lkill" --labeled-end 0 \
+    --unlabeled "$TRAIN_X" --unlabeled-end 12000 --arch 784,128,10 --out "$WORK/x.safetensors"
+  "$ST" "${LR[@]}" --store "$WORK/lkill" --resume > "$WORK/lkill.out" 2>&1 || { cat "$WORK/lkill.out"; fail "label --resume"; }
+  grep -q "resuming after" "$WORK/lkill.out" || echo "note: the kill came before the first progress record was usable"
+fi
+cmp "$WORK/lfull/shard-00000-of-00001.logits.npy" "$WORK/lkill/shard-00000-of-00001.logits.npy" ||
+  fail "label killed and resumed wrote other bytes"
+cmp "$WORK/lfull/shard-00000-of-00001.json" "$WORK/lkill/shard-00000-of-00001.json" || fail "index differs after resume"
+pass "label SIGKILLed and resumed: the same store, byte for byte"
 
 # (e) sharded inputs: the unlabeled samples as 3 .npy shards in a directory (and as a glob, and a
 # list) train the same student as one file holding them; label + --targets work on shards too.
