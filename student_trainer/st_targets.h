@@ -11,16 +11,18 @@
 
 #include "ed_data.h"
 #include "ed_error.h"
+#include "st_pool.h"
 
 typedef struct st_targets st_targets;
 
 /* Opens the store in dir and finds the run's datasets among its inputs: `labeled` (count samples
  * in its range) and, when non-NULL, `unlabeled`. Refuses a store whose inputs do not include them
  * (same file by size and hashes, same sample range), naming what differs, or whose classes are not
- * `classes`. `depth` slots of up to max_batch rows. */
+ * `classes`. `depth` slots of up to max_batch rows. With allow_partial, a dataset the store does
+ * not hold is left to live teachers (st_targets_attach_pool), but at least one must be found. */
 st_targets *st_targets_open(const char *dir, const ed_dataset_spec *labeled, long labeled_count,
                             const ed_dataset_spec *unlabeled, long unlabeled_count, int classes,
-                            int max_batch, int depth, ed_err *err);
+                            int max_batch, int depth, bool allow_partial, ed_err *err);
 void st_targets_close(st_targets **pt);
 
 int st_targets_member_count(const st_targets *t);
@@ -30,7 +32,14 @@ const char *st_targets_member_fingerprint(const st_targets *t, int k);
 /* "float32", "float16", "float16 top-5": what the store keeps (recorded in checkpoints). */
 const char *st_targets_kind(const st_targets *t);
 
-/* Copies batch b (with b->idx) into slot and reads its rows' logits from the store. */
+/* Mixing: rows of a dataset the store does not hold go to `pool` (live teachers), the others are
+ * read from the store. Only for a store opened with allow_partial; the pool's members must be the
+ * store's, in the same order (ED_EFORMAT naming the first that differs). The pool's depth and
+ * max_batch must be at least the targets'. */
+int st_targets_attach_pool(st_targets *t, st_pool *pool, ed_err *err);
+
+/* Copies batch b (with b->idx) into slot and reads its rows' logits from the store (rows of a
+ * dataset it does not hold are sent to the attached pool). */
 int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err);
 
 /* The batch of slot and logits[k], member k's (n, classes) raw logits; valid until the slot is

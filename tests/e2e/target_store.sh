@@ -5,6 +5,7 @@
 #      and with the same metrics; the store reads back with numpy alone (tests/check_target_store.py);
 #  (b) float16 store: the student's test accuracy differs from the live one by < 0.3 points (the
 #      difference is printed); a top-k store trains too;
+#      mixing a store of the unlabeled set with live teachers for the labeled rows: the same student;
 #      --cache-targets labels the run's data once and trains from it (same student), reuses it;
 #  (c) label SIGKILLed after a progress record and resumed writes the same bytes;
 #      a run from the store SIGKILLed after its first checkpoint and resumed ends bit-identical;
@@ -79,6 +80,21 @@ grep -q "shard 1 of 2 complete: samples \[1500, 3000)" "$WORK/l1.out" || fail "l
   fail "student from the float32 store $(fp "$WORK/st.out") != live $(fp "$WORK/live.out")"
 cmp -s <(det "$WORK/live.jsonl") <(det "$WORK/st.jsonl") || fail "metrics differ from the live run"
 pass "float32 store (2 shards): student bit-identical to live teachers ($(fp "$WORK/st.out"))"
+
+# Mixing: a store of the unlabeled set only, live teachers for the labeled rows: the same student.
+"$ST" label --teachers "$X" --unlabeled "$TRAIN_X" --unlabeled-start 500 --unlabeled-end 3000 \
+    --dtype float32 --store "$WORK/sunl" --blas-threads 1 --quiet > /dev/null
+"$ST" distill --targets "$WORK/sunl" --teachers "$X" "${COMMON[@]}" --out "$WORK/mix.safetensors" \
+    > "$WORK/mix.out" 2> "$WORK/mix.err"
+[[ "$(fp "$WORK/mix.out")" == "$(fp "$WORK/live.out")" ]] ||
+  fail "stored unlabeled + live labeled targets: $(fp "$WORK/mix.out") != live $(fp "$WORK/live.out")"
+grep -q "labeled data.*live teachers" "$WORK/mix.err" || fail "the mixed run did not say where the labeled targets come from"
+expect_fail "store lacking the labeled set, no teachers" "the labeled data: .*this run uses \[0, 500\)" \
+  "$ST" distill --targets "$WORK/sunl" "${COMMON[@]}" --out "$WORK/x.safetensors"
+expect_fail "mixing with other teachers" "member 1 is fnv1a64:.* in the store but" \
+  "$ST" distill --targets "$WORK/sunl" --teachers "$WORK/x1.safetensors,$WORK/m3.safetensors" "${COMMON[@]}" \
+    --out "$WORK/x.safetensors"
+pass "stored targets for the unlabeled set + live teachers for the labeled set: bit-identical"
 
 # --cache-targets: labels the run's data once, trains every epoch from it; a rerun reuses it.
 for run in 1 2; do
@@ -175,7 +191,7 @@ expect_fail "other range" "unlabeled data.*\[500, 3000\).*\[500, 2900\)" \
 expect_fail "other file" "labeled data.*no input of the store" \
   "$ST" distill --targets "$WORK/s32" --labeled-images "$TEST_X" --labeled-labels "$TEST_Y" \
     --labeled-end 500 --arch 784,128,10 --out "$WORK/x.safetensors"
-expect_fail "neither teachers nor targets" "not neither" "$ST" distill --out "$WORK/x.safetensors"
+expect_fail "neither teachers nor targets" "--targets STORE .*, or both" "$ST" distill --out "$WORK/x.safetensors"
 expect_fail "finished shard without --resume" "already exists" \
   "$ST" label --teachers "$X" "${LABEL[@]}" --dtype float32 --store "$WORK/s32" --shard 0/2
 cp -r "$WORK/s32" "$WORK/bad"
