@@ -46,4 +46,12 @@ void st_label_members(const st_pool *pool, ed_ts_layout *lay);
  * ED_EPEER when a member did not answer a batch. */
 int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *run, ed_err *err);
 
+/* distill --cache-targets: makes `store` hold the run's datasets (the labeled range, then the
+ * unlabeled file(s); empty ones left out) for the pool's members as float32, labeling now what is
+ * missing (an interrupted labeling continues; a complete store is reused as is). ED_EINVAL naming
+ * the difference when the store there belongs to other data or members. */
+int st_label_cache(st_pool *pool, const char *store, const ed_dataset_spec *lab, long lab_count,
+                   const ed_dataset_spec *unl, long unl_count, int classes, int batch_size,
+                   int inflight, bool quiet, ed_err *err);
+
 #endif
