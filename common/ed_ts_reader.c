@@ -82,6 +82,11 @@ static int s_open_array(ed_ts_reader *r, s_shard *s, int a, const cJSON *j, cons
     int rc = 0;
     struct stat sb = {0};
     const uint64_t data = (uint64_t)n * r->row_bytes[a];
+    if (r->row_bytes[a] && (uint64_t)n > (UINT64_C(1) << 62) / r->row_bytes[a]) {
+        free(path);
+        return ed_err_set(err, ED_EFORMAT, "%s: %lld samples of %zu bytes is implausibly large",
+                          ipath, (long long)n, r->row_bytes[a]);
+    }
     s->fd[a] = open(path, O_RDONLY | O_CLOEXEC);
     if (s->fd[a] < 0) {
         rc = ed_err_set(err, ED_ENOTFOUND, "%s: cannot open (named by %s): %s", path, ipath,
