@@ -110,6 +110,10 @@ int64_t ed_ts_writer_begin(const ed_ts_writer *w); /* the shard's first sample *
  * the progress recorded, so a crash loses at most that many. */
 int ed_ts_writer_append(ed_ts_writer *w, int n, const float *const *logits, ed_err *err);
 
+/* Makes every sample appended so far durable (fsync) and records the progress, so a resume
+ * continues exactly after it (called on a stop; append does it every ~4096 samples). */
+int ed_ts_writer_sync(ed_ts_writer *w, ed_err *err);
+
 /* Finishes the shard once every sample is appended: syncs, renames the arrays to their final names
  * and writes the shard's JSON index atomically (its presence marks the shard complete). */
 int ed_ts_writer_commit(ed_ts_writer *w, ed_err *err);

@@ -406,6 +406,11 @@ static int s_write_index(ed_ts_writer *w, ed_err *err)
     return rc;
 }
 
+int ed_ts_writer_sync(ed_ts_writer *w, ed_err *err)
+{
+    return w->complete ? 0 : s_sync(w, err);
+}
+
 int ed_ts_writer_commit(ed_ts_writer *w, ed_err *err)
 {
     if (w->complete)

@@ -350,7 +350,7 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
         ed_log_info("%s: shard %d of %d is complete already", run->store, run->shard, run->n_shards);
     else if (!rc)
         ed_log_info("labeling samples [%lld, %lld) of %lld (shard %d of %d) with %d member%s into "
-                    "%s (%s%s)", (long long)ed_ts_writer_begin(w), (long long)rd.end,
+                    "%s (%s%s)", (long long)rd.next, (long long)rd.end,
                     (long long)lay->total, run->shard, run->n_shards, lay->n_members,
                     lay->n_members == 1 ? "" : "s", run->store, ed_ts_dtype_name(lay->dtype),
                     lay->top_k ? ", top-k" : "");
@@ -360,8 +360,12 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
         rc = s_pipeline(run, pool, w, &rd, err);
     if (!rc)
         rc = ed_ts_writer_commit(w, err);
-    if (rc == ED_ESTOPPED)
+    if (rc == ED_ESTOPPED) { /* keep every sample labeled so far: --resume continues after it */
+        ed_err sync_err = {0};
+        if (ed_ts_writer_sync(w, &sync_err))
+            ed_log_warn("%s", sync_err.msg);
         ed_err_set(err, ED_ESTOPPED, "stopped after sample %lld", (long long)ed_ts_writer_next(w));
+    }
     if (!rc && run->metrics)
         rc = s_write_metrics(run, lay, rd.end - first, ed_now() - t0, err);
     if (!rc && !run->quiet_summary) {
