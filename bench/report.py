@@ -129,6 +129,40 @@ def main():
         rows.append(("wire_bytes_per_sample", f"u8 {us:.0f}+{ur:.0f} B, f32 {fs:.0f}+{fr:.0f} B "
                      "(sent+received per sample per member)", (us + ur) / (fs + fr), "", None))
 
+    live = [r["samples_per_s"] for r in lines(R("store_live.jsonl"))]
+    cached = [r["samples_per_s"] for r in lines(R("store_cached.jsonl"))]
+    if live and cached:
+        ratio = med(cached) / med(live)
+        res["cached_epoch_vs_live"] = {
+            "cached_samples_per_s": rnd(med(cached), 1), "live_samples_per_s": rnd(med(live), 1),
+            "cached_runs": cached, "live_runs": live, "members": 5, "store": "float16",
+            "ratio": rnd(ratio), "goal": 3.0, "met": ratio >= 3.0}
+        rows.append(("cached_epoch_vs_live", f"{med(cached):.0f} vs {med(live):.0f} samples/s (5 members)",
+                     ratio, ">= 3.0", ratio >= 3.0))
+    lr = [r["samples_per_s"] for r in lines(R("store_label_remote.jsonl"))]
+    li = [r["samples_per_s"] for r in lines(R("store_label_inproc.jsonl"))]
+    if lr and li:
+        ratio = med(lr) / med(li)
+        res["label_vs_forward"] = {
+            "remote_samples_per_s": rnd(med(lr), 1), "inprocess_samples_per_s": rnd(med(li), 1),
+            "remote_runs": lr, "inprocess_runs": li, "members": 5,
+            "ratio": rnd(ratio), "goal": 0.9, "met": ratio >= 0.9}
+        rows.append(("label_vs_forward", f"{med(lr):.0f} vs {med(li):.0f} samples/s (5 workers vs in-process)",
+                     ratio, ">= 0.9", ratio >= 0.9))
+    sb = one(R("store_bytes.json"))
+    if sb:
+        res["store_bytes_per_sample"] = dict(sb, ratio=None, goal=None)
+        rows.append(("store_bytes_per_sample", ", ".join(f"{k} {v['bytes_per_sample']:.1f} B" for k, v in sb.items())
+                     + f" ({sb['float16']['members']} members x {sb['float16']['classes']} classes)", None, "", None))
+    s1, s100 = one(R("store_shards1.jsonl")), one(R("store_shards100.jsonl"))
+    if s1 and s100:
+        ratio = s100["max_rss_mib"] / s1["max_rss_mib"]
+        res["multi_shard_memory"] = {
+            "max_rss_mib_1": s1["max_rss_mib"], "max_rss_mib_100": s100["max_rss_mib"],
+            "samples": s1["samples"], "ratio": rnd(ratio), "goal": 1.05, "met": ratio <= 1.05}
+        rows.append(("multi_shard_memory", f"{s100['max_rss_mib']:.1f} vs {s1['max_rss_mib']:.1f} MiB "
+                     "(100 input shards vs 1 file)", ratio, "<= 1.05", ratio <= 1.05))
+
     t = lines(R("torch.jsonl"))
     ed_d = [r["samples_per_s"] for r in lines(R("ed_distill_epoch.jsonl"))]
     ed_m = [r["samples_per_s"] for r in lines(R("ed_member_epoch.jsonl"))]

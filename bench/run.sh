@@ -10,6 +10,8 @@
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
 #   wire_bytes_per_sample                     bytes on the wire per sample per member, u8 vs f32
 #   conv_forward_vs_sgemm                     ed_bench conv (the reference CNN's second conv, batch 128)
+#   cached_epoch_vs_live, label_vs_forward,   the target store (bench/store.sh)
+#   store_bytes_per_sample, multi_shard_memory
 #   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
 #                                             (pytorch_cnn_member_epoch: the reference CNN member,
 #                                             BENCH_CNN_SAMPLES images, teacher_worker train vs torch)
@@ -190,6 +192,9 @@ for x in 1 10; do
       --out "$WORK/student.safetensors" \
       --metrics "$RAW/memory_x$x.jsonl" >/dev/null 2>>"$WORK/distill.log"
 done
+
+# ---- target store (issue 15): cached epochs, labeling, bytes, shards -------------------------
+source "$SRC/bench/store.sh"
 
 # ---- PyTorch reference -------------------------------------------------------------------------
 TORCH_NOTE=""

@@ -15,14 +15,16 @@ size_t ed_dtype_size(ed_dtype dtype);
 const char *ed_dtype_name(ed_dtype dtype);
 
 /* A batch of raw samples. x: (n, dim) of dtype; y: (n) labels, -1 = unlabeled (may be NULL where
- * labels are not needed). From ed_loader_next it points into the loader's memory, valid until the
- * next call. */
+ * labels are not needed); idx: (n) each sample's number within its dataset's range (0 = the
+ * range's first sample), or NULL when unknown (the soft-target store looks targets up by it). From
+ * ed_loader_next it points into the loader's memory, valid until the next call. */
 typedef struct {
     int n;
     int dim;
     ed_dtype dtype;
     const void *x;
     const int32_t *y;
+    const int64_t *idx;
 } ed_batch;
 
 /* out[i] = x[i] * scale + offset for a batch of either dtype. out: (n, dim). */

@@ -3,27 +3,116 @@
  *
  * A stream pairs a sample source with an optional label source and a [start, end) range, and reads
  * both sequentially with nothing proportional to the file size; labels are converted to int32 and
- * range-checked in chunks.
+ * range-checked in chunks. A sharded input (a directory, glob or list of sample files, no labels)
+ * is one sequence over its files, with one file open at a time.
  */
 #include "ed_data.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ed_data_internal.h"
+#include "ed_paths.h"
 
 #define S_LABEL_CHUNK 4096                /* labels converted per step */
 
 struct ed_stream {
-    edd_src img;
+    edd_src img;            /* the (current) sample file */
     edd_src lab;
+    char **files;           /* sharded input: the sample files in order (n_files > 1), else NULL */
+    int n_files;
+    int cur;                /* the file open in img */
+    long *first;            /* [n_files + 1]: sequence number of each file's first sample */
     bool has_labels;
     long start;
     long end;
     ed_dtype dtype;
     unsigned char *lab_chunk; /* S_LABEL_CHUNK * lab.esize bytes, binary label files only */
 };
+
+/* ---- sharded inputs ------------------------------------------------------------------------- */
+
+/* Counts every file's samples (one file open at a time), checks they agree on dim and element
+ * type, and leaves the first one open in s->img. */
+static int s_shards_open(ed_stream *s, const char *list, ed_err *err)
+{
+    s->first = calloc((size_t)s->n_files + 1, sizeof *s->first);
+    if (!s->first)
+        return ed_err_set(err, ED_ENOMEM, "%s: out of memory", list);
+    int dim = 0;
+    edd_elem el = EDD_EL_U8;
+    for (int i = 0; i < s->n_files; i++) {
+        edd_src src;
+        int rc = edd_src_open(&src, s->files[i], false, err);
+        if (rc < 0) {
+            edd_src_close(&src);
+            return rc;
+        }
+        if (i == 0) {
+            dim = src.dim;
+            el = src.el;
+        } else if (src.dim != dim || src.el != el) {
+            rc = ed_err_set(err, ED_ESHAPE, "%s has %d values of type %s per sample, %s has %d of %s: "
+                            "the files of one input must agree", s->files[i], src.dim,
+                            src.el == EDD_EL_U8 ? "u8" : "f32", s->files[0], dim,
+                            el == EDD_EL_U8 ? "u8" : "f32");
+        }
+        s->first[i + 1] = s->first[i] + src.total;
+        edd_src_close(&src);
+        if (rc < 0)
+            return rc;
+    }
+    s->cur = 0;
+    return edd_src_open(&s->img, s->files[0], false, err);
+}
+
+/* Makes file f the open one (positioned at its start). */
+static int s_shard_switch(ed_stream *s, int f, ed_err *err)
+{
+    if (f == s->cur && s->img.gz)
+        return 0;
+    edd_src_close(&s->img);
+    s->cur = f;
+    int rc = edd_src_open(&s->img, s->files[f], false, err);
+    if (rc == 0 && s->img.total != s->first[f + 1] - s->first[f])
+        rc = ed_err_set(err, ED_EFORMAT, "%s: now holds %ld samples, %ld when the input was opened",
+                        s->files[f], s->img.total, s->first[f + 1] - s->first[f]);
+    return rc;
+}
+
+/* Reads across file boundaries (no labels). */
+static long s_shards_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err)
+{
+    const size_t sb = (size_t)s->img.dim * ed_dtype_size(s->dtype);
+    long done = 0;
+    while (done < n) {
+        long pos = s->first[s->cur] + s->img.pos;
+        if (pos >= s->end)
+            break;
+        if (pos >= s->first[s->cur + 1]) {
+            int rc = s_shard_switch(s, s->cur + 1, err);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        long here = s->first[s->cur + 1] - pos, want = n - done;
+        if (here > s->end - pos)
+            here = s->end - pos;
+        if (want > here)
+            want = here;
+        unsigned char *dst = (unsigned char *)x + (size_t)done * sb;
+        int rc = s->img.fmt == EDD_FMT_CSV ? edd_csv_read_samples(&s->img, (float *)(void *)dst, want, err)
+                                           : edd_read_records(&s->img, dst, want, err);
+        if (rc < 0)
+            return rc;
+        for (long i = 0; y && i < want; i++)
+            y[done + i] = -1;
+        done += want;
+    }
+    return done;
+}
 
 /* ---- streams -------------------------------------------------------------------------------- */
 
@@ -38,7 +127,23 @@ ed_stream *ed_stream_open(const ed_dataset_spec *spec, ed_err *err)
         ed_err_set(err, ED_ENOMEM, "%s: out of memory", spec->images);
         return NULL;
     }
-    if (edd_src_open(&s->img, spec->images, false, err) < 0)
+    struct stat sb;
+    const bool exists = stat(spec->images, &sb) == 0;
+    if ((exists && S_ISDIR(sb.st_mode)) || (!exists && strpbrk(spec->images, ",*?["))) {
+        /* a directory, a list or a glob: several files read as one sequence */
+        if (ed_paths_expand(spec->images, &s->files, &s->n_files, err) < 0)
+            goto fail;
+        if (s->n_files == 1) {
+            ed_paths_free(&s->files, s->n_files);
+            s->n_files = 0;
+        } else if (spec->labels) {
+            ed_err_set(err, ED_EINVAL, "%s: several sample files need an unlabeled set (no labels "
+                       "file)", spec->images);
+            goto fail;
+        }
+    }
+    if (s->files ? s_shards_open(s, spec->images, err) < 0
+                 : edd_src_open(&s->img, spec->images, false, err) < 0)
         goto fail;
     s->dtype = s->img.el == EDD_EL_U8 ? ED_DTYPE_U8 : ED_DTYPE_F32;
     if (spec->labels) {
@@ -58,11 +163,13 @@ ed_stream *ed_stream_open(const ed_dataset_spec *spec, ed_err *err)
             }
         }
     }
+    const long total = s->files ? s->first[s->n_files] : s->img.total;
     s->start = spec->start;
-    s->end = spec->end < 0 ? s->img.total : spec->end;
-    if (s->start < 0 || s->start > s->end || s->end > s->img.total) {
-        ed_err_set(err, ED_EINVAL, "%s: range [%ld, %ld) is outside the file's %ld samples",
-                   s->img.path, spec->start, spec->end, s->img.total);
+    s->end = spec->end < 0 ? total : spec->end;
+    if (s->start < 0 || s->start > s->end || s->end > total) {
+        ed_err_set(err, ED_EINVAL, "%s: range [%ld, %ld) is outside the %s %ld samples",
+                   s->files ? spec->images : s->img.path, spec->start, spec->end,
+                   s->files ? "files'" : "file's", total);
         goto fail;
     }
     if (ed_stream_rewind(s, err) < 0)
@@ -80,6 +187,8 @@ void ed_stream_destroy(ed_stream **ps)
     ed_stream *s = *ps;
     edd_src_close(&s->img);
     edd_src_close(&s->lab);
+    ed_paths_free(&s->files, s->n_files);
+    free(s->first);
     free(s->lab_chunk);
     free(s);
     *ps = NULL;
@@ -114,6 +223,15 @@ int ed_stream_rewind(ed_stream *s, ed_err *err)
 {
     if (!s)
         return ed_err_set(err, ED_EINVAL, "ed_stream_rewind: NULL stream");
+    if (s->files) {
+        int f = 0;
+        while (f + 1 < s->n_files && s->first[f + 1] <= s->start)
+            f++;
+        int rc = s_shard_switch(s, f, err);
+        if (rc == 0)
+            rc = edd_src_seek(&s->img, s->start - s->first[f], err);
+        return rc;
+    }
     int rc = edd_src_seek(&s->img, s->start, err);
     if (rc == 0 && s->has_labels)
         rc = edd_src_seek(&s->lab, s->start, err);
@@ -173,6 +291,8 @@ long ed_stream_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err)
 {
     if (!s || n < 0 || (!x && n > 0))
         return ed_err_set(err, ED_EINVAL, "ed_stream_read: bad arguments");
+    if (s->files)
+        return s_shards_read(s, x, y, n, err);
     long left = s->end - s->img.pos;
     if (n > left)
         n = left;

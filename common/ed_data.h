@@ -29,7 +29,10 @@
  * shell scripts take EDISTILL_FMNIST_DIR / EDISTILL_DATA with the same default). */
 #define ED_DATA_DEFAULT_DIR "/usr/share/datasets/fashion-mnist/"
 
-/* A dataset on disk: a sample file, an optional label file with the same count, and a range. */
+/* A dataset on disk: a sample file, an optional label file with the same count, and a range.
+ * `images` may also name several sample files read as one sequence (a sharded input): a
+ * directory (its files in name order), a glob, or a comma-separated list (ed_paths); only one file
+ * is open at a time, the range counts over the whole sequence, and there is no label file. */
 typedef struct {
     const char *images;  /* required */
     const char *labels;  /* NULL: unlabeled */

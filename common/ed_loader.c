@@ -20,11 +20,13 @@ struct ed_loader {
     long cap;              /* shuffle slots; 0 = file order, no shuffle buffer */
     unsigned char *slot_x; /* (cap, dim) samples */
     int32_t *slot_y;       /* (cap) labels */
+    int64_t *slot_i;       /* (cap) sample numbers within the range */
     long filled;           /* occupied slots */
     long fed;              /* samples of this epoch read from the stream */
     bool started;          /* the shuffle buffer was filled for this epoch */
     unsigned char *bx;     /* (batch_size, dim) */
     int32_t *by;           /* (batch_size) */
+    int64_t *bi;           /* (batch_size) sample numbers within the range */
 };
 
 /* ---- loader --------------------------------------------------------------------------------- */
@@ -60,7 +62,8 @@ ed_loader *ed_loader_new(ed_stream **ps, const ed_loader_config *cfg, ed_err *er
     if (l->cap > 0) {
         l->slot_x = malloc((size_t)l->cap * l->sb);
         l->slot_y = malloc((size_t)l->cap * sizeof *l->slot_y);
-        if (!l->slot_x || !l->slot_y) {
+        l->slot_i = malloc((size_t)l->cap * sizeof *l->slot_i);
+        if (!l->slot_x || !l->slot_y || !l->slot_i) {
             ed_err_set(err, ED_ENOMEM, "%s: cannot allocate a shuffle buffer of %ld samples (%zu bytes)",
                        ed_stream_path(l->s), l->cap, (size_t)l->cap * l->sb);
             goto fail;
@@ -68,7 +71,8 @@ ed_loader *ed_loader_new(ed_stream **ps, const ed_loader_config *cfg, ed_err *er
     }
     l->bx = malloc((size_t)cfg->batch_size * l->sb);
     l->by = malloc((size_t)cfg->batch_size * sizeof *l->by);
-    if (!l->bx || !l->by) {
+    l->bi = malloc((size_t)cfg->batch_size * sizeof *l->bi);
+    if (!l->bx || !l->by || !l->bi) {
         ed_err_set(err, ED_ENOMEM, "%s: cannot allocate a batch of %d samples", ed_stream_path(l->s),
                    cfg->batch_size);
         goto fail;
@@ -88,8 +92,10 @@ void ed_loader_destroy(ed_loader **pl)
     ed_stream_destroy(&l->s);
     free(l->slot_x);
     free(l->slot_y);
+    free(l->slot_i);
     free(l->bx);
     free(l->by);
+    free(l->bi);
     free(l);
     *pl = NULL;
 }
@@ -109,6 +115,9 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err)
         long r = ed_stream_read(l->s, l->bx, l->by, bs, err);
         if (r < 0)
             return (int)r;
+        for (long i = 0; i < r; i++)
+            l->bi[i] = l->fed + i;
+        l->fed += r;
         n = r;
     } else {
         long count = ed_stream_count(l->s);
@@ -118,6 +127,8 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err)
                 return (int)r;
             l->filled = r;
             l->fed = r;
+            for (long i = 0; i < r; i++)
+                l->slot_i[i] = i;
             l->started = true;
         }
         size_t sb = l->sb;
@@ -126,6 +137,7 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err)
             unsigned char *slot = l->slot_x + (size_t)j * sb;
             memcpy(l->bx + (size_t)n * sb, slot, sb);
             l->by[n] = l->slot_y[j];
+            l->bi[n] = l->slot_i[j];
             n++;
             if (l->fed < count) {
                 long r = ed_stream_read(l->s, slot, l->slot_y + j, 1, err);
@@ -133,12 +145,13 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err)
                     return (int)r;
                 if (r != 1)
                     return ed_err_set(err, ED_ETRUNC, "%s: stream ended early", ed_stream_path(l->s));
-                l->fed++;
+                l->slot_i[j] = l->fed++;
             } else {
                 long last = --l->filled;
                 if (j != last) {
                     memcpy(slot, l->slot_x + (size_t)last * sb, sb);
                     l->slot_y[j] = l->slot_y[last];
+                    l->slot_i[j] = l->slot_i[last];
                 }
             }
         }
@@ -150,6 +163,7 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err)
     out->dtype = ed_stream_dtype(l->s);
     out->x = l->bx;
     out->y = l->by;
+    out->idx = l->bi;
     return (int)n;
 }
 

@@ -2,6 +2,7 @@
  * student_trainer: trains and evaluates the compact student. Subcommands:
  *   distill   train the student on the ensemble's soft targets (+ hard labels)
  *   eval      accuracy / loss / confusion of one model file or an ensemble of model files
+ *   label     store the ensemble's raw logits for input files (a target store, sharded)
  */
 #include "ed_blas.h"
 #include "ed_cli.h"
@@ -14,6 +15,7 @@ int main(int argc, char **argv)
     ed_blas_setup(argv);
     static const ed_cli_command commands[] = {
         {"distill", st_distill_main, "distill an ensemble of teachers into a compact student"},
+        {"label", st_label_main, "label input files with the ensemble once: write a target store (sharded)"},
         {"eval", st_eval_main, "evaluate a model file or an ensemble of model files on labeled data"},
     };
     return ed_cli_dispatch("student_trainer", "Distills an ensemble of teachers into a compact student.",

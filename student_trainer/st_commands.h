@@ -8,4 +8,7 @@ int st_eval_main(int argc, char **argv);
 /* student_trainer distill: distill an ensemble (remote or in-process teachers) into a student. */
 int st_distill_main(int argc, char **argv);
 
+/* student_trainer label: stream input files through the teachers into a target store. */
+int st_label_main(int argc, char **argv);
+
 #endif

@@ -45,7 +45,9 @@
 #include "st_distill_internal.h"
 #include "st_distill_metrics.h"
 #include "st_mixer.h"
+#include "st_label.h"
 #include "st_pool.h"
+#include "st_targets.h"
 
 /* Peak resident set size of this process, in MiB. */
 static double s_max_rss_mib(void)
@@ -85,7 +87,39 @@ static void s_signals_restore(const struct sigaction old[2])
 
 /* ---- the student model file -------------------------------------------------------------- */
 
-static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long steps, double acc)
+/* ---- the members: live teachers (pool), a target store (tg), or both (tg mixes them) -------- */
+
+static int s_members(const st_pool *pool, const st_targets *tg)
+{
+    return tg ? st_targets_member_count(tg) : st_pool_member_count(pool);
+}
+
+static const char *s_member_describe(const st_pool *pool, const st_targets *tg, int k)
+{
+    return tg ? st_targets_member_describe(tg, k) : st_pool_member_describe(pool, k);
+}
+
+static int s_submit(st_pool *pool, st_targets *tg, int slot, const ed_batch *b, ed_err *err)
+{
+    return tg ? st_targets_submit(tg, slot, b, err) : st_pool_submit(pool, slot, b, err);
+}
+
+static int s_wait(st_pool *pool, st_targets *tg, int slot, ed_batch *b,
+                  const float *const **logits, ed_err *err)
+{
+    return tg ? st_targets_wait(tg, slot, b, logits, err) : st_pool_wait(pool, slot, b, logits, err);
+}
+
+static void s_stats_take(st_pool *pool, st_pool_stats *ps)
+{
+    if (pool)
+        st_pool_stats_take(pool, ps);
+    else
+        *ps = (st_pool_stats){0};
+}
+
+static char *s_provenance(const st_distill_opts *o, const st_pool *pool, const st_targets *tg,
+                          long steps, double acc)
 {
     cJSON *p = ed_train_flags_provenance(&o->train, "student_trainer distill");
     if (!p)
@@ -101,8 +135,8 @@ static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long st
     if (o->unlabeled)
         cJSON_AddStringToObject(p, "unlabeled", o->unlabeled);
     cJSON *members = cJSON_AddArrayToObject(p, "teachers");
-    for (int k = 0; k < st_pool_member_count(pool); k++)
-        cJSON_AddItemToArray(members, cJSON_CreateString(st_pool_member_describe(pool, k)));
+    for (int k = 0; k < s_members(pool, tg); k++)
+        cJSON_AddItemToArray(members, cJSON_CreateString(s_member_describe(pool, tg, k)));
     if (acc >= 0)
         cJSON_AddNumberToObject(p, "test_accuracy", acc);
     char *text = cJSON_PrintUnformatted(p);
@@ -110,14 +144,14 @@ static char *s_provenance(const st_distill_opts *o, const st_pool *pool, long st
     return text;
 }
 
-static int s_save(const st_distill_opts *o, const ed_trainer *t, const st_pool *pool, long steps,
-                  double acc, ed_err *err)
+static int s_save(const st_distill_opts *o, const ed_trainer *t, const st_pool *pool,
+                  const st_targets *tg, long steps, double acc, ed_err *err)
 {
     ed_model_meta meta = {0};
     snprintf(meta.member, sizeof meta.member, "%s", o->member);
     meta.input_scale = o->train.input_scale;
     meta.input_offset = o->train.input_offset;
-    char *prov = s_provenance(o, pool, steps, acc);
+    char *prov = s_provenance(o, pool, tg, steps, acc);
     snprintf(meta.provenance, sizeof meta.provenance, "%s", prov ? prov : "{}");
     free(prov);
     return ed_model_save(o->out, t->model, &meta, err);
@@ -136,7 +170,8 @@ typedef struct {
     ed_loss_config lc;
     ed_train_plan plan;
     st_mixer *mix;
-    st_pool *pool;
+    st_pool *pool;                  /* live teachers (NULL: --targets alone) */
+    st_targets *tg;                 /* --targets / --cache-targets: the store (mixes with pool) */
     ed_trainer *t;
     FILE *metrics, *dump;
     const float **member_logits;    /* [ST_POOL_MAX_MEMBERS] the logits of the members present */
@@ -181,6 +216,34 @@ static int s_check_usage(s_run *r)
     return 0;
 }
 
+/* The teachers and/or the target store: --targets (with --teachers: mixed), --cache-targets
+ * (label the run's data once with the teachers, then train from the store), or live teachers. */
+static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset_spec *unl,
+                          const st_pool_config *pc)
+{
+    const st_distill_opts *o = r->o;
+    const ed_dataset_spec *u = o->unlabeled ? unl : NULL;
+    const long nl = st_mixer_labeled_count(r->mix), nu = st_mixer_unlabeled_count(r->mix);
+    if (o->targets && !(r->tg = st_targets_open(o->targets, lab, nl, u, nu, r->C,
+                                                o->train.batch_size, o->inflight,
+                                                o->teachers != NULL, &r->err)))
+        return r->err.code;
+    if (!o->teachers)
+        return 0;
+    if (!(r->pool = st_pool_open(o->teachers, pc, &r->err)))
+        return r->err.code;
+    st_pool_set_stop_flag(r->pool, &s_stop_signal);
+    if (r->tg && st_targets_attach_pool(r->tg, r->pool, &r->err))
+        return r->err.code;
+    if (o->cache_targets &&
+        (st_label_cache(r->pool, o->cache_targets, lab, nl, u, nu, r->C, o->train.batch_size,
+                        o->inflight, o->quiet, &r->err) ||
+         !(r->tg = st_targets_open(o->cache_targets, lab, nl, u, nu, r->C, o->train.batch_size,
+                                   o->inflight, false, &r->err))))
+        return r->err.code;
+    return 0;
+}
+
 /* Opens the data, the teachers and the student's trainer. */
 static int s_open(s_run *r)
 {
@@ -205,13 +268,11 @@ static int s_open(s_run *r)
                          .resolve_interval_s = o->resolve_interval,
                          .health_interval_s = o->health_interval};
     st_curve_apply(o->curve, &pc);
-    r->pool = st_pool_open(o->teachers, &pc, &r->err);
-    if (!r->pool)
+    if (s_open_targets(r, &lab, &unl, &pc))
         return r->err.code;
-    st_pool_set_stop_flag(r->pool, &s_stop_signal);
-    r->K = st_pool_member_count(r->pool);
+    r->K = s_members(r->pool, r->tg);
     for (int k = 0; k < r->K; k++)
-        ed_log_info("member %d: %s", k, st_pool_member_describe(r->pool, k));
+        ed_log_info("member %d: %s", k, s_member_describe(r->pool, r->tg, k));
     ed_net *m = ed_net_new(&r->arch);
     if (!m)
         return ed_err_set(&r->err, ED_ENOMEM, "cannot allocate a %s student", o->train.arch);
@@ -228,7 +289,7 @@ static int s_open(s_run *r)
         return r->err.code;
     r->member_logits = calloc(ST_POOL_MAX_MEMBERS, sizeof *r->member_logits);
     r->missing = calloc((size_t)r->K, sizeof *r->missing);
-    r->config = st_distill_ckpt_config(o, r->mix, r->pool);
+    r->config = st_distill_ckpt_config(o, r->mix, r->pool, r->tg);
     if (!r->member_logits || !r->missing || !r->config)
         return ed_err_set(&r->err, ED_ENOMEM, "out of memory");
     return 0;
@@ -294,13 +355,13 @@ static s_outcome s_train_batch(s_run *r, int head, long epoch_steps, const ed_ba
     st_epoch_sums *sums = &r->sums;
     /* Members can join during the run (elastic membership): average over every member that
      * answered this batch; members that had no live replica make it degraded. */
-    const int Kb = st_pool_member_count(r->pool);
+    const int Kb = s_members(r->pool, r->tg);
     int present = 0;
     bool degraded = false;
     for (int k = 0; k < Kb; k++) {
         if (logits[k])
             r->member_logits[present++] = logits[k];
-        if (st_pool_missed(r->pool, head, k)) {
+        if (!r->tg && st_pool_missed(r->pool, head, k)) {
             degraded = true;
             if (k < r->K)
                 sums->missing[k]++;
@@ -356,7 +417,7 @@ static s_outcome s_submit_next(s_run *r, int slot, long epoch_steps, long *submi
         return S_FAIL;
     if (n == 0)
         return S_OK;
-    if (st_pool_submit(r->pool, slot, &b, &r->err))
+    if (s_submit(r->pool, r->tg, slot, &b, &r->err))
         return S_TEACHERS;
     ++*inflight;
     ++*submitted;
@@ -399,7 +460,7 @@ static s_outcome s_epoch_steps(s_run *r, int epoch, long epoch_steps)
     while (out == S_OK && inflight > 0) {
         ed_batch b;
         const float *const *logits;
-        if (st_pool_wait(r->pool, head, &b, &logits, &r->err)) {
+        if (s_wait(r->pool, r->tg, head, &b, &logits, &r->err)) {
             if (r->err.code != ED_ESTOPPED)
                 ed_err_wrap(&r->err, "epoch %d step %ld", epoch, r->step);
             return S_TEACHERS;
@@ -440,7 +501,7 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
 {
     const st_distill_opts *o = r->o;
     st_pool_stats ps;
-    st_pool_stats_take(r->pool, &ps);
+    s_stats_take(r->pool, &ps);
     ed_eval_result res = {0};
     const bool have_test = o->test_images && o->test_labels;
     if (have_test) {
@@ -452,7 +513,7 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
     }
     const st_epoch_sums *sm = &r->sums;
     const double rate = secs > 0 ? (double)(sm->samples - samples_before) / secs : 0.0;
-    int rc = s_save(o, r->t, r->pool, r->step, r->test_acc, &r->err);
+    int rc = s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err);
     if (!rc && !o->quiet)
         s_log_epoch(r, epoch, have_test, secs, rate, &ps);
     if (!rc && r->metrics) {
@@ -495,7 +556,7 @@ static s_outcome s_epochs(s_run *r)
             return S_FAIL;
         const long samples_before = r->sums.samples;
         st_pool_stats discard;
-        st_pool_stats_take(r->pool, &discard);
+        s_stats_take(r->pool, &discard);
         const double t_epoch = ed_now();
         s_outcome out = s_epoch_steps(r, epoch, ed_train_plan_epoch_steps(&r->plan, epoch));
         if (out != S_OK)
@@ -549,7 +610,7 @@ static int s_finish(s_run *r)
 {
     const st_distill_opts *o = r->o;
     if (r->step == r->first_step && r->first_step > 0 &&
-        s_save(o, r->t, r->pool, r->step, r->test_acc, &r->err))
+        s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err))
         return r->err.code; /* resumed a finished run: make sure the model file is the final one */
     char fp[32];
     ed_fingerprint_format(ed_fingerprint(r->t->model->params, r->t->model->n_params), fp, sizeof fp);
@@ -573,6 +634,7 @@ static void s_run_free(s_run *r)
     free(r->member_logits);
     free(r->missing);
     ed_trainer_destroy(&r->t);
+    st_targets_close(&r->tg);
     st_pool_close(&r->pool);
     st_mixer_destroy(&r->mix);
 }
@@ -639,7 +701,9 @@ int st_distill_main(int argc, char **argv)
         .checkpoint = NULL, .checkpoint_every = 200, .resume = false, .resume_if_present = false,
     };
     ed_cli_opt opts[40 + ED_TRAIN_FLAGS_OPTS] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", true},
+        {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", false},
+        {"targets", ED_CLI_STR, &o.targets, "STORE", "train from a target store (student_trainer label) instead of live teachers; it must hold this run's data files and ranges (with --teachers: the datasets it lacks go to the teachers)", NULL, false},
+        {"cache-targets", ED_CLI_STR, &o.cache_targets, "STORE", "with --teachers: label this run's data into STORE once (float32; kept, resumable), then train every epoch from it", NULL, false},
         {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE", "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},
         {"labeled-labels", ED_CLI_STR, &o.labeled_labels, "FILE", "their labels", NULL, false},
         {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first labeled sample used", NULL, false},
@@ -677,7 +741,7 @@ int st_distill_main(int argc, char **argv)
         n_opts++;
     n_opts += ed_train_flags_options(&o.train, opts + n_opts);
     const ed_cli_spec spec = {
-        "student_trainer distill --teachers LIST --out FILE [options]",
+        "student_trainer distill (--teachers LIST | --targets STORE) --out FILE [options]",
         "Distills an ensemble into a compact student: every batch of labeled and unlabeled data\n"
         "goes to every member; their softened outputs, averaged per sample, are the soft targets.\n"
         "Replicas (teachers with the same weights fingerprint) count once in the average.\n"
@@ -691,6 +755,15 @@ int st_distill_main(int argc, char **argv)
     int rc;
     if (!ed_cli_parse_command(&spec, "student_trainer distill", argc, argv, &rc))
         return rc;
+    if (!o.teachers && !o.targets) {
+        ed_log_error("give --teachers LIST (live teachers) or --targets STORE (a target store "
+                     "written by `student_trainer label`), or both");
+        return 2;
+    }
+    if (o.cache_targets && (!o.teachers || o.targets)) {
+        ed_log_error("--cache-targets needs --teachers (to fill it) and no --targets");
+        return 2;
+    }
     if ((o.test_images == NULL) != (o.test_labels == NULL)) {
         ed_log_error("give both --test-images and --test-labels");
         return 2;

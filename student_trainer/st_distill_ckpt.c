@@ -53,7 +53,8 @@ static int s_cmp_str(const void *a, const void *b)
  * names; "labeled-count"/"unlabeled-count" are the samples found in the files, "teachers" the
  * members' weight fingerprints, sorted). Settings that do not change the trained student (inflight,
  * timeouts, test files, output paths, BLAS threads) may change. Caller frees. */
-char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool)
+char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool,
+                             const st_targets *tg)
 {
     cJSON *c = cJSON_CreateObject();
     ed_train_flags_to_json(&o->train, c);
@@ -74,12 +75,15 @@ char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, cons
     cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
     cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
     /* Members by weights fingerprint, sorted: endpoints may move. */
-    int K = st_pool_member_count(pool);
+    if (tg && strcmp(st_targets_kind(tg), "float32"))
+        cJSON_AddStringToObject(c, "targets", st_targets_kind(tg));
+    int K = tg ? st_targets_member_count(tg) : st_pool_member_count(pool);
     char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
     cJSON *teachers = cJSON_AddArrayToObject(c, "teachers");
     if (fps) {
         for (int k = 0; k < K; k++)
-            snprintf(fps[k], sizeof fps[k], "%s", st_pool_member_fingerprint(pool, k));
+            snprintf(fps[k], sizeof fps[k], "%s", tg ? st_targets_member_fingerprint(tg, k)
+                                                     : st_pool_member_fingerprint(pool, k));
         qsort(fps, (size_t)K, sizeof *fps, s_cmp_str);
         for (int k = 0; k < K; k++)
             cJSON_AddItemToArray(teachers, cJSON_CreateString(fps[k]));

@@ -18,6 +18,7 @@
 #include "ed_trainer.h"
 #include "st_distill_internal.h"
 #include "st_pool.h"
+#include "st_targets.h"
 
 /* Checks the --checkpoint/--resume flags against what is on disk, before anything connects (a bad
  * checkpoint fails fast). *ck: the checkpoint to resume from (caller destroys), or NULL for a new
@@ -28,8 +29,10 @@ int st_distill_ckpt_open(const st_distill_opts *o, ed_checkpoint **ck, ed_err *e
  * frees; NULL when out of memory). Keys are the flag names; "labeled-count"/"unlabeled-count" are
  * the samples found in the files, "teachers" the members' weight fingerprints, sorted. Settings
  * that do not change the trained student (inflight, timeouts, test files, output paths, BLAS
- * threads) may change. */
-char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool);
+ * threads) may change. The members come from the target store tg when it is set (else the pool);
+ * a lossy store (float16, top-k) adds "targets", since it trains another student. */
+char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, const st_pool *pool,
+                             const st_targets *tg);
 
 /* Writes the checkpoint (atomically): trainer t after pos->step steps, the position and the epoch's
  * sums of K members. */

@@ -14,6 +14,8 @@
 
 typedef struct {
     const char *teachers;
+    const char *targets;        /* --targets STORE: soft targets from a store (with --teachers: mixed) */
+    const char *cache_targets;  /* --cache-targets STORE: label into it once, then train from it */
     const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
     const char *member, *out, *metrics, *dump_targets;

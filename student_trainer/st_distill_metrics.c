@@ -27,7 +27,7 @@ static void s_add_teachers(cJSON *o, const st_epoch_record *r)
     cJSON *t = cJSON_AddObjectToObject(o, "teachers");
     if (!t)
         return;
-    cJSON_AddNumberToObject(t, "members", st_pool_member_count(r->members));
+    cJSON_AddNumberToObject(t, "members", r->members ? st_pool_member_count(r->members) : r->K);
     cJSON_AddNumberToObject(t, "replicas_up", r->pool->replicas_up);
     cJSON_AddNumberToObject(t, "replicas", r->pool->replicas_known);
     cJSON_AddNumberToObject(t, "down_events", (double)r->pool->down_events);

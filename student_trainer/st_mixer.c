@@ -24,6 +24,7 @@ struct st_mixer {
     ed_rng rng;
     uint8_t *x;          /* (batch_size, dim) of dtype */
     int32_t *y;          /* (batch_size) */
+    int64_t *idx;        /* (batch_size) sample numbers within their source's range */
 };
 
 static int s_source_open(st_source *s, const ed_dataset_spec *spec, int batch, long shuffle,
@@ -72,7 +73,8 @@ st_mixer *st_mixer_open(const ed_dataset_spec *labeled, const ed_dataset_spec *u
     m->sample_bytes = (size_t)m->dim * ed_dtype_size(m->dtype);
     m->x = malloc(m->sample_bytes * (size_t)batch_size);
     m->y = malloc(sizeof(int32_t) * (size_t)batch_size);
-    if (!m->x || !m->y) {
+    m->idx = malloc(sizeof(int64_t) * (size_t)batch_size);
+    if (!m->x || !m->y || !m->idx) {
         ed_err_set(err, ED_ENOMEM, "out of memory");
         goto fail;
     }
@@ -91,6 +93,7 @@ void st_mixer_destroy(st_mixer **pm)
         ed_loader_destroy(&m->src[i].loader);
     free(m->x);
     free(m->y);
+    free(m->idx);
     free(m);
     *pm = NULL;
 }
@@ -130,6 +133,7 @@ static int s_take(st_mixer *m, st_source *s, bool labeled, int i, ed_err *err)
     memcpy(m->x + (size_t)i * m->sample_bytes,
            (const uint8_t *)s->cur.x + (size_t)s->pos * m->sample_bytes, m->sample_bytes);
     m->y[i] = labeled ? s->cur.y[s->pos] : -1;
+    m->idx[i] = s->cur.idx[s->pos];
     s->pos++;
     s->left--;
     return 0;
@@ -148,7 +152,8 @@ int st_mixer_next(st_mixer *m, ed_batch *out, ed_err *err)
             return rc;
         n++;
     }
-    *out = (ed_batch){.n = n, .dim = m->dim, .dtype = m->dtype, .x = m->x, .y = m->y};
+    *out = (ed_batch){.n = n, .dim = m->dim, .dtype = m->dtype, .x = m->x, .y = m->y,
+                        .idx = m->idx};
     return n;
 }
 

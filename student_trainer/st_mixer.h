@@ -26,7 +26,9 @@ long st_mixer_unlabeled_count(const st_mixer *m);
 int st_mixer_dim(const st_mixer *m);
 ed_dtype st_mixer_dtype(const st_mixer *m);
 
-/* Next batch of the epoch (size, 0 at the end, < 0 on a read error); valid until the next call. */
+/* Next batch of the epoch (size, 0 at the end, < 0 on a read error); valid until the next call.
+ * out->idx[i] is row i's sample number within its source's range: the labeled source for rows
+ * with y >= 0, the unlabeled one for rows with y == -1 (labels are never negative). */
 int st_mixer_next(st_mixer *m, ed_batch *out, ed_err *err);
 
 /* Starts the next epoch. */

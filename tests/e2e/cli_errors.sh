@@ -50,6 +50,6 @@ size=$(stat -c %s "$WORK/flip.safetensors")
 printf '\x55' | dd of="$WORK/flip.safetensors" bs=1 seek=$((size - 7)) conv=notrunc status=none
 expect_fail "corrupted weights" "fingerprint mismatch" "$ST" eval --models "$WORK/flip.safetensors"
 expect_fail "eval without labels" "labels" "$ST" eval --models "$WORK/tiny.safetensors" --labels "$WORK/missing-labels.gz"
-expect_fail "distill without teachers" "missing required option --teachers" "$ST" distill --out "$WORK/s"
+expect_fail "distill without teachers" "give --teachers LIST .* or --targets STORE" "$ST" distill --out "$WORK/s"
 expect_fail "distill bad teacher file" "nope.safetensors" "$ST" distill --teachers "$WORK/nope.safetensors" --out "$WORK/s"
 echo "all CLI error checks passed"

@@ -7,6 +7,9 @@
                                                 cross-references; writes OUTDIR/<container>.argv
                                                 with $(VAR) expanded from the container env,
                                                 overridden by VAR=VALUE
+  deploy_check.py k8s-label DIR LABEL_DIR OUTDIR [VAR=VALUE...]  the Indexed labeling Job of
+                                                LABEL_DIR against DIR's objects; writes
+                                                OUTDIR/label-<index>.argv, one per shard
   deploy_check.py dockerfile FILE OUTDIR        stages, packages and user of deploy/Dockerfile;
                                                 writes OUTDIR/<stage>.packages and run-<n>.sh
   deploy_check.py rewrite FILE FROM=TO...       rewrites every argument of an .argv file in one pass
@@ -318,6 +321,66 @@ def cmd_k8s(mdir, outdir, overrides):
     write_argv(os.path.join(outdir, "distill.argv"), argv)
 
 
+def cmd_k8s_label(mdir, ldir, outdir, overrides):
+    """deploy/k8s/label: the Indexed labeling Job against the objects of deploy/k8s (mdir)."""
+    with open(os.path.join(ldir, "kustomization.yaml")) as f:
+        kust = yaml.safe_load(f)
+    files = sorted(f for f in os.listdir(ldir) if f.endswith(".yaml") and f != "kustomization.yaml")
+    check(sorted(kust["resources"]) == files, f"label kustomization resources {kust['resources']} != {files}")
+    with open(os.path.join(mdir, "kustomization.yaml")) as f:
+        check(yaml.safe_load(f)["namespace"] == kust["namespace"], "label Job in another namespace")
+    main = {}
+    for fn in os.listdir(mdir):
+        if fn.endswith(".yaml") and fn != "kustomization.yaml":
+            with open(os.path.join(mdir, fn)) as f:
+                for d in yaml.safe_load_all(f):
+                    if d:
+                        main[d["kind"]] = d
+    with open(os.path.join(ldir, "label-job.yaml")) as f:
+        (job,) = [d for d in yaml.safe_load_all(f) if d]
+    try:
+        import kubernetes  # noqa: F401
+        errors = []
+        s_validate(job, "V1Job", "label-job.yaml:Job", errors)
+        check(not errors, "schema:\n  " + "\n  ".join(errors))
+        ok("label Job: every field known and typed per the python3-kubernetes models")
+    except ImportError:
+        print("note: python3-kubernetes missing: field-level schema check not run")
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e for e in c.get("env", [])}
+    check(spec.get("completionMode") == "Indexed", "label Job must be completionMode: Indexed")
+    shards = env["SHARDS"]["value"]
+    check(str(spec["completions"]) == shards == str(spec["parallelism"]),
+          f"completions {spec['completions']}, parallelism {spec['parallelism']} and SHARDS {shards} must agree")
+    check(env["SHARD"]["valueFrom"]["fieldRef"]["fieldPath"] ==
+          "metadata.annotations['batch.kubernetes.io/job-completion-index']",
+          "SHARD must come from the job-completion-index annotation")
+    vols = {v["name"]: v for v in pod["volumes"]}
+    check(vols["store"]["persistentVolumeClaim"]["claimName"] == main["PersistentVolumeClaim"]["metadata"]["name"],
+          "label Job uses another PVC than deploy/k8s")
+    check(vols["keys"]["secret"]["secretName"] == main["Secret"]["metadata"]["name"],
+          "label Job uses another Secret than deploy/k8s")
+    check(pod.get("securityContext", {}).get("runAsNonRoot"), "label Job must run as non-root")
+    check(c.get("resources", {}).get("requests") and c["resources"].get("limits"), "label Job: resources")
+    svc = main["Service"]
+    want = f"tcp://{svc['metadata']['name']}.{kust['namespace']}.svc.cluster.local:{svc['spec']['ports'][0]['port']}"
+    for i in range(int(shards)):
+        values = {k: str(e["value"]) for k, e in env.items() if "value" in e}
+        values.update(overrides)
+        values["SHARD"] = str(i)
+        argv = [s_expand(a, values) for a in c["command"] + c.get("args", [])]
+        check(argv[:2] == ["student_trainer", "label"], f"label Job runs {argv[:2]}")
+        check(opt(argv, "--shard") == f"{i}/{values['SHARDS']}", f"pod {i}: --shard {opt(argv, '--shard')}")
+        check("--resume" in argv, "label pods must --resume (a retried pod continues its shard)")
+        check(opt(argv, "--teachers") == want, f"label --teachers {opt(argv, '--teachers')} != {want}")
+        check(all("$(" not in a for a in argv), f"unexpanded $(VAR): {argv}")
+        write_argv(os.path.join(outdir, f"label-{i}.argv"), argv)
+    ok(f"label Job: Indexed, {shards} shards = completions = parallelism, --shard I/{shards} --resume, "
+       f"teachers {want}, PVC and Secret of deploy/k8s")
+
+
 # ---------------------------------------------------------------------------------------------
 def cmd_dockerfile(path, outdir):
     with open(path) as f:
@@ -393,6 +456,8 @@ def main():
         cmd_compose(rest[0], int(rest[1]), rest[2])
     elif cmd == "k8s":
         cmd_k8s(rest[0], rest[1], dict(a.split("=", 1) for a in rest[2:]))
+    elif cmd == "k8s-label":
+        cmd_k8s_label(rest[0], rest[1], rest[2], dict(a.split("=", 1) for a in rest[3:]))
     elif cmd == "dockerfile":
         cmd_dockerfile(rest[0], rest[1])
     elif cmd == "rewrite":

@@ -159,8 +159,52 @@ def model_corpus():
     hdr = b'{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},"b":{"dtype":"U8","shape":[1,3],"data_offsets":[16,19]}}'
     write(t, "plain.safetensors", struct.pack("<Q", len(hdr)) + hdr + bytes(19))
 
+# ---- soft-target stores (docs/TARGET_STORE.md) --------------------------------------------------
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & ((1 << 64) - 1)
+    return h
+
+
+def store_input(index, logits, indices=b""):
+    """fuzz_target_store's input: u16 length + index JSON, u32 length + logits, indices."""
+    return struct.pack("<H", len(index)) + index + struct.pack("<I", len(logits)) + logits + indices
+
+
+def store_index(n, members, classes, dtype, top_k, arrays):
+    import json
+    idx = {"format": "edistill-targets", "format_version": 1, "shard": 0, "shards": 1,
+           "start": 0, "end": n, "classes": classes, "dtype": dtype, "top_k": top_k,
+           "total_samples": n,
+           "members": [{"name": f"m{k}", "fingerprint": f"fnv1a64:{k + 1:016x}"} for k in range(members)],
+           "inputs": [{"path": "x.npy", "size": 100, "head_fnv1a64": "%016x" % 1,
+                       "tail_fnv1a64": "%016x" % 2, "start": 0, "end": n, "offset": 0}],
+           "arrays": {}}
+    for name, (arr, raw) in arrays.items():
+        idx["arrays"][name] = {"file": f"shard-00000-of-00001.{name}.npy", "dtype": arr.dtype.str,
+                               "shape": list(arr.shape), "header_bytes": len(raw) - arr.nbytes,
+                               "fnv1a64": "%016x" % fnv1a64(arr.tobytes())}
+    return json.dumps(idx).encode()
+
+
+def store_corpus():
+    t = "fuzz_target_store"
+    rng = np.random.default_rng(3)
+    z = (rng.standard_normal((4, 2, 3)) * 3).astype("<f2")
+    raw = npy(z)
+    write(t, "f16.store", store_input(store_index(4, 2, 3, "float16", 0, {"logits": (z, raw)}), raw))
+    v = (rng.standard_normal((3, 1, 3)) * 3).astype("<f4")
+    i = np.array([[[4, 1]], [[0, 2]], [[3, 3]]], dtype="<u2")
+    rv, ri = npy(v), npy(i)
+    idx = store_index(3, 1, 5, "float32", 2, {"logits": (v, rv), "indices": (i, ri)})
+    write(t, "topk.store", store_input(idx, rv, ri))
+    write(t, "truncated.store", store_input(store_index(4, 2, 3, "float16", 0, {"logits": (z, raw)}), raw[:-3]))
+    write(t, "bad_index.store", store_input(b'{"format": "edistill-targets", "format_version": 1}', raw))
+
 
 if __name__ == "__main__":
     wire_corpus()
     data_corpus()
     model_corpus()
+    store_corpus()

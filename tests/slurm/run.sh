@@ -10,7 +10,9 @@
 #     answered requests, and both teachers were stopped by the script; the job runs with CURVE
 #     (keys from teacher_worker keygen passed as the EDISTILL_CURVE_* variables of the sbatch script)
 #     and teachers and job report it;
-#  4. stops the daemons and removes everything (trap).
+#  4. runs deploy/slurm/label.sbatch as a 3-task array (sharded labeling into one target store) and
+#     checks the store (tests/check_target_store.py) and a distillation from it;
+#  5. stops the daemons and removes everything (trap).
 # Usage: tests/slurm/run.sh [BUILD_DIR] (default: build). Needs root.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -172,4 +174,32 @@ done
 [[ -z "$(ls "$T/job/run"/ready-* 2>/dev/null)" ]] || fail "ready files left: teachers not stopped cleanly"
 grep -q "transport security: CURVE" "$T/job/job.out" || fail "the job did not report CURVE"
 pass "each rank served its member over CURVE and stopped at the end of the job"
+# Sharded labeling: deploy/slurm/label.sbatch as a 3-task array (one shard each, members loaded
+# in-process from the shared models directory), then a check of the whole store and a short
+# distillation from it without teachers.
+AJOB=$(cd "$T/job" && EDISTILL_MODELS="$T/models" EDISTILL_STORE="$T/store" \
+  EDISTILL_INPUTS="$FMNIST/train-images-idx3-ubyte.gz" EDISTILL_BIN="$BUILD/student_trainer" \
+  EDISTILL_LABEL_ARGS="--unlabeled-end 3000 --batch-size 100" OPENBLAS_NUM_THREADS=1 \
+  sbatch --parsable --array=0-2 --output="$T/job/label-%a.out" "$SRC/deploy/slurm/label.sbatch")
+AJOB=${AJOB%%;*}
+JOB=$AJOB
+pass "submitted label array job $AJOB (3 shards)"
+for _ in $(seq 1 240); do
+  states=$(scontrol show job "$AJOB" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | sort | uniq -c | tr -s ' ')
+  grep -qE 'PENDING|RUNNING|CONFIGURING|COMPLETING' <<<"$states" || break
+  sleep 0.5
+done
+n_done=$(scontrol show job "$AJOB" | grep -c 'JobState=COMPLETED' || true)
+if [[ "$n_done" != 3 ]]; then
+  for f in "$T"/job/label-*.out; do echo "--- $f"; cat "$f"; done
+  show_logs
+  fail "label array $AJOB: $n_done of 3 tasks COMPLETED ($states)"
+fi
+/usr/bin/python3 "$SRC/tests/check_target_store.py" "$T/store" || fail "the labeled store does not check out"
+ls "$T/store"/shard-0000[0-2]-of-00003.json > /dev/null || fail "store lacks one of the 3 shard indexes"
+"$ST" distill --targets "$T/store" --labeled-end 0 --unlabeled "$FMNIST/train-images-idx3-ubyte.gz" \
+  --unlabeled-end 3000 --arch 784,32,10 --steps 20 --batch-size 64 --alpha 1 --blas-threads 1 --quiet \
+  --out "$T/store-student.safetensors" > "$T/store-distill.out" 2>&1 ||
+  { cat "$T/store-distill.out"; fail "distill --targets from the labeled store"; }
+pass "label array: 3 tasks COMPLETED, store of 3 shards checks out with numpy, distill --targets trains from it"
 echo "slurm test passed in $(( $(date +%s) - start ))s"

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -709,8 +710,12 @@ static ed_loader *s_loader(const char *img, const char *lab, long start, long en
     return l;
 }
 
-/* Runs one epoch, storing emitted indices in order[]; checks labels and payload of every sample and
- * that all batches but the last are full. Returns the number of samples. */
+/* The range start of the loader s_epoch reads: b.idx (a sample's number within the range) must be
+ * its index in the file minus this. */
+static long s_idx_base;
+
+/* Runs one epoch, storing emitted indices in order[]; checks labels, payload and batch idx of every
+ * sample and that all batches but the last are full. Returns the number of samples. */
 static long s_epoch(ed_loader *l, long *order, long max)
 {
     ed_batch b;
@@ -730,6 +735,7 @@ static long s_epoch(ed_loader *l, long *order, long max)
             long idx = x[3 * k] | (long)x[3 * k + 1] << 8;
             assert_int_equal(x[3 * k + 2], (idx * 7) & 0xff);
             assert_int_equal(b.y[k], idx % 7);
+            assert_int_equal(b.idx[k], idx - s_idx_base);
             assert_true(total < max);
             order[total++] = idx;
         }
@@ -824,7 +830,9 @@ static void test_loader_exactly_once_and_deterministic(void **state)
 
     /* a range */
     l = s_loader(img, lab, 100, 400, 16, 50, 3, false);
+    s_idx_base = 100;
     n = s_epoch(l, b, count);
+    s_idx_base = 0;
     s_expect_permutation(b, n, 100, 400);
     ed_loader_destroy(&l);
 
@@ -834,6 +842,72 @@ static void test_loader_exactly_once_and_deterministic(void **state)
     free(ident);
     s_unlink_free(img);
     s_unlink_free(lab);
+}
+
+/* A sharded input: 3 IDX/.npy files in a directory read as one sequence, in name order, by
+ * directory, glob and list; a range across file boundaries; refusals (labels, other dims). */
+static void test_sharded_input(void **state)
+{
+    (void)state;
+    char *dir = tu_temp_path("-shards");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    char p[3][512];
+    const long counts[3] = {5, 1, 7};
+    long base = 0;
+    for (int f = 0; f < 3; f++) {
+        uint8_t d[7 * 4];
+        for (long i = 0; i < counts[f] * 4; i++)
+            d[i] = (uint8_t)(base * 4 + i); /* sample k of the sequence holds 4k .. 4k+3 */
+        snprintf(p[f], sizeof p[f], "%s/part-%d.%s", dir, f, f == 1 ? "npy" : "idx");
+        if (f == 1) {
+            s_write_npy(p[f], false, 1, "|u1", "(1, 4)", d, 4);
+        } else {
+            uint32_t dims[2] = {(uint32_t)counts[f], 4};
+            s_write_idx(p[f], f == 2, 2, dims, d, (size_t)counts[f] * 4);
+        }
+        base += counts[f];
+    }
+    char glob_pat[600], list[1600];
+    snprintf(glob_pat, sizeof glob_pat, "%s/part-*", dir);
+    snprintf(list, sizeof list, "%s,%s,%s", p[0], p[1], p[2]);
+    const char *forms[3] = {dir, glob_pat, list};
+    for (int form = 0; form < 3; form++) {
+        ed_stream *s = s_open(forms[form], NULL, 3, 11); /* across both boundaries */
+        assert_int_equal(ed_stream_count(s), 8);
+        assert_int_equal(ed_stream_dim(s), 4);
+        for (int pass = 0; pass < 2; pass++) {
+            uint8_t x[8 * 4];
+            int32_t y[8];
+            ed_err e = {0};
+            long got = 0, r;
+            while ((r = ed_stream_read(s, x + got * 4, y + got, 3, &e)) > 0)
+                got += r;
+            assert_int_equal(r, 0);
+            assert_int_equal(got, 8);
+            for (long k = 0; k < 8; k++) {
+                assert_int_equal(x[k * 4], (uint8_t)((3 + k) * 4));
+                assert_int_equal(y[k], -1);
+            }
+            assert_int_equal(ed_stream_rewind(s, &e), 0);
+        }
+        ed_stream_destroy(&s);
+    }
+    s_expect_open_fail(dir, p[0], 0, -1, ED_EINVAL, dir, "unlabeled");
+    s_expect_open_fail(dir, NULL, 0, 14, ED_EINVAL, dir, "13 samples");
+    char nomatch[600];
+    snprintf(nomatch, sizeof nomatch, "%s/none-*", dir);
+    s_expect_open_fail(nomatch, NULL, 0, -1, ED_ENOTFOUND, nomatch, "no file matches");
+    char other[600];
+    snprintf(other, sizeof other, "%s/part-3.idx", dir);
+    uint32_t dims[2] = {1, 5};
+    uint8_t five[5] = {0};
+    s_write_idx(other, false, 2, dims, five, 5);
+    s_expect_open_fail(dir, NULL, 0, -1, ED_ESHAPE, other, "must agree");
+    for (int f = 0; f < 3; f++)
+        unlink(p[f]);
+    unlink(other);
+    rmdir(dir);
+    free(dir);
 }
 
 static void test_loader_drop_last(void **state)
@@ -927,7 +1001,7 @@ static void test_loader_f32_npy_and_to_float(void **state)
     ed_loader_destroy(&l);
 
     uint8_t u[6] = {0, 1, 127, 128, 254, 255};
-    ed_batch ub = {2, 3, ED_DTYPE_U8, u, NULL};
+    ed_batch ub = {2, 3, ED_DTYPE_U8, u, NULL, NULL};
     float uo[6], uw[6];
     for (int i = 0; i < 6; i++)
         uw[i] = (float)u[i] / 255.0f - 0.5f;
@@ -1077,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_huge_declared_sizes),
         cmocka_unit_test(test_loader_exactly_once_and_deterministic),
         cmocka_unit_test(test_loader_drop_last),
+        cmocka_unit_test(test_sharded_input),
         cmocka_unit_test(test_loader_f32_npy_and_to_float),
         cmocka_unit_test(test_bounded_memory_50mb),
         cmocka_unit_test(test_fashion_mnist),
