@@ -1,7 +1,7 @@
 /*
  * ed_graph: the neutral op chain shared by ONNX import and export (see ed_graph.h). Shape checking
- * lives here so the reader and the writer agree on what a valid chain is; the MLP conversions are
- * the bridge to edistill's own model type.
+ * lives here so the reader and the writer agree on what a valid chain is; the bridge to the layer
+ * stack is ed_graph_net.c.
  */
 #include "ed_graph.h"
 
@@ -228,85 +228,4 @@ size_t ed_graph_param_count(const ed_graph *g)
     for (int i = 0; i < g->n_ops; i++)
         n += s_op_params(&g->ops[i]);
     return n;
-}
-
-int ed_graph_to_mlp(const ed_graph *g, ed_mlp **out, ed_err *err)
-{
-    *out = NULL;
-    int i = 0;
-    if (g->n_ops > 0 && g->ops[0].kind == ED_GOP_FLATTEN)
-        i = 1;
-    else if (g->input.rank != 1)
-        return ed_err_set(err, ED_ESHAPE, "a 4-D input needs a Flatten first for the MLP model type");
-    ed_arch a = {0};
-    a.widths[0] = i == 1 ? g->ops[0].out.d[0] : g->input.d[0];
-    for (bool want_dense = true; i < g->n_ops; i++, want_dense = !want_dense) {
-        const ed_gop *op = &g->ops[i];
-        ed_gop_kind want = want_dense ? ED_GOP_DENSE : ED_GOP_RELU;
-        if (op->kind != want)
-            return s_op_err(err, ED_EFORMAT, op,
-                            want_dense ? "the MLP model type expects a Dense (Gemm/MatMul) layer here"
-                                       : "the MLP model type expects a Relu here (no such layer in an MLP)");
-        if (want_dense) {
-            if (a.n_layers >= ED_MLP_MAX_LAYERS)
-                return s_op_err(err, ED_ETOOBIG, op, "more Dense layers than an MLP holds");
-            a.widths[++a.n_layers] = op->out_ch;
-        }
-    }
-    if (g->ops[g->n_ops - 1].kind != ED_GOP_DENSE)
-        return ed_err_set(err, ED_EFORMAT, "the MLP model type must end with a Dense layer (logits)");
-    ed_mlp *m = ed_mlp_new(&a);
-    if (!m)
-        return ed_err_set(err, ED_ENOMEM, "cannot allocate the model");
-    int l = 0;
-    for (int k = 0; k < g->n_ops; k++) {
-        const ed_gop *op = &g->ops[k];
-        if (op->kind != ED_GOP_DENSE)
-            continue;
-        size_t o = (size_t)a.widths[l + 1], in = (size_t)a.widths[l];
-        memcpy(m->W[l], op->w, o * in * sizeof(float));
-        memcpy(m->b[l], op->b, o * sizeof(float));
-        l++;
-    }
-    *out = m;
-    return ED_OK;
-}
-
-static float *s_dup(const float *src, size_t n)
-{
-    float *p = malloc(n * sizeof *p);
-    if (p)
-        memcpy(p, src, n * sizeof *p);
-    return p;
-}
-
-ed_graph *ed_graph_from_mlp(const ed_mlp *m)
-{
-    ed_graph *g = ed_graph_new();
-    if (!g)
-        return NULL;
-    const ed_arch *a = &m->arch;
-    g->input.rank = 1;
-    g->input.d[0] = a->widths[0];
-    char name[32];
-    for (int l = 0; l < a->n_layers; l++) {
-        if (l > 0) {
-            snprintf(name, sizeof name, "relu_%d", l - 1);
-            ed_graph_add(g, ED_GOP_RELU, name, NULL);
-        }
-        snprintf(name, sizeof name, "dense_%d", l);
-        ed_gop *op = ed_graph_add(g, ED_GOP_DENSE, name, NULL);
-        size_t o = (size_t)a->widths[l + 1], in = (size_t)a->widths[l];
-        op->out_ch = (int)o;
-        op->in_ch = (int)in;
-        op->w = s_dup(m->W[l], o * in);
-        op->b = s_dup(m->b[l], o);
-        if (!op->w || !op->b) {
-            ed_graph_destroy(&g);
-            return NULL;
-        }
-    }
-    if (ed_graph_finish(g, NULL) != ED_OK)
-        ed_graph_destroy(&g);
-    return g;
 }

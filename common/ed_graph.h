@@ -2,8 +2,8 @@
  * ed_graph: a neutral description of an inference network as a linear chain of ops with their
  * weights. It is the meeting point of the ONNX reader (ed_onnx_read), the ONNX writer
  * (ed_onnx_write) and edistill's own models: an importer fills a graph from a file, a converter
- * maps the graph onto edistill's layers (ed_graph_to_mlp today), and an exporter goes the other
- * way (ed_graph_from_mlp). Nothing here runs a forward pass: the graph only carries what is needed
+ * maps the graph onto edistill's layer stack (ed_graph_net.h), and an exporter goes the other
+ * way. Nothing here runs a forward pass: the graph only carries what is needed
  * to build one and the per-sample shapes, checked op by op when the graph is finished.
  *
  * Shapes are per sample (the batch dimension is implicit and dynamic): rank 1 (D) or rank 3
@@ -27,7 +27,6 @@
 #include <stdint.h>
 
 #include "ed_error.h"
-#include "ed_mlp.h"
 
 #define ED_GRAPH_MAX_OPS 256
 #define ED_GRAPH_NAME_LEN 96
@@ -106,14 +105,5 @@ int ed_graph_finish(ed_graph *g, ed_err *err);
 
 /* Number of weight floats in the graph (w and b of every op). */
 size_t ed_graph_param_count(const ed_graph *g);
-
-/* Maps a finished graph onto an ed_mlp: it must be [FLATTEN] DENSE (RELU DENSE)*, with a rank-3
- * input only when the first op is FLATTEN. Any other op is refused (ED_EFORMAT) with its kind,
- * name and "the MLP model type has no such layer". On success *out is a new model. */
-int ed_graph_to_mlp(const ed_graph *g, ed_mlp **out, ed_err *err);
-
-/* The graph of an MLP: input (w0), DENSE (RELU DENSE)*, weights copied; names "dense_l"/"relu_l".
- * NULL on allocation failure. */
-ed_graph *ed_graph_from_mlp(const ed_mlp *m);
 
 #endif

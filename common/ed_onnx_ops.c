@@ -224,14 +224,14 @@ static int s_const_input(s_ctx *c, const s_node_t *n, size_t i, s_tensor **out)
 static int s_shape(s_ctx *c, ed_gshape *sh)
 {
     int rc = ed_graph_infer(c->g, sh, c->err);
-    return rc ? ed_err_wrap(c->err, "%s: ", c->name) : ED_OK;
+    return rc ? ed_err_wrap(c->err, "%s", c->name) : ED_OK;
 }
 
 static ed_gop *s_add(s_ctx *c, ed_gop_kind kind, const s_node_t *n)
 {
     ed_gop *op = ed_graph_add(c->g, kind, s_str(n->name), c->err);
     if (!op)
-        ed_err_wrap(c->err, "%s: ", c->name);
+        ed_err_wrap(c->err, "%s", c->name);
     return op;
 }
 
@@ -538,6 +538,26 @@ static int s_flatten(s_ctx *c, const s_node_t *n, ed_gshape in, bool reshape)
     return ED_OK;
 }
 
+/* Pad: only the all-zero Pad that PyTorch emits before AveragePool (an identity) is accepted. */
+static int s_pad(s_ctx *c, const s_node_t *n)
+{
+    const Onnx__AttributeProto *a = s_attr(n, "mode");
+    if (a && a->has_s && !(a->s.len == 8 && memcmp(a->s.data, "constant", 8) == 0))
+        return ed_onnx_node_err(c, ED_EFORMAT, n, "only constant padding is supported");
+    s_tensor *t;
+    int64_t p[8];
+    int cnt = 0;
+    int rc = s_const_input(c, n, 1, &t);
+    if (rc || (rc = s_ints(c, n, t, p, 8, &cnt)))
+        return rc;
+    for (int i = 0; i < cnt; i++)
+        if (p[i] != 0)
+            return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                    "non-zero padding is not supported as its own op (pad in the Conv/pool)");
+    ed_log_debug("%s: zero Pad '%s' dropped", c->name, s_str(n->name));
+    return ED_OK;
+}
+
 int ed_onnx_node(ed_onnx_ctx *c, const Onnx__NodeProto *n, size_t data_idx, bool last)
 {
     const char *t = s_str(n->op_type);
@@ -570,6 +590,8 @@ int ed_onnx_node(ed_onnx_ctx *c, const Onnx__NodeProto *n, size_t data_idx, bool
         rc = s_batchnorm(c, n, in);
     else if (strcmp(t, "Flatten") == 0 || strcmp(t, "Reshape") == 0)
         rc = s_flatten(c, n, in, t[0] == 'R');
+    else if (strcmp(t, "Pad") == 0)
+        rc = s_pad(c, n);
     else if (strcmp(t, "Dropout") == 0 || strcmp(t, "Identity") == 0)
         ed_log_debug("%s: %s '%s' dropped (inference)", c->name, t, s_str(n->name));
     else if (strcmp(t, "Softmax") == 0 || strcmp(t, "LogSoftmax") == 0) {

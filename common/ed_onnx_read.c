@@ -312,7 +312,7 @@ int ed_onnx_read_buffer(const uint8_t *data, size_t size, const char *name, ed_g
     }
     if (!rc && !(rc = s_constants(&c, m->graph)) && !(rc = s_io(&c, m->graph, &in, &outname)) &&
         !(rc = s_walk(&c, m->graph, in, outname)) && (rc = ed_graph_finish(c.g, err)))
-        ed_err_wrap(err, "%s: ", c.name);
+        ed_err_wrap(err, "%s", c.name);
     if (!rc)
         s_metadata(c.g, m);
     free(c.const_names);

@@ -8,4 +8,7 @@ int st_eval_main(int argc, char **argv);
 /* student_trainer distill: distill an ensemble (remote or in-process teachers) into a student. */
 int st_distill_main(int argc, char **argv);
 
+/* student_trainer export: write an edistill model file as an ONNX model. */
+int st_export_main(int argc, char **argv);
+
 #endif
