@@ -5,6 +5,7 @@
  */
 #include "ed_graph.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,10 +163,27 @@ static int s_op_shape(ed_gop *op, ed_err *err)
     }
 }
 
+static size_t s_op_params(const ed_gop *op)
+{
+    size_t in = (size_t)op->in_ch;
+    switch (op->kind) {
+    case ED_GOP_DENSE:
+        return (size_t)op->out_ch * in + (size_t)op->out_ch;
+    case ED_GOP_CONV:
+        return (size_t)op->out_ch * in * (size_t)op->kh * (size_t)op->kw + (size_t)op->out_ch;
+    case ED_GOP_AFFINE:
+        return 2 * in;
+    default:
+        return 0;
+    }
+}
+
 int ed_graph_infer(ed_graph *g, ed_gshape *out, ed_err *err)
 {
     if (g->input.rank != 1 && g->input.rank != 3)
         return ed_err_set(err, ED_ESHAPE, "input must be (N, D) or (N, C, H, W)");
+    if (!isfinite(g->input_scale) || !isfinite(g->input_offset))
+        return ed_err_set(err, ED_EFORMAT, "input scaling is not finite");
     long elems = 1;
     for (int k = 0; k < g->input.rank; k++) {
         if (g->input.d[k] < 1 || g->input.d[k] > S_MAX_DIM)
@@ -181,6 +199,13 @@ int ed_graph_infer(ed_graph *g, ed_gshape *out, ed_err *err)
         int rc = s_op_shape(op, err);
         if (rc)
             return rc;
+        size_t np = s_op_params(op), nw = op->kind == ED_GOP_AFFINE ? np / 2 : np - (size_t)op->out_ch;
+        for (size_t k = 0; np && k < nw; k++)
+            if (!isfinite(op->w[k]))
+                return s_op_err(err, ED_EFORMAT, op, "weights are not finite (after folding)");
+        for (size_t k = 0; np && k < np - nw; k++)
+            if (!isfinite(op->b[k]))
+                return s_op_err(err, ED_EFORMAT, op, "biases are not finite (after folding)");
         long n = 1;
         for (int k = 0; k < op->out.rank; k++)
             n *= op->out.d[k];
@@ -205,21 +230,6 @@ int ed_graph_finish(ed_graph *g, ed_err *err)
                           cur.d[0], cur.d[1], cur.d[2]);
     g->classes = cur.d[0];
     return ED_OK;
-}
-
-static size_t s_op_params(const ed_gop *op)
-{
-    size_t in = (size_t)op->in_ch;
-    switch (op->kind) {
-    case ED_GOP_DENSE:
-        return (size_t)op->out_ch * in + (size_t)op->out_ch;
-    case ED_GOP_CONV:
-        return (size_t)op->out_ch * in * (size_t)op->kh * (size_t)op->kw + (size_t)op->out_ch;
-    case ED_GOP_AFFINE:
-        return 2 * in;
-    default:
-        return 0;
-    }
 }
 
 size_t ed_graph_param_count(const ed_graph *g)
