@@ -80,7 +80,14 @@ static bool s_depth_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescrip
     return true;
 }
 
-/* Registers initializers and Constant node values as constants. */
+/* An Identity whose input is a constant: its output is that constant. */
+static bool s_const_identity(const ed_onnx_ctx *c, const Onnx__NodeProto *n)
+{
+    return strcmp(s_str(n->op_type), "Identity") == 0 && n->n_input == 1 && n->n_output == 1 &&
+           n->output[0][0] && ed_onnx_const(c, n->input[0]) != NULL;
+}
+
+/* Registers initializers, Constant node values and Identity copies of constants as constants. */
 static int s_constants(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
 {
     size_t cap = gr->n_initializer + gr->n_node;
@@ -95,8 +102,15 @@ static int s_constants(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
             c->const_vals[c->n_const++] = t;
         }
     }
+    /* Nodes are in topological order (ONNX requires it): one pass sees every Identity of a
+     * constant (PyTorch emits those for shared weights) after the constant it copies. */
     for (size_t i = 0; i < gr->n_node; i++) {
         const Onnx__NodeProto *n = gr->node[i];
+        if (n && s_const_identity(c, n)) {
+            c->const_names[c->n_const] = n->output[0];
+            c->const_vals[c->n_const++] = ed_onnx_const(c, n->input[0]);
+            continue;
+        }
         if (!n || strcmp(s_str(n->op_type), "Constant") != 0 || n->n_output != 1 || !n->output[0][0])
             continue;
         for (size_t a = 0; a < n->n_attribute; a++)
@@ -236,7 +250,8 @@ static int s_walk(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const char *in, co
         rc = ed_err_set(c->err, ED_EFORMAT, "%s: the chain from input '%s' ends at tensor '%s', not at the output '%s'",
                         c->name, in, cur, out);
     for (size_t i = 0; !rc && i < gr->n_node; i++)
-        if (!done[i] && strcmp(s_str(gr->node[i]->op_type), "Constant") != 0)
+        if (!done[i] && strcmp(s_str(gr->node[i]->op_type), "Constant") != 0 &&
+            !(strcmp(s_str(gr->node[i]->op_type), "Identity") == 0 && ed_onnx_const(c, gr->node[i]->output[0])))
             rc = ed_onnx_node_err(c, ED_EFORMAT, gr->node[i],
                                   "not on the path from the input to the output (branching graph)");
     free(done);

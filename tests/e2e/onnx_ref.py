@@ -10,7 +10,8 @@
         mlp_bn   (N,784) -> (x - 0.5) / 0.5 inside the model -> Linear 64 -> BatchNorm1d -> ReLU
                  -> Linear 10
         cnn      (N,1,28,28) -> Conv 8 3x3 pad 1 -> BatchNorm2d -> ReLU -> MaxPool 2 -> Conv 16 3x3
-                 -> ReLU -> AvgPool 2 -> Flatten -> Linear 10
+                 -> ReLU -> AvgPool 2 -> Flatten -> Linear 10 (opset 17: BatchNormalization kept
+                 in the file, opset 13: fused into the Conv by the exporter)
   onnx_ref.py make-all DIR [--steps S]
       All of the below in one process (PyTorch loads once): DIR/mlp_13, mlp_bn_17, cnn_13, cnn_17
       (.onnx + .npy), DIR/matmul_11 and DIR/bad/ from make-bad.
@@ -100,8 +101,14 @@ def make_torch(kind, opset, out, ref, steps, seed):
     # is the logits before it.
     export_net = (nn.Sequential(net, nn.Softmax(dim=1)) if kind == "mlp" else net).eval()
     dummy = torch.zeros(2, *shape)
+    # The CNN at opset 17 keeps its BatchNormalization node (TrainingMode.PRESERVE on an eval model;
+    # EVAL would let the exporter fuse it into the Conv): the importer's folding is checked too.
+    keep_bn = kind == "cnn" and opset == 17
     torch.onnx.export(export_net, dummy, out, opset_version=opset, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=False)
+                      dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, do_constant_folding=False,
+                      training=torch.onnx.TrainingMode.PRESERVE if keep_bn else torch.onnx.TrainingMode.EVAL)
+    if keep_bn and "BatchNormalization" not in [n.op_type for n in __import__("onnx").load(out).graph.node]:
+        fail("the CNN export lost its BatchNormalization node")
     net.eval()  # torch.onnx.export restores the mode it found; never compute the reference in train mode
     with torch.no_grad():
         xt = torch.from_numpy(test_images().astype(np.float32) * scale + offset).reshape(N_TEST, *shape)
