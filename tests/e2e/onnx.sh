@@ -61,6 +61,16 @@ PYEOF
 serve_and_query "$WORK/mlp_bn.safetensors" "$WORK/mlp_bn.native.npy"
 $PY "$REF" compare "$WORK/m/mlp_bn_17.npy" "$WORK/mlp_bn.native.npy" --tol 1e-4 || fail "imported file vs PyTorch"
 pass "teacher_worker import: same logits, provenance names mlp_bn_17.onnx and pytorch"
+# In-process (ed_member_open of a .onnx path, as eval and in-process teachers do): same numbers.
+"$ST" eval --models "$WORK/m/mlp_bn_17.onnx,$WORK/mlp_bn.safetensors" --no-confusion \
+    --json "$WORK/eval.json" >/dev/null 2>&1 || fail "eval of an ONNX file"
+$PY - "$WORK/eval.json" <<'PYEOF' || fail "eval: ONNX file and imported file differ"
+import json, sys
+r = json.load(open(sys.argv[1]))
+a, b = (v for k, v in r.items() if k != "ensemble")
+assert a == b and a["accuracy"] > 0.7, r
+PYEOF
+pass "student_trainer eval of the .onnx file == of the imported file"
 
 # Bad files: one clear line each, from import and from serve.
 B="$WORK/m/bad"
