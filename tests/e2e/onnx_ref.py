@@ -234,7 +234,8 @@ def check_export(path, ref, tol):
     if d0.dim_param == "" or d0.HasField("dim_value"):
         fail(f"{path}: batch dimension is not dynamic: {d0}")
     net = cv2.dnn.readNetFromONNX(path)
-    x = test_images().astype(np.float32)
+    dims = [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim[1:]]
+    x = test_images().astype(np.float32).reshape(N_TEST, *dims)
     outs = []
     for k in range(0, N_TEST, 250):  # two batch sizes through the same net: the batch is dynamic
         net.setInput(x[k : k + 250])
