@@ -577,7 +577,7 @@ static int s_cmd_pair(int argc, char **argv)
     int rc = ed_cli_parse(&spec, argc, argv, &err);
     if (rc)
         return rc > 0 ? 0 : (fprintf(stderr, "ed_bench pair: %s\n", err.msg), 2);
-    if (iters < 2 || B < 1 || D < 1 || B > (1 << 16) || D > (1 << 20))
+    if (iters < 2 || B < 1 || D < 1 || B > 4096 || D > (1 << 20))
         return fprintf(stderr, "ed_bench pair: bad --iters, --batch or --dim\n"), 2;
     void *ctx = zmq_ctx_new();
     void *sock[2] = {NULL, NULL};

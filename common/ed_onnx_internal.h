@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ed_error.h"
 #include "ed_graph.h"
@@ -21,6 +22,7 @@ typedef struct {
     size_t n_const;
     int last_weight_node;          /* index of the Dense/Conv op the previous node emitted, or -1 */
     int last_matmul;               /* index of a bias-less MatMul emitted just before, or -1 */
+    int64_t declared_classes;      /* the output's declared dim 1, or -1 when not given */
 } ed_onnx_ctx;
 
 /* Error about one node: "<file>: node '<name>' (<op>): <why>"; returns code. */

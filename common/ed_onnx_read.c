@@ -178,6 +178,7 @@ static int s_io(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const char **in, con
     if (r >= 0 && r != 2)
         return ed_err_set(c->err, ED_ESHAPE, "%s: output '%s' is %d-D, not 2-D (N, classes) logits",
                           c->name, gr->output[0]->name, r);
+    c->declared_classes = r == 2 && d[1] > 0 ? d[1] : -1;
     *out = gr->output[0]->name;
     return ED_OK;
 }
@@ -309,7 +310,8 @@ static int s_limits(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
 int ed_onnx_read_buffer(const uint8_t *data, size_t size, const char *name, ed_graph **out, ed_err *err)
 {
     *out = NULL;
-    ed_onnx_ctx c = {.name = name ? name : "onnx", .err = err, .last_weight_node = -1, .last_matmul = -1};
+    ed_onnx_ctx c = {.name = name ? name : "onnx", .err = err, .last_weight_node = -1, .last_matmul = -1,
+                     .declared_classes = -1};
     if (!s_depth_ok(data, size, &onnx__model_proto__descriptor, 0))
         return ed_err_set(err, ED_EFORMAT, "%s: messages nested deeper than %d levels", c.name, S_MAX_DEPTH);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
@@ -328,6 +330,9 @@ int ed_onnx_read_buffer(const uint8_t *data, size_t size, const char *name, ed_g
     if (!rc && !(rc = s_constants(&c, m->graph)) && !(rc = s_io(&c, m->graph, &in, &outname)) &&
         !(rc = s_walk(&c, m->graph, in, outname)) && (rc = ed_graph_finish(c.g, err)))
         ed_err_wrap(err, "%s", c.name);
+    if (!rc && c.declared_classes > 0 && c.declared_classes != c.g->classes)
+        rc = ed_err_set(err, ED_ESHAPE, "%s: the output is declared (N, %lld), the graph computes (N, %d)", c.name,
+                        (long long)c.declared_classes, c.g->classes);
     if (!rc)
         s_metadata(c.g, m);
     free(c.const_names);
