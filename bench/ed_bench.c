@@ -11,6 +11,8 @@
  *                       socket, edistill.proto through ed_wire) against the in-process forward of the
  *                       same model (ed_member_forward: scaling + forward), alternating request
  *                       by request, with p50 / p99 per batch size; the logits must agree exactly.
+ *   ed_bench pair     : logits/s of two workers serving the same weights (an edistill model file and
+ *                       its ONNX export), requests alternating; same fingerprint and logits required.
  *
  * Each prints one JSON object on stdout. Times are medians over repeats, so one noisy repeat on a
  * shared machine moves nothing. Not a test: it never fails on slow numbers, only on broken ones.
@@ -18,6 +20,7 @@
 #include <cblas.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -550,6 +553,99 @@ static int s_cmd_conv(int argc, char **argv)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* pair: two workers serving the same weights (e.g. an edistill file and its ONNX export)         */
+
+/* Alternates batch-B logit requests between endpoint A and endpoint B (one DEALER each) and prints
+ * each side's median logits/s and the ratio B/A. Both must serve the same fingerprint and return
+ * the same logits (max |diff| is reported). */
+static int s_cmd_pair(int argc, char **argv)
+{
+    const char *ep[2] = {NULL, NULL};
+    int iters = 200, B = 128, D = 784;
+    const ed_cli_opt opts[] = {
+        {"native", ED_CLI_STR, &ep[0], "EP", "worker serving the edistill model file", NULL, true},
+        {"onnx", ED_CLI_STR, &ep[1], "EP", "worker serving the same weights as ONNX", NULL, true},
+        {"batch", ED_CLI_INT, &B, "N", "samples per request", NULL, false},
+        {"dim", ED_CLI_INT, &D, "N", "input features", NULL, false},
+        {"iters", ED_CLI_INT, &iters, "N", "round trips per side", NULL, false},
+    };
+    const ed_cli_spec spec = {"ed_bench pair --native EP --onnx EP [options]",
+                              "logits/s of two workers serving the same weights, requests alternating.",
+                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc)
+        return rc > 0 ? 0 : (fprintf(stderr, "ed_bench pair: %s\n", err.msg), 2);
+    if (iters < 2 || B < 1 || D < 1 || B > 4096 || D > (1 << 20))
+        return fprintf(stderr, "ed_bench pair: bad --iters, --batch or --dim\n"), 2;
+    void *ctx = zmq_ctx_new();
+    void *sock[2] = {NULL, NULL};
+    uint8_t *x = malloc((size_t)B * (size_t)D);
+    double *t[2] = {calloc((size_t)iters, sizeof(double)), calloc((size_t)iters, sizeof(double))};
+    float *first = malloc((size_t)B * 4096 * sizeof(float));
+    char fp[2][64];
+    if (!ctx || !x || !t[0] || !t[1] || !first)
+        return fprintf(stderr, "ed_bench pair: out of memory\n"), 1;
+    ed_rng r;
+    ed_rng_seed(&r, 6);
+    for (int i = 0; i < B * D; i++)
+        x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
+    for (int s = 0; s < 2; s++) {
+        int linger = 0;
+        sock[s] = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(sock[s], ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_connect(sock[s], ep[s]) != 0)
+            return fprintf(stderr, "ed_bench pair: connect %s: %s\n", ep[s], zmq_strerror(zmq_errno())), 1;
+        ed_msg info_req = {.kind = ED_MSG_INFO_REQUEST, .u.info_request_id = 1}, reply;
+        if (s_round_trip(sock[s], &info_req, &reply, 30000, &err) < 0 || reply.kind != ED_MSG_MEMBER_INFO)
+            return fprintf(stderr, "ed_bench pair: %s: no member info: %s\n", ep[s], err.msg), 1;
+        snprintf(fp[s], sizeof fp[s], "%s", reply.u.info.fingerprint);
+        ed_wire_msg_clear(&reply);
+    }
+    if (strcmp(fp[0], fp[1]) != 0)
+        return fprintf(stderr, "ed_bench pair: the workers serve different weights (%s, %s)\n", fp[0], fp[1]), 1;
+    const ed_msg req = {.kind = ED_MSG_LOGIT_REQUEST,
+                        .u.request = {.dtype = ED_DTYPE_U8, .batch = (uint32_t)B, .dim = (uint32_t)D, .data = x}};
+    uint64_t id = 100;
+    double max_diff = 0.0;
+    int C = 0;
+    for (int it = -5; it < iters; it++) {
+        for (int s = 0; s < 2; s++) {
+            ed_msg rq = req, reply;
+            rq.u.request.request_id = ++id;
+            double t0 = ed_now();
+            if (s_round_trip(sock[s], &rq, &reply, 30000, &err) < 0)
+                return fprintf(stderr, "ed_bench pair: %s: %s\n", ep[s], err.msg), 1;
+            double t1 = ed_now();
+            if (reply.kind != ED_MSG_LOGIT_REPLY || (int)reply.u.reply.batch != B || reply.u.reply.classes > 4096)
+                return fprintf(stderr, "ed_bench pair: %s: unexpected reply\n", ep[s]), 1;
+            C = (int)reply.u.reply.classes;
+            for (int k = 0; k < B * C; k++) {
+                if (s == 0)
+                    first[k] = reply.u.reply.logits[k];
+                double d = (double)reply.u.reply.logits[k] - (double)first[k];
+                max_diff = fabs(d) > max_diff ? fabs(d) : max_diff;
+            }
+            ed_wire_msg_clear(&reply);
+            if (it >= 0)
+                t[s][it] = t1 - t0;
+        }
+    }
+    double m0 = s_quantile(t[0], iters, 0.5), m1 = s_quantile(t[1], iters, 0.5);
+    printf("{\"batch\":%d,\"iters\":%d,\"fingerprint\":\"%s\",\"native_logits_per_s\":%.1f,"
+           "\"onnx_logits_per_s\":%.1f,\"ratio\":%.4f,\"max_abs_diff\":%.3g,\"goal\":0.95}\n",
+           B, iters, fp[0], B / m0, B / m1, m0 / m1, max_diff);
+    for (int s = 0; s < 2; s++) {
+        zmq_close(sock[s]);
+        free(t[s]);
+    }
+    zmq_ctx_term(ctx);
+    free(x);
+    free(first);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ed_blas_setup(argv);
@@ -561,7 +657,9 @@ int main(int argc, char **argv)
         return s_cmd_conv(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "request"))
         return s_cmd_request(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "pair"))
+        return s_cmd_pair(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") ? stderr : stdout,
-            "usage: ed_bench forward|step|conv|request [options]   (each has --help)\n");
+            "usage: ed_bench forward|step|conv|request|pair [options]   (each has --help)\n");
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
 }

@@ -114,6 +114,15 @@ def main():
         rows.append(("memory_vs_data_size", f"{m10['max_rss_mib']:.1f} vs {m1['max_rss_mib']:.1f} MiB "
                      f"({m10['samples']} vs {m1['samples']} samples)", ratio, "<= 1.05", ratio <= 1.05))
 
+    o = one(R("onnx_pair.json"))
+    if o:
+        res["onnx_serve_vs_native"] = {
+            "batch": o["batch"], "iters": o["iters"], "native_logits_per_s": o["native_logits_per_s"],
+            "onnx_logits_per_s": o["onnx_logits_per_s"], "max_abs_diff": o["max_abs_diff"],
+            "ratio": o["ratio"], "ratio_is": "onnx / native logits/s", "goal": 0.95, "met": o["ratio"] >= 0.95}
+        rows.append(("onnx_serve_vs_native", f"{o['onnx_logits_per_s']:.0f} vs {o['native_logits_per_s']:.0f} "
+                     f"logits/s (batch {o['batch']})", o["ratio"], ">= 0.95", o["ratio"] >= 0.95))
+
     u8 = lines(R("remote_k1.jsonl"))
     f32 = one(R("wire_f32.jsonl"))
     if u8 and f32:

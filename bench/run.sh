@@ -5,6 +5,8 @@
 #
 #   forward_vs_sgemm, student_step_vs_sgemm   ed_bench forward / step (in-process)
 #   request_overhead                          ed_bench request against one `teacher_worker serve`
+#   onnx_serve_vs_native                      ed_bench pair: a worker serving member 1's ONNX export
+#                                             vs one serving its model file (same weights)
 #   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
@@ -146,6 +148,16 @@ start_workers 1
 "$EB" request --endpoint "$ENDPOINTS" --model "${MODELS[0]}" --batches 32,128,512 --iters 150 \
     >"$RAW/request.json"
 stop_workers
+
+# ---- ONNX: the same member served from its ONNX export vs from its model file ------------------
+log "onnx_serve_vs_native (batch 128, requests alternating between the two workers)"
+"$ST" export --model "${MODELS[0]}" --onnx "$WORK/models/m1.onnx" >/dev/null
+SAVE_MODELS=("${MODELS[@]}")
+MODELS=("${SAVE_MODELS[0]}" "$WORK/models/m1.onnx")
+start_workers 2
+"$EB" pair --native "${ENDPOINTS%%,*}" --onnx "${ENDPOINTS##*,}" --batch 128 --iters 200 >"$RAW/onnx_pair.json"
+stop_workers
+MODELS=("${SAVE_MODELS[@]}")
 WORKER_BLAS=$SAVE_WB
 
 # ---- distillation: remote vs in-process, K = 1, 3, 5 ------------------------------------------

@@ -134,6 +134,11 @@ static ed_member *s_member_new(s_weights *w, int max_batch, ed_err *err)
 
 ed_member *ed_member_open(const char *path, int max_batch, ed_err *err)
 {
+    return ed_member_open_with(path, NULL, max_batch, err);
+}
+
+ed_member *ed_member_open_with(const char *path, const ed_onnx_import_opts *onnx, int max_batch, ed_err *err)
+{
     if (!path || max_batch < 1) {
         ed_err_set(err, ED_EINVAL, "%s: a member needs a model file and a max batch >= 1 (got %d)",
                    path ? path : "(no path)", max_batch);
@@ -146,7 +151,7 @@ ed_member *ed_member_open(const char *path, int max_batch, ed_err *err)
         ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if (ed_model_load(path, &net, meta, err))
+    if (ed_onnx_model_load_any(path, onnx, &net, meta, err))
         goto fail;
     /* Serve with batch norm folded into the conv/dense before it: same logits up to rounding. */
     folded = ed_net_fold_bn(net);

@@ -6,9 +6,9 @@
  * or received in a LogitRequest, unscaled) into a member's logits. teacher_worker's compute threads,
  * the trainer's in-process replicas, evaluation and the bench all go through it.
  *
- * Behind the API sits a backend: today the layer stack (ed_net: MLPs and CNNs) of an edistill model
- * file (ed_model_file); another format (an ONNX file) is one more backend in ed_member.c, and
- * no caller changes. Callers only see names, shapes and forward.
+ * Behind the API sits a backend: the layer stack (ed_net: MLPs and CNNs) of an edistill model
+ * file (ed_model_file) or of an ONNX file mapped onto it (ed_onnx_model); no caller changes.
+ * Callers only see names, shapes and forward.
  *
  * Threads: a member is used by one thread at a time (the workspace is its own). To run one model
  * on several threads, open it once and ed_member_share it once per thread: the shares read the
@@ -27,6 +27,7 @@
 #include "ed_batch.h"
 #include "ed_error.h"
 #include "ed_net.h"
+#include "ed_onnx_model.h"
 
 typedef struct ed_member ed_member;
 
@@ -35,6 +36,11 @@ typedef struct ed_member ed_member;
  * the fault: the codes of ed_model_load, ED_EINVAL for max_batch < 1, ED_ENOMEM when the workspace
  * cannot be allocated. */
 ed_member *ed_member_open(const char *path, int max_batch, ed_err *err);
+
+/* ed_member_open for any model file: an ONNX file (*.onnx, imported onto the layer stack with
+ * `onnx` options, NULL = defaults: see ed_onnx_model.h) or an edistill model file. Errors as
+ * ed_member_open plus ed_onnx_model_load's. */
+ed_member *ed_member_open_with(const char *path, const ed_onnx_import_opts *onnx, int max_batch, ed_err *err);
 
 /* A member that runs the same weights as m (shared, not copied) with a new workspace for
  * max_batch samples, for another thread. m may be destroyed before the share. NULL on failure

@@ -14,6 +14,7 @@ PACKAGES=(
   iptables                                         # tests/e2e/blackout.sh: a link blackout in a netns
   slurm-wlm munge                                  # tests/slurm/run.sh (make test-slurm, deploy_slurm.sh)
   clang libclang-rt-dev                            # make fuzz: libFuzzer and the sanitizer runtimes
+  python3-torch python3-onnx python3-opencv        # tests/e2e/onnx.sh: PyTorch-made ONNX teachers, onnx.checker, OpenCV dnn
 )
 
 missing=()

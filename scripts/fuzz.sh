@@ -17,7 +17,7 @@ BUILD=${1:-build-fuzz}
 SECONDS_PER_TARGET=${2:-60}
 shift $(( $# > 2 ? 2 : $# ))
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_wire_decode fuzz_data_reader fuzz_model_file fuzz_target_store)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_wire_decode fuzz_data_reader fuzz_model_file fuzz_target_store fuzz_onnx_read)
 case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
 command -v clang >/dev/null || { echo "fuzz: clang not found (scripts/deps.sh installs clang libclang-rt-dev)" >&2; exit 1; }

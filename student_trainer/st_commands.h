@@ -11,4 +11,7 @@ int st_distill_main(int argc, char **argv);
 /* student_trainer label: stream input files through the teachers into a target store. */
 int st_label_main(int argc, char **argv);
 
+/* student_trainer export: write an edistill model file as an ONNX model. */
+int st_export_main(int argc, char **argv);
+
 #endif

@@ -11,4 +11,7 @@ int tw_serve_main(int argc, char **argv);
 /* teacher_worker keygen: write a CurveZMQ key pair (PREFIX.key mode 0600, PREFIX.pub). */
 int tw_keygen_main(int argc, char **argv);
 
+/* teacher_worker import: convert an ONNX model into an edistill model file. */
+int tw_import_main(int argc, char **argv);
+
 #endif

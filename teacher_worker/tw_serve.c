@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,8 @@ typedef struct {
     int blas_threads;
     const char *curve_secret;   /* CurveZMQ: this worker's secret key file (tw_auth), or NULL */
     const char *curve_clients;  /* allow-list of client public keys (directory or file) */
+    float input_scale;          /* .onnx models: raw pixel -> ONNX input (NAN = default) */
+    float input_offset;
 } s_options;
 
 /* At most one log record per second per limiter; the rest are counted and reported with the next. */
@@ -612,7 +615,10 @@ static int s_write_ready_file(const s_server *s, ed_err *err)
 static int s_start(s_server *s, ed_err *err)
 {
     /* The loaded member only serves as the template of the compute threads' shares. */
-    s->member = ed_member_open(s->opt.model_path, 1, err);
+    ed_onnx_import_opts io = ed_onnx_import_defaults();
+    io.input_scale = s->opt.input_scale;
+    io.input_offset = s->opt.input_offset;
+    s->member = ed_member_open_with(s->opt.model_path, &io, 1, err);
     if (!s->member)
         return err->code;
     int rc;
@@ -792,11 +798,19 @@ int tw_serve_main(int argc, char **argv)
                          .max_batch = 1024,
                          .threads = 1,
                          .queue = 16,
-                         .blas_threads = 0};
+                         .blas_threads = 0,
+                         .input_scale = NAN,
+                         .input_offset = NAN};
     s_options *o = &s->opt;
     const ed_cli_opt opts[] = {
-        {"model", ED_CLI_STR, &o->model_path, "FILE", "model file to serve (safetensors)",
+        {"model", ED_CLI_STR, &o->model_path, "FILE",
+         "model file to serve: an edistill model (safetensors) or an ONNX model (*.onnx)",
          "EDISTILL_MODEL", true},
+        {"input-scale", ED_CLI_FLOAT, &o->input_scale, "X",
+         "ONNX models: raw pixel -> model input is x * X + OFFSET (nan = 1/255, or 1 for an "
+         "edistill-exported model); edistill model files carry their own", NULL, false},
+        {"input-offset", ED_CLI_FLOAT, &o->input_offset, "OFFSET",
+         "ONNX models: see --input-scale (nan = 0)", NULL, false},
         {"bind", ED_CLI_STR, &o->bind, "ENDPOINT", "ZeroMQ endpoint to bind (tcp://HOST:PORT, "
          "port * = any free one, or ipc://PATH)", "EDISTILL_BIND", false},
         {"max-batch", ED_CLI_INT, &o->max_batch, "N", "largest batch accepted in one request",

@@ -203,8 +203,70 @@ def store_corpus():
     write(t, "bad_index.store", store_input(b'{"format": "edistill-targets", "format_version": 1}', raw))
 
 
+def onnx_corpus():
+    """Tiny ONNX models (python3-onnx's helper, not our writer) covering every accepted op and
+    encoding, plus nearly valid ones (each refused for one reason)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    t = "fuzz_onnx_read"
+    rng = np.random.default_rng(7)
+
+    def f32(name, *shape):
+        return numpy_helper.from_array(rng.normal(0, 0.5, shape).astype(np.float32), name)
+
+    def model(nodes, inits, in_shape, out_shape, opset=13):
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+    bn = [f32("s", 3), f32("bb", 3), f32("mu", 3), numpy_helper.from_array(np.full(3, 0.7, np.float32), "var")]
+    mlp = model([helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1, alpha=0.5),
+                 helper.make_node("BatchNormalization", ["h", "s", "bb", "mu", "var"], ["hb"], name="bn"),
+                 helper.make_node("Relu", ["hb"], ["r"], name="relu"),
+                 helper.make_node("Dropout", ["r"], ["d"], name="drop"),
+                 helper.make_node("MatMul", ["d", "w2"], ["m"], name="mm"),
+                 helper.make_node("Add", ["m", "b2"], ["z"], name="bias"),
+                 helper.make_node("Softmax", ["z"], ["y"], name="sm")],
+                [f32("w1", 3, 4), f32("b1", 3), f32("w2", 3, 2), f32("b2", 2)] + bn, ["N", 4], ["N", 2])
+    write(t, "mlp_gemm_bn_matmul", mlp)
+    write(t, "mlp_truncated", mlp[: len(mlp) * 2 // 3])
+    k = [helper.make_node("Constant", [], ["k"], name="c", value=numpy_helper.from_array(np.float32(2.0)))]
+    write(t, "scaled_flatten", model(
+        k + [helper.make_node("Mul", ["x", "k"], ["xs"], name="scale"),
+             helper.make_node("Sub", ["xs", "k"], ["xo"], name="offset"),
+             helper.make_node("Flatten", ["xo"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w"], ["y"], name="fc")],
+        [f32("w", 8, 2)], ["N", 2, 2, 2], ["N", 2], opset=11))
+    shape = numpy_helper.from_array(np.array([0, -1], np.int64), "shape")
+    cbn = [f32("s", 2), f32("bb", 2), f32("mu", 2), numpy_helper.from_array(np.full(2, 0.5, np.float32), "var")]
+    write(t, "cnn", model(
+        [helper.make_node("Conv", ["x", "cw", "cb"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("BatchNormalization", ["c", "s", "bb", "mu", "var"], ["cn"], name="bn", epsilon=1e-3),
+         helper.make_node("Relu", ["cn"], ["r"], name="relu"),
+         helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+         helper.make_node("Pad", ["p", "zp"], ["pp"], name="pad"),
+         helper.make_node("AveragePool", ["pp"], ["a"], name="avg", kernel_shape=[2, 2], pads=[0, 0, 1, 1],
+                          count_include_pad=1),
+         helper.make_node("BatchNormalization", ["a", "s", "bb", "mu", "var"], ["an"], name="bn2"),
+         helper.make_node("GlobalAveragePool", ["an"], ["gp"], name="gap"),
+         helper.make_node("Reshape", ["gp", "shape"], ["f"], name="reshape"),
+         helper.make_node("Gemm", ["f", "w", "b"], ["y"], name="fc", transB=1)],
+        [f32("cw", 2, 1, 3, 3), f32("cb", 2), f32("w", 3, 2), f32("b", 3), shape,
+         numpy_helper.from_array(np.zeros(8, np.int64), "zp")] + cbn, ["N", 1, 6, 6], ["N", 3], opset=17))
+    w = f32("w", 2, 4)
+    w.raw_data = w.raw_data[:-4]
+    write(t, "bad_initializer", model([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1)], [w],
+                                      ["N", 4], ["N", 2]))
+    write(t, "unsupported_op", model([helper.make_node("Sigmoid", ["x"], ["y"], name="sig")], [], ["N", 4], ["N", 4]))
+    write(t, "branching", model([helper.make_node("Relu", ["x"], ["r"], name="r"),
+                                 helper.make_node("Add", ["x", "r"], ["y"], name="res")], [], ["N", 4], ["N", 4]))
+    write(t, "opset_18", model([helper.make_node("Relu", ["x"], ["y"], name="r")], [], ["N", 4], ["N", 4], opset=18))
+
+
 if __name__ == "__main__":
     wire_corpus()
     data_corpus()
     model_corpus()
     store_corpus()
+    onnx_corpus()
