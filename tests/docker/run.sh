@@ -275,9 +275,10 @@ pass "compose down -v: no container, volume or network left"
 # teacher-1 crashes (SIGKILL of its process from the host, as the OOM killer would): restart:
 # on-failure brings it back and it rejoins (an up event in the metrics). Then teacher-2 is stopped
 # with `docker kill`, which Docker counts as a manual stop (no restart): the run goes on with
-# --quorum 2 to its end. ~1 s epochs (all unlabeled samples), 30 of them: room for both faults.
+# --quorum 2 to its end. 1-3 s epochs (all unlabeled samples), 20 of them: room for both faults
+# (teacher-1 is back within 3-5 epochs on this busy 2-core machine).
 ENVF=()
-export EDISTILL_QUORUM=2 EDISTILL_STUDENT_EPOCHS=30 EDISTILL_UNLABELED_END=-1
+export EDISTILL_QUORUM=2 EDISTILL_STUDENT_EPOCHS=20 EDISTILL_UNLABELED_END=-1
 t0=$(date +%s)
 compose up -d --no-color distill > "$T/up-fault.log" 2>&1 || { cat "$T/up-fault.log" >&2; fail "fault: compose up -d distill"; }
 dc=$(ctr distill); t1=$(ctr teacher-1); t2=$(ctr teacher-2)
