@@ -19,7 +19,8 @@
 #     stop for Docker: not restarted): the run finishes with degraded batches, exit 0;
 #  8. stops the engine (trap) and removes the temp directory.
 # Cache (EDISTILL_DOCKER_CACHE, default /var/cache/edistill/docker): debian-12-minbase.tar and the
-# engine's data root (engine/: base image, build layers), so a second run skips debootstrap and
+# engine's data root (engine/: base image, build layers; the build stage is tagged edistill-build:cache
+# and older dangling images are pruned, so it does not grow), so a second run skips debootstrap and
 # the apt steps. Delete the directory to start cold. One run at a time per cache (flock).
 # Usage: tests/docker/run.sh. EDISTILL_DOCKER_SKIP_OK=1 (ctest): exit 77 when the engine or the
 # base image cannot be set up here.
@@ -164,8 +165,13 @@ done < "$SRC/deploy/Dockerfile.dockerignore"
 tar -C "$SRC" "${excludes[@]}" -cf "$T/context.tar" .
 ! tar -tf "$T/context.tar" | grep -E '^\./(\.git|build[^/]*|results)(/|$)' > /dev/null || fail "build context holds ignored paths"
 t0=$(date +%s)
-DOCKER_BUILDKIT=0 longrun d build --network host -f deploy/Dockerfile -t edistill:latest - < "$T/context.tar" \
-  > "$T/build.log" 2>&1 || { tail -n 40 "$T/build.log" >&2; fail "docker build of deploy/Dockerfile"; }
+# The build stage gets a tag too, so pruning dangling images (older builds) keeps its apt layer.
+for target in build runtime; do
+  tag=edistill:latest; [[ $target == build ]] && tag=edistill-build:cache
+  DOCKER_BUILDKIT=0 longrun d build --network host --target "$target" -f deploy/Dockerfile -t "$tag" - \
+    < "$T/context.tar" >> "$T/build.log" 2>&1 || { tail -n 40 "$T/build.log" >&2; fail "docker build of deploy/Dockerfile"; }
+done
+d image prune -f > /dev/null
 pass "docker build deploy/Dockerfile ($(( $(date +%s) - t0 ))s, context $(( $(stat -c %s "$T/context.tar") / 1024 )) KiB)"
 
 # --- 5. image checks ------------------------------------------------------------------------------
