@@ -22,6 +22,7 @@ help:
 	@echo "make test-fast  the test suite in the normal build only"
 	@echo "make test-tsan  the threaded tests under ThreadSanitizer in $(TSAN_BUILD)/ (any report fails)"
 	@echo "make test-slurm deploy/slurm/edistill.sbatch on a one-node Slurm cluster started here (root)"
+	@echo "make test-docker the image and the compose stack on a private dockerd started here (root)"
 	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
 	@echo "make bench      build, then measure (bench/run.sh): writes bench/results.json, prints a table"
 	@echo "make build      configure and build into $(BUILD)/"
@@ -71,6 +72,13 @@ demo: build
 .PHONY: test-slurm
 test-slurm: build
 	@tests/slurm/run.sh $(BUILD)
+
+# deploy/Dockerfile and docker-compose.yml on a real Docker engine of its own (docker.io, debootstrap
+# installed when missing); cached in /var/cache/edistill/docker. Also part of `make test`
+# (tests/e2e/deploy_docker.sh).
+.PHONY: test-docker
+test-docker: deps
+	@tests/docker/run.sh
 
 # Installs python3-torch (large) for the PyTorch comparison only when root; otherwise that part is
 # skipped with the reason in the table.

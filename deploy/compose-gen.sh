@@ -154,6 +154,8 @@ cat <<EOF
       - "\${EDISTILL_TEMPERATURE:-4}"
       - --alpha
       - "\${EDISTILL_ALPHA:-0.9}"
+      - --quorum
+      - "\${EDISTILL_QUORUM:-0}"
       - --blas-threads
       - "\${EDISTILL_BLAS_THREADS:-1}"
       - --out
