@@ -13,6 +13,7 @@
 
 #include "ed_blas.h"
 #include "ed_cli.h"
+#include "ed_clock.h"
 #include "ed_data.h"
 #include "ed_loader.h"
 #include "ed_eval.h"
