@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,9 +200,26 @@ bool ed_cli_parse_command(const ed_cli_spec *spec, const char *name, int argc, c
     if (rc == 0)
         return true;
     if (rc < 0)
-        fprintf(stderr, "%s: %s\n", name, err.msg);
+        ed_cli_report(name, &err);
     *exit_code = rc == 1 ? 0 : 2;
     return false;
+}
+
+void ed_cli_report(const char *command, const ed_err *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : ed_strerror(err ? err->code : ED_EINVAL);
+    fprintf(stderr, "%s: %s\n", command, msg);
+}
+
+void ed_cli_reportf(const char *command, const char *fmt, ...)
+{
+    ed_err err = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    va_end(ap);
+    err.code = ED_EINVAL;
+    ed_cli_report(command, &err);
 }
 
 static void s_usage(const char *program, const char *summary, const ed_cli_command *cmds, int n,
@@ -227,6 +245,6 @@ int ed_cli_dispatch(const char *program, const char *summary, const ed_cli_comma
     for (int i = 0; i < n; i++)
         if (!strcmp(argv[1], cmds[i].name))
             return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s' (see %s --help)\n", program, argv[1], program);
+    ed_cli_reportf(program, "unknown command '%s' (see %s --help)", argv[1], program);
     return 2;
 }

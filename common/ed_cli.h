@@ -63,6 +63,15 @@ void ed_cli_print_help(const ed_cli_spec *spec, FILE *out);
 bool ed_cli_parse_command(const ed_cli_spec *spec, const char *name, int argc, char **argv,
                           int *exit_code);
 
+/* The one way a command reports the error that ends it: "COMMAND: message" on stderr, the message
+ * of err (or the text of its code when the message is empty). The caller then returns its exit
+ * status. */
+void ed_cli_report(const char *command, const ed_err *err);
+
+/* The same for an error the command words itself (printf format). */
+__attribute__((format(printf, 2, 3))) void ed_cli_reportf(const char *command, const char *fmt,
+                                                          ...);
+
 /* A subcommand of a program: `program NAME [options]` runs fn(argc - 1, argv + 1). */
 typedef struct {
     const char *name;

@@ -112,10 +112,12 @@ float ed_opt_lr_at(const ed_opt_config *cfg, long t)
     }
 }
 
-ed_optim *ed_optim_new(const ed_opt_config *cfg, size_t n)
+ed_optim *ed_optim_new(const ed_opt_config *cfg, size_t n, ed_err *err)
 {
-    if (!cfg || (int)cfg->kind < 0 || cfg->kind >= ED_OPT_KIND_COUNT)
+    if (!cfg || (int)cfg->kind < 0 || cfg->kind >= ED_OPT_KIND_COUNT) {
+        ed_err_set(err, ED_EINVAL, "optimizer: %s", cfg ? "unknown kind" : "no configuration");
         return NULL;
+    }
     ed_optim *o = calloc(1, sizeof *o);
     if (!o)
         goto fail;
@@ -132,6 +134,7 @@ ed_optim *ed_optim_new(const ed_opt_config *cfg, size_t n)
     return o;
 fail:
     ed_optim_destroy(&o);
+    ed_err_set(err, ED_ENOMEM, "optimizer: cannot allocate the state of %zu parameters", n);
     return NULL;
 }
 

@@ -61,8 +61,9 @@ typedef struct {
     float *v;   /* (n) Adam second moment; NULL for SGD */
 } ed_optim;
 
-/* NULL on allocation failure. State starts at zero, t = 0. */
-ed_optim *ed_optim_new(const ed_opt_config *cfg, size_t n);
+/* State starts at zero, t = 0. NULL on failure with err set: ED_EINVAL no config or an unknown
+ * optimizer kind, ED_ENOMEM the state for n parameters cannot be allocated. */
+ed_optim *ed_optim_new(const ed_opt_config *cfg, size_t n, ed_err *err);
 void ed_optim_destroy(ed_optim **po);
 
 /* One update of params (n) from grads (n) at the scheduled lr, then t++.

@@ -7,8 +7,6 @@
 
 #include <stdbool.h>
 
-#include "ed_clock.h" /* transitional: files that read ed_now should include ed_clock.h themselves */
-
 typedef struct {
     const char *what;    /* "epoch 3/20" */
     long total;          /* units expected (0 = unknown) */

@@ -35,13 +35,17 @@ ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err 
     t->input_offset = cfg->input_offset;
     ed_rng_seed(&t->rng, cfg->seed);
     const size_t rows = (size_t)cfg->max_batch, C = (size_t)ed_stack_classes(&m->arch);
+    t->opt = ed_optim_new(&cfg->opt, m->n_params, err);
+    if (!t->opt) { /* err says why */
+        ed_trainer_destroy(&t);
+        return NULL;
+    }
     t->ws = ed_net_ws_new(&m->arch, cfg->max_batch, true);
-    t->opt = ed_optim_new(&cfg->opt, m->n_params);
     t->x = malloc(sizeof(float) * rows * ed_stack_in_size(&m->arch));
     t->dz = malloc(sizeof(float) * rows * C);
     t->targets = malloc(sizeof(float) * rows * C);
     t->scratch = malloc(sizeof(float) * rows * C);
-    if (!t->ws || !t->opt || !t->x || !t->dz || !t->targets || !t->scratch)
+    if (!t->ws || !t->x || !t->dz || !t->targets || !t->scratch)
         goto fail;
     t->ws->dropout_in = cfg->dropout_in;
     t->ws->dropout_hidden = cfg->dropout_hidden;

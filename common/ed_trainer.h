@@ -59,8 +59,8 @@ typedef struct {
 } ed_trainer;
 
 /* Takes ownership of *model (sets it to NULL, also on failure: the model is freed then). NULL on
- * failure with err set: ED_EINVAL no model, no config, max_batch < 1, or dropout_in/hidden on a
- * layer-stack arch (dropout is a layer there); ED_ENOMEM. After each step the model's batch-norm
+ * failure with err set: ED_EINVAL no model, no config, max_batch < 1, an unknown optimizer, or
+ * dropout_in/hidden on a layer-stack arch (dropout is a layer there); ED_ENOMEM. After each step the model's batch-norm
  * running statistics are updated (ed_net_commit_stats). */
 ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err *err);
 void ed_trainer_destroy(ed_trainer **pt);

@@ -33,6 +33,7 @@
 #include "ed_blas.h"
 #include "ed_checkpoint.h"
 #include "ed_cli.h"
+#include "ed_clock.h"
 #include "ed_eval.h"
 #include "ed_log.h"
 #include "ed_loss.h"

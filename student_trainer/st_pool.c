@@ -27,8 +27,8 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "ed_clock.h"
 #include "ed_log.h"
-#include "ed_progress.h"
 #include "st_pool_internal.h"
 
 

@@ -17,8 +17,8 @@
 #include <sys/socket.h>
 #include <zmq.h>
 
+#include "ed_clock.h"
 #include "ed_log.h"
-#include "ed_progress.h"
 
 /* snprintf through a va_list: for writing into one field of the pool from others (gcc's -Wrestrict
  * cannot tell the fields apart). */

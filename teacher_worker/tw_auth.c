@@ -17,9 +17,9 @@
 
 #include <zmq.h>
 
+#include "ed_clock.h"
 #include "ed_keys.h"
 #include "ed_log.h"
-#include "ed_progress.h"
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define S_ZAP_DOMAIN "edistill"

@@ -40,26 +40,26 @@ int tw_keygen_main(int argc, char **argv)
     if (!ed_cli_parse_command(&spec, "teacher_worker keygen", argc, argv, &rc))
         return rc;
     if (comment && strchr(comment, '\n')) {
-        fprintf(stderr, "teacher_worker keygen: --comment must be one line\n");
+        ed_cli_reportf("teacher_worker keygen", "--comment must be one line");
         return 2;
     }
     if (!zmq_has("curve")) {
-        fprintf(stderr, "teacher_worker keygen: this libzmq was built without CURVE support\n");
+        ed_cli_reportf("teacher_worker keygen", "this libzmq was built without CURVE support");
         return 1;
     }
     char pub[ED_KEY_Z85_LEN + 1], sec[ED_KEY_Z85_LEN + 1];
     ed_keypair kp;
     if (zmq_curve_keypair(pub, sec) != 0 || ed_key_from_z85(pub, &kp.public_key, &err) < 0 ||
         ed_key_from_z85(sec, &kp.secret_key, &err) < 0) {
-        fprintf(stderr, "teacher_worker keygen: cannot make a key pair: %s\n",
-                err.msg[0] ? err.msg : zmq_strerror(zmq_errno()));
+        ed_cli_reportf("teacher_worker keygen", "cannot make a key pair: %s",
+                       err.msg[0] ? err.msg : zmq_strerror(zmq_errno()));
         return 1;
     }
     rc = ed_keys_write_pair(out, &kp, comment, force, &err);
     memset(sec, 0, sizeof sec);
     memset(&kp.secret_key, 0, sizeof kp.secret_key);
     if (rc < 0) {
-        fprintf(stderr, "teacher_worker keygen: %s\n", err.msg);
+        ed_cli_report("teacher_worker keygen", &err);
         return 1;
     }
     printf("wrote %s.key (secret, mode 0600) and %s.pub (public key %s)\n", out, out, pub);

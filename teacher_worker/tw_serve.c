@@ -6,7 +6,7 @@
  *   - The main thread runs ONE libuv loop and is the only thread that touches ZeroMQ sockets. The
  *     ROUTER socket is watched through its ZMQ_FD with a uv_poll_t. That fd is edge-triggered: it
  *     only says "socket state may have changed", so every wake-up (and every send, which can consume
- *     the notification) is followed by s_drain(): check ZMQ_EVENTS and receive until ZMQ_POLLIN is
+ *     the notification) is followed by tws_drain() (tw_serve_proto.c): check ZMQ_EVENTS and receive until ZMQ_POLLIN is
  *     clear. A drain handles at most S_DRAIN_BUDGET messages, then re-arms itself through the async
  *     handle so a flood of requests cannot starve finished jobs.
  *   - A request is [identity][payload]; any other frame count gets a (rate-limited) warning and an
@@ -31,6 +31,7 @@
  *     without keys a bind that other hosts can reach logs a warning (docs/SECURITY.md).
  */
 #include "tw_commands.h"
+#include "tw_serve_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -53,7 +54,6 @@
 #include "tw_compute.h"
 
 #define S_LINGER_MS 1000          /* how long close waits for unsent replies */
-#define S_DRAIN_BUDGET 256        /* messages handled per drain before yielding to the loop */
 #define S_MAX_THREADS 256
 #define S_MAX_QUEUE 65536
 #define S_MAX_BATCH (1 << 20)
@@ -61,331 +61,11 @@
 /* ZMTP heartbeats: the worker pings every connection every second and drops one whose peer stays
  * silent S_HEARTBEAT_TIMEOUT_MS after a ping (a dead link: no FIN, no RST). libzmq resets that
  * timer per whole message, and the peer's PONG queues behind a frame it is sending, so the timeout
- * must also cover receiving the largest frame (up to 256 MiB) on a loaded machine: 10 s (the
- * trainer's side uses 3 s: its replies are small, and it is the side that reconnects). The TTL the
- * trainers send is not relied on: libzmq 4.3 arms it only while the engine is writing. */
+ * must also cover receiving the largest frame: 5 s (the trainer's side uses 3 s: its replies are
+ * small). The TTL the trainers send is not relied on: libzmq 4.3 arms it only while the engine is
+ * writing. */
 #define S_HEARTBEAT_IVL_MS 1000
-#define S_HEARTBEAT_TIMEOUT_MS 10000
-
-typedef struct {
-    const char *model_path;
-    const char *bind;
-    const char *ready_file;
-    int max_batch;
-    int threads;
-    int queue;
-    int blas_threads;
-    const char *curve_secret;   /* CurveZMQ: this worker's secret key file (tw_auth), or NULL */
-    const char *curve_clients;  /* allow-list of client public keys (directory or file) */
-    float input_scale;          /* .onnx models: raw pixel -> ONNX input (NAN = default) */
-    float input_offset;
-} s_options;
-
-/* At most one log record per second per limiter; the rest are counted and reported with the next. */
-typedef struct {
-    uint64_t last_ms;
-    bool used;
-    unsigned long suppressed;
-} s_ratelimit;
-
-typedef struct {
-    s_options opt;
-    ed_member *member;      /* the loaded model; each compute thread runs a share of it */
-    char worker_id[320];
-    char endpoint[512];     /* as bound (ZMQ_LAST_ENDPOINT: the real port for tcp://...:*) */
-
-    void *zctx;
-    void *sock;             /* ROUTER */
-    void *monitor;          /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
-    tw_auth *auth;          /* CURVE server + ZAP handler, or NULL (plaintext) */
-
-    uv_loop_t loop;
-    bool loop_init;
-    uv_poll_t poll;
-    bool poll_init, poll_active;
-    uv_poll_t mon_poll;
-    bool mon_poll_init;
-    uv_poll_t auth_poll;    /* the ZAP handler's socket */
-    bool auth_poll_init;
-    uv_async_t async;
-    bool async_init;
-    uv_signal_t sig[2];
-    bool sig_init[2];
-    uv_signal_t hup;        /* SIGHUP: reload the CURVE allow-list (only with CURVE) */
-    bool hup_init;
-
-    tw_compute *compute;
-    tw_job *jobs;           /* the pool: n_jobs preallocated jobs */
-    int n_jobs;
-    tw_job *free_jobs;
-    int in_flight;          /* jobs out of the pool */
-    bool stopping;          /* a signal arrived: no new logit requests */
-    bool closing;           /* handles are being closed */
-    bool ready_written;
-
-    s_ratelimit rl_client;  /* client mistakes: bad frames, bad requests */
-    s_ratelimit rl_send;    /* send failures */
-    uint64_t n_replies, n_errors;
-} s_server;
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Small helpers                                                                                  */
-
-static bool s_ratelimit_ok(s_server *s, s_ratelimit *rl, unsigned long *suppressed)
-{
-    uint64_t now = uv_now(&s->loop);
-    if (rl->used && now - rl->last_ms < 1000) {
-        rl->suppressed++;
-        return false;
-    }
-    rl->used = true;
-    rl->last_ms = now;
-    *suppressed = rl->suppressed;
-    rl->suppressed = 0;
-    return true;
-}
-
-#define S_WARN_LIMITED(s, rl, fmt, ...)                                                            \
-    do {                                                                                           \
-        unsigned long s_supp_;                                                                     \
-        if (s_ratelimit_ok((s), (rl), &s_supp_)) {                                                 \
-            if (s_supp_)                                                                           \
-                ed_log_warn(fmt " (%lu similar suppressed)", __VA_ARGS__, s_supp_);                \
-            else                                                                                   \
-                ed_log_warn(fmt, __VA_ARGS__);                                                     \
-        }                                                                                          \
-    } while (0)
-
-/* Sends [identity][payload] without blocking; both messages are consumed (closed) either way. */
-static void s_send_pair(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
-{
-    if (zmq_msg_send(identity, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(payload, s->sock, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        S_WARN_LIMITED(s, &s->rl_send, "cannot send a reply: %s", zmq_strerror(e));
-    } else {
-        s->n_replies++;
-    }
-    zmq_msg_close(identity);
-    zmq_msg_close(payload);
-}
-
-/* Packs msg and sends it to identity (consumed). */
-static void s_send_msg(s_server *s, zmq_msg_t *identity, const ed_msg *msg)
-{
-    size_t n = ed_wire_packed_size(msg);
-    zmq_msg_t out;
-    if (n == 0 || zmq_msg_init_size(&out, n) != 0) {
-        ed_log_error("cannot build a %s reply of %zu bytes", ed_msg_kind_name(msg->kind), n);
-        zmq_msg_close(identity);
-        return;
-    }
-    ed_wire_pack(msg, zmq_msg_data(&out));
-    s_send_pair(s, identity, &out);
-}
-
-static void s_send_error(s_server *s, zmq_msg_t *identity, uint64_t request_id, int code,
-                         const char *message)
-{
-    ed_msg m = {.kind = ED_MSG_ERROR};
-    m.u.error = (ed_error_reply){.request_id = request_id, .code = code, .message = message};
-    s->n_errors++;
-    s_send_msg(s, identity, &m);
-}
-
-static void s_send_info(s_server *s, zmq_msg_t *identity, uint64_t request_id)
-{
-    ed_msg m = {.kind = ED_MSG_MEMBER_INFO};
-    const ed_shape in = ed_member_input_shape(s->member);
-    m.u.info = (ed_member_info){.request_id = request_id,
-                                .protocol_version = ED_PROTOCOL_VERSION,
-                                .member = ed_member_name(s->member),
-                                .fingerprint = ed_member_fingerprint(s->member),
-                                .input_dim = (uint32_t)ed_member_input_dim(s->member),
-                                .classes = (uint32_t)ed_member_classes(s->member),
-                                .arch = ed_member_arch(s->member),
-                                .ready = !s->stopping,
-                                .worker_id = s->worker_id,
-                                .max_batch = (uint32_t)s->opt.max_batch,
-                                .input_shape = {(uint32_t)in.c, (uint32_t)in.h, (uint32_t)in.w}};
-    s_send_msg(s, identity, &m);
-}
-
-/* ---------------------------------------------------------------------------------------------- */
-/* Reading requests                                                                               */
-
-static void s_poll_pause(s_server *s)
-{
-    if (s->poll_active) {
-        uv_poll_stop(&s->poll);
-        s->poll_active = false;
-    }
-}
-
-static void s_on_poll(uv_poll_t *h, int status, int events);
-
-static void s_poll_resume(s_server *s)
-{
-    if (!s->poll_active && s->poll_init && !s->closing) {
-        uv_poll_start(&s->poll, UV_READABLE, s_on_poll);
-        s->poll_active = true;
-    }
-}
-
-/* Can another request be read now? Logit requests need a job from the pool, unless stopping (then
- * they are refused without one). */
-static bool s_can_read(const s_server *s)
-{
-    return !s->closing && (s->stopping || s->free_jobs != NULL);
-}
-
-/* Handles one decoded-or-not payload from identity (consumed). */
-static void s_handle(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
-{
-    ed_msg m;
-    ed_err err = {0};
-    int rc = ed_wire_decode(zmq_msg_data(payload), zmq_msg_size(payload), &m, &err);
-    zmq_msg_close(payload); /* decode copied what it keeps */
-    if (rc < 0) {
-        S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", err.msg);
-        s_send_error(s, identity, m.u.request.request_id, rc, err.msg);
-        return;
-    }
-
-    char msg[512];
-    switch (m.kind) {
-    case ED_MSG_INFO_REQUEST:
-        s_send_info(s, identity, m.u.info_request_id);
-        ed_wire_msg_clear(&m);
-        return;
-    case ED_MSG_LOGIT_REQUEST: {
-        const ed_logit_request *r = &m.u.request;
-        int code = 0;
-        if (s->stopping) {
-            code = ED_ESTOPPED;
-            snprintf(msg, sizeof msg, "worker %s is shutting down", s->worker_id);
-        } else if (r->dim != (uint32_t)ed_member_input_dim(s->member)) {
-            code = ED_ESHAPE;
-            const ed_shape in = ed_member_input_shape(s->member);
-            snprintf(msg, sizeof msg,
-                     "input dim %" PRIu32 " does not match model input %d (%dx%dx%d per sample)",
-                     r->dim, ed_member_input_dim(s->member), in.c, in.h, in.w);
-        } else if (r->batch > (uint32_t)s->opt.max_batch) {
-            code = ED_ETOOBIG;
-            snprintf(msg, sizeof msg, "batch %" PRIu32 " exceeds this worker's max batch %d",
-                     r->batch, s->opt.max_batch);
-        }
-        if (code) {
-            if (code != ED_ESTOPPED)
-                S_WARN_LIMITED(s, &s->rl_client, "bad request %" PRIu64 ": %s", r->request_id, msg);
-            s_send_error(s, identity, r->request_id, code, msg);
-            ed_wire_msg_clear(&m);
-            return;
-        }
-        tw_job *job = s->free_jobs; /* non-NULL: s_can_read checked it */
-        s->free_jobs = job->next;
-        s->in_flight++;
-        zmq_msg_init(&job->identity);
-        zmq_msg_move(&job->identity, identity);
-        zmq_msg_close(identity);
-        job->request_id = r->request_id;
-        job->req = m; /* ownership of the decoded protobuf moves to the job */
-        tw_compute_submit(s->compute, job);
-        return;
-    }
-    default:
-        snprintf(msg, sizeof msg, "unexpected %s message: a worker accepts info_request and "
-                                  "logit_request", ed_msg_kind_name(m.kind));
-        S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", msg);
-        s_send_error(s, identity, m.u.request.request_id, ED_EFORMAT, msg);
-        ed_wire_msg_clear(&m);
-        return;
-    }
-}
-
-/* Receives one multipart message. Returns 1 if one was handled, 0 if none was waiting, -1 on a
- * socket error. */
-static int s_recv_one(s_server *s)
-{
-    zmq_msg_t frames[2];
-    zmq_msg_init(&frames[0]);
-    zmq_msg_init(&frames[1]);
-    if (zmq_msg_recv(&frames[0], s->sock, ZMQ_DONTWAIT) < 0) {
-        int e = zmq_errno();
-        zmq_msg_close(&frames[0]);
-        zmq_msg_close(&frames[1]);
-        if (e == EAGAIN || e == EINTR)
-            return 0;
-        ed_log_error("receive on %s failed: %s", s->endpoint, zmq_strerror(e));
-        return -1;
-    }
-    /* The parts of a multipart message arrive together, so the rest is already here. */
-    int count = 1;
-    bool more = zmq_msg_more(&frames[0]);
-    while (more) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, s->sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
-            break;
-        }
-        more = zmq_msg_more(&part);
-        if (count == 1)
-            zmq_msg_move(&frames[1], &part); /* the payload; part becomes empty */
-        count++;
-        zmq_msg_close(&part);
-    }
-    if (count != 2) {
-        char why[160];
-        snprintf(why, sizeof why,
-                 "expected one frame per request (an Envelope after the routing id), got %d",
-                 count - 1);
-        S_WARN_LIMITED(s, &s->rl_client, "dropping a message of %d frames: %s", count, why);
-        zmq_msg_close(&frames[1]);
-        s_send_error(s, &frames[0], 0, ED_EFORMAT, why);
-        return 1;
-    }
-    s_handle(s, &frames[0], &frames[1]);
-    return 1;
-}
-
-/* Edge-triggered ZMQ_FD: receive until ZMQ_EVENTS has no POLLIN, the pool is empty or the budget
- * is spent (then the async handle brings us back on the next loop iteration). */
-static void s_drain(s_server *s)
-{
-    for (int handled = 0;;) {
-        if (s->closing)
-            return;
-        if (!s_can_read(s)) {
-            s_poll_pause(s); /* backpressure: resumed when a job comes back */
-            return;
-        }
-        int events = 0;
-        size_t len = sizeof events;
-        if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &len) != 0) {
-            ed_log_error("ZMQ_EVENTS on %s failed: %s", s->endpoint, zmq_strerror(zmq_errno()));
-            return;
-        }
-        if (!(events & ZMQ_POLLIN))
-            return;
-        if (handled == S_DRAIN_BUDGET) {
-            uv_async_send(&s->async);
-            return;
-        }
-        if (s_recv_one(s) <= 0)
-            return;
-        handled++;
-    }
-}
-
-static void s_on_poll(uv_poll_t *h, int status, int events)
-{
-    (void)events;
-    s_server *s = h->data;
-    if (status < 0)
-        ed_log_error("poll on %s: %s", s->endpoint, uv_strerror(status));
-    s_drain(s);
-}
+#define S_HEARTBEAT_TIMEOUT_MS 5000
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Finished jobs, shutdown, monitor                                                               */
@@ -396,7 +76,7 @@ static void s_on_close(uv_handle_t *h)
 }
 
 /* Closes every handle so uv_run returns. */
-static void s_close_handles(s_server *s)
+static void s_close_handles(tws_server *s)
 {
     if (s->closing)
         return;
@@ -417,7 +97,7 @@ static void s_close_handles(s_server *s)
     s->poll_active = false;
 }
 
-static void s_maybe_finish(s_server *s)
+static void s_maybe_finish(tws_server *s)
 {
     if (s->stopping && s->in_flight == 0)
         s_close_handles(s);
@@ -425,14 +105,14 @@ static void s_maybe_finish(s_server *s)
 
 static void s_on_async(uv_async_t *h)
 {
-    s_server *s = h->data;
+    tws_server *s = h->data;
     for (tw_job *job = tw_compute_take_done(s->compute); job;) {
         tw_job *next = job->next;
         if (job->rc == 0) {
-            s_send_pair(s, &job->identity, &job->reply);
+            tws_send_pair(s, &job->identity, &job->reply);
         } else {
             ed_log_error("request %" PRIu64 " failed: %s", job->request_id, job->err.msg);
-            s_send_error(s, &job->identity, job->request_id, job->rc, job->err.msg);
+            tws_send_error(s, &job->identity, job->request_id, job->rc, job->err.msg);
         }
         job->next = s->free_jobs;
         s->free_jobs = job;
@@ -445,14 +125,14 @@ static void s_on_async(uv_async_t *h)
     if (s->closing)
         return;
     /* Sending may have consumed the fd's edge: look at the socket again either way. */
-    if (s_can_read(s))
-        s_poll_resume(s);
-    s_drain(s);
+    if (tws_can_read(s))
+        tws_poll_resume(s);
+    tws_drain(s);
 }
 
 static void s_on_signal(uv_signal_t *h, int signum)
 {
-    s_server *s = h->data;
+    tws_server *s = h->data;
     if (s->stopping) {
         ed_log_info("signal %d: already stopping, %d request(s) in flight", signum, s->in_flight);
         return;
@@ -461,8 +141,8 @@ static void s_on_signal(uv_signal_t *h, int signum)
     ed_log_info("signal %d: stopping; finishing %d in-flight request(s)", signum, s->in_flight);
     s_maybe_finish(s);
     if (!s->closing) {
-        s_poll_resume(s); /* refuse what arrives meanwhile instead of leaving it queued */
-        s_drain(s);
+        tws_poll_resume(s); /* refuse what arrives meanwhile instead of leaving it queued */
+        tws_drain(s);
     }
 }
 
@@ -470,14 +150,14 @@ static void s_on_signal(uv_signal_t *h, int signum)
 static void s_on_hup(uv_signal_t *h, int signum)
 {
     (void)signum;
-    s_server *s = h->data;
+    tws_server *s = h->data;
     ed_err err = {0};
     if (tw_auth_reload(s->auth, &err))
         ed_log_error("SIGHUP: keeping the current allow-list: %s", err.msg);
 }
 
 /* Reads every pending monitor event (the monitor's ZMQ_FD is edge-triggered like the ROUTER's). */
-static void s_monitor_drain(s_server *s)
+static void s_monitor_drain(tws_server *s)
 {
     for (;;) {
         int ev = 0;
@@ -523,7 +203,7 @@ static void s_on_auth(uv_poll_t *h, int status, int events)
 {
     (void)status;
     (void)events;
-    s_server *s = h->data;
+    tws_server *s = h->data;
     if (!s->closing)
         tw_auth_drain(s->auth);
 }
@@ -537,7 +217,7 @@ static void s_notify(void *arg)
 /* ---------------------------------------------------------------------------------------------- */
 /* Setup and teardown                                                                             */
 
-static int s_open_socket(s_server *s, ed_err *err)
+static int s_open_socket(tws_server *s, ed_err *err)
 {
     s->zctx = zmq_ctx_new();
     if (!s->zctx)
@@ -590,7 +270,7 @@ static int s_open_socket(s_server *s, ed_err *err)
     return 0;
 }
 
-static int s_write_ready_file(const s_server *s, ed_err *err)
+static int s_write_ready_file(const tws_server *s, ed_err *err)
 {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", s->opt.ready_file, (long)getpid()) >=
@@ -612,7 +292,7 @@ static int s_write_ready_file(const s_server *s, ed_err *err)
     return 0;
 }
 
-static int s_start(s_server *s, ed_err *err)
+static int s_start(tws_server *s, ed_err *err)
 {
     /* The loaded member only serves as the template of the compute threads' shares. */
     ed_onnx_import_opts io = ed_onnx_import_defaults();
@@ -711,13 +391,13 @@ static int s_start(s_server *s, ed_err *err)
             return rc;
         s->ready_written = true;
     }
-    s_poll_resume(s);
-    s_drain(s); /* requests may already be queued, and the fd only signals new state */
+    tws_poll_resume(s);
+    tws_drain(s); /* requests may already be queued, and the fd only signals new state */
     return 0;
 }
 
 /* Frees everything s_start made, in reverse; safe after a partial start. */
-static void s_stop(s_server *s)
+static void s_stop(tws_server *s)
 {
     if (s->loop_init) {
         s_close_handles(s);
@@ -769,7 +449,7 @@ static int s_check_endpoint(const char *ep, ed_err *err)
     return 0;
 }
 
-static int s_check_options(const s_options *o, ed_err *err)
+static int s_check_options(const tws_options *o, ed_err *err)
 {
     int rc = s_check_endpoint(o->bind, err);
     if (rc < 0)
@@ -789,19 +469,19 @@ static int s_check_options(const s_options *o, ed_err *err)
 
 int tw_serve_main(int argc, char **argv)
 {
-    s_server *s = calloc(1, sizeof *s);
+    tws_server *s = calloc(1, sizeof *s);
     if (!s) {
-        fprintf(stderr, "teacher_worker serve: out of memory\n");
+        ed_cli_reportf("teacher_worker serve", "out of memory");
         return 1;
     }
-    s->opt = (s_options){.bind = "tcp://127.0.0.1:5555",
+    s->opt = (tws_options){.bind = "tcp://127.0.0.1:5555",
                          .max_batch = 1024,
                          .threads = 1,
                          .queue = 16,
                          .blas_threads = 0,
                          .input_scale = NAN,
                          .input_offset = NAN};
-    s_options *o = &s->opt;
+    tws_options *o = &s->opt;
     const ed_cli_opt opts[] = {
         {"model", ED_CLI_STR, &o->model_path, "FILE",
          "model file to serve: an edistill model (safetensors) or an ONNX model (*.onnx)",
@@ -847,14 +527,15 @@ int tw_serve_main(int argc, char **argv)
         free(s);
         if (rc > 0)
             return 0;
-        fprintf(stderr, "teacher_worker serve: %s\n", err.msg);
+        ed_cli_report("teacher_worker serve", &err);
         return 2;
     }
     ed_blas_set_threads(o->blas_threads); /* 0: leave OpenBLAS's own setting */
 
     rc = s_start(s, &err);
     if (rc < 0) {
-        fprintf(stderr, "teacher_worker serve: %s\n", err.msg[0] ? err.msg : ed_strerror(rc));
+        err.code = rc;
+        ed_cli_report("teacher_worker serve", &err);
         s_stop(s);
         free(s);
         return 1;

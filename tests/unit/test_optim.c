@@ -33,7 +33,7 @@ static void test_sgd_momentum(void **state)
     (void)state;
     ed_opt_config c = s_cfg(ED_OPT_SGD, 0.1f, 0.0f);
     c.momentum = 0.9f;
-    ed_optim *o = ed_optim_new(&c, 3);
+    ed_optim *o = ed_optim_new(&c, 3, NULL);
     assert_non_null(o);
     assert_null(o->v);
     float p[3] = {P0[0], P0[1], P0[2]};
@@ -58,7 +58,7 @@ static void test_sgd_weight_decay(void **state)
     (void)state;
     ed_opt_config c = s_cfg(ED_OPT_SGD, 0.1f, 0.01f);
     c.momentum = 0.9f;
-    ed_optim *o = ed_optim_new(&c, 3);
+    ed_optim *o = ed_optim_new(&c, 3, NULL);
     assert_non_null(o);
     float p[3] = {P0[0], P0[1], P0[2]};
     /* g' = g + 0.01 p = [0.1 + 0.01, 0.2 - 0.02, -0.3 + 0.005] = [0.11, 0.18, -0.295];
@@ -73,7 +73,7 @@ static void test_adam_two_steps(void **state)
 {
     (void)state;
     ed_opt_config c = s_cfg(ED_OPT_ADAM, 0.1f, 0.0f); /* b1 0.9, b2 0.999, eps 1e-8 */
-    ed_optim *o = ed_optim_new(&c, 3);
+    ed_optim *o = ed_optim_new(&c, 3, NULL);
     assert_non_null(o);
     assert_non_null(o->v);
     float p[3] = {P0[0], P0[1], P0[2]};
@@ -112,7 +112,7 @@ static void test_adam_weight_decay(void **state)
 {
     (void)state;
     ed_opt_config c = s_cfg(ED_OPT_ADAM, 0.1f, 0.1f);
-    ed_optim *o = ed_optim_new(&c, 3);
+    ed_optim *o = ed_optim_new(&c, 3, NULL);
     assert_non_null(o);
     float p[3] = {P0[0], P0[1], P0[2]};
     /* Decoupled decay: p -= lr (mh / (sqrt(vh) + eps) + wd p); the moments see g only.
@@ -177,7 +177,7 @@ static void test_lr_schedules(void **state)
     /* The step uses the scheduled lr: SGD, first step at lr 0.1 / 4, no momentum history yet.
      * p -= 0.025 g -> [1 - 0.0025, -2 - 0.005, 0.5 + 0.0075] */
     c.schedule = ED_LR_CONSTANT;
-    ed_optim *o = ed_optim_new(&c, 3);
+    ed_optim *o = ed_optim_new(&c, 3, NULL);
     assert_non_null(o);
     float p[3] = {P0[0], P0[1], P0[2]};
     ed_optim_step(o, p, G1);

@@ -67,7 +67,7 @@ static float *s_run(ed_opt_kind kind, const float *p0, const float *g, size_t n,
     ed_opt_config c = ed_opt_config_default();
     c.kind = kind;
     c.weight_decay = 0.01f;
-    ed_optim *o = ed_optim_new(&c, n);
+    ed_optim *o = ed_optim_new(&c, n, NULL);
     float *p = malloc(n * sizeof *p);
     assert_non_null(o);
     assert_non_null(p);
