@@ -36,6 +36,8 @@ import sys
 
 import numpy as np
 
+sys.dont_write_bytecode = True  # importing serve_client must not leave __pycache__ in the source tree
+
 FMNIST = os.environ.get("EDISTILL_FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
 N_TEST = 1000
 
