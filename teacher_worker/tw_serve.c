@@ -45,11 +45,13 @@
 
 #include "ed_blas.h"
 #include "ed_cli.h"
+#include "ed_http.h"
 #include "ed_log.h"
 #include "ed_member.h"
 #include "ed_wire.h"
 #include "tw_auth.h"
 #include "tw_compute.h"
+#include "tw_metrics.h"
 
 #define S_LINGER_MS 1000          /* how long close waits for unsent replies */
 #define S_DRAIN_BUDGET 256        /* messages handled per drain before yielding to the loop */
@@ -76,6 +78,7 @@ typedef struct {
     int blas_threads;
     const char *curve_secret;   /* CurveZMQ: this worker's secret key file (tw_auth), or NULL */
     const char *curve_clients;  /* allow-list of client public keys (directory or file) */
+    const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz, or NULL (off) */
 } s_options;
 
 /* At most one log record per second per limiter; the rest are counted and reported with the next. */
@@ -95,6 +98,7 @@ typedef struct {
     void *sock;             /* ROUTER */
     void *monitor;          /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
     tw_auth *auth;          /* CURVE server + ZAP handler, or NULL (plaintext) */
+    tw_metrics *metrics;    /* Prometheus metrics + HTTP health (tw_metrics), or NULL (off) */
 
     uv_loop_t loop;
     bool loop_init;
@@ -156,12 +160,14 @@ static bool s_ratelimit_ok(s_server *s, s_ratelimit *rl, unsigned long *suppress
 /* Sends [identity][payload] without blocking; both messages are consumed (closed) either way. */
 static void s_send_pair(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
 {
+    size_t bytes = zmq_msg_size(payload);
     if (zmq_msg_send(identity, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_send(payload, s->sock, ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
         S_WARN_LIMITED(s, &s->rl_send, "cannot send a reply: %s", zmq_strerror(e));
     } else {
         s->n_replies++;
+        tw_metrics_sent(s->metrics, bytes);
     }
     zmq_msg_close(identity);
     zmq_msg_close(payload);
@@ -187,6 +193,7 @@ static void s_send_error(s_server *s, zmq_msg_t *identity, uint64_t request_id, 
     ed_msg m = {.kind = ED_MSG_ERROR};
     m.u.error = (ed_error_reply){.request_id = request_id, .code = code, .message = message};
     s->n_errors++;
+    tw_metrics_error(s->metrics, code);
     s_send_msg(s, identity, &m);
 }
 
@@ -241,8 +248,13 @@ static void s_handle(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
 {
     ed_msg m;
     ed_err err = {0};
+    tw_metrics_received(s->metrics, zmq_msg_size(payload));
     int rc = ed_wire_decode(zmq_msg_data(payload), zmq_msg_size(payload), &m, &err);
     zmq_msg_close(payload); /* decode copied what it keeps */
+    tw_metrics_request(s->metrics, rc < 0                             ? TW_REQ_INVALID
+                                   : m.kind == ED_MSG_INFO_REQUEST  ? TW_REQ_INFO
+                                   : m.kind == ED_MSG_LOGIT_REQUEST ? TW_REQ_LOGIT
+                                                                    : TW_REQ_INVALID);
     if (rc < 0) {
         S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", err.msg);
         s_send_error(s, identity, m.u.request.request_id, rc, err.msg);
@@ -287,6 +299,7 @@ static void s_handle(s_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
         zmq_msg_close(identity);
         job->request_id = r->request_id;
         job->req = m; /* ownership of the decoded protobuf moves to the job */
+        tw_metrics_job_start(s->metrics, (int)(job - s->jobs), r->batch, s->in_flight);
         tw_compute_submit(s->compute, job);
         return;
     }
@@ -434,6 +447,7 @@ static void s_on_async(uv_async_t *h)
         job->next = s->free_jobs;
         s->free_jobs = job;
         s->in_flight--;
+        tw_metrics_job_done(s->metrics, (int)(job - s->jobs), job->rc == 0, s->in_flight);
         job = next;
     }
     if (s->closing)
@@ -455,6 +469,7 @@ static void s_on_signal(uv_signal_t *h, int signum)
         return;
     }
     s->stopping = true;
+    tw_metrics_ready(s->metrics, false);
     ed_log_info("signal %d: stopping; finishing %d in-flight request(s)", signum, s->in_flight);
     s_maybe_finish(s);
     if (!s->closing) {
@@ -521,8 +536,14 @@ static void s_on_auth(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     s_server *s = h->data;
-    if (!s->closing)
-        tw_auth_drain(s->auth);
+    if (s->closing)
+        return;
+    tw_auth_drain(s->auth);
+    if (s->metrics) {
+        unsigned long admitted, refused;
+        tw_auth_counts(s->auth, &admitted, &refused);
+        tw_metrics_curve(s->metrics, admitted, refused);
+    }
 }
 
 /* Compute threads call this (under their lock) when a job is done. */
@@ -600,6 +621,8 @@ static int s_write_ready_file(const s_server *s, ed_err *err)
             s->endpoint, (long)getpid(), ed_member_name(s->member), ed_member_fingerprint(s->member),
             ed_member_arch(s->member),
             s->opt.max_batch);
+    if (s->metrics)
+        fprintf(f, "metrics=%s\n", tw_metrics_address(s->metrics));
     if (fclose(f) != 0 || rename(tmp, s->opt.ready_file) != 0) {
         int e = errno;
         remove(tmp);
@@ -611,6 +634,10 @@ static int s_write_ready_file(const s_server *s, ed_err *err)
 
 static int s_start(s_server *s, ed_err *err)
 {
+    /* The metrics listener first: /healthz answers (and /readyz says 503) while the model loads. */
+    if (s->opt.metrics_listen && *s->opt.metrics_listen &&
+        !(s->metrics = tw_metrics_new(s->opt.metrics_listen, s->opt.queue + s->opt.threads, err)))
+        return err->code;
     /* The loaded member only serves as the template of the compute threads' shares. */
     s->member = ed_member_open(s->opt.model_path, 1, err);
     if (!s->member)
@@ -705,6 +732,11 @@ static int s_start(s_server *s, ed_err *err)
             return rc;
         s->ready_written = true;
     }
+    tw_metrics_model(s->metrics, ed_member_name(s->member), ed_member_fingerprint(s->member),
+                     ed_member_arch(s->member), s->worker_id);
+    tw_metrics_ready(s->metrics, true);
+    ed_log_set_field("member", ed_member_name(s->member));
+    ed_log_set_field("endpoint", s->endpoint);
     s_poll_resume(s);
     s_drain(s); /* requests may already be queued, and the fd only signals new state */
     return 0;
@@ -733,6 +765,7 @@ static void s_stop(s_server *s)
         ed_log_warn("event loop closed with handles still open");
     if (s->ready_written)
         remove(s->opt.ready_file);
+    tw_metrics_destroy(&s->metrics);
     ed_member_destroy(&s->member);
 }
 
@@ -813,6 +846,8 @@ int tw_serve_main(int argc, char **argv)
         {"curve-clients", ED_CLI_STR, &o->curve_clients, "DIR|FILE",
          "authorized client public keys: a directory of *.pub files or one file of keys "
          "(read at start and again on SIGHUP)", "EDISTILL_CURVE_CLIENTS", false},
+        {"metrics-listen", ED_CLI_STR, &o->metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
+         ED_HTTP_LISTEN_ENV, false},
         {"ready-file", ED_CLI_STR, &o->ready_file, "FILE",
          "written once the model is loaded and the socket bound (endpoint=, pid=, ...); removed "
          "on exit", NULL, false},
@@ -850,6 +885,9 @@ int tw_serve_main(int argc, char **argv)
                 ed_member_name(s->member), ed_member_arch(s->member), ed_member_fingerprint(s->member),
                 s->endpoint, o->max_batch, o->threads,
                 o->queue, ed_blas_describe(), s->worker_id);
+    if (s->metrics)
+        ed_log_info("metrics on http://%s/metrics (/healthz, /readyz)",
+                    tw_metrics_address(s->metrics));
     uv_run(&s->loop, UV_RUN_DEFAULT);
     ed_log_info("stopped: %" PRIu64 " replies sent (%" PRIu64 " errors)", s->n_replies,
                 s->n_errors);
