@@ -263,6 +263,7 @@ static s_family *s_family_get(ed_metrics *r, const char *name, const char *help,
     }
     s_family *f = calloc(1, sizeof *f);
     s_buf h = {0};
+    s_puts(&h, ""); /* allocates: an empty help is still a string */
     s_put_escaped(&h, help ? help : "", 0);
     if (!f || !(f->name = strdup(name)) || h.failed || !h.p) {
         free(h.p);
