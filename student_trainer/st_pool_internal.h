@@ -153,4 +153,12 @@ void stp_deadlines(st_pool *p, double now);
  * every address was added or known. */
 int stp_resolve(st_pool *p, ed_err *err);
 
+/* Tells the configured observer (if any) about a pool event. */
+static inline void stp_observe(const st_pool *p, st_pool_event ev, int member, const char *where,
+                               double value)
+{
+    if (p->cfg.observe)
+        p->cfg.observe(p->cfg.observe_arg, ev, member, where, value);
+}
+
 #endif

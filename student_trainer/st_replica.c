@@ -287,6 +287,7 @@ void stp_mark_down(st_pool *p, int ri, const char *why)
     r->ping_sent = 0;
     if (was_up) {
         p->down_events++;
+        stp_observe(p, ST_POOL_EV_DOWN, r->member, r->where, 0);
         int k = r->member;
         ed_log_warn("teacher %s (%s) is down: %s; %d live replica%s of %s left", r->where,
                     r->name, why, stp_live_replicas(p, k), stp_live_replicas(p, k) == 1 ? "" : "s",
@@ -340,6 +341,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
         r->state = ST_R_UP;
         r->backoff = ST_BACKOFF_START;
         p->up_events++;
+        stp_observe(p, ST_POOL_EV_UP, r->member, r->where, 0);
         ed_log_info("teacher %s (%s) is back after %.1fs", r->where, m->name, now - r->down_since);
         return 0;
     }
@@ -413,6 +415,7 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     q->st = ST_Q_DONE;
     r->inflight--;
     stp_record_latency(p, 1000.0 * (ed_now() - q->sent_at));
+    stp_observe(p, ST_POOL_EV_REPLY, k, r->where, ed_now() - q->sent_at);
     return 0;
 }
 

@@ -66,4 +66,66 @@ $MC hostile --proto-dir "$WORK" --model "$WORK/m1.safetensors" --ready-file "$WO
 $MC get "http://$M_A/metrics" > "$WORK/a.prom" || fail "GET /metrics"
 promtool check metrics < "$WORK/a.prom" || fail "promtool check metrics (worker)"
 pass "promtool check metrics: worker"
+
+# 3. A real Prometheus scrapes 2 workers and a distill run every second.
+start_worker "$WORK/m2.safetensors" "$WORK/b.ready" --blas-threads 1 --max-batch 64 \
+    --metrics-listen 127.0.0.1:0
+EP_B=$WORKER_EP; M_B=$(sed -n 's/^metrics=//p' "$WORK/b.ready")
+M_T="127.0.0.1:$(free_port)"
+PROM="127.0.0.1:$(free_port)"
+cat > "$WORK/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: edistill_worker
+    static_configs:
+      - targets: ['$M_A', '$M_B']
+  - job_name: edistill_trainer
+    static_configs:
+      - targets: ['$M_T']
+YAML
+promtool check config "$WORK/prometheus.yml" >/dev/null || fail "promtool check config"
+timeout 300 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/prom-data" \
+    --web.listen-address="$PROM" --log.level=warn 2>"$WORK/prometheus.log" &
+E2E_PIDS+=("$!")
+wait_http "http://$PROM/-/ready" 200
+# Requests the hostile client sent to worker A before: the trainer's must come on top.
+BASE_A=$($MC value "http://$M_A/metrics" 'edistill_worker_requests_total{kind="logit"}')
+
+"$ST" distill --teachers "$EP_A,$EP_B" --labeled-end 500 --unlabeled "$TRAIN_X" \
+    --unlabeled-start 500 --unlabeled-end 3000 --arch 784,32,10 --steps "${METRICS_STEPS:-2500}" \
+    --batch-size 32 --blas-threads 1 --inflight 2 --out "$WORK/student.safetensors" \
+    --metrics "$WORK/run.jsonl" --checkpoint "$WORK/run.ckpt" --checkpoint-every 100 \
+    --metrics-listen "$M_T" --metrics-linger 4 --quiet 2>"$WORK/distill.err" &
+TRAINER=$!
+E2E_PIDS+=("$TRAINER")
+# Scrape the trainer ourselves too while it runs (promtool + readiness).
+wait_http "http://$M_T/readyz" 200
+$MC get "http://$M_T/metrics" > "$WORK/t.prom" || fail "GET trainer /metrics"
+promtool check metrics < "$WORK/t.prom" || fail "promtool check metrics (trainer)"
+pass "promtool check metrics: trainer; trainer /readyz 200 with both members up"
+wait "$TRAINER" || { cat "$WORK/distill.err" >&2; fail "distill with --metrics-listen"; }
+sleep 2.5 # one more scrape of the workers after the run
+
+q() { $MC prom-query "http://$PROM" "$1" || fail "query $1"; }
+changes=$(q 'changes(edistill_trainer_steps_total[5m])' | awk '{print $2}')
+final=$(q 'max_over_time(edistill_trainer_steps_total[5m])' | awk '{print $2}')
+[[ -n "$changes" && "$changes" -ge 2 ]] ||
+  { cat "$WORK/prometheus.log" >&2; fail "trainer step counter changed $changes times in Prometheus"; }
+[[ "$final" == "${METRICS_STEPS:-2500}" ]] || fail "trainer steps in Prometheus: $final"
+pass "Prometheus: trainer steps increased over $changes scrapes to $final"
+for w in "A $EP_A $M_A $BASE_A" "B $EP_B $M_B 0"; do
+  read -r name ep addr base <<<"$w"
+  sent=$(q "max_over_time(edistill_trainer_teacher_requests_total{replica=\"$ep\"}[5m])" | awk '{print $2}')
+  got=$(q "max_over_time(edistill_worker_requests_total{kind=\"logit\",instance=\"$addr\"}[5m])" | awk '{print $2}')
+  [[ -n "$sent" && -n "$got" ]] || fail "worker $name: series missing in Prometheus (sent '$sent', got '$got')"
+  awk -v s="$sent" -v g="$got" -v b="$base" 'BEGIN { exit !(s > 0 && g - b == s) }' ||
+    fail "worker $name ($ep): the trainer sent $sent logit requests, its counter says $got - $base"
+  pass "Prometheus: worker $name answered exactly the $sent requests the trainer sent it"
+done
+infos=$(q 'edistill_worker_info')
+grep -q 'member="m1"' <<<"$infos" && grep -q 'member="m2"' <<<"$infos" ||
+  fail "edistill_worker_info series missing: $infos"
+pass "Prometheus: edistill_worker_info for m1 and m2"
 echo "metrics acceptance checks passed"

@@ -57,12 +57,15 @@ def raw_exchange(addr, payload, timeout=6.0):
     try:
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the server may answer (431) and close before it read everything
+    try:
         while True:
             chunk = s.recv(65536)
             if not chunk:
                 break
             got += chunk
-    except (socket.timeout, ConnectionResetError, BrokenPipeError):
+    except OSError:
         pass
     finally:
         s.close()
