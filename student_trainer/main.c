@@ -3,6 +3,7 @@
  *   distill   train the student on the ensemble's soft targets (+ hard labels)
  *   eval      accuracy / loss / confusion of one model file or an ensemble of model files
  *   label     store the ensemble's raw logits for input files (a target store, sharded)
+ *   status    every teacher's member, fingerprint, arch, state and round trip
  */
 #include "ed_blas.h"
 #include "ed_cli.h"
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
         {"distill", st_distill_main, "distill an ensemble of teachers into a compact student"},
         {"label", st_label_main, "label input files with the ensemble once: write a target store (sharded)"},
         {"eval", st_eval_main, "evaluate a model file or an ensemble of model files on labeled data"},
+        {"status", st_status_main, "ask every teacher for its member info; exit 1 when a member has no live replica"},
     };
     return ed_cli_dispatch("student_trainer", "Distills an ensemble of teachers into a compact student.",
                            commands, (int)(sizeof commands / sizeof commands[0]), argc, argv);

@@ -10,5 +10,7 @@ int st_distill_main(int argc, char **argv);
 
 /* student_trainer label: stream input files through the teachers into a target store. */
 int st_label_main(int argc, char **argv);
+/* student_trainer status: every teacher's member info, state and round trip (st_status.c). */
+int st_status_main(int argc, char **argv);
 
 #endif

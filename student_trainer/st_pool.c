@@ -274,7 +274,7 @@ static int s_wait_ready(st_pool *p, ed_err *err)
                     continue;
                 any_up |= r->state == ST_R_UP;
                 any_pending |= r->state == ST_R_CONNECTING || r->state == ST_R_DOWN;
-                if (p->sources[si].kind != ST_SRC_DNS && r->state == ST_R_REFUSED)
+                if (p->sources[si].kind != ST_SRC_DNS && r->state == ST_R_REFUSED && !p->cfg.probe)
                     return ed_err_set(err, ED_EPEER, "%s", r->why);
             }
             double now = ed_now();
@@ -289,6 +289,8 @@ static int s_wait_ready(st_pool *p, ed_err *err)
         if (!missing)
             return 0;
         double now = ed_now();
+        if (now >= deadline && p->cfg.probe)
+            return 0; /* status: report who answered */
         if (now >= deadline) {
             char note[256];
             s_handshake_note(p, missing, note, sizeof note);
@@ -441,6 +443,29 @@ const char *st_pool_member_name(const st_pool *p, int k)
 const char *st_pool_member_fingerprint(const st_pool *p, int k)
 {
     return p->members[k].fingerprint;
+}
+
+int st_pool_replica_slots(const st_pool *p)
+{
+    return p->n_reps;
+}
+
+bool st_pool_replica_get(const st_pool *p, int i, st_pool_replica_info *out)
+{
+    static const char *const states[] = {"free", "connecting", "up", "down", "refused", "gone"};
+    if (i < 0 || i >= p->n_reps || p->reps[i].state == ST_R_FREE)
+        return false;
+    const st_replica *r = &p->reps[i];
+    *out = (st_pool_replica_info){.where = r->where,
+                                  .member = r->member,
+                                  .name = r->name,
+                                  .fingerprint = r->fingerprint,
+                                  .arch = r->arch,
+                                  .state = states[r->state],
+                                  .up = r->state == ST_R_UP,
+                                  .rtt_s = r->rtt > 0 ? r->rtt : -1.0,
+                                  .why = r->state == ST_R_REFUSED ? r->why : r->handshake};
+    return true;
 }
 
 int st_pool_replicas_up(const st_pool *p, int k)

@@ -61,6 +61,8 @@ typedef struct {
     char why[512];                /* why it was refused */
     bool refused_disconnected;    /* refused, and that connection dropped since: recheck on the next */
     char handshake[200];          /* the last failed security handshake, for error messages */
+    char arch[128];               /* as its member info (or model file) says */
+    double rtt;                   /* last member-info round trip, seconds (0: none yet) */
 } st_replica;
 
 typedef struct {

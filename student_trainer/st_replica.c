@@ -233,7 +233,8 @@ int stp_add_local(st_pool *p, int source, const char *path, ed_err *err)
     if (!r->local)
         return err ? err->code : ED_EFORMAT;
     const int in = ed_member_input_dim(r->local), classes = ed_member_classes(r->local);
-    if (in != p->cfg.input_dim || classes != p->cfg.classes)
+    stp_fmt(r->arch, sizeof r->arch, "%s", ed_member_arch(r->local));
+    if (!p->cfg.probe && (in != p->cfg.input_dim || classes != p->cfg.classes))
         return ed_err_set(err, ED_ESHAPE, "teacher %s maps %d -> %d, the data have %d values and "
                           "the student %d classes", path, in, classes,
                           p->cfg.input_dim, p->cfg.classes);
@@ -302,8 +303,11 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     st_replica *r = &p->reps[ri];
     double now = ed_now();
     r->last_heard = now;
-    if (info->request_id == r->ping_id)
+    if (info->request_id == r->ping_id) {
+        if (r->ping_sent > 0)
+            r->rtt = now - r->ping_sent;
         r->ping_sent = 0;
+    }
     if (r->state == ST_R_REFUSED || r->state == ST_R_GONE)
         return 0;
     if (!info->ready) {
@@ -313,8 +317,9 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     }
     if (r->state == ST_R_UP)
         return 0;
-    if ((int)info->input_dim != p->cfg.input_dim || (int)info->classes != p->cfg.classes ||
-        (info->max_batch && (int)info->max_batch < p->cfg.max_batch)) {
+    if (!p->cfg.probe &&
+        ((int)info->input_dim != p->cfg.input_dim || (int)info->classes != p->cfg.classes ||
+         (info->max_batch && (int)info->max_batch < p->cfg.max_batch))) {
         r->state = ST_R_REFUSED;
         stp_fmt(r->why, sizeof r->why,
                  "teacher %s (%s) takes %u inputs, outputs %u classes, accepts batches of %u; the "
@@ -347,6 +352,8 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     }
     stp_fmt(r->fingerprint, sizeof r->fingerprint, "%s", info->fingerprint);
     stp_fmt(r->name, sizeof r->name, "%s", info->member);
+    if (info->arch && *info->arch)
+        stp_fmt(r->arch, sizeof r->arch, "%s", info->arch);
     int k = 0;
     while (k < p->n_members && strcmp(p->members[k].fingerprint, r->fingerprint))
         k++;

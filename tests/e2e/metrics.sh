@@ -71,6 +71,44 @@ pass "promtool check metrics: worker"
 start_worker "$WORK/m2.safetensors" "$WORK/b.ready" --blas-threads 1 --max-batch 64 \
     --metrics-listen 127.0.0.1:0
 EP_B=$WORKER_EP; M_B=$(sed -n 's/^metrics=//p' "$WORK/b.ready")
+
+# 4. student_trainer status, through the pool code: a table, JSON, a dead endpoint, and CURVE.
+"$ST" status --teachers "$EP_A,$EP_B" > "$WORK/status.txt" || fail "status of 2 live workers exited non-zero"
+grep -qE "^$EP_A +m1 +fnv1a64:[0-9a-f]{16} +784,32,10 +up +[0-9.]+ +1/1$" "$WORK/status.txt" ||
+  fail "status row of A: $(cat "$WORK/status.txt")"
+"$ST" status --teachers "$EP_A,$EP_B,tcp://127.0.0.1:$(free_port)" --timeout 1 --json \
+    > "$WORK/status.json" && fail "status with a dead endpoint exited 0"
+$PY - "$WORK/status.json" "$WORK/a.ready" "$WORK/b.ready" <<'PYEOF' || fail "status --json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ready = [dict(l.split("=", 1) for l in open(f).read().split("\n") if "=" in l) for f in sys.argv[2:]]
+eps = {e["endpoint"]: e for e in d["endpoints"]}
+for r in ready:
+    e = eps[r["endpoint"]]
+    assert e["up"] and e["member"] == r["member"] and e["fingerprint"] == r["fingerprint"], e
+    assert e["arch"] == r["arch"] and e["rtt_ms"] > 0 and e["member_replicas_up"] == 1, e
+dead = [e for e in d["endpoints"] if not e["up"]]
+assert len(dead) == 1 and dead[0]["member"] is None and dead[0]["state"] == "connecting", dead
+assert d["ok"] is False and sorted(m["member"] for m in d["members"]) == ["m1", "m2"], d
+PYEOF
+pass "status: table and JSON rows match the ready files; a dead endpoint makes it exit 1"
+K="$WORK/keys"; mkdir -p "$K/clients"
+for name in teacher trainer intruder; do "$TW" keygen --out "$K/$name" >/dev/null || fail "keygen"; done
+cp "$K/trainer.pub" "$K/clients/"
+start_worker "$WORK/m1.safetensors" "$WORK/c.ready" --curve-secret "$K/teacher.key" \
+    --curve-clients "$K/clients" --metrics-listen 127.0.0.1:0
+EP_C=$WORKER_EP; M_C=$(sed -n 's/^metrics=//p' "$WORK/c.ready")
+"$ST" status --teachers "$EP_C" --curve-secret "$K/trainer.key" --curve-server-keys "$K/teacher.pub" \
+    > "$WORK/status_c.txt" || fail "status over CURVE: $(cat "$WORK/status_c.txt")"
+grep -qE "^$EP_C +m1 .* up " "$WORK/status_c.txt" || fail "status over CURVE: $(cat "$WORK/status_c.txt")"
+"$ST" status --teachers "$EP_C" --curve-secret "$K/intruder.key" --curve-server-keys "$K/teacher.pub" \
+    --timeout 1 > /dev/null 2>&1 && fail "status with an unlisted key exited 0"
+ok=$($MC value "http://$M_C/metrics" 'edistill_worker_curve_handshakes_total{result="admitted"}')
+bad=$($MC value "http://$M_C/metrics" 'edistill_worker_curve_handshakes_total{result="refused"}')
+awk -v o="$ok" -v b="$bad" 'BEGIN { exit !(o >= 1 && b >= 1) }' ||
+  fail "CURVE handshake counters: admitted $ok refused $bad"
+pass "status over CURVE: up with the listed key, exit 1 with another; worker counted $ok admitted, $bad refused"
+
 M_T="127.0.0.1:$(free_port)"
 PROM="127.0.0.1:$(free_port)"
 cat > "$WORK/prometheus.yml" <<YAML
