@@ -13,4 +13,7 @@ int st_label_main(int argc, char **argv);
 /* student_trainer status: every teacher's member info, state and round trip (st_status.c). */
 int st_status_main(int argc, char **argv);
 
+/* student_trainer plot: learning curves of distill runs' metrics files, drawn by gnuplot. */
+int st_plot_main(int argc, char **argv);
+
 #endif
