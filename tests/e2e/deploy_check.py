@@ -207,6 +207,27 @@ def s_expand(value, env):
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
 
 
+def s_http_checks(pod_meta, c, listen, what):
+    """The container's probes and the pod's prometheus.io annotations point at its --metrics-listen
+    port: readiness GET /readyz, liveness GET /healthz, scrape /metrics. Returns the port."""
+    m = re.fullmatch(r"0\.0\.0\.0:(\d+)", listen or "")
+    check(m, f"{what}: --metrics-listen {listen} must listen on all interfaces (0.0.0.0:PORT)")
+    port = int(m.group(1))
+    cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(cports.get("metrics") == port, f"{what}: containerPort 'metrics' {cports.get('metrics')} != --metrics-listen {port}")
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        hg = c.get(probe, {}).get("httpGet")
+        check(hg, f"{what}: {probe} must be an httpGet on the metrics listener")
+        p = hg.get("port")
+        check(hg.get("path") == path and (p == "metrics" or p == port),
+              f"{what}: {probe} GET {hg.get('path')} on port {p}, expected {path} on metrics ({port})")
+    ann = pod_meta.get("annotations", {})
+    check(ann.get("prometheus.io/scrape") == "true", f"{what}: pod annotation prometheus.io/scrape must be \"true\"")
+    check(ann.get("prometheus.io/port") == str(port), f"{what}: prometheus.io/port {ann.get('prometheus.io/port')} != {port}")
+    check(ann.get("prometheus.io/path", "/metrics") == "/metrics", f"{what}: prometheus.io/path must be /metrics")
+    return port
+
+
 def cmd_k8s(mdir, outdir, overrides):
     with open(os.path.join(mdir, "kustomization.yaml")) as f:
         kust = yaml.safe_load(f)
@@ -300,11 +321,14 @@ def cmd_k8s(mdir, outdir, overrides):
     sport = svc["spec"]["ports"][0]
     check(cports.get(sport["targetPort"]) == port == sport["port"],
           f"ports disagree: --bind {port}, containerPort {cports}, Service {sport}")
-    probe = tc["readinessProbe"]["exec"]["command"]
-    check(probe == ["test", "-s", ready], f"readiness probe {probe} must be test -s {ready}")
-    ok(f"teacher: member from pod ordinal, port {port} = containerPort = Service port, readiness = test -s {ready}")
+    check(ready, "teacher keeps its --ready-file (compose and Slurm wait for it)")
+    mport = s_http_checks(sts["spec"]["template"]["metadata"], tc, shell_opt(script, "--metrics-listen"), "teacher")
+    check(mport != port, "teacher: metrics port = ZeroMQ port")
+    ok(f"teacher: member from pod ordinal, port {port} = containerPort = Service port; probes GET /readyz "
+       f"and /healthz on metrics port {mport} = --metrics-listen = prometheus.io/port")
     write_argv(os.path.join(outdir, "teacher.argv"), tc["command"])
-    write_argv(os.path.join(outdir, "teacher.ready.argv"), probe)
+    with open(os.path.join(outdir, "teacher.probe"), "w") as f:
+        f.write(f"{mport} {tc['readinessProbe']['httpGet']['path']} {tc['livenessProbe']['httpGet']['path']}\n")
     (ic,) = tpod.get("initContainers", [])
     write_argv(os.path.join(outdir, "train-member.argv"), ic["command"])
     with open(os.path.join(outdir, "train-member.env"), "w") as f:
@@ -317,7 +341,9 @@ def cmd_k8s(mdir, outdir, overrides):
     want = f"tcp://{svc['metadata']['name']}.{ns}.svc.cluster.local:{sport['port']}"
     check(opt(argv, "--teachers") == want, f"Job --teachers {opt(argv, '--teachers')} != {want}")
     check(all("$(" not in a for a in argv), f"unexpanded $(VAR) in Job command: {argv}")
-    ok(f"Job: --teachers {want} (the headless Service's DNS name and port)")
+    jport = s_http_checks(job["spec"]["template"]["metadata"], jc, opt(argv, "--metrics-listen"), "Job")
+    ok(f"Job: --teachers {want} (the headless Service's DNS name and port); probes and "
+       f"prometheus.io/port on metrics port {jport}")
     write_argv(os.path.join(outdir, "distill.argv"), argv)
 
 
