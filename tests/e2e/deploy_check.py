@@ -70,6 +70,17 @@ def shell_opt(script, name):
 
 
 # ---------------------------------------------------------------------------------------------
+def s_compose_metrics(svc, name):
+    """EDISTILL_METRICS_LISTEN=0.0.0.0:P and the port P published on the host's loopback."""
+    listen = str((svc.get("environment") or {}).get("EDISTILL_METRICS_LISTEN", ""))
+    m = re.fullmatch(r"0\.0\.0\.0:(\d+)", listen)
+    check(m, f"{name}: EDISTILL_METRICS_LISTEN {listen!r} must be 0.0.0.0:PORT")
+    ports = [str(p) for p in svc.get("ports") or []]
+    want = f"127.0.0.1::{m.group(1)}/tcp"
+    check(want in ports or want[:-4] in ports, f"{name}: ports {ports} must publish {want} (loopback only)")
+    return int(m.group(1))
+
+
 def cmd_compose(cfg_path, k, outdir):
     with open(cfg_path) as f:
         cfg = yaml.safe_load(f)
@@ -112,10 +123,12 @@ def cmd_compose(cfg_path, k, outdir):
         check(hc.get("test") == ["CMD", "test", "-s", ready],
               f"{t}: healthcheck {hc.get('test')} must be test -s on its --ready-file {ready}")
         write_argv(os.path.join(outdir, f"{t}.health.argv"), hc["test"][1:])
+        s_compose_metrics(svc, t)
         dep = (svc.get("depends_on") or {}).get("train") or {}
         check(dep.get("condition") == "service_completed_successfully",
               f"{t}: must wait for train to complete, got {dep}")
-    ok(f"teachers: each serves its member on {endpoints[0].rsplit(':', 1)[1]}, healthcheck = test -s ready file, after train")
+    ok(f"teachers: each serves its member on {endpoints[0].rsplit(':', 1)[1]}, healthcheck = test -s ready file, "
+       f"after train; metrics port published on 127.0.0.1")
 
     distill = services["distill"]
     argv = unescape(distill["command"])
@@ -126,6 +139,7 @@ def cmd_compose(cfg_path, k, outdir):
     for t in teachers:
         check((deps.get(t) or {}).get("condition") == "service_healthy", f"distill: must wait for {t} healthy")
     check(set(deps) == set(teachers), f"distill depends on {sorted(deps)}")
+    s_compose_metrics(distill, "distill")
     check(opt(argv, "--out", ).startswith("/models/"), "distill: student must be written to the models volume")
     ok("distill: --teachers lists every teacher service, waits for all to be healthy")
 
