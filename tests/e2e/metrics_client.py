@@ -11,6 +11,8 @@
       time, never finished) than its connection limit. Then, once those have been timed out, /metrics
       must answer again and count exactly the good client's logit requests. Prints that count.
   metrics_client.py prom-query PROM_URL QUERY      print "labels value" lines of an instant query
+  metrics_client.py scrape-loop [--interval S] URL...   GET every URL each S seconds until killed
+                                                   (bench/run.sh's stand-in for Prometheus)
 
 Every wait is bounded; everything is loopback (127.0.0.1). Exits 1 naming the failed check.
 """
@@ -237,6 +239,19 @@ def prom_query(args):
         print(f"{{{labels}}} {r['value'][1]}")
 
 
+def scrape_loop(args):
+    n = 0
+    while True:
+        t0 = time.time()
+        for u in args.urls:
+            try:
+                http_get(u, timeout=args.interval)
+                n += 1
+            except OSError:
+                pass  # a target not up yet (the trainer starts after us)
+        time.sleep(max(0.0, args.interval - (time.time() - t0)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -251,6 +266,9 @@ def main():
     h.add_argument("--model", required=True)
     h.add_argument("--ready-file", required=True)
     h.add_argument("--requests", type=int, default=200)
+    sl = sub.add_parser("scrape-loop")
+    sl.add_argument("--interval", type=float, default=1.0)
+    sl.add_argument("urls", nargs="+")
     q = sub.add_parser("prom-query")
     q.add_argument("prom")
     q.add_argument("query")
@@ -266,6 +284,8 @@ def main():
             print(f"{sample_value(body, args.series):.17g}")
         elif args.cmd == "hostile":
             hostile(args)
+        elif args.cmd == "scrape-loop":
+            scrape_loop(args)
         else:
             prom_query(args)
     except (CheckFailed, OSError) as e:
