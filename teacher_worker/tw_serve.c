@@ -351,6 +351,7 @@ static int s_recv_one(s_server *s)
                  "expected one frame per request (an Envelope after the routing id), got %d",
                  count - 1);
         S_WARN_LIMITED(s, &s->rl_client, "dropping a message of %d frames: %s", count, why);
+        tw_metrics_request(s->metrics, TW_REQ_INVALID);
         zmq_msg_close(&frames[1]);
         s_send_error(s, &frames[0], 0, ED_EFORMAT, why);
         return 1;
