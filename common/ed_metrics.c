@@ -276,7 +276,8 @@ static s_family *s_family_get(ed_metrics *r, const char *name, const char *help,
     f->help = h.p;
     f->type = type;
     f->n_bounds = n_bounds;
-    memcpy(f->bounds, bounds, sizeof(double) * (size_t)n_bounds);
+    if (n_bounds > 0)
+        memcpy(f->bounds, bounds, sizeof(double) * (size_t)n_bounds);
     for (int i = 0; i < n_labels; i++) {
         if (!(f->label_names[i] = strdup(labels[i].name))) {
             for (int j = 0; j < i; j++)

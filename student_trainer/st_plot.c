@@ -5,9 +5,9 @@
  * Each metrics file (one JSON object per epoch, as `distill --metrics` writes it; `teacher_worker
  * train --metrics` files work too, for a hard-label baseline) is read with
  * cJSON into a whitespace-separated data file in a private temp directory; a generated gnuplot
- * script (piped to `gnuplot`) draws a 2x2 PNG: accuracy per epoch (test, or labeled train accuracy
- * when the run had no test set), losses (total and soft), teacher latency p50/p99, and degraded
- * batches. Runs are told apart by colour, titled by --labels or the file names. A line that is not
+ * script (piped to `gnuplot`) draws a 2x2 PNG, one point per epoch placed at its last step (runs
+ * with different epoch sizes compare at equal work): accuracy (test, and labeled train accuracy),
+ * losses (total and soft, log scale), teacher latency p50/p99, and degraded batches. Runs are told apart by colour, titled by --labels or the file names. A line that is not
  * JSON is an error naming the file and line.
  */
 #include "st_commands.h"
@@ -35,8 +35,11 @@ static double s_num(const cJSON *o, const char *name, const char *sub)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static void s_put(FILE *f, double v)
+/* Writes one column value; sets bit `col` of *has when it is a number. */
+static void s_put(FILE *f, double v, int col, unsigned *has)
 {
+    if (isfinite(v))
+        *has |= 1u << col;
     if (isfinite(v))
         fprintf(f, " %.9g", v);
     else
@@ -44,8 +47,8 @@ static void s_put(FILE *f, double v)
 }
 
 /* Converts one metrics file into columns: epoch test_acc train_acc loss soft hard p50 p99
- * degraded. Returns the number of epochs, or a negative code with err naming file and line. */
-static int s_convert(const char *in_path, const char *out_path, ed_err *err)
+ * degraded step. Returns the number of epochs, or a negative code with err naming file and line. */
+static int s_convert(const char *in_path, const char *out_path, unsigned *has, ed_err *err)
 {
     FILE *in = fopen(in_path, "r");
     if (!in)
@@ -70,16 +73,17 @@ static int s_convert(const char *in_path, const char *out_path, ed_err *err)
             break;
         }
         fprintf(out, "%d", (int)s_num(o, "epoch", NULL));
-        s_put(out, s_num(o, "test_accuracy", NULL));
+        s_put(out, s_num(o, "test_accuracy", NULL), 2, has);
         /* distill's names, else teacher_worker train's (a hard-label baseline on the same chart) */
         double acc = s_num(o, "train_accuracy_labeled", NULL), loss = s_num(o, "loss", NULL);
-        s_put(out, isnan(acc) ? s_num(o, "train_accuracy", NULL) : acc);
-        s_put(out, isnan(loss) ? s_num(o, "train_loss", NULL) : loss);
-        s_put(out, s_num(o, "soft_loss", NULL));
-        s_put(out, s_num(o, "hard_loss", NULL));
-        s_put(out, s_num(o, "teacher_latency_ms", "p50"));
-        s_put(out, s_num(o, "teacher_latency_ms", "p99"));
-        s_put(out, s_num(o, "degraded_batches", NULL));
+        s_put(out, isnan(acc) ? s_num(o, "train_accuracy", NULL) : acc, 3, has);
+        s_put(out, isnan(loss) ? s_num(o, "train_loss", NULL) : loss, 4, has);
+        s_put(out, s_num(o, "soft_loss", NULL), 5, has);
+        s_put(out, s_num(o, "hard_loss", NULL), 6, has);
+        s_put(out, s_num(o, "teacher_latency_ms", "p50"), 7, has);
+        s_put(out, s_num(o, "teacher_latency_ms", "p99"), 8, has);
+        s_put(out, s_num(o, "degraded_batches", NULL), 9, has);
+        s_put(out, s_num(o, "step", NULL), 10, has);
         fprintf(out, "\n");
         cJSON_Delete(o);
         n++;
@@ -113,26 +117,40 @@ static bool s_printable(const char *s)
     return true;
 }
 
-/* One panel: for each run, `plot data using 1:col` lines (cols2 > 0: a second, dashed series). */
-static void s_panel(FILE *g, const char *title, const char *ylabel, int n, char data[][4096],
-                    char *const *labels, int col, const char *suffix, int col2,
-                    const char *suffix2)
+/* One series of a panel, unless run i has no number in that column. */
+static void s_series(FILE *g, const char *data, const char *label, const char *suffix, int col,
+                     int colour, int dash, unsigned has, int *n_plotted)
 {
-    fprintf(g, "set title '%s'\nset ylabel '%s'\nplot ", title, ylabel);
+    if (!(has & (1u << col)))
+        return;
+    char t[600];
+    snprintf(t, sizeof t, "%s%s", label, suffix);
+    fprintf(g, "%s", (*n_plotted)++ ? ", " : "");
+    s_quoted(g, data);
+    fprintf(g, " using 10:%d with linespoints lc %d dt %d title ", col, colour, dash);
+    s_quoted(g, t);
+}
+
+/* One panel: for each run, column col against the step (col2 > 0: a second, dashed series). */
+static void s_panel(FILE *g, const char *title, const char *ylabel, int n, char data[][4096],
+                    char *const *labels, const unsigned *has, int col, const char *suffix,
+                    int col2, const char *suffix2)
+{
+    fprintf(g, "set title '%s'\nset ylabel '%s'\n", title, ylabel);
+    bool any = false;
+    for (int i = 0; i < n; i++)
+        any |= (has[i] >> col & 1u) || (col2 > 0 && (has[i] >> col2 & 1u));
+    if (!any) { /* a constant outside the fixed y range: an empty panel that says so */
+        fprintf(g, "set label 1 'no data' at graph 0.45,0.5\nplot [0:1][0:1] 2 notitle\n"
+                   "unset label 1\n");
+        return;
+    }
+    fprintf(g, "plot ");
+    int plotted = 0;
     for (int i = 0; i < n; i++) {
-        char t[600];
-        snprintf(t, sizeof t, "%s%s", labels[i], suffix);
-        fprintf(g, "%s", i ? ", " : "");
-        s_quoted(g, data[i]);
-        fprintf(g, " using 1:%d with linespoints lc %d dt 1 title ", col, i + 1);
-        s_quoted(g, t);
-        if (col2 > 0) {
-            snprintf(t, sizeof t, "%s%s", labels[i], suffix2);
-            fprintf(g, ", ");
-            s_quoted(g, data[i]);
-            fprintf(g, " using 1:%d with linespoints lc %d dt 2 title ", col2, i + 1);
-            s_quoted(g, t);
-        }
+        s_series(g, data[i], labels[i], suffix, col, i + 1, 1, has[i], &plotted);
+        if (col2 > 0)
+            s_series(g, data[i], labels[i], suffix2, col2, i + 1, 2, has[i], &plotted);
     }
     fprintf(g, "\n");
 }
@@ -160,14 +178,14 @@ static int s_plot(char **files, char **labels, int n, const char *out, const cha
     if (!d)
         return ed_err_set(err, ED_EIO, "cannot create a temp directory: %s", strerror(errno));
     static char data[S_MAX_RUNS][4096];
-    int rc = 0, made = 0, epochs = 0;
+    unsigned has[S_MAX_RUNS] = {0}; /* columns with at least one number, per run */
+    int rc = 0, made = 0;
     for (int i = 0; i < n && !rc; i++) {
         snprintf(data[i], sizeof data[i], "%s/run%d.dat", d, i);
-        int e = s_convert(files[i], data[i], err);
+        int e = s_convert(files[i], data[i], &has[i], err);
         if (e < 0)
             rc = e;
         made++;
-        epochs = e > epochs ? e : epochs;
     }
     if (!rc) {
         FILE *g = popen("gnuplot", "w");
@@ -177,15 +195,17 @@ static int s_plot(char **files, char **labels, int n, const char *out, const cha
             fprintf(g, "set terminal pngcairo size 1200,850 noenhanced font ',10'\nset output ");
             s_quoted(g, out);
             fprintf(g, "\nset datafile missing 'NaN'\nset grid\nset key bottom right\n"
-                       "set xlabel 'epoch'\n%sset multiplot layout 2,2 title ",
-                       epochs <= 20 ? "set xtics 1\n" : "");
+                       "set xlabel 'step (points: ends of epochs)'\nset multiplot layout 2,2 title ");
             s_quoted(g, title);
             fprintf(g, "\n");
-            s_panel(g, "accuracy", "accuracy", n, data, labels, 2, " test", 3, " train (labeled)");
-            s_panel(g, "loss", "loss", n, data, labels, 4, " total", 5, " soft");
-            s_panel(g, "teacher latency", "ms", n, data, labels, 7, " p50", 8, " p99");
+            s_panel(g, "accuracy", "accuracy", n, data, labels, has, 2, " test", 3,
+                    " train (labeled)");
+            fprintf(g, "set logscale y\n"); /* T^2-scaled soft terms vs hard losses */
+            s_panel(g, "loss", "loss (log scale)", n, data, labels, has, 4, " total", 5, " soft");
+            fprintf(g, "unset logscale y\n");
+            s_panel(g, "teacher latency", "ms", n, data, labels, has, 7, " p50", 8, " p99");
             fprintf(g, "set yrange [0:1<*]\n"); /* all zero in a healthy run */
-            s_panel(g, "degraded batches", "batches", n, data, labels, 9, "", 0, NULL);
+            s_panel(g, "degraded batches", "batches", n, data, labels, has, 9, "", 0, NULL);
             fprintf(g, "unset multiplot\nset output\n");
             int st = pclose(g);
             if (st != 0)

@@ -9,7 +9,8 @@
 #  - a real Prometheus server (Debian's `prometheus`; generated config scraping every second,
 #    loopback only, its own data dir, bounded run) scrapes 2 workers and a distill run: the
 #    trainer's step counter increases, each worker's request counter equals the requests the
-#    trainer sent it, and the member info series exist.
+#    trainer sent it, and the member info series exist;
+#  - student_trainer status (table, JSON, a dead endpoint, CURVE) and plot (a PNG of 2 runs).
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
 # Debian's prometheus (promtool too): installed here when missing and root, else named.
@@ -166,4 +167,15 @@ infos=$(q 'edistill_worker_info')
 grep -q 'member="m1"' <<<"$infos" && grep -q 'member="m2"' <<<"$infos" ||
   fail "edistill_worker_info series missing: $infos"
 pass "Prometheus: edistill_worker_info for m1 and m2"
+
+# 5. Learning curves of two runs on one chart (gnuplot), and a broken metrics file refused.
+command -v gnuplot >/dev/null || fail "gnuplot missing: apt-get install gnuplot-nox (scripts/deps.sh)"
+"$ST" plot --metrics "$WORK/run.jsonl,$WORK/run.jsonl" --labels "a,b" --out "$WORK/curves.png" \
+    >/dev/null 2>"$WORK/plot.err" || { cat "$WORK/plot.err" >&2; fail "student_trainer plot"; }
+[[ $(head -c 8 "$WORK/curves.png" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
+  fail "plot did not write a PNG"
+printf '{"epoch":1,"step":5}\nnot json\n' > "$WORK/bad.jsonl"
+expect_fail "plot of a broken metrics file" "bad.jsonl:2: not a metrics record" \
+    "$ST" plot --metrics "$WORK/bad.jsonl" --out "$WORK/bad.png"
+pass "plot: 2 runs on one PNG ($(stat -c %s "$WORK/curves.png") bytes)"
 echo "metrics acceptance checks passed"

@@ -85,7 +85,8 @@ static char *s_sanitized(const char *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = malloc(size + 3);
-    memcpy(buf, data, size);
+    if (size)
+        memcpy(buf, data, size);
     buf[size] = buf[size + 1] = buf[size + 2] = '\0';
     const char *help = buf;
     const char *v1 = help + strlen(help) + 1;

@@ -175,8 +175,12 @@ static void test_json_log(void **state)
     close(saved);
     ed_log_set_format(ED_LOG_TEXT);
     size_t n = 0;
-    char *text = tu_read_file(path, &n);
+    char *raw = tu_read_file(path, &n);
+    assert_non_null(raw);
+    char *text = calloc(n + 1, 1); /* tu_read_file does not NUL-terminate */
     assert_non_null(text);
+    memcpy(text, raw, n);
+    free(raw);
     char *nl = strchr(text, '\n');
     assert_non_null(nl);
     *nl = '\0';
