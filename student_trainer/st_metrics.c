@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ed_clock.h"
 #include "ed_http.h"
 #include "ed_metrics.h"
 
@@ -37,22 +37,8 @@ struct st_metrics {
     s_replica reps[S_MAX_REPLICA_SERIES];
     int n_reps;
     double rate_t0, rate_samples0, samples_total;
-    _Atomic uint64_t ckpt_at_bits; /* last checkpoint, CLOCK_REALTIME seconds (double bits) */
+    _Atomic uint64_t ckpt_at_bits; /* last checkpoint, ed_now() seconds (double bits); 0: none */
 };
-
-static double s_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double s_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Scrape-time gauge: seconds since the last checkpoint (NaN before the first). */
 static double s_ckpt_age(void *arg)
@@ -61,7 +47,7 @@ static double s_ckpt_age(void *arg)
     uint64_t bits = atomic_load(&m->ckpt_at_bits);
     double at;
     memcpy(&at, &bits, sizeof at);
-    return at > 0 ? s_wall() - at : NAN;
+    return at > 0 ? ed_now() - at : NAN;
 }
 
 static ed_metric *s_g(st_metrics *m, const char *name, const char *help, ed_err *err)
@@ -181,7 +167,7 @@ void st_metrics_attach(st_metrics *m, const st_pool *pool, int quorum)
         return;
     m->pool = pool;
     m->quorum = quorum;
-    m->rate_t0 = s_mono();
+    m->rate_t0 = ed_now();
     s_update_members(m);
 }
 
@@ -249,7 +235,7 @@ void st_metrics_step(st_metrics *m, const ed_step_stats *st, int epoch, bool deg
         ed_metric_inc(m->degraded);
     ed_metric_add(m->blocked, blocked_s);
     m->samples_total += st->n;
-    double now = s_mono();
+    double now = ed_now();
     if (now - m->rate_t0 >= 1.0) {
         ed_metric_set(m->rate, (m->samples_total - m->rate_samples0) / (now - m->rate_t0));
         m->rate_t0 = now;
@@ -276,7 +262,7 @@ void st_metrics_checkpoint(st_metrics *m)
 {
     if (!m)
         return;
-    double now = s_wall();
+    double now = ed_now();
     uint64_t bits;
     memcpy(&bits, &now, sizeof bits);
     atomic_store(&m->ckpt_at_bits, bits);

@@ -2,8 +2,8 @@
 #include "tw_metrics.h"
 
 #include <stdlib.h>
-#include <time.h>
 
+#include "ed_clock.h"
 #include "ed_http.h"
 #include "ed_metrics.h"
 
@@ -25,13 +25,6 @@ struct tw_metrics {
     int n_slots;
     double t_last_recv;
 };
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int s_register(tw_metrics *m, ed_err *err)
 {
@@ -121,7 +114,7 @@ void tw_metrics_received(tw_metrics *m, size_t bytes)
 {
     if (!m)
         return;
-    m->t_last_recv = s_now();
+    m->t_last_recv = ed_now();
     ed_metric_add(m->bytes_in, (double)bytes);
 }
 
@@ -171,7 +164,7 @@ void tw_metrics_job_done(tw_metrics *m, int slot, bool ok, int in_flight)
     ed_metric_set(m->queue, in_flight);
     if (slot < 0 || slot >= m->n_slots)
         return;
-    ed_metric_observe(m->latency, s_now() - m->slots[slot].t_recv);
+    ed_metric_observe(m->latency, ed_now() - m->slots[slot].t_recv);
     ed_metric_observe(m->batch, m->slots[slot].batch);
     if (ok)
         ed_metric_add(m->samples, m->slots[slot].batch);
