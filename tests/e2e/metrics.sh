@@ -168,7 +168,22 @@ grep -q 'member="m1"' <<<"$infos" && grep -q 'member="m2"' <<<"$infos" ||
   fail "edistill_worker_info series missing: $infos"
 pass "Prometheus: edistill_worker_info for m1 and m2"
 
-# 5. Learning curves of two runs on one chart (gnuplot), and a broken metrics file refused.
+# 5. The trainer's /readyz follows its teachers: 503 while the only member is not there yet, 200
+#    once it connected (and through --metrics-linger after the run).
+WP=$(free_port); TP="127.0.0.1:$(free_port)"
+"$ST" distill --teachers "tcp://127.0.0.1:$WP" --labeled-end 500 --arch 784,16,10 --steps 20 \
+    --batch-size 32 --blas-threads 1 --connect-timeout 30 --out "$WORK/late.safetensors" \
+    --metrics-listen "$TP" --metrics-linger 3 --quiet >/dev/null 2>"$WORK/late.err" &
+LATE=$!
+E2E_PIDS+=("$LATE")
+wait_http "http://$TP/healthz" 200
+$MC get "http://$TP/readyz" --status 503 >/dev/null || fail "trainer /readyz not 503 before its teacher exists"
+start_worker "$WORK/m1.safetensors" "$WORK/late.ready" --bind "tcp://127.0.0.1:$WP"
+wait_http "http://$TP/readyz" 200
+wait "$LATE" || { cat "$WORK/late.err" >&2; fail "distill with a late teacher"; }
+pass "trainer: /healthz 200 at once, /readyz 503 until its member is up, then 200"
+
+# 6. Learning curves of two runs on one chart (gnuplot), and a broken metrics file refused.
 command -v gnuplot >/dev/null || fail "gnuplot missing: apt-get install gnuplot-nox (scripts/deps.sh)"
 "$ST" plot --metrics "$WORK/run.jsonl,$WORK/run.jsonl" --labels "a,b" --out "$WORK/curves.png" \
     >/dev/null 2>"$WORK/plot.err" || { cat "$WORK/plot.err" >&2; fail "student_trainer plot"; }
