@@ -168,6 +168,11 @@ void st_metrics_attach(st_metrics *m, const st_pool *pool, int quorum)
     m->pool = pool;
     m->quorum = quorum;
     m->rate_t0 = ed_now();
+    if (!pool) { /* soft targets from a store: no teachers to wait for */
+        ed_metric_set(m->ready, 1);
+        ed_http_set_ready(m->http, true);
+        return;
+    }
     s_update_members(m);
 }
 
@@ -240,7 +245,8 @@ void st_metrics_step(st_metrics *m, const ed_step_stats *st, int epoch, bool deg
         ed_metric_set(m->rate, (m->samples_total - m->rate_samples0) / (now - m->rate_t0));
         m->rate_t0 = now;
         m->rate_samples0 = m->samples_total;
-        s_update_members(m); /* members can join during the run */
+        if (m->pool)
+            s_update_members(m); /* members can join during the run */
     }
 }
 

@@ -25,7 +25,8 @@ st_metrics *st_metrics_new(const char *listen, ed_err *err);
 const char *st_metrics_address(const st_metrics *m);
 
 /* The pool is open (pool events before this are ignored: members are numbered only at the end of
- * st_pool_open). quorum as in st_pool_config (<= 0: all members). */
+ * st_pool_open). quorum as in st_pool_config (<= 0: all members). pool NULL (soft targets read
+ * from a store, no teachers): ready at once. */
 void st_metrics_attach(st_metrics *m, const st_pool *pool, int quorum);
 
 /* st_pool_observe_fn: arg is the st_metrics (or NULL). */
