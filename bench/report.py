@@ -104,6 +104,18 @@ def main():
             "members": d, "threads": a.threads, "ratio": worst, "ratio_is": "the smallest over K",
             "goal": 0.90, "met": worst >= 0.90}
 
+    off = [r["samples_per_s"] for r in lines(R("metrics_off.jsonl"))]
+    on = [r["samples_per_s"] for r in lines(R("metrics_on.jsonl"))]
+    if off and on:
+        ratio = med(on) / med(off)
+        res["metrics_overhead"] = {
+            "on_samples_per_s": rnd(med(on), 1), "off_samples_per_s": rnd(med(off), 1),
+            "on_runs": on, "off_runs": off, "members": 3,
+            "setup": "--metrics-listen on 3 workers and the trainer, all scraped every second",
+            "ratio": rnd(ratio), "ratio_is": "on / off", "goal": 0.98, "met": ratio >= 0.98}
+        rows.append(("metrics_overhead K=3", f"{med(on):.0f} vs {med(off):.0f} samples/s (on vs off)",
+                     ratio, ">= 0.98", ratio >= 0.98))
+
     m1, m10 = one(R("memory_x1.jsonl")), one(R("memory_x10.jsonl"))
     if m1 and m10:
         ratio = m10["max_rss_mib"] / m1["max_rss_mib"]

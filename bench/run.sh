@@ -14,6 +14,8 @@
 #   conv_forward_vs_sgemm                     ed_bench conv (the reference CNN's second conv, batch 128)
 #   cached_epoch_vs_live, label_vs_forward,   the target store (bench/store.sh)
 #   store_bytes_per_sample, multi_shard_memory
+#   metrics_overhead                          distill K=3 over ZeroMQ with --metrics-listen on the
+#                                             workers and the trainer, scraped every second, vs off
 #   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
 #                                             (pytorch_cnn_member_epoch: the reference CNN member,
 #                                             BENCH_CNN_SAMPLES images, teacher_worker train vs torch)
@@ -102,10 +104,11 @@ for k in 1 2 3 4 5; do
   MODELS+=("$m")
 done
 
-# start_workers K: starts K workers (members 1..K) on kernel-chosen loopback ports; sets ENDPOINTS
-# (comma-separated) and WPIDS.
+# start_workers K [ARGS...]: starts K workers (members 1..K) on kernel-chosen loopback ports, with
+# ARGS added to each command line; sets ENDPOINTS (comma-separated) and WPIDS.
 start_workers() {
   local K=$1 k ready pid
+  shift
   ENDPOINTS=""
   WPIDS=()
   for ((k = 1; k <= K; k++)); do
@@ -113,7 +116,7 @@ start_workers() {
     rm -f "$ready"
     OPENBLAS_NUM_THREADS=$WORKER_BLAS "$TW" serve --model "${MODELS[k - 1]}" \
         --bind "tcp://127.0.0.1:*" --ready-file "$ready" --threads 1 \
-        --blas-threads "$WORKER_BLAS" --max-batch 1024 >/dev/null 2>>"$WORK/workers.log" &
+        --blas-threads "$WORKER_BLAS" --max-batch 1024 "$@" >/dev/null 2>>"$WORK/workers.log" &
     pid=$!
     PIDS+=("$pid")
     WPIDS+=("$pid")
@@ -187,6 +190,27 @@ for K in 1 3 5; do
   fi
   stop_workers
 done
+
+# ---- metrics: the same K=3 run with every process serving /metrics, scraped each second ---------
+# One set of workers with --metrics-listen, one without, both up; the runs alternate on/off. The
+# scraper (one Python process, like a Prometheus scrape every second) runs during the "on" runs.
+log "metrics_overhead (K=3 over ZeroMQ, $REPEATS repeats of $STEPS steps: metrics on vs off)"
+start_workers 3; EP_OFF=$ENDPOINTS; OFF_WPIDS=("${WPIDS[@]}")
+start_workers 3 --metrics-listen 127.0.0.1:0; EP_ON=$ENDPOINTS
+MTARGETS=()
+for ((k = 1; k <= 3; k++)); do MTARGETS+=("http://$(sed -n 's/^metrics=//p' "$WORK/w$k.ready")/metrics"); done
+TPORT=$("$PY" "$SRC/tests/e2e/serve_client.py" free-port)
+MTARGETS+=("http://127.0.0.1:$TPORT/metrics")
+for ((r = 0; r < REPEATS; r++)); do
+  distill "metrics_off" "$EP_OFF" "$TRAINER_BLAS" --steps "$STEPS"
+  "$PY" "$SRC/tests/e2e/metrics_client.py" scrape-loop --interval 1 "${MTARGETS[@]}" \
+      >"$WORK/scrape.log" 2>&1 &
+  SCRAPER=$!
+  distill "metrics_on" "$EP_ON" "$TRAINER_BLAS" --steps "$STEPS" --metrics-listen "127.0.0.1:$TPORT"
+  kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true
+done
+stop_workers
+WPIDS=("${OFF_WPIDS[@]}"); stop_workers
 
 # ---- memory: the trainer streaming 1x vs 10x the unlabeled data -------------------------------
 # One small in-process member and a small student, so 660,000 samples stream in seconds; the

@@ -43,6 +43,9 @@ x-teacher: &teacher
     OPENBLAS_NUM_THREADS: "\${EDISTILL_BLAS_THREADS:-1}"
     EDISTILL_CURVE_SECRET: \${EDISTILL_CURVE_SECRET:-}
     EDISTILL_CURVE_CLIENTS: \${EDISTILL_CURVE_CLIENTS:-}
+    EDISTILL_METRICS_LISTEN: 0.0.0.0:9100
+  ports:
+    - "127.0.0.1::9100" # /metrics /healthz /readyz: docker compose port teacher-N 9100
   depends_on:
     train:
       condition: service_completed_successfully
@@ -116,6 +119,9 @@ cat <<EOF
       OPENBLAS_NUM_THREADS: "\${EDISTILL_BLAS_THREADS:-1}"
       EDISTILL_CURVE_CLIENT_SECRET: \${EDISTILL_CURVE_CLIENT_SECRET:-}
       EDISTILL_CURVE_SERVER_KEYS: \${EDISTILL_CURVE_SERVER_KEYS:-}
+      EDISTILL_METRICS_LISTEN: 0.0.0.0:9100
+    ports:
+      - "127.0.0.1::9100" # /metrics /healthz /readyz: docker compose port distill 9100
     depends_on:
 EOF
 for ((i = 0; i < K; i++)); do

@@ -111,6 +111,13 @@ for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do wait "$p" || echo "demo: worker $p exited with $?" >&2; done
 PIDS=()
 
+# Learning curves of both students on one chart (gnuplot-nox; skipped when it is missing).
+if command -v gnuplot >/dev/null; then
+  "$ST" plot --metrics "$OUT/logs/distill.jsonl,$OUT/logs/student-hard.jsonl" \
+      --labels "distilled,hard labels only" --title "student $STUDENT_ARCH, $LABELED labeled images" \
+      --out "$OUT/curves.png" >/dev/null 2>&1 || echo "demo: plotting the learning curves failed" >&2
+fi
+
 EVAL_MEMBERS=$(IFS=,; echo "${MEMBERS[*]}")
 "$ST" eval --models "$EVAL_MEMBERS" "${TEST[@]/--test-/--}" --json "$OUT/members.json" --no-confusion > /dev/null
 "$ST" eval --models "$OUT/models/student-hard.safetensors" "${TEST[@]/--test-/--}" --json "$OUT/hard.json" --no-confusion > /dev/null

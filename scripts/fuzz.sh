@@ -18,7 +18,7 @@ SECONDS_PER_TARGET=${2:-60}
 shift $(( $# > 2 ? 2 : $# ))
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_wire_decode fuzz_data_reader fuzz_model_file fuzz_target_store
-                                       fuzz_arch_parse fuzz_onnx_read)
+                                       fuzz_arch_parse fuzz_onnx_read fuzz_metrics_render)
 case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
 command -v clang >/dev/null || { echo "fuzz: clang not found (scripts/deps.sh installs clang libclang-rt-dev)" >&2; exit 1; }
@@ -72,7 +72,8 @@ if [[ "${FUZZ_COVERAGE:-0}" == 1 ]]; then
     declare -A SOURCES=([fuzz_wire_decode]="proto/ed_wire.c" [fuzz_data_reader]="common/ed_data.c"
                         [fuzz_model_file]="common/ed_safetensors.c common/ed_model_file.c"
                         [fuzz_target_store]="common/ed_ts_reader.c common/ed_target_store.c"
-                        [fuzz_arch_parse]="common/ed_layer.c")
+                        [fuzz_arch_parse]="common/ed_layer.c"
+                        [fuzz_metrics_render]="common/ed_metrics.c")
     cov="$BUILD/cov"
     CC=clang cmake -S "$ROOT" -B "$cov" -DCMAKE_BUILD_TYPE=Debug -DEDISTILL_WERROR=OFF \
         -DCMAKE_C_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \

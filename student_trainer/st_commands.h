@@ -10,6 +10,11 @@ int st_distill_main(int argc, char **argv);
 
 /* student_trainer label: stream input files through the teachers into a target store. */
 int st_label_main(int argc, char **argv);
+/* student_trainer status: every teacher's member info, state and round trip (st_status.c). */
+int st_status_main(int argc, char **argv);
+
+/* student_trainer plot: learning curves of distill runs' metrics files, drawn by gnuplot. */
+int st_plot_main(int argc, char **argv);
 
 /* student_trainer export: write an edistill model file as an ONNX model. */
 int st_export_main(int argc, char **argv);

@@ -23,18 +23,21 @@
 #include "st_commands.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "ed_blas.h"
 #include "ed_checkpoint.h"
 #include "ed_cli.h"
 #include "ed_clock.h"
 #include "ed_eval.h"
+#include "ed_http.h"
 #include "ed_log.h"
 #include "ed_loss.h"
 #include "ed_model_file.h"
@@ -45,6 +48,7 @@
 #include "st_distill_ckpt.h"
 #include "st_distill_internal.h"
 #include "st_distill_metrics.h"
+#include "st_metrics.h"
 #include "st_mixer.h"
 #include "st_label.h"
 #include "st_pool.h"
@@ -179,6 +183,8 @@ typedef struct {
     long *missing;                  /* [K] */
     char *config;                   /* the checkpoint config (JSON) */
     ed_checkpoint *ck;              /* the checkpoint to resume from, until restored */
+    st_metrics *om;                 /* operations metrics (--metrics-listen), NULL when off */
+    double blocked_s;               /* how long the loop waited for the batch being trained on */
     int K, C;
     st_position pos;
     st_epoch_sums sums, resumed;    /* this epoch's; the resumed epoch's as checkpointed */
@@ -249,6 +255,12 @@ static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset
 static int s_open(s_run *r)
 {
     const st_distill_opts *o = r->o;
+    /* The listener first: /healthz answers (and /readyz says 503) while data and teachers load. */
+    if (o->metrics_listen && *o->metrics_listen) {
+        if (!(r->om = st_metrics_new(o->metrics_listen, &r->err)))
+            return r->err.code;
+        ed_log_info("metrics on http://%s/metrics (/healthz, /readyz)", st_metrics_address(r->om));
+    }
     ed_dataset_spec lab = {o->labeled_images, o->labeled_labels, o->labeled_start, o->labeled_end};
     ed_dataset_spec unl = {o->unlabeled, NULL, o->unlabeled_start, o->unlabeled_end};
     r->mix = st_mixer_open(&lab, o->unlabeled ? &unl : NULL, o->train.batch_size,
@@ -269,8 +281,11 @@ static int s_open(s_run *r)
                          .resolve_interval_s = o->resolve_interval,
                          .health_interval_s = o->health_interval};
     st_curve_apply(o->curve, &pc);
+    pc.observe = r->om ? st_metrics_observe : NULL;
+    pc.observe_arg = r->om;
     if (s_open_targets(r, &lab, &unl, &pc))
         return r->err.code;
+    st_metrics_attach(r->om, r->pool, o->quorum); /* pool NULL: targets from a store */
     r->K = s_members(r->pool, r->tg);
     for (int k = 0; k < r->K; k++)
         ed_log_info("member %d: %s", k, s_member_describe(r->pool, r->tg, k));
@@ -344,6 +359,8 @@ static int s_checkpoint(s_run *r, st_position *pos, const st_epoch_sums *sums, e
     pos->dump_bytes = st_distill_ckpt_file_bytes(r->dump);
     int rc = st_distill_ckpt_save(r->o->checkpoint, r->config, r->t, pos, sums, r->K, err);
     r->ck_written = rc == 0;
+    if (rc == 0)
+        st_metrics_checkpoint(r->om);
     return rc;
 }
 
@@ -393,6 +410,8 @@ static s_outcome s_train_batch(s_run *r, int head, long epoch_steps, const ed_ba
     sums->soft += st.soft_loss * st.n;
     sums->hard += st.hard_loss * st.n_labeled;
     r->pos.step = r->step;
+    st_metrics_step(r->om, &st, r->pos.epoch, degraded, r->blocked_s,
+                    sums->labeled ? (double)sums->correct / (double)sums->labeled : -1.0);
     /* A checkpoint between steps is always consistent: it never depends on the batches in flight.
      * The one at the end of the epoch is s_epoch_end's. */
     r->ck_written = false;
@@ -461,12 +480,14 @@ static s_outcome s_epoch_steps(s_run *r, int epoch, long epoch_steps)
     while (out == S_OK && inflight > 0) {
         ed_batch b;
         const float *const *logits;
+        const double t_wait = ed_now();
         if (s_wait(r->pool, r->tg, head, &b, &logits, &r->err)) {
             if (r->err.code != ED_ESTOPPED)
                 ed_err_wrap(&r->err, "epoch %d step %ld", epoch, r->step);
             return S_TEACHERS;
         }
         inflight--;
+        r->blocked_s = ed_now() - t_wait;
         out = s_train_batch(r, head, epoch_steps, &b, logits);
         if (out == S_OK)
             out = s_submit_next(r, head, epoch_steps, &submitted, &inflight);
@@ -515,6 +536,8 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
     const st_epoch_sums *sm = &r->sums;
     const double rate = secs > 0 ? (double)(sm->samples - samples_before) / secs : 0.0;
     int rc = s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err);
+    if (!rc)
+        st_metrics_epoch(r->om, epoch, have_test ? r->test_acc : -1.0);
     if (!rc && !o->quiet)
         s_log_epoch(r, epoch, have_test, secs, rate, &ps);
     if (!rc && r->metrics) {
@@ -637,7 +660,20 @@ static void s_run_free(s_run *r)
     ed_trainer_destroy(&r->t);
     st_targets_close(&r->tg);
     st_pool_close(&r->pool);
+    st_metrics_destroy(&r->om);
     st_mixer_destroy(&r->mix);
+}
+
+/* --metrics-linger: after a finished run, keep serving the final metrics for a last scrape. */
+static void s_linger(const s_run *r)
+{
+    float s = r->o->metrics_linger;
+    if (!r->om || !(s > 0))
+        return;
+    ed_log_info("run done: serving the final metrics for %.1fs (--metrics-linger)", (double)s);
+    struct timespec ts = {(time_t)s, (long)((s - (float)(time_t)s) * 1e9f)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static int s_distill(const st_distill_opts *o)
@@ -680,6 +716,8 @@ static int s_distill(const st_distill_opts *o)
         ed_log_error("%s", r.err.msg[0] ? r.err.msg : ed_strerror(r.err.code));
     if (signals)
         s_signals_restore(old_sig);
+    if (rc == 0)
+        s_linger(&r);
     s_run_free(&r);
     return rc;
 }
@@ -734,6 +772,8 @@ int st_distill_main(int argc, char **argv)
         {"resume", ED_CLI_FLAG, &o.resume, NULL, "continue the run saved in --checkpoint (error if there is none, or if a setting differs)", NULL, false},
         {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL, "like --resume, but start a new run when there is no checkpoint yet (for restart-on-failure schedulers)", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
+        {"metrics-listen", ED_CLI_STR, &o.metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP, ED_HTTP_LISTEN_ENV, false},
+        {"metrics-linger", ED_CLI_FLOAT, &o.metrics_linger, "SECONDS", "after a finished run, keep serving /metrics this long so Prometheus scrapes the final values", NULL, false},
         {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this trainer's secret key file (teacher_worker keygen; mode 0600); its .pub goes into the workers' --curve-clients", "EDISTILL_CURVE_CLIENT_SECRET", false},
         {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key: one .pub file shared by all, or a file of `TEACHERS-ENTRY KEY` lines (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
     };

@@ -31,6 +31,8 @@ typedef struct {
     bool quiet;
     const char *curve_secret, *curve_server_keys;
     const st_curve *curve;  /* loaded from the two above; curve->on false: plaintext */
+    const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz (st_metrics), or NULL */
+    float metrics_linger;       /* keep serving /metrics this long after the run (final scrape) */
 } st_distill_opts;
 
 typedef struct {

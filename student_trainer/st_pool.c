@@ -63,6 +63,8 @@ static int s_compute_local(st_pool *p, st_replica *r, st_slot *sl, int k, ed_err
         return ed_err_wrap(err, "teacher %s", r->where);
     sl->req[k].st = ST_Q_DONE;
     stp_record_latency(p, 1000.0 * (ed_now() - t0));
+    stp_observe(p, ST_POOL_EV_REQUEST, k, r->where, 0);
+    stp_observe(p, ST_POOL_EV_REPLY, k, r->where, ed_now() - t0);
     return 0;
 }
 
@@ -91,9 +93,12 @@ static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
                     .u.request = {.request_id = id, .dtype = p->cfg.dtype, .batch = (uint32_t)sl->n,
                                   .dim = (uint32_t)p->cfg.input_dim, .data = sl->x}};
         if (stp_send_msg(p, r, &m) == 0) {
+            if (sl->req[k].failover)
+                stp_observe(p, ST_POOL_EV_FAILOVER, k, r->where, 0);
             p->failovers += sl->req[k].failover;
             sl->req[k] = (st_req){.st = ST_Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
             r->inflight++;
+            stp_observe(p, ST_POOL_EV_REQUEST, k, r->where, 0);
             return 0;
         }
         stp_mark_down(p, best, "not connected");
@@ -269,7 +274,7 @@ static int s_wait_ready(st_pool *p, ed_err *err)
                     continue;
                 any_up |= r->state == ST_R_UP;
                 any_pending |= r->state == ST_R_CONNECTING || r->state == ST_R_DOWN;
-                if (p->sources[si].kind != ST_SRC_DNS && r->state == ST_R_REFUSED)
+                if (p->sources[si].kind != ST_SRC_DNS && r->state == ST_R_REFUSED && !p->cfg.probe)
                     return ed_err_set(err, ED_EPEER, "%s", r->why);
             }
             double now = ed_now();
@@ -284,6 +289,8 @@ static int s_wait_ready(st_pool *p, ed_err *err)
         if (!missing)
             return 0;
         double now = ed_now();
+        if (now >= deadline && p->cfg.probe)
+            return 0; /* status: report who answered */
         if (now >= deadline) {
             char note[256];
             s_handshake_note(p, missing, note, sizeof note);
@@ -436,6 +443,37 @@ const char *st_pool_member_name(const st_pool *p, int k)
 const char *st_pool_member_fingerprint(const st_pool *p, int k)
 {
     return p->members[k].fingerprint;
+}
+
+int st_pool_replica_slots(const st_pool *p)
+{
+    return p->n_reps;
+}
+
+bool st_pool_replica_get(const st_pool *p, int i, st_pool_replica_info *out)
+{
+    static const char *const states[] = {"free", "connecting", "up", "down", "refused", "gone"};
+    if (i < 0 || i >= p->n_reps || p->reps[i].state == ST_R_FREE)
+        return false;
+    const st_replica *r = &p->reps[i];
+    *out = (st_pool_replica_info){.where = r->where,
+                                  .member = r->member,
+                                  .name = r->name,
+                                  .fingerprint = r->fingerprint,
+                                  .arch = r->arch,
+                                  .state = states[r->state],
+                                  .up = r->state == ST_R_UP,
+                                  .rtt_s = r->rtt > 0 ? r->rtt : -1.0,
+                                  .why = r->state == ST_R_REFUSED ? r->why : r->handshake};
+    return true;
+}
+
+int st_pool_replicas_up(const st_pool *p, int k)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_reps; i++)
+        n += p->reps[i].member == k && p->reps[i].state == ST_R_UP;
+    return n;
 }
 
 int st_pool_replica_count(const st_pool *p, int k)

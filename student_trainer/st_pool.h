@@ -35,6 +35,20 @@
 #include "ed_data.h"
 #include "ed_error.h"
 
+/* What the pool tells an observer (the trainer's metrics, st_metrics). */
+typedef enum {
+    ST_POOL_EV_REQUEST,  /* a logit request went to `replica` of `member` */
+    ST_POOL_EV_REPLY,    /* its logits came back after `value` seconds */
+    ST_POOL_EV_FAILOVER, /* a request of `member` was re-sent to `replica` */
+    ST_POOL_EV_DOWN,     /* `replica` was marked down */
+    ST_POOL_EV_UP,       /* `replica` came back */
+} st_pool_event;
+
+/* Called on the pool's (the caller's) thread, synchronously: must be cheap. `replica` is the
+ * endpoint or model path. */
+typedef void (*st_pool_observe_fn)(void *arg, st_pool_event ev, int member, const char *replica,
+                                   double value);
+
 typedef struct {
     int input_dim;             /* values per sample the data has */
     int classes;               /* classes every member must output */
@@ -56,6 +70,10 @@ typedef struct {
     const char *curve_server;
     const struct st_pool_server_key *curve_map;
     int curve_map_n;
+    bool probe;                 /* `status`: accept any dims, and when connect_timeout_s passes,
+                                 * open with whoever answered instead of failing */
+    st_pool_observe_fn observe; /* optional observer (NULL: none) and its argument */
+    void *observe_arg;
 } st_pool_config;
 
 /* One line of a --curve-server-keys mapping: a --teachers entry and its server's public key. */
@@ -80,6 +98,24 @@ const char *st_pool_member_fingerprint(const st_pool *p, int k);
 /* Number of replicas of member k and a description "name (fnv1a64:..) at ep1, ep2". */
 int st_pool_replica_count(const st_pool *p, int k);
 const char *st_pool_member_describe(const st_pool *p, int k);
+/* Replicas of member k that are up now. */
+int st_pool_replicas_up(const st_pool *p, int k);
+
+/* One replica as `student_trainer status` shows it; strings are owned by the pool. */
+typedef struct {
+    const char *where;       /* endpoint or model file */
+    int member;              /* member index, -1 when it never answered */
+    const char *name, *fingerprint, *arch; /* as it answered; "" when it never did */
+    const char *state;       /* connecting, up, down, refused, gone */
+    bool up;
+    double rtt_s;            /* last member-info round trip (< 0: none measured) */
+    const char *why;         /* refused: why; else the last failed security handshake, or "" */
+} st_pool_replica_info;
+
+/* Replica entries are 0..st_pool_replica_slots(p) - 1; st_pool_replica_get returns false for an
+ * unused entry. */
+int st_pool_replica_slots(const st_pool *p);
+bool st_pool_replica_get(const st_pool *p, int i, st_pool_replica_info *out);
 
 /* Copies batch b into slot (0 <= slot < depth; the slot must be free) and dispatches it. */
 int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err);

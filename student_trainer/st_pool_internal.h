@@ -61,6 +61,8 @@ typedef struct {
     char why[512];                /* why it was refused */
     bool refused_disconnected;    /* refused, and that connection dropped since: recheck on the next */
     char handshake[200];          /* the last failed security handshake, for error messages */
+    char arch[128];               /* as its member info (or model file) says */
+    double rtt;                   /* last member-info round trip, seconds (0: none yet) */
 } st_replica;
 
 typedef struct {
@@ -152,5 +154,13 @@ void stp_deadlines(st_pool *p, double now);
  * replicas, ...) are left out, with nothing left open; returns the first such error (in err), 0 if
  * every address was added or known. */
 int stp_resolve(st_pool *p, ed_err *err);
+
+/* Tells the configured observer (if any) about a pool event. */
+static inline void stp_observe(const st_pool *p, st_pool_event ev, int member, const char *where,
+                               double value)
+{
+    if (p->cfg.observe)
+        p->cfg.observe(p->cfg.observe_arg, ev, member, where, value);
+}
 
 #endif

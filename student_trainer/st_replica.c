@@ -233,7 +233,8 @@ int stp_add_local(st_pool *p, int source, const char *path, ed_err *err)
     if (!r->local)
         return err ? err->code : ED_EFORMAT;
     const int in = ed_member_input_dim(r->local), classes = ed_member_classes(r->local);
-    if (in != p->cfg.input_dim || classes != p->cfg.classes)
+    stp_fmt(r->arch, sizeof r->arch, "%s", ed_member_arch(r->local));
+    if (!p->cfg.probe && (in != p->cfg.input_dim || classes != p->cfg.classes))
         return ed_err_set(err, ED_ESHAPE, "teacher %s maps %d -> %d, the data have %d values and "
                           "the student %d classes", path, in, classes,
                           p->cfg.input_dim, p->cfg.classes);
@@ -287,6 +288,7 @@ void stp_mark_down(st_pool *p, int ri, const char *why)
     r->ping_sent = 0;
     if (was_up) {
         p->down_events++;
+        stp_observe(p, ST_POOL_EV_DOWN, r->member, r->where, 0);
         int k = r->member;
         ed_log_warn("teacher %s (%s) is down: %s; %d live replica%s of %s left", r->where,
                     r->name, why, stp_live_replicas(p, k), stp_live_replicas(p, k) == 1 ? "" : "s",
@@ -301,8 +303,11 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     st_replica *r = &p->reps[ri];
     double now = ed_now();
     r->last_heard = now;
-    if (info->request_id == r->ping_id)
+    if (info->request_id == r->ping_id) {
+        if (r->ping_sent > 0)
+            r->rtt = now - r->ping_sent;
         r->ping_sent = 0;
+    }
     if (r->state == ST_R_REFUSED || r->state == ST_R_GONE)
         return 0;
     if (!info->ready) {
@@ -312,8 +317,9 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     }
     if (r->state == ST_R_UP)
         return 0;
-    if ((int)info->input_dim != p->cfg.input_dim || (int)info->classes != p->cfg.classes ||
-        (info->max_batch && (int)info->max_batch < p->cfg.max_batch)) {
+    if (!p->cfg.probe &&
+        ((int)info->input_dim != p->cfg.input_dim || (int)info->classes != p->cfg.classes ||
+         (info->max_batch && (int)info->max_batch < p->cfg.max_batch))) {
         r->state = ST_R_REFUSED;
         stp_fmt(r->why, sizeof r->why,
                  "teacher %s (%s) takes %u inputs, outputs %u classes, accepts batches of %u; the "
@@ -340,11 +346,14 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
         r->state = ST_R_UP;
         r->backoff = ST_BACKOFF_START;
         p->up_events++;
+        stp_observe(p, ST_POOL_EV_UP, r->member, r->where, 0);
         ed_log_info("teacher %s (%s) is back after %.1fs", r->where, m->name, now - r->down_since);
         return 0;
     }
     stp_fmt(r->fingerprint, sizeof r->fingerprint, "%s", info->fingerprint);
     stp_fmt(r->name, sizeof r->name, "%s", info->member);
+    if (info->arch && *info->arch)
+        stp_fmt(r->arch, sizeof r->arch, "%s", info->arch);
     int k = 0;
     while (k < p->n_members && strcmp(p->members[k].fingerprint, r->fingerprint))
         k++;
@@ -413,6 +422,7 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     q->st = ST_Q_DONE;
     r->inflight--;
     stp_record_latency(p, 1000.0 * (ed_now() - q->sent_at));
+    stp_observe(p, ST_POOL_EV_REPLY, k, r->where, ed_now() - q->sent_at);
     return 0;
 }
 

@@ -47,6 +47,7 @@
 
 #include "ed_blas.h"
 #include "ed_cli.h"
+#include "ed_http.h"
 #include "ed_log.h"
 #include "ed_member.h"
 #include "ed_wire.h"
@@ -117,6 +118,7 @@ static void s_on_async(uv_async_t *h)
         job->next = s->free_jobs;
         s->free_jobs = job;
         s->in_flight--;
+        tw_metrics_job_done(s->metrics, (int)(job - s->jobs), job->rc == 0, s->in_flight);
         job = next;
     }
     if (s->closing)
@@ -138,6 +140,7 @@ static void s_on_signal(uv_signal_t *h, int signum)
         return;
     }
     s->stopping = true;
+    tw_metrics_ready(s->metrics, false);
     ed_log_info("signal %d: stopping; finishing %d in-flight request(s)", signum, s->in_flight);
     s_maybe_finish(s);
     if (!s->closing) {
@@ -204,8 +207,14 @@ static void s_on_auth(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     tws_server *s = h->data;
-    if (!s->closing)
-        tw_auth_drain(s->auth);
+    if (s->closing)
+        return;
+    tw_auth_drain(s->auth);
+    if (s->metrics) {
+        unsigned long admitted, refused;
+        tw_auth_counts(s->auth, &admitted, &refused);
+        tw_metrics_curve(s->metrics, admitted, refused);
+    }
 }
 
 /* Compute threads call this (under their lock) when a job is done. */
@@ -283,6 +292,8 @@ static int s_write_ready_file(const tws_server *s, ed_err *err)
             s->endpoint, (long)getpid(), ed_member_name(s->member), ed_member_fingerprint(s->member),
             ed_member_arch(s->member),
             s->opt.max_batch);
+    if (s->metrics)
+        fprintf(f, "metrics=%s\n", tw_metrics_address(s->metrics));
     if (fclose(f) != 0 || rename(tmp, s->opt.ready_file) != 0) {
         int e = errno;
         remove(tmp);
@@ -294,6 +305,10 @@ static int s_write_ready_file(const tws_server *s, ed_err *err)
 
 static int s_start(tws_server *s, ed_err *err)
 {
+    /* The metrics listener first: /healthz answers (and /readyz says 503) while the model loads. */
+    if (s->opt.metrics_listen && *s->opt.metrics_listen &&
+        !(s->metrics = tw_metrics_new(s->opt.metrics_listen, s->opt.queue + s->opt.threads, err)))
+        return err->code;
     /* The loaded member only serves as the template of the compute threads' shares. */
     ed_onnx_import_opts io = ed_onnx_import_defaults();
     io.input_scale = s->opt.input_scale;
@@ -391,6 +406,11 @@ static int s_start(tws_server *s, ed_err *err)
             return rc;
         s->ready_written = true;
     }
+    tw_metrics_model(s->metrics, ed_member_name(s->member), ed_member_fingerprint(s->member),
+                     ed_member_arch(s->member), s->worker_id);
+    tw_metrics_ready(s->metrics, true);
+    ed_log_set_field("member", ed_member_name(s->member));
+    ed_log_set_field("endpoint", s->endpoint);
     tws_poll_resume(s);
     tws_drain(s); /* requests may already be queued, and the fd only signals new state */
     return 0;
@@ -419,6 +439,7 @@ static void s_stop(tws_server *s)
         ed_log_warn("event loop closed with handles still open");
     if (s->ready_written)
         remove(s->opt.ready_file);
+    tw_metrics_destroy(&s->metrics);
     ed_member_destroy(&s->member);
 }
 
@@ -507,6 +528,8 @@ int tw_serve_main(int argc, char **argv)
         {"curve-clients", ED_CLI_STR, &o->curve_clients, "DIR|FILE",
          "authorized client public keys: a directory of *.pub files or one file of keys "
          "(read at start and again on SIGHUP)", "EDISTILL_CURVE_CLIENTS", false},
+        {"metrics-listen", ED_CLI_STR, &o->metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
+         ED_HTTP_LISTEN_ENV, false},
         {"ready-file", ED_CLI_STR, &o->ready_file, "FILE",
          "written once the model is loaded and the socket bound (endpoint=, pid=, ...); removed "
          "on exit", NULL, false},
@@ -545,6 +568,9 @@ int tw_serve_main(int argc, char **argv)
                 ed_member_name(s->member), ed_member_arch(s->member), ed_member_fingerprint(s->member),
                 s->endpoint, o->max_batch, o->threads,
                 o->queue, ed_blas_describe(), s->worker_id);
+    if (s->metrics)
+        ed_log_info("metrics on http://%s/metrics (/healthz, /readyz)",
+                    tw_metrics_address(s->metrics));
     uv_run(&s->loop, UV_RUN_DEFAULT);
     ed_log_info("stopped: %" PRIu64 " replies sent (%" PRIu64 " errors)", s->n_replies,
                 s->n_errors);

@@ -16,6 +16,7 @@
 #include "ed_member.h"
 #include "tw_auth.h"
 #include "tw_compute.h"
+#include "tw_metrics.h"
 
 typedef struct {
     const char *model_path;
@@ -27,6 +28,7 @@ typedef struct {
     int blas_threads;
     const char *curve_secret;   /* CurveZMQ: this worker's secret key file (tw_auth), or NULL */
     const char *curve_clients;  /* allow-list of client public keys (directory or file) */
+    const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz, or NULL (off) */
     float input_scale;          /* .onnx models: raw pixel -> ONNX input (NAN = default) */
     float input_offset;
 } tws_options;
@@ -48,6 +50,7 @@ typedef struct {
     void *sock;             /* ROUTER */
     void *monitor;          /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
     tw_auth *auth;          /* CURVE server + ZAP handler, or NULL (plaintext) */
+    tw_metrics *metrics;    /* Prometheus metrics + HTTP health (tw_metrics), or NULL (off) */
 
     uv_loop_t loop;
     bool loop_init;

@@ -46,12 +46,14 @@ static bool s_ratelimit_ok(tws_server *s, tws_ratelimit *rl, unsigned long *supp
 /* Sends [identity][payload] without blocking; both messages are consumed (closed) either way. */
 void tws_send_pair(tws_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
 {
+    size_t bytes = zmq_msg_size(payload);
     if (zmq_msg_send(identity, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_msg_send(payload, s->sock, ZMQ_DONTWAIT) < 0) {
         int e = zmq_errno();
         S_WARN_LIMITED(s, &s->rl_send, "cannot send a reply: %s", zmq_strerror(e));
     } else {
         s->n_replies++;
+        tw_metrics_sent(s->metrics, bytes);
     }
     zmq_msg_close(identity);
     zmq_msg_close(payload);
@@ -77,6 +79,7 @@ void tws_send_error(tws_server *s, zmq_msg_t *identity, uint64_t request_id, int
     ed_msg m = {.kind = ED_MSG_ERROR};
     m.u.error = (ed_error_reply){.request_id = request_id, .code = code, .message = message};
     s->n_errors++;
+    tw_metrics_error(s->metrics, code);
     s_send_msg(s, identity, &m);
 }
 
@@ -131,8 +134,13 @@ static void s_handle(tws_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
 {
     ed_msg m;
     ed_err err = {0};
+    tw_metrics_received(s->metrics, zmq_msg_size(payload));
     int rc = ed_wire_decode(zmq_msg_data(payload), zmq_msg_size(payload), &m, &err);
     zmq_msg_close(payload); /* decode copied what it keeps */
+    tw_metrics_request(s->metrics, rc < 0                             ? TW_REQ_INVALID
+                                   : m.kind == ED_MSG_INFO_REQUEST  ? TW_REQ_INFO
+                                   : m.kind == ED_MSG_LOGIT_REQUEST ? TW_REQ_LOGIT
+                                                                    : TW_REQ_INVALID);
     if (rc < 0) {
         S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", err.msg);
         tws_send_error(s, identity, m.u.request.request_id, rc, err.msg);
@@ -177,6 +185,7 @@ static void s_handle(tws_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
         zmq_msg_close(identity);
         job->request_id = r->request_id;
         job->req = m; /* ownership of the decoded protobuf moves to the job */
+        tw_metrics_job_start(s->metrics, (int)(job - s->jobs), r->batch, s->in_flight);
         tw_compute_submit(s->compute, job);
         return;
     }
@@ -228,6 +237,7 @@ static int s_recv_one(tws_server *s)
                  "expected one frame per request (an Envelope after the routing id), got %d",
                  count - 1);
         S_WARN_LIMITED(s, &s->rl_client, "dropping a message of %d frames: %s", count, why);
+        tw_metrics_request(s->metrics, TW_REQ_INVALID);
         zmq_msg_close(&frames[1]);
         tws_send_error(s, &frames[0], 0, ED_EFORMAT, why);
         return 1;

@@ -70,6 +70,17 @@ def shell_opt(script, name):
 
 
 # ---------------------------------------------------------------------------------------------
+def s_compose_metrics(svc, name):
+    """EDISTILL_METRICS_LISTEN=0.0.0.0:P and the port P published on the host's loopback."""
+    listen = str((svc.get("environment") or {}).get("EDISTILL_METRICS_LISTEN", ""))
+    m = re.fullmatch(r"0\.0\.0\.0:(\d+)", listen)
+    check(m, f"{name}: EDISTILL_METRICS_LISTEN {listen!r} must be 0.0.0.0:PORT")
+    ports = [str(p) for p in svc.get("ports") or []]
+    want = f"127.0.0.1::{m.group(1)}/tcp"
+    check(want in ports or want[:-4] in ports, f"{name}: ports {ports} must publish {want} (loopback only)")
+    return int(m.group(1))
+
+
 def cmd_compose(cfg_path, k, outdir):
     with open(cfg_path) as f:
         cfg = yaml.safe_load(f)
@@ -112,10 +123,12 @@ def cmd_compose(cfg_path, k, outdir):
         check(hc.get("test") == ["CMD", "test", "-s", ready],
               f"{t}: healthcheck {hc.get('test')} must be test -s on its --ready-file {ready}")
         write_argv(os.path.join(outdir, f"{t}.health.argv"), hc["test"][1:])
+        s_compose_metrics(svc, t)
         dep = (svc.get("depends_on") or {}).get("train") or {}
         check(dep.get("condition") == "service_completed_successfully",
               f"{t}: must wait for train to complete, got {dep}")
-    ok(f"teachers: each serves its member on {endpoints[0].rsplit(':', 1)[1]}, healthcheck = test -s ready file, after train")
+    ok(f"teachers: each serves its member on {endpoints[0].rsplit(':', 1)[1]}, healthcheck = test -s ready file, "
+       f"after train; metrics port published on 127.0.0.1")
 
     distill = services["distill"]
     argv = unescape(distill["command"])
@@ -126,6 +139,7 @@ def cmd_compose(cfg_path, k, outdir):
     for t in teachers:
         check((deps.get(t) or {}).get("condition") == "service_healthy", f"distill: must wait for {t} healthy")
     check(set(deps) == set(teachers), f"distill depends on {sorted(deps)}")
+    s_compose_metrics(distill, "distill")
     check(opt(argv, "--out", ).startswith("/models/"), "distill: student must be written to the models volume")
     ok("distill: --teachers lists every teacher service, waits for all to be healthy")
 
@@ -205,6 +219,27 @@ def s_expand(value, env):
     """Kubernetes' $(VAR) expansion in command/args ($$(VAR) escapes)."""
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), value)
+
+
+def s_http_checks(pod_meta, c, listen, what):
+    """The container's probes and the pod's prometheus.io annotations point at its --metrics-listen
+    port: readiness GET /readyz, liveness GET /healthz, scrape /metrics. Returns the port."""
+    m = re.fullmatch(r"0\.0\.0\.0:(\d+)", listen or "")
+    check(m, f"{what}: --metrics-listen {listen} must listen on all interfaces (0.0.0.0:PORT)")
+    port = int(m.group(1))
+    cports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(cports.get("metrics") == port, f"{what}: containerPort 'metrics' {cports.get('metrics')} != --metrics-listen {port}")
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        hg = c.get(probe, {}).get("httpGet")
+        check(hg, f"{what}: {probe} must be an httpGet on the metrics listener")
+        p = hg.get("port")
+        check(hg.get("path") == path and (p == "metrics" or p == port),
+              f"{what}: {probe} GET {hg.get('path')} on port {p}, expected {path} on metrics ({port})")
+    ann = pod_meta.get("annotations", {})
+    check(ann.get("prometheus.io/scrape") == "true", f"{what}: pod annotation prometheus.io/scrape must be \"true\"")
+    check(ann.get("prometheus.io/port") == str(port), f"{what}: prometheus.io/port {ann.get('prometheus.io/port')} != {port}")
+    check(ann.get("prometheus.io/path", "/metrics") == "/metrics", f"{what}: prometheus.io/path must be /metrics")
+    return port
 
 
 def cmd_k8s(mdir, outdir, overrides):
@@ -300,11 +335,14 @@ def cmd_k8s(mdir, outdir, overrides):
     sport = svc["spec"]["ports"][0]
     check(cports.get(sport["targetPort"]) == port == sport["port"],
           f"ports disagree: --bind {port}, containerPort {cports}, Service {sport}")
-    probe = tc["readinessProbe"]["exec"]["command"]
-    check(probe == ["test", "-s", ready], f"readiness probe {probe} must be test -s {ready}")
-    ok(f"teacher: member from pod ordinal, port {port} = containerPort = Service port, readiness = test -s {ready}")
+    check(ready, "teacher keeps its --ready-file (compose and Slurm wait for it)")
+    mport = s_http_checks(sts["spec"]["template"]["metadata"], tc, shell_opt(script, "--metrics-listen"), "teacher")
+    check(mport != port, "teacher: metrics port = ZeroMQ port")
+    ok(f"teacher: member from pod ordinal, port {port} = containerPort = Service port; probes GET /readyz "
+       f"and /healthz on metrics port {mport} = --metrics-listen = prometheus.io/port")
     write_argv(os.path.join(outdir, "teacher.argv"), tc["command"])
-    write_argv(os.path.join(outdir, "teacher.ready.argv"), probe)
+    with open(os.path.join(outdir, "teacher.probe"), "w") as f:
+        f.write(f"{mport} {tc['readinessProbe']['httpGet']['path']} {tc['livenessProbe']['httpGet']['path']}\n")
     (ic,) = tpod.get("initContainers", [])
     write_argv(os.path.join(outdir, "train-member.argv"), ic["command"])
     with open(os.path.join(outdir, "train-member.env"), "w") as f:
@@ -317,7 +355,9 @@ def cmd_k8s(mdir, outdir, overrides):
     want = f"tcp://{svc['metadata']['name']}.{ns}.svc.cluster.local:{sport['port']}"
     check(opt(argv, "--teachers") == want, f"Job --teachers {opt(argv, '--teachers')} != {want}")
     check(all("$(" not in a for a in argv), f"unexpanded $(VAR) in Job command: {argv}")
-    ok(f"Job: --teachers {want} (the headless Service's DNS name and port)")
+    jport = s_http_checks(job["spec"]["template"]["metadata"], jc, opt(argv, "--metrics-listen"), "Job")
+    ok(f"Job: --teachers {want} (the headless Service's DNS name and port); probes and "
+       f"prometheus.io/port on metrics port {jport}")
     write_argv(os.path.join(outdir, "distill.argv"), argv)
 
 

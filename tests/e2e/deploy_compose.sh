@@ -105,16 +105,17 @@ for i in 0 1 2; do
   load_argv "teacher-$i.health" "/tmp/ready=$ready"; HEALTH=("${ARGV[@]}")
   "${HEALTH[@]}" && fail "teacher-$i healthy before it started"
   load_argv "teacher-$i" "/tmp/ready=$ready" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*"
-  env "${TEACHER_ENV[@]}" "${ARGV[@]}" > /dev/null 2>> "$WORK/workers.log" &
+  env "${TEACHER_ENV[@]}" EDISTILL_METRICS_LISTEN=127.0.0.1:0 "${ARGV[@]}" > /dev/null 2>> "$WORK/workers.log" &
   E2E_PIDS+=($!)
   for _ in $(seq 1 100); do "${HEALTH[@]}" && break; sleep 0.1; done
   "${HEALTH[@]}" || { cat "$WORK/workers.log" >&2; fail "teacher-$i never healthy"; }
   EPS+=("$(sed -n 's/^endpoint=//p' "$ready")")
+  grep -q '^metrics=127.0.0.1:[0-9]*$' "$ready" || fail "teacher-$i: EDISTILL_METRICS_LISTEN not used"
 done
 pass "teachers: healthcheck false before start, true once serving (${EPS[*]})"
 
 load_argv distill "tcp://teacher-0:5555=${EPS[0]}" "tcp://teacher-1:5555=${EPS[1]}" "tcp://teacher-2:5555=${EPS[2]}"
-env "${DISTILL_ENV[@]}" "${ARGV[@]}" > "$WORK/distill.out" 2> "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "distill service command"; }
+env "${DISTILL_ENV[@]}" EDISTILL_METRICS_LISTEN=127.0.0.1:0 "${ARGV[@]}" > "$WORK/distill.out" 2> "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "distill service command"; }
 [[ $(grep -c "CURVE on: server public key" "$WORK/workers.log") == 3 ]] || { cat "$WORK/workers.log" >&2; fail "teachers did not run with CURVE"; }
 grep -q "CURVE on: this trainer's public key" "$WORK/distill.err" || fail "trainer did not run with CURVE"
 [[ -s "$WORK/models/student.safetensors" && -s "$WORK/models/distill.jsonl" ]] || fail "no student / metrics"

@@ -4,12 +4,13 @@
 #    cluster; Debian 12 has no kubeconform/kubeval, and `kubectl apply --dry-run` needs a server);
 #  - every field of every object is known to and typed as in the python3-kubernetes models, and the
 #    cross-references hold (tests/e2e/deploy_check.py k8s): headless Service = StatefulSet
-#    serviceName, selectors match the teacher pods only, ports agree, readiness probe = test -s on
-#    the worker's --ready-file, PVC/Secret/volume references resolve, resources set, non-root;
+#    serviceName, selectors match the teacher pods only, ports agree, readiness/liveness probes GET
+#    /readyz and /healthz on the --metrics-listen port, which the prometheus.io/port annotation names
+#    too (teachers and Job), PVC/Secret/volume references resolve, resources set, non-root;
 #  - the checker fails on broken copies (unknown field, mismatched serviceName, wrong port);
 #  - every container's exact command runs with the real programs: the teachers' init container
-#    (train-member) and serve wrapper with POD_NAME=edistill-teachers-<ordinal>, their readiness
-#    probe, and the Job's distill with its $(VAR)s expanded from its env (sizes overridden tiny).
+#    (train-member) and serve wrapper with POD_NAME=edistill-teachers-<ordinal>, their HTTP
+#    probes, and the Job's distill with its $(VAR)s expanded from its env (sizes overridden tiny).
 #    Paths /models, /data, /tmp/ready are rewritten to temp dirs, 0.0.0.0:5555 to kernel-chosen
 #    loopback ports, and the Service's DNS name to those endpoints (resolving one name to many
 #    teachers is the pool's job, tested with it).
@@ -50,7 +51,10 @@ broken() { # what sed-expression file
 broken "an unknown field" 's/^  serviceName:/  serviceNme:/' teachers.yaml
 broken "a StatefulSet serviceName that is not the Service" 's/^  serviceName: .*/  serviceName: other/' teachers.yaml
 broken "a Service port that is not the worker's" 's/      port: 5555/      port: 5556/' teachers.yaml
-broken "a readiness probe on another file" 's|\["test", "-s", "/tmp/ready"\]|["test", "-s", "/tmp/x"]|' teachers.yaml
+broken "a readiness probe on another path" 's|path: /readyz|path: /ready|' teachers.yaml
+broken "a liveness probe on the ZeroMQ port" '0,/port: metrics/! s|port: metrics|port: zmq|' teachers.yaml
+broken "a prometheus.io/port that is not the listener's" 's|prometheus.io/port: "9100"|prometheus.io/port: "9090"|' distill-job.yaml
+broken "a metrics listener on loopback only" 's|--metrics-listen 0.0.0.0:9100|--metrics-listen 9100|' teachers.yaml
 broken "a Job pointing elsewhere" 's|edistill-teachers.edistill.svc|teachers.edistill.svc|' distill-job.yaml
 
 export PATH="$BUILD/teacher_worker:$BUILD/student_trainer:$PATH"
@@ -119,25 +123,33 @@ env "${INIT_ENV[@]}" POD_NAME=edistill-teachers-1 "${ARGV[@]}" > "$WORK/init-aga
 grep -q "member-1: using existing" "$WORK/init-again.out" || fail "init container retrained an existing member"
 pass "init containers: ordinal i trains member-i (seed i+1); an existing member is kept"
 
+# The kubelet's probes: HTTP GETs on the metrics port (moved to a free loopback port per teacher).
+read -r MPORT READY_PATH LIVE_PATH < "$WORK/argv/teacher.probe"
+MC="$PY $SRC/tests/e2e/metrics_client.py"
 EPS=()
 for i in 0 1 2; do
   ready="$WORK/ready-$i"
-  load_argv teacher.ready "/tmp/ready=$ready"; PROBE=("${ARGV[@]}")
-  "${PROBE[@]}" && fail "teacher $i ready before it started"
-  load_argv teacher "/tmp/ready=$ready" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*" "/etc/edistill/keys/=$WORK/keys-teacher/"
+  hp=$($PY "$SRC/tests/e2e/serve_client.py" free-port)
+  $MC get "http://127.0.0.1:$hp$READY_PATH" >/dev/null 2>&1 && fail "teacher $i ready before it started"
+  load_argv teacher "/tmp/ready=$ready" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*" \
+      "/etc/edistill/keys/=$WORK/keys-teacher/" "0.0.0.0:$MPORT=127.0.0.1:$hp"
   POD_NAME="edistill-teachers-$i" "${ARGV[@]}" > /dev/null 2>> "$WORK/workers.log" &
   E2E_PIDS+=($!)
-  for _ in $(seq 1 100); do "${PROBE[@]}" && break; sleep 0.1; done
-  "${PROBE[@]}" || { cat "$WORK/workers.log" >&2; fail "teacher $i never ready"; }
+  for _ in $(seq 1 100); do $MC get "http://127.0.0.1:$hp$READY_PATH" >/dev/null 2>&1 && break; sleep 0.1; done
+  $MC get "http://127.0.0.1:$hp$READY_PATH" >/dev/null || { cat "$WORK/workers.log" >&2; fail "teacher $i never ready"; }
+  $MC get "http://127.0.0.1:$hp$LIVE_PATH" >/dev/null || fail "teacher $i: liveness $LIVE_PATH"
+  [[ -s "$ready" ]] || fail "teacher $i: ready over HTTP but no ready file"
   EPS+=("$(sed -n 's/^endpoint=//p' "$ready")")
 done
-pass "teachers: readiness probe false before start, true once serving (${EPS[*]})"
+pass "teachers: readiness GET $READY_PATH fails before start, 200 once serving; liveness $LIVE_PATH 200 (${EPS[*]})"
 
 TEACHERS=$(IFS=,; echo "${EPS[*]}")
 grep -c "CURVE on: server public key" "$WORK/workers.log" | grep -qx 3 || { cat "$WORK/workers.log" >&2; fail "teachers not on CURVE"; }
 load_argv teacher "/tmp/ready=$WORK/ready-x" "tcp://0.0.0.0:5555=tcp://127.0.0.1:*" "/etc/edistill/keys/=$WORK/keys-empty/"
 expect_fail "teacher with the committed (empty) Secret" "no secret-key line" env POD_NAME=edistill-teachers-0 "${ARGV[@]}"
-load_argv distill "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS" "/etc/edistill/keys/=$WORK/keys-trainer/"
+load_argv distill "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS" "/etc/edistill/keys/=$WORK/keys-trainer/" \
+    "0.0.0.0:$MPORT=127.0.0.1:0"
+for j in "${!ARGV[@]}"; do [[ "${ARGV[$j]}" == --metrics-linger ]] && ARGV[j+1]=0; done # no final wait here
 "${ARGV[@]}" > "$WORK/distill.out" 2> "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "Job command"; }
 for i in 0 1 2; do
   grep -q "member [0-9]: member-$i (fnv1a64:[0-9a-f]*) at ${EPS[$i]}$" "$WORK/distill.err" || { cat "$WORK/distill.err" >&2; fail "trainer did not see member-$i"; }
