@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "ed_clock.h"
 #include "ed_blas.h"
 #include "ed_cli.h"
 #include "ed_log.h"
