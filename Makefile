@@ -28,6 +28,7 @@ help:
 	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
 	@echo "make bench      build, then measure (bench/run.sh): writes bench/results.json, prints a table"
 	@echo "make build      configure and build into $(BUILD)/"
+	@echo "make format-check  clang-format --dry-run -Werror over the tree (CI runs it; make format applies it)"
 	@echo "make clean      remove the build trees"
 
 deps:
@@ -87,6 +88,15 @@ test-docker: deps
 .PHONY: bench
 bench: build
 	@BENCH_INSTALL_TORCH=1 bench/run.sh $(BUILD)
+
+# The committed .clang-format is the real style: CI fails on any file that differs from it.
+# (proto/onnx/ is vendored and keeps its own layout.)
+.PHONY: format format-check
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' | grep -v '^proto/onnx/')
+format:
+	@clang-format -i $(FORMAT_FILES)
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

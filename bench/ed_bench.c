@@ -4,15 +4,14 @@
  *   ed_bench forward  : a member's forward pass (ed_mlp_forward) against cblas_sgemm alone on the
  *                       same shapes, in GFLOP/s, interleaved repeat by repeat in one process.
  *   ed_bench step     : one student training step (ed_trainer_distill_step: targets, scaling,
- *                       forward, soft + hard loss, backward, Adam) against the same step's sgemm calls alone.
- *   ed_bench conv     : a conv layer's forward at batch 128 (ed_conv_forward: im2col, sgemm, bias
- *                       scatter) against the sgemm calls of its lowering alone, in GFLOP/s.
- *   ed_bench request  : round trip of a LogitRequest to a running `teacher_worker serve` (DEALER
- *                       socket, edistill.proto through ed_wire) against the in-process forward of the
- *                       same model (ed_member_forward: scaling + forward), alternating request
- *                       by request, with p50 / p99 per batch size; the logits must agree exactly.
- *   ed_bench pair     : logits/s of two workers serving the same weights (an edistill model file and
- *                       its ONNX export), requests alternating; same fingerprint and logits required.
+ *                       forward, soft + hard loss, backward, Adam) against the same step's sgemm
+ * calls alone. ed_bench conv     : a conv layer's forward at batch 128 (ed_conv_forward: im2col,
+ * sgemm, bias scatter) against the sgemm calls of its lowering alone, in GFLOP/s. ed_bench request
+ * : round trip of a LogitRequest to a running `teacher_worker serve` (DEALER socket, edistill.proto
+ * through ed_wire) against the in-process forward of the same model (ed_member_forward: scaling +
+ * forward), alternating request by request, with p50 / p99 per batch size; the logits must agree
+ * exactly. ed_bench pair     : logits/s of two workers serving the same weights (an edistill model
+ * file and its ONNX export), requests alternating; same fingerprint and logits required.
  *
  * Each prints one JSON object on stdout. Times are medians over repeats, so one noisy repeat on a
  * shared machine moves nothing. Not a test: it never fails on slow numbers, only on broken ones.
@@ -92,7 +91,7 @@ typedef struct {
     const ed_arch *a;
     int batch;
     const float *const *W;
-    float *const *act;      /* act[l]: (batch, widths[l]) */
+    float *const *act; /* act[l]: (batch, widths[l]) */
 } s_fwd_shapes;
 
 /* The sgemm calls of a forward pass alone (same shapes, transposes and buffers). */
@@ -139,7 +138,8 @@ static int s_cmd_forward(int argc, char **argv)
     bool ok = ws && x;
     for (int l = 0; l <= a->n_layers && ok; l++)
         ok = (act[l] = s_alloc_floats((size_t)batch * (size_t)a->widths[l])) != NULL;
-    double *fwd = calloc((size_t)repeats, sizeof *fwd), *gemm = calloc((size_t)repeats, sizeof *gemm);
+    double *fwd = calloc((size_t)repeats, sizeof *fwd),
+           *gemm = calloc((size_t)repeats, sizeof *gemm);
     if (!ok || !fwd || !gemm)
         return fprintf(stderr, "ed_bench forward: out of memory\n"), 1;
     s_fill_uniform(x, (size_t)batch * (size_t)ed_arch_in(a), &r);
@@ -207,8 +207,8 @@ static void s_sgemm_step(const ed_arch *a, int B, float *const *W, float *const 
 
 static double s_step_flops(const ed_arch *a, int B)
 {
-    double f = 3.0 * ed_arch_forward_flops(a) * B;             /* forward, dW, dX */
-    return f - 2.0 * (double)a->widths[0] * a->widths[1] * B;  /* no dX for the input layer */
+    double f = 3.0 * ed_arch_forward_flops(a) * B;            /* forward, dW, dX */
+    return f - 2.0 * (double)a->widths[0] * a->widths[1] * B; /* no dX for the input layer */
 }
 
 static int s_cmd_step(int argc, char **argv)
@@ -225,12 +225,14 @@ static int s_cmd_step(int argc, char **argv)
         {"alpha", ED_CLI_FLOAT, &alpha, "A", "weight of the soft term", NULL, false},
         {"dropout-in", ED_CLI_FLOAT, &dropout_in, "P", "input dropout", NULL, false},
         {"dropout-hidden", ED_CLI_FLOAT, &dropout_hidden, "P", "hidden dropout", NULL, false},
-        {"labeled", ED_CLI_INT, &classes_labeled, "0|1", "rows carry labels (hard term)", NULL, false},
+        {"labeled", ED_CLI_INT, &classes_labeled, "0|1", "rows carry labels (hard term)", NULL,
+         false},
         {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
     };
-    const ed_cli_spec spec = {"ed_bench step [options]",
-                              "One student step (forward, loss, backward, Adam) vs its sgemm calls.",
-                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    const ed_cli_spec spec = {
+        "ed_bench step [options]",
+        "One student step (forward, loss, backward, Adam) vs its sgemm calls.", opts,
+        (int)(sizeof opts / sizeof opts[0]), NULL};
     ed_err err = {0};
     int rc = ed_cli_parse(&spec, argc, argv, &err);
     if (rc)
@@ -254,16 +256,21 @@ static int s_cmd_step(int argc, char **argv)
     ed_mlp *m2 = m;
     ed_mlp_ws *ws2 = ed_mlp_ws_new(&a, batch, true);
     ed_opt_config oc = ed_opt_config_default(); /* Adam, lr 1e-3 */
-    const ed_trainer_config tc = {.opt = oc, .max_batch = batch, .dropout_in = dropout_in,
-                                  .dropout_hidden = dropout_hidden, .input_scale = 1.0f / 255.0f,
+    const ed_trainer_config tc = {.opt = oc,
+                                  .max_batch = batch,
+                                  .dropout_in = dropout_in,
+                                  .dropout_hidden = dropout_hidden,
+                                  .input_scale = 1.0f / 255.0f,
                                   .seed = 3};
     ed_trainer *t = ed_trainer_new(&nm, &tc, &err);
     uint8_t *x = malloc((size_t)batch * (size_t)D);
     int32_t *y = malloc(sizeof(int32_t) * (size_t)batch);
     float *q = s_alloc_floats((size_t)batch * (size_t)C);
-    double *st_g = calloc((size_t)repeats, sizeof *st_g), *gm_g = calloc((size_t)repeats, sizeof *gm_g);
+    double *st_g = calloc((size_t)repeats, sizeof *st_g),
+           *gm_g = calloc((size_t)repeats, sizeof *gm_g);
     if (!t || !m2 || !ws2 || !x || !y || !q || !st_g || !gm_g)
-        return fprintf(stderr, "ed_bench step: out of memory%s%s\n", err.msg[0] ? ": " : "", err.msg),
+        return fprintf(stderr, "ed_bench step: out of memory%s%s\n", err.msg[0] ? ": " : "",
+                       err.msg),
                1;
     for (int i = 0; i < batch * D; i++)
         x[i] = (uint8_t)(ed_rng_next(&r) >> 56);
@@ -370,8 +377,8 @@ static int s_cmd_request(int argc, char **argv)
          NULL, false},
     };
     const ed_cli_spec spec = {"ed_bench request --endpoint EP --model FILE [options]",
-                              "LogitRequest round trip to a worker vs the in-process forward.", opts,
-                              (int)(sizeof opts / sizeof opts[0]), NULL};
+                              "LogitRequest round trip to a worker vs the in-process forward.",
+                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
     ed_err err = {0};
     int rc = ed_cli_parse(&spec, argc, argv, &err);
     if (rc)
@@ -391,7 +398,8 @@ static int s_cmd_request(int argc, char **argv)
     const int D = ed_member_input_dim(m), C = ed_member_classes(m);
     float *z = malloc(sizeof(float) * (size_t)max_b * (size_t)C);
     uint8_t *x = malloc((size_t)max_b * (size_t)D);
-    double *remote = calloc((size_t)iters, sizeof *remote), *local = calloc((size_t)iters, sizeof *local);
+    double *remote = calloc((size_t)iters, sizeof *remote),
+           *local = calloc((size_t)iters, sizeof *local);
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
     if (!z || !x || !remote || !local || !sock)
@@ -400,7 +408,8 @@ static int s_cmd_request(int argc, char **argv)
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_connect(sock, endpoint) != 0)
         return fprintf(stderr, "ed_bench request: connect %s: %s\n", endpoint,
-                       zmq_strerror(zmq_errno())), 1;
+                       zmq_strerror(zmq_errno())),
+               1;
     ed_rng r;
     ed_rng_seed(&r, 5);
     for (int i = 0; i < max_b * D; i++)
@@ -413,17 +422,19 @@ static int s_cmd_request(int argc, char **argv)
         return fprintf(stderr, "ed_bench request: %s: no member info: %s\n", endpoint, err.msg), 1;
     if (strcmp(reply.u.info.fingerprint, fp) != 0)
         return fprintf(stderr, "ed_bench request: %s serves %s, --model is %s\n", endpoint,
-                       reply.u.info.fingerprint, fp), 1;
+                       reply.u.info.fingerprint, fp),
+               1;
     ed_wire_msg_clear(&reply);
 
-    printf("{\"endpoint\":\"%s\",\"arch\":\"%s\",\"iters\":%d,\"blas\":\"%s\",\"batches\":{", endpoint,
-           ed_member_arch(m), iters, ed_blas_describe());
+    printf("{\"endpoint\":\"%s\",\"arch\":\"%s\",\"iters\":%d,\"blas\":\"%s\",\"batches\":{",
+           endpoint, ed_member_arch(m), iters, ed_blas_describe());
     uint64_t id = 100;
     for (int si = 0; si < n_sizes; si++) {
         const int B = sizes[si];
-        const ed_msg req = {.kind = ED_MSG_LOGIT_REQUEST,
-                            .u.request = {.dtype = ED_DTYPE_U8, .batch = (uint32_t)B,
-                                          .dim = (uint32_t)D, .data = x}};
+        const ed_msg req = {
+            .kind = ED_MSG_LOGIT_REQUEST,
+            .u.request = {
+                .dtype = ED_DTYPE_U8, .batch = (uint32_t)B, .dim = (uint32_t)D, .data = x}};
         double max_diff = 0.0;
         for (int it = -5; it < iters; it++) { /* 5 warm-up rounds */
             /* in-process: what an in-process pool member does per batch */
@@ -440,7 +451,8 @@ static int s_cmd_request(int argc, char **argv)
                 (int)reply.u.reply.batch != B || (int)reply.u.reply.classes != C)
                 return fprintf(stderr, "ed_bench request: unexpected reply (%s)\n",
                                reply.kind == ED_MSG_ERROR ? reply.u.error.message
-                                                          : ed_msg_kind_name(reply.kind)), 1;
+                                                          : ed_msg_kind_name(reply.kind)),
+                       1;
             for (int k = 0; k < B * C; k++) {
                 double d = (double)reply.u.reply.logits[k] - (double)z[k];
                 d = d < 0 ? -d : d;
@@ -475,8 +487,10 @@ static int s_cmd_request(int argc, char **argv)
 /* conv                                                                                           */
 /* ---------------------------------------------------------------------------------------------- */
 
-/* The sgemm calls of the conv lowering alone (same shapes, chunks and buffers as ed_conv_forward). */
-static void s_sgemm_conv(const ed_layer *L, const float *W, float *col, float *gemm, int B, int chunk)
+/* The sgemm calls of the conv lowering alone (same shapes, chunks and buffers as ed_conv_forward).
+ */
+static void s_sgemm_conv(const ed_layer *L, const float *W, float *col, float *gemm, int B,
+                         int chunk)
 {
     const int OC = L->units, ckk = L->in.c * L->k * L->k, ohw = L->out.h * L->out.w;
     for (int n0 = 0; n0 < B; n0 += chunk) {
@@ -491,16 +505,19 @@ static int s_cmd_conv(int argc, char **argv)
     const char *arch = "32x14x14:conv64k3p1,flatten";
     int batch = 128, repeats = 9, iters = 10, threads = 0, chunk = 0;
     const ed_cli_opt opts[] = {
-        {"arch", ED_CLI_STR, &arch, "ARCH", "a stack whose first layer is the conv to time", NULL, false},
-        {"chunk", ED_CLI_INT, &chunk, "N", "samples lowered at once (0: the workspace's choice)", NULL, false},
+        {"arch", ED_CLI_STR, &arch, "ARCH", "a stack whose first layer is the conv to time", NULL,
+         false},
+        {"chunk", ED_CLI_INT, &chunk, "N", "samples lowered at once (0: the workspace's choice)",
+         NULL, false},
         {"batch", ED_CLI_INT, &batch, "N", "samples per forward pass", NULL, false},
         {"repeats", ED_CLI_INT, &repeats, "N", "repeats (median reported)", NULL, false},
         {"iters", ED_CLI_INT, &iters, "N", "passes timed per repeat", NULL, false},
         {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
     };
-    const ed_cli_spec spec = {"ed_bench conv [options]",
-                              "A conv layer's forward (im2col + sgemm + bias) vs its sgemm calls alone.",
-                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    const ed_cli_spec spec = {
+        "ed_bench conv [options]",
+        "A conv layer's forward (im2col + sgemm + bias) vs its sgemm calls alone.", opts,
+        (int)(sizeof opts / sizeof opts[0]), NULL};
     ed_err err = {0};
     int rc = ed_cli_parse(&spec, argc, argv, &err);
     if (rc)
@@ -508,8 +525,11 @@ static int s_cmd_conv(int argc, char **argv)
     ed_stack st;
     if (ed_stack_parse(arch, &st, &err) || st.layers[0].kind != ED_LAYER_CONV || batch < 1 ||
         repeats < 1 || iters < 1)
-        return fprintf(stderr, "ed_bench conv: %s\n", err.msg[0] ? err.msg : "need a conv first, "
-                       "batch, repeats and iters >= 1"), 2;
+        return fprintf(stderr, "ed_bench conv: %s\n",
+                       err.msg[0] ? err.msg
+                                  : "need a conv first, "
+                                    "batch, repeats and iters >= 1"),
+               2;
     ed_blas_set_threads(threads);
     ed_rng r;
     ed_rng_seed(&r, 5);
@@ -545,7 +565,8 @@ static int s_cmd_conv(int argc, char **argv)
     printf("{\"arch\":\"%s\",\"batch\":%d,\"chunk\":%d,\"repeats\":%d,\"iters\":%d,"
            "\"blas\":\"%s\",\"conv_gflops\":%.2f,\"sgemm_gflops\":%.2f,\"ratio\":%.4f,"
            "\"goal\":0.75}\n",
-           arch, batch, ws->conv_chunk, repeats, iters, ed_blas_describe(), c, g, g > 0 ? c / g : 0.0);
+           arch, batch, ws->conv_chunk, repeats, iters, ed_blas_describe(), c, g,
+           g > 0 ? c / g : 0.0);
     free(cv);
     free(gm);
     ed_net_ws_destroy(&ws);
@@ -570,9 +591,10 @@ static int s_cmd_pair(int argc, char **argv)
         {"dim", ED_CLI_INT, &D, "N", "input features", NULL, false},
         {"iters", ED_CLI_INT, &iters, "N", "round trips per side", NULL, false},
     };
-    const ed_cli_spec spec = {"ed_bench pair --native EP --onnx EP [options]",
-                              "logits/s of two workers serving the same weights, requests alternating.",
-                              opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    const ed_cli_spec spec = {
+        "ed_bench pair --native EP --onnx EP [options]",
+        "logits/s of two workers serving the same weights, requests alternating.", opts,
+        (int)(sizeof opts / sizeof opts[0]), NULL};
     ed_err err = {0};
     int rc = ed_cli_parse(&spec, argc, argv, &err);
     if (rc)
@@ -596,17 +618,23 @@ static int s_cmd_pair(int argc, char **argv)
         sock[s] = zmq_socket(ctx, ZMQ_DEALER);
         zmq_setsockopt(sock[s], ZMQ_LINGER, &linger, sizeof linger);
         if (zmq_connect(sock[s], ep[s]) != 0)
-            return fprintf(stderr, "ed_bench pair: connect %s: %s\n", ep[s], zmq_strerror(zmq_errno())), 1;
+            return fprintf(stderr, "ed_bench pair: connect %s: %s\n", ep[s],
+                           zmq_strerror(zmq_errno())),
+                   1;
         ed_msg info_req = {.kind = ED_MSG_INFO_REQUEST, .u.info_request_id = 1}, reply;
-        if (s_round_trip(sock[s], &info_req, &reply, 30000, &err) < 0 || reply.kind != ED_MSG_MEMBER_INFO)
+        if (s_round_trip(sock[s], &info_req, &reply, 30000, &err) < 0 ||
+            reply.kind != ED_MSG_MEMBER_INFO)
             return fprintf(stderr, "ed_bench pair: %s: no member info: %s\n", ep[s], err.msg), 1;
         snprintf(fp[s], sizeof fp[s], "%s", reply.u.info.fingerprint);
         ed_wire_msg_clear(&reply);
     }
     if (strcmp(fp[0], fp[1]) != 0)
-        return fprintf(stderr, "ed_bench pair: the workers serve different weights (%s, %s)\n", fp[0], fp[1]), 1;
-    const ed_msg req = {.kind = ED_MSG_LOGIT_REQUEST,
-                        .u.request = {.dtype = ED_DTYPE_U8, .batch = (uint32_t)B, .dim = (uint32_t)D, .data = x}};
+        return fprintf(stderr, "ed_bench pair: the workers serve different weights (%s, %s)\n",
+                       fp[0], fp[1]),
+               1;
+    const ed_msg req = {
+        .kind = ED_MSG_LOGIT_REQUEST,
+        .u.request = {.dtype = ED_DTYPE_U8, .batch = (uint32_t)B, .dim = (uint32_t)D, .data = x}};
     uint64_t id = 100;
     double max_diff = 0.0;
     int C = 0;
@@ -618,7 +646,8 @@ static int s_cmd_pair(int argc, char **argv)
             if (s_round_trip(sock[s], &rq, &reply, 30000, &err) < 0)
                 return fprintf(stderr, "ed_bench pair: %s: %s\n", ep[s], err.msg), 1;
             double t1 = ed_now();
-            if (reply.kind != ED_MSG_LOGIT_REPLY || (int)reply.u.reply.batch != B || reply.u.reply.classes > 4096)
+            if (reply.kind != ED_MSG_LOGIT_REPLY || (int)reply.u.reply.batch != B ||
+                reply.u.reply.classes > 4096)
                 return fprintf(stderr, "ed_bench pair: %s: unexpected reply\n", ep[s]), 1;
             C = (int)reply.u.reply.classes;
             for (int k = 0; k < B * C; k++) {

@@ -28,8 +28,9 @@ static const char *s_better_core(void)
 
 static int s_is_generic(const char *core)
 {
-    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Katmai",
-                                          "Coppermine", "Northwood", "Banias", "Atom", "Nano"};
+    static const char *const generic[] = {"Prescott", "Core2",      "Penryn",    "Dunnington",
+                                          "Katmai",   "Coppermine", "Northwood", "Banias",
+                                          "Atom",     "Nano"};
     for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
         if (core && !strcmp(core, generic[i]))
             return 1;
@@ -47,8 +48,8 @@ void ed_blas_setup(char **argv)
         if (!s_is_generic(core))
             better = NULL;
     }
-    /* Idle OpenBLAS threads spin for 2^28 cycles (~0.1 s) before sleeping: a trainer waiting for its
-     * teachers, or a worker between requests, would burn a core the other processes need. */
+    /* Idle OpenBLAS threads spin for 2^28 cycles (~0.1 s) before sleeping: a trainer waiting for
+     * its teachers, or a worker between requests, would burn a core the other processes need. */
     const bool timeout = !getenv("OPENBLAS_THREAD_TIMEOUT") && openblas_get_num_threads() > 1;
     if (!better && !timeout)
         return;
@@ -58,8 +59,10 @@ void ed_blas_setup(char **argv)
         setenv("OPENBLAS_THREAD_TIMEOUT", ED_BLAS_THREAD_TIMEOUT, 1);
     setenv(ED_BLAS_REEXEC_GUARD, "1", 1);
     if (better)
-        ed_log_debug("OpenBLAS chose its generic %s kernels on a CPU that runs %s ones: re-executing "
-                     "with OPENBLAS_CORETYPE=%s", core, better, better);
+        ed_log_debug(
+            "OpenBLAS chose its generic %s kernels on a CPU that runs %s ones: re-executing "
+            "with OPENBLAS_CORETYPE=%s",
+            core, better, better);
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with the slow kernels and the default thread timeout */
     if (better)

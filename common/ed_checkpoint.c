@@ -18,14 +18,14 @@
 #include "ed_safetensors.h"
 
 struct ed_checkpoint {
-    cJSON *config;                 /* JSON object */
-    char *config_text;             /* its unformatted text (what the checksum covers when read) */
-    cJSON *state;                  /* {"tensors": [...], "ints": {}, "reals": {}, "rngs": {}} */
+    cJSON *config;     /* JSON object */
+    char *config_text; /* its unformatted text (what the checksum covers when read) */
+    cJSON *state;      /* {"tensors": [...], "ints": {}, "reals": {}, "rngs": {}} */
     int n_tensors;
-    const char *names[ED_CHECKPOINT_MAX_TENSORS];   /* point into state's "tensors" array */
-    const void *data[ED_CHECKPOINT_MAX_TENSORS];    /* writing: borrowed; reading: into file */
+    const char *names[ED_CHECKPOINT_MAX_TENSORS]; /* point into state's "tensors" array */
+    const void *data[ED_CHECKPOINT_MAX_TENSORS];  /* writing: borrowed; reading: into file */
     size_t counts[ED_CHECKPOINT_MAX_TENSORS];
-    ed_st_file *file;              /* reading: the open file */
+    ed_st_file *file; /* reading: the open file */
 };
 
 /* ---- construction --------------------------------------------------------------------------- */
@@ -81,7 +81,8 @@ int ed_checkpoint_put_tensor(ed_checkpoint *c, const char *name, const float *da
                              ed_err *err)
 {
     if (c->n_tensors >= ED_CHECKPOINT_MAX_TENSORS)
-        return ed_err_set(err, ED_EINVAL, "checkpoint: more than %d tensors", ED_CHECKPOINT_MAX_TENSORS);
+        return ed_err_set(err, ED_EINVAL, "checkpoint: more than %d tensors",
+                          ED_CHECKPOINT_MAX_TENSORS);
     for (int i = 0; i < c->n_tensors; i++)
         if (!strcmp(c->names[i], name))
             return ed_err_set(err, ED_EINVAL, "checkpoint: tensor %s put twice", name);
@@ -163,15 +164,20 @@ int ed_checkpoint_write(const ed_checkpoint *c, const char *path, ed_err *err)
     snprintf(checksum, sizeof checksum, "fnv1a64:%016" PRIx64,
              s_checksum(c, c->config_text, state_text));
     const ed_st_meta meta[] = {
-        {"format", ED_CHECKPOINT_FORMAT}, {"format_version", version}, {"config", c->config_text},
-        {"state", state_text}, {"checksum", checksum},
+        {"format", ED_CHECKPOINT_FORMAT}, {"format_version", version},
+        {"config", c->config_text},       {"state", state_text},
+        {"checksum", checksum},
     };
     ed_st_tensor tensors[ED_CHECKPOINT_MAX_TENSORS];
     for (int i = 0; i < c->n_tensors; i++)
-        tensors[i] = (ed_st_tensor){.name = c->names[i], .dtype = "F32", .ndim = 1,
-                                    .shape = {(int64_t)c->counts[i]}, .data = c->data[i],
+        tensors[i] = (ed_st_tensor){.name = c->names[i],
+                                    .dtype = "F32",
+                                    .ndim = 1,
+                                    .shape = {(int64_t)c->counts[i]},
+                                    .data = c->data[i],
                                     .nbytes = c->counts[i] * sizeof(float)};
-    int rc = ed_st_write(path, tensors, c->n_tensors, meta, (int)(sizeof meta / sizeof meta[0]), err);
+    int rc =
+        ed_st_write(path, tensors, c->n_tensors, meta, (int)(sizeof meta / sizeof meta[0]), err);
     free(state_text);
     return rc;
 }
@@ -188,21 +194,24 @@ ed_checkpoint *ed_checkpoint_read(const char *path, ed_err *err)
         goto fail;
     const char *format = ed_st_meta_get(c->file, "format");
     if (!format || strcmp(format, ED_CHECKPOINT_FORMAT)) {
-        ed_err_set(err, ED_EFORMAT, "%s: not an edistill checkpoint (format \"%s\", expected \"%s\")",
-                   path, format ? format : "(none)", ED_CHECKPOINT_FORMAT);
+        ed_err_set(err, ED_EFORMAT,
+                   "%s: not an edistill checkpoint (format \"%s\", expected \"%s\")", path,
+                   format ? format : "(none)", ED_CHECKPOINT_FORMAT);
         goto fail;
     }
     const char *version = ed_st_meta_get(c->file, "format_version");
     char *end = NULL;
     long v = version ? strtol(version, &end, 10) : 0;
     if (!version || *end || v < 1) {
-        ed_err_set(err, ED_EFORMAT, "%s: bad format_version \"%s\"", path, version ? version : "(none)");
+        ed_err_set(err, ED_EFORMAT, "%s: bad format_version \"%s\"", path,
+                   version ? version : "(none)");
         goto fail;
     }
     if (v > ED_CHECKPOINT_FORMAT_VERSION) {
-        ed_err_set(err, ED_EVERSION, "%s: checkpoint format version %ld is newer than this build "
-                   "understands (%d): resume with a newer edistill", path, v,
-                   ED_CHECKPOINT_FORMAT_VERSION);
+        ed_err_set(err, ED_EVERSION,
+                   "%s: checkpoint format version %ld is newer than this build "
+                   "understands (%d): resume with a newer edistill",
+                   path, v, ED_CHECKPOINT_FORMAT_VERSION);
         goto fail;
     }
     const char *config = ed_st_meta_get(c->file, "config");
@@ -210,7 +219,9 @@ ed_checkpoint *ed_checkpoint_read(const char *path, ed_err *err)
     const char *checksum = ed_st_meta_get(c->file, "checksum");
     if (!config || !state || !checksum) {
         ed_err_set(err, ED_EFORMAT, "%s: metadata \"%s\" missing", path,
-                   !config ? "config" : !state ? "state" : "checksum");
+                   !config  ? "config"
+                   : !state ? "state"
+                            : "checksum");
         goto fail;
     }
     c->config = cJSON_Parse(config);
@@ -240,8 +251,8 @@ ed_checkpoint *ed_checkpoint_read(const char *path, ed_err *err)
         ed_st_tensor t;
         if (!cJSON_IsString(item) || ed_st_find(c->file, item->valuestring, &t) ||
             strcmp(t.dtype, "F32") || t.ndim != 1) {
-            ed_err_set(err, ED_EFORMAT, "%s: listed tensor %s missing or not a flat F32 block", path,
-                       cJSON_IsString(item) ? item->valuestring : "(not a string)");
+            ed_err_set(err, ED_EFORMAT, "%s: listed tensor %s missing or not a flat F32 block",
+                       path, cJSON_IsString(item) ? item->valuestring : "(not a string)");
             goto fail;
         }
         c->names[c->n_tensors] = item->valuestring;
@@ -252,8 +263,10 @@ ed_checkpoint *ed_checkpoint_read(const char *path, ed_err *err)
     char expect[32];
     snprintf(expect, sizeof expect, "fnv1a64:%016" PRIx64, s_checksum(c, config, state));
     if (strcmp(expect, checksum)) {
-        ed_err_set(err, ED_ECHECKSUM, "%s: checksum mismatch (file says %s, contents hash to %s): "
-                   "the checkpoint is corrupted", path, checksum, expect);
+        ed_err_set(err, ED_ECHECKSUM,
+                   "%s: checksum mismatch (file says %s, contents hash to %s): "
+                   "the checkpoint is corrupted",
+                   path, checksum, expect);
         goto fail;
     }
     return c;
@@ -279,8 +292,9 @@ static int s_diff(const char *key, const cJSON *old, const cJSON *now, ed_err *e
     char a[200], b[200];
     s_value_text(old, a, sizeof a);
     s_value_text(now, b, sizeof b);
-    return ed_err_set(err, ED_EINVAL, "config field \"%s\" differs: the checkpoint has %s, this run has %s",
-                      key, a, b);
+    return ed_err_set(err, ED_EINVAL,
+                      "config field \"%s\" differs: the checkpoint has %s, this run has %s", key, a,
+                      b);
 }
 
 int ed_checkpoint_match_config(const ed_checkpoint *c, const char *config_json, ed_err *err)
@@ -336,15 +350,16 @@ int ed_checkpoint_get_tensor(const ed_checkpoint *c, const char *name, float *ou
     return ed_err_set(err, ED_ENOTFOUND, "checkpoint has no tensor %s", name);
 }
 
-static int s_get_string(const ed_checkpoint *c, const char *group, const char *key, const char **out,
-                        ed_err *err)
+static int s_get_string(const ed_checkpoint *c, const char *group, const char *key,
+                        const char **out, ed_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->state, group),
-                                                      key);
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->state, group), key);
     if (!v)
         return ed_err_set(err, ED_ENOTFOUND, "checkpoint state has no %s \"%s\"", group, key);
     if (!cJSON_IsString(v))
-        return ed_err_set(err, ED_EFORMAT, "checkpoint state %s \"%s\" is not a string", group, key);
+        return ed_err_set(err, ED_EFORMAT, "checkpoint state %s \"%s\" is not a string", group,
+                          key);
     *out = v->valuestring;
     return 0;
 }
@@ -373,7 +388,8 @@ int ed_checkpoint_get_int(const ed_checkpoint *c, const char *key, int64_t *out,
     char *end = NULL;
     long long v = strtoll(text, &end, 10);
     if (!*text || *end)
-        return ed_err_set(err, ED_EFORMAT, "checkpoint int \"%s\" is not an integer: \"%s\"", key, text);
+        return ed_err_set(err, ED_EFORMAT, "checkpoint int \"%s\" is not an integer: \"%s\"", key,
+                          text);
     *out = (int64_t)v;
     return 0;
 }
@@ -386,8 +402,8 @@ int ed_checkpoint_get_real(const ed_checkpoint *c, const char *key, double *out,
         return rc;
     uint64_t bits;
     if (strlen(text) != 18 || text[0] != '0' || text[1] != 'x' || s_hex(text + 2, 16, &bits))
-        return ed_err_set(err, ED_EFORMAT, "checkpoint real \"%s\" is not 0x + 16 hex digits: \"%s\"",
-                          key, text);
+        return ed_err_set(err, ED_EFORMAT,
+                          "checkpoint real \"%s\" is not 0x + 16 hex digits: \"%s\"", key, text);
     memcpy(out, &bits, sizeof bits);
     return 0;
 }

@@ -1,12 +1,12 @@
 /*
- * ed_checkpoint: training checkpoints: a safetensors file holding everything a run needs to carry on
- * exactly where it stopped, and the check that a resuming run is the same run.
+ * ed_checkpoint: training checkpoints: a safetensors file holding everything a run needs to carry
+ * on exactly where it stopped, and the check that a resuming run is the same run.
  *
  * File layout (readable from Python with json + numpy, like model files):
  *   tensors        flat F32 blocks named by the caller, in the order they were put. The trainer
  *                  helpers below write "params" (the model's parameter block), "adam_m" and
- *                  "adam_v" (Adam moments) or "sgd_momentum" (SGD), all in the parameter layout, and
- *                  "bn_state" (batch-norm running statistics, state block) for stacks with BN.
+ *                  "adam_v" (Adam moments) or "sgd_momentum" (SGD), all in the parameter layout,
+ * and "bn_state" (batch-norm running statistics, state block) for stacks with BN.
  *   __metadata__   (all strings)
  *     format          "edistill-checkpoint"   (the magic)
  *     format_version  "1"                     (refused if newer than this build understands)

@@ -61,9 +61,9 @@ static int s_set_value(const ed_cli_opt *o, const char *value, const char *origi
     default:
         break;
     }
-    static const char *const kinds[ED_CLI_TYPE_COUNT] = {"a string", "an integer", "an integer",
-                                                         "a non-negative integer", "a number",
-                                                         "true or false"};
+    static const char *const kinds[ED_CLI_TYPE_COUNT] = {"a string",   "an integer",
+                                                         "an integer", "a non-negative integer",
+                                                         "a number",   "true or false"};
     return ed_err_set(err, ED_EINVAL, "%s --%s: '%s' is not %s", origin, o->name, value,
                       kinds[o->type]);
 }
@@ -162,7 +162,8 @@ int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err)
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const ed_cli_opt *o = s_find(spec, name, len);
         if (!o)
-            return ed_err_set(err, ED_EINVAL, "unknown option '--%.*s' (see --help)", (int)len, name);
+            return ed_err_set(err, ED_EINVAL, "unknown option '--%.*s' (see --help)", (int)len,
+                              name);
         const char *value;
         if (eq) {
             value = eq + 1;
@@ -184,8 +185,9 @@ int ed_cli_parse(const ed_cli_spec *spec, int argc, char **argv, ed_err *err)
         const ed_cli_opt *o = &spec->opts[i];
         if (o->required && !seen_buf[i]) {
             if (o->env)
-                return ed_err_set(err, ED_EINVAL, "missing required option --%s (or environment %s)",
-                                  o->name, o->env);
+                return ed_err_set(err, ED_EINVAL,
+                                  "missing required option --%s (or environment %s)", o->name,
+                                  o->env);
             return ed_err_set(err, ED_EINVAL, "missing required option --%s", o->name);
         }
     }

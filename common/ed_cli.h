@@ -2,8 +2,9 @@
  * ed_cli: table-driven command-line parsing for edistill's subcommands.
  *
  * Each command declares a table of long options bound to typed variables that already hold their
- * defaults; ed_cli_parse fills them from an optional environment variable first, then from argv, and
- * generates --help from the same table (showing each default), so help and behaviour cannot drift.
+ * defaults; ed_cli_parse fills them from an optional environment variable first, then from argv,
+ * and generates --help from the same table (showing each default), so help and behaviour cannot
+ * drift.
  *
  *     int epochs = 10; char *out = NULL;
  *     const ed_cli_opt opts[] = {
@@ -22,31 +23,31 @@
 #include "ed_error.h"
 
 typedef enum {
-    ED_CLI_STR,    /* char ** (points into argv / environ; not copied) */
-    ED_CLI_INT,    /* int * */
-    ED_CLI_LONG,   /* long * */
-    ED_CLI_U64,    /* uint64_t * */
-    ED_CLI_FLOAT,  /* float * */
-    ED_CLI_FLAG,   /* bool *: set to true when present, takes no value */
+    ED_CLI_STR,   /* char ** (points into argv / environ; not copied) */
+    ED_CLI_INT,   /* int * */
+    ED_CLI_LONG,  /* long * */
+    ED_CLI_U64,   /* uint64_t * */
+    ED_CLI_FLOAT, /* float * */
+    ED_CLI_FLAG,  /* bool *: set to true when present, takes no value */
     ED_CLI_TYPE_COUNT
 } ed_cli_type;
 
 typedef struct {
-    const char *name;      /* long name without the leading "--" */
+    const char *name; /* long name without the leading "--" */
     ed_cli_type type;
     void *target;
-    const char *metavar;   /* shown in help: "N", "FILE" */
+    const char *metavar; /* shown in help: "N", "FILE" */
     const char *help;
-    const char *env;       /* environment variable giving a default, or NULL */
-    bool required;         /* must be set by argv or env */
+    const char *env; /* environment variable giving a default, or NULL */
+    bool required;   /* must be set by argv or env */
 } ed_cli_opt;
 
 typedef struct {
-    const char *usage;     /* "teacher_worker train [options]" */
-    const char *summary;   /* one paragraph shown under the usage line */
+    const char *usage;   /* "teacher_worker train [options]" */
+    const char *summary; /* one paragraph shown under the usage line */
     const ed_cli_opt *opts;
     int n_opts;
-    const char *epilog;    /* examples, or NULL */
+    const char *epilog; /* examples, or NULL */
 } ed_cli_spec;
 
 /* Parses argv[1..argc-1] ("--name value", "--name=value", "--flag", "-h"/"--help").

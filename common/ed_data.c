@@ -16,15 +16,15 @@
 #include "ed_data_internal.h"
 #include "ed_paths.h"
 
-#define S_LABEL_CHUNK 4096                /* labels converted per step */
+#define S_LABEL_CHUNK 4096 /* labels converted per step */
 
 struct ed_stream {
-    edd_src img;            /* the (current) sample file */
+    edd_src img; /* the (current) sample file */
     edd_src lab;
-    char **files;           /* sharded input: the sample files in order (n_files > 1), else NULL */
+    char **files; /* sharded input: the sample files in order (n_files > 1), else NULL */
     int n_files;
-    int cur;                /* the file open in img */
-    long *first;            /* [n_files + 1]: sequence number of each file's first sample */
+    int cur;     /* the file open in img */
+    long *first; /* [n_files + 1]: sequence number of each file's first sample */
     bool has_labels;
     long start;
     long end;
@@ -54,10 +54,11 @@ static int s_shards_open(ed_stream *s, const char *list, ed_err *err)
             dim = src.dim;
             el = src.el;
         } else if (src.dim != dim || src.el != el) {
-            rc = ed_err_set(err, ED_ESHAPE, "%s has %d values of type %s per sample, %s has %d of %s: "
-                            "the files of one input must agree", s->files[i], src.dim,
-                            src.el == EDD_EL_U8 ? "u8" : "f32", s->files[0], dim,
-                            el == EDD_EL_U8 ? "u8" : "f32");
+            rc = ed_err_set(err, ED_ESHAPE,
+                            "%s has %d values of type %s per sample, %s has %d of %s: "
+                            "the files of one input must agree",
+                            s->files[i], src.dim, src.el == EDD_EL_U8 ? "u8" : "f32", s->files[0],
+                            dim, el == EDD_EL_U8 ? "u8" : "f32");
         }
         s->first[i + 1] = s->first[i] + src.total;
         edd_src_close(&src);
@@ -103,8 +104,9 @@ static long s_shards_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err
         if (want > here)
             want = here;
         unsigned char *dst = (unsigned char *)x + (size_t)done * sb;
-        int rc = s->img.fmt == EDD_FMT_CSV ? edd_csv_read_samples(&s->img, (float *)(void *)dst, want, err)
-                                           : edd_read_records(&s->img, dst, want, err);
+        int rc = s->img.fmt == EDD_FMT_CSV
+                     ? edd_csv_read_samples(&s->img, (float *)(void *)dst, want, err)
+                     : edd_read_records(&s->img, dst, want, err);
         if (rc < 0)
             return rc;
         for (long i = 0; y && i < want; i++)
@@ -137,8 +139,10 @@ ed_stream *ed_stream_open(const ed_dataset_spec *spec, ed_err *err)
             ed_paths_free(&s->files, s->n_files);
             s->n_files = 0;
         } else if (spec->labels) {
-            ed_err_set(err, ED_EINVAL, "%s: several sample files need an unlabeled set (no labels "
-                       "file)", spec->images);
+            ed_err_set(err, ED_EINVAL,
+                       "%s: several sample files need an unlabeled set (no labels "
+                       "file)",
+                       spec->images);
             goto fail;
         }
     }
@@ -246,7 +250,8 @@ static int s_read_labels(ed_stream *s, int32_t *y, long n, ed_err *err)
         for (long i = 0; i < n; i++) {
             int rc = edd_csv_next_row(src, err);
             if (rc == 0)
-                rc = ed_err_set(err, ED_ETRUNC, "%s: file ended after %ld of %ld rows (changed since open?)",
+                rc = ed_err_set(err, ED_ETRUNC,
+                                "%s: file ended after %ld of %ld rows (changed since open?)",
                                 src->path, src->pos, src->total);
             int32_t v = -1;
             if (rc < 0 || (rc = edd_csv_label(src, src->pos, &v, err)) < 0)

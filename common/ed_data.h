@@ -3,14 +3,14 @@
  * order come from ed_loader).
  *
  * Formats (detected from content, not from the file name):
- *   - IDX (the MNIST family): unsigned-byte data of any rank >= 1; the first dimension is the sample
- *     count, the rest are flattened into the sample dimension. Gzip-compressed (.gz) or raw: both go
- *     through zlib's gzread, which reads raw files transparently.
- *   - NumPy .npy (format 1.0/2.0/3.0): dtype |u1 or <f4 for samples, |u1 <i4 <i8 for labels, C order.
- *   - CSV: one sample per line of comma-separated numbers (float32 samples); a label file in CSV has
- *     one integer per line.
- * A sample file yields `dim` values per sample (uint8 or float32, raw, unscaled); a label file yields
- * one integer class per sample.
+ *   - IDX (the MNIST family): unsigned-byte data of any rank >= 1; the first dimension is the
+ * sample count, the rest are flattened into the sample dimension. Gzip-compressed (.gz) or raw:
+ * both go through zlib's gzread, which reads raw files transparently.
+ *   - NumPy .npy (format 1.0/2.0/3.0): dtype |u1 or <f4 for samples, |u1 <i4 <i8 for labels, C
+ * order.
+ *   - CSV: one sample per line of comma-separated numbers (float32 samples); a label file in CSV
+ * has one integer per line. A sample file yields `dim` values per sample (uint8 or float32, raw,
+ * unscaled); a label file yields one integer class per sample.
  *
  * Memory: a stream reads sequentially and holds no more than its read buffer. Nothing is
  * proportional to the file size.
@@ -34,10 +34,10 @@
  * directory (its files in name order), a glob, or a comma-separated list (ed_paths); only one file
  * is open at a time, the range counts over the whole sequence, and there is no label file. */
 typedef struct {
-    const char *images;  /* required */
-    const char *labels;  /* NULL: unlabeled */
-    long start;          /* first sample, >= 0 */
-    long end;            /* one past the last sample; < 0 means the end of the file */
+    const char *images; /* required */
+    const char *labels; /* NULL: unlabeled */
+    long start;         /* first sample, >= 0 */
+    long end;           /* one past the last sample; < 0 means the end of the file */
 } ed_dataset_spec;
 
 typedef struct ed_stream ed_stream;
@@ -52,8 +52,8 @@ typedef struct ed_stream ed_stream;
 ed_stream *ed_stream_open(const ed_dataset_spec *spec, ed_err *err);
 void ed_stream_destroy(ed_stream **ps);
 
-long ed_stream_count(const ed_stream *s);   /* samples in the range */
-int ed_stream_dim(const ed_stream *s);      /* values per sample */
+long ed_stream_count(const ed_stream *s); /* samples in the range */
+int ed_stream_dim(const ed_stream *s);    /* values per sample */
 ed_dtype ed_stream_dtype(const ed_stream *s);
 bool ed_stream_has_labels(const ed_stream *s);
 const char *ed_stream_path(const ed_stream *s);
@@ -61,10 +61,10 @@ const char *ed_stream_path(const ed_stream *s);
 /* Back to the first sample of the range. */
 int ed_stream_rewind(ed_stream *s, ed_err *err);
 
-/* Reads up to n samples into x (n * dim elements of the stream's dtype) and, if y is non-NULL, their
- * labels (or -1 for an unlabeled stream). Returns the number read (0 at the end of the range) or a
- * negative code: ED_ETRUNC when the file ends before its header said, ED_EFORMAT for a bad label
- * value (negative or unparsable) or bad CSV row. After an error the position is unspecified;
+/* Reads up to n samples into x (n * dim elements of the stream's dtype) and, if y is non-NULL,
+ * their labels (or -1 for an unlabeled stream). Returns the number read (0 at the end of the range)
+ * or a negative code: ED_ETRUNC when the file ends before its header said, ED_EFORMAT for a bad
+ * label value (negative or unparsable) or bad CSV row. After an error the position is unspecified;
  * ed_stream_rewind recovers. */
 long ed_stream_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err);
 

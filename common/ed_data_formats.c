@@ -118,10 +118,9 @@ static int s_read_header(edd_src *src, void *buf, size_t n, ed_err *err)
 
 static int s_truncated(edd_src *src, long after, ed_err *err)
 {
-    return ed_err_set(err, ED_ETRUNC,
-                      "%s: truncated: header says %ld %ss of %zu bytes, data ends after %s %ld%s",
-                      src->path, src->total, s_kind(src), src->rec_bytes, s_kind(src), after,
-                      s_eof_note(src));
+    return ed_err_set(
+        err, ED_ETRUNC, "%s: truncated: header says %ld %ss of %zu bytes, data ends after %s %ld%s",
+        src->path, src->total, s_kind(src), src->rec_bytes, s_kind(src), after, s_eof_note(src));
 }
 
 /* Reads n whole records of a binary source at its current position. */
@@ -150,17 +149,19 @@ static int s_set_shape(edd_src *src, const uint64_t *dims, int ndim, ed_err *err
         return ed_err_set(err, ED_EFORMAT, "%s: array has rank 0; need at least one dimension",
                           src->path);
     if (src->labels && !(ndim == 1 || (ndim == 2 && dims[1] == 1)))
-        return ed_err_set(err, ED_ESHAPE,
-                          "%s: a label file must have rank 1 (or shape (N, 1)); this one has rank %d"
-                          " with second dimension %" PRIu64,
-                          src->path, ndim, dims[1]);
+        return ed_err_set(
+            err, ED_ESHAPE,
+            "%s: a label file must have rank 1 (or shape (N, 1)); this one has rank %d"
+            " with second dimension %" PRIu64,
+            src->path, ndim, dims[1]);
     uint64_t dim = 1;
     for (int i = 1; i < ndim; i++) {
         if (dims[i] != 0 && dim > (uint64_t)INT_MAX / dims[i])
-            return ed_err_set(err, ED_EFORMAT,
-                              "%s: header declares a sample size too large (dimension %d is %" PRIu64
-                              "; at most %d values per sample)",
-                              src->path, i, dims[i], INT_MAX);
+            return ed_err_set(
+                err, ED_EFORMAT,
+                "%s: header declares a sample size too large (dimension %d is %" PRIu64
+                "; at most %d values per sample)",
+                src->path, i, dims[i], INT_MAX);
         dim *= dims[i];
     }
     if (dim == 0)
@@ -391,8 +392,8 @@ static int s_getline(edd_src *src, ed_err *err)
         if (src->line_cap - len < 2) {
             size_t cap = src->line_cap ? src->line_cap * 2 : 4096;
             if (cap > S_CSV_MAX_LINE)
-                return ed_err_set(err, ED_EFORMAT, "%s:%ld: line longer than %zu bytes",
-                                  src->path, src->line_no + 1, S_CSV_MAX_LINE);
+                return ed_err_set(err, ED_EFORMAT, "%s:%ld: line longer than %zu bytes", src->path,
+                                  src->line_no + 1, S_CSV_MAX_LINE);
             char *p = realloc(src->line, cap);
             if (!p)
                 return ed_err_set(err, ED_ENOMEM, "%s: out of memory for a CSV line", src->path);
@@ -466,8 +467,9 @@ int edd_csv_label(edd_src *src, long index, int32_t *out, ed_err *err)
         return ed_err_set(err, ED_EFORMAT, "%s:%ld: a label row must hold one integer", src->path,
                           src->line_no);
     if (errno == ERANGE || v < 0 || v > INT32_MAX)
-        return ed_err_set(err, ED_EFORMAT, "%s: label at index %ld (line %ld) is out of range [0, %d]",
-                          src->path, index, src->line_no, INT32_MAX);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: label at index %ld (line %ld) is out of range [0, %d]", src->path,
+                          index, src->line_no, INT32_MAX);
     *out = (int32_t)v;
     return 0;
 }
@@ -512,8 +514,9 @@ static int s_parse_csv(edd_src *src, ed_err *err)
                                       src->line_no);
                 width = n;
             } else if (n != width) {
-                return ed_err_set(err, ED_EFORMAT, "%s:%ld: row has %ld columns, the first row has %ld",
-                                  src->path, src->line_no, n, width);
+                return ed_err_set(err, ED_EFORMAT,
+                                  "%s:%ld: row has %ld columns, the first row has %ld", src->path,
+                                  src->line_no, n, width);
             }
         }
         if (rows == LONG_MAX)
@@ -538,7 +541,8 @@ int edd_csv_read_samples(edd_src *src, float *x, long n, ed_err *err)
         if (rc < 0)
             return rc;
         if (rc == 0)
-            return ed_err_set(err, ED_ETRUNC, "%s: file ended after %ld of %ld rows (changed since open?)",
+            return ed_err_set(err, ED_ETRUNC,
+                              "%s: file ended after %ld of %ld rows (changed since open?)",
                               src->path, src->pos, src->total);
         long got = s_csv_floats(src->line, x + (size_t)i * (size_t)src->dim, src->dim);
         if (got != src->dim)
@@ -609,7 +613,8 @@ int edd_src_seek(edd_src *src, long rec, ed_err *err)
             if (got < 0)
                 return got;
             if (got == 0)
-                return ed_err_set(err, ED_ETRUNC, "%s: file ended after %ld of %ld rows (changed since open?)",
+                return ed_err_set(err, ED_ETRUNC,
+                                  "%s: file ended after %ld of %ld rows (changed since open?)",
                                   src->path, i, src->total);
             src->pos++;
         }
@@ -630,7 +635,8 @@ int edd_src_seek(edd_src *src, long rec, ed_err *err)
     }
     unsigned char scratch[16384];
     while (cur < target) {
-        size_t want = (size_t)(target - cur) < sizeof scratch ? (size_t)(target - cur) : sizeof scratch;
+        size_t want =
+            (size_t)(target - cur) < sizeof scratch ? (size_t)(target - cur) : sizeof scratch;
         size_t got = 0;
         int rc = s_gz_read(src, scratch, want, &got, err);
         if (rc < 0)

@@ -20,19 +20,19 @@ typedef enum { EDD_EL_U8, EDD_EL_F32, EDD_EL_I32, EDD_EL_I64 } edd_elem;
 typedef struct {
     char *path;
     gzFile gz;
-    bool labels;       /* a label file: one integer per record */
+    bool labels; /* a label file: one integer per record */
     edd_format fmt;
     edd_elem el;
-    size_t esize;      /* bytes per element on disk (binary formats) */
-    bool swap;         /* file byte order differs from the host's */
-    long total;        /* records in the file */
-    int dim;           /* values per record */
-    size_t rec_bytes;  /* dim * esize (binary formats) */
-    int64_t data_off;  /* uncompressed byte offset of record 0 (binary formats) */
-    long pos;          /* index of the next record */
-    char *line;        /* CSV line buffer */
+    size_t esize;     /* bytes per element on disk (binary formats) */
+    bool swap;        /* file byte order differs from the host's */
+    long total;       /* records in the file */
+    int dim;          /* values per record */
+    size_t rec_bytes; /* dim * esize (binary formats) */
+    int64_t data_off; /* uncompressed byte offset of record 0 (binary formats) */
+    long pos;         /* index of the next record */
+    char *line;       /* CSV line buffer */
     size_t line_cap;
-    long line_no;      /* CSV: physical lines read so far */
+    long line_no; /* CSV: physical lines read so far */
 } edd_src;
 
 /* Opens path, detects its format from the first bytes (IDX, .npy, CSV; gzip or raw) and parses its

@@ -1,9 +1,9 @@
 /*
  * ed_error: error codes as values, and an error record that carries the detail.
  *
- * Every fallible function in edistill returns 0 on success or a negative ED_E* code, and, when given
- * a non-NULL `ed_err *`, fills it with a one-line message naming the file, field or peer at fault.
- * Codes come from one X-macro table so that ed_strerror() and the enum never drift apart.
+ * Every fallible function in edistill returns 0 on success or a negative ED_E* code, and, when
+ * given a non-NULL `ed_err *`, fills it with a one-line message naming the file, field or peer at
+ * fault. Codes come from one X-macro table so that ed_strerror() and the enum never drift apart.
  *
  * Constructors (x_new, x_open, ...) return NULL on failure and say why through their `ed_err *`
  * out-parameter: when it is non-NULL, err->code holds the ED_E* code and err->msg the detail, so a

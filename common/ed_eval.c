@@ -21,8 +21,9 @@ static int s_check_members(ed_member *const *members, int K, int batch_size, ed_
                               "ensemble member %d maps %d -> %d, member 0 maps %d -> %d", k,
                               ed_member_input_dim(m), ed_member_classes(m), D, C);
         if (ed_member_max_batch(m) < batch_size)
-            return ed_err_set(err, ED_EINVAL, "evaluation batch %d exceeds member %d's max batch %d",
-                              batch_size, k, ed_member_max_batch(m));
+            return ed_err_set(err, ED_EINVAL,
+                              "evaluation batch %d exceeds member %d's max batch %d", batch_size, k,
+                              ed_member_max_batch(m));
     }
     return 0;
 }
@@ -62,8 +63,8 @@ int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, i
         ed_stream_destroy(&s);
         goto done;
     }
-    ed_loader_config lc = {.batch_size = batch_size, .shuffle_buffer = 0, .seed = 0,
-                           .drop_last = false};
+    ed_loader_config lc = {
+        .batch_size = batch_size, .shuffle_buffer = 0, .seed = 0, .drop_last = false};
     loader = ed_loader_new(&s, &lc, err);
     if (!loader) {
         rc = err ? err->code : ED_ENOMEM;

@@ -14,10 +14,10 @@
 
 typedef struct {
     int classes;
-    long n;              /* samples evaluated */
+    long n; /* samples evaluated */
     long correct;
-    double loss;         /* mean negative log-likelihood of the true class */
-    long *confusion;     /* (classes, classes): row = true class, column = predicted */
+    double loss;     /* mean negative log-likelihood of the true class */
+    long *confusion; /* (classes, classes): row = true class, column = predicted */
 } ed_eval_result;
 
 static inline double ed_eval_accuracy(const ed_eval_result *r)

@@ -10,12 +10,13 @@
 #include "ed_error.h"
 
 /* Calls write_fn(f, ctx) on a temporary file next to `path`, then flushes, fsyncs and renames it
- * over `path`. write_fn returns 0 or a negative ed_status (and may fill err; its message is prefixed
- * with "path: "). On any failure the temporary file is removed and `path` is untouched. The new
- * file keeps the mode of the file it replaces (0644 for a new file). Errors: write_fn's code, or
- * ED_EIO with "path: ...: strerror" (e.g. a missing directory: "No such file or directory"). */
-int ed_fs_write_atomic(const char *path, int (*write_fn)(FILE *f, void *ctx, ed_err *err), void *ctx,
-                       ed_err *err);
+ * over `path`. write_fn returns 0 or a negative ed_status (and may fill err; its message is
+ * prefixed with "path: "). On any failure the temporary file is removed and `path` is untouched.
+ * The new file keeps the mode of the file it replaces (0644 for a new file). Errors: write_fn's
+ * code, or ED_EIO with "path: ...: strerror" (e.g. a missing directory: "No such file or
+ * directory"). */
+int ed_fs_write_atomic(const char *path, int (*write_fn)(FILE *f, void *ctx, ed_err *err),
+                       void *ctx, ed_err *err);
 
 /* Creates a directory and its parents (like mkdir -p); existing directories are fine. ED_EIO when a
  * component cannot be created or exists and is not a directory. */

@@ -11,10 +11,14 @@
 #include <string.h>
 
 static const char *const s_names[ED_GOP_COUNT] = {
-    [ED_GOP_DENSE] = "Dense",          [ED_GOP_CONV] = "Conv",
-    [ED_GOP_AFFINE] = "BatchNorm",     [ED_GOP_RELU] = "Relu",
-    [ED_GOP_MAXPOOL] = "MaxPool",      [ED_GOP_AVGPOOL] = "AveragePool",
-    [ED_GOP_GLOBAL_AVGPOOL] = "GlobalAveragePool", [ED_GOP_FLATTEN] = "Flatten",
+    [ED_GOP_DENSE] = "Dense",
+    [ED_GOP_CONV] = "Conv",
+    [ED_GOP_AFFINE] = "BatchNorm",
+    [ED_GOP_RELU] = "Relu",
+    [ED_GOP_MAXPOOL] = "MaxPool",
+    [ED_GOP_AVGPOOL] = "AveragePool",
+    [ED_GOP_GLOBAL_AVGPOOL] = "GlobalAveragePool",
+    [ED_GOP_FLATTEN] = "Flatten",
 };
 
 #define S_MAX_DIM (1 << 24)
@@ -99,12 +103,13 @@ static int s_op_shape(ed_gop *op, ed_err *err)
     switch (op->kind) {
     case ED_GOP_DENSE:
         if (in->rank != 1)
-            return s_op_err(err, ED_ESHAPE, op, "needs a 2-D (N, D) input (add a Flatten before it)");
+            return s_op_err(err, ED_ESHAPE, op,
+                            "needs a 2-D (N, D) input (add a Flatten before it)");
         if (op->out_ch < 1 || op->out_ch > S_MAX_DIM || !op->w || !op->b)
             return s_op_err(err, ED_EFORMAT, op, "missing weights or output width");
         if (op->in_ch != in->d[0]) {
-            snprintf(why, sizeof why, "weights expect %d input features, the input has %d", op->in_ch,
-                     in->d[0]);
+            snprintf(why, sizeof why, "weights expect %d input features, the input has %d",
+                     op->in_ch, in->d[0]);
             return s_op_err(err, ED_ESHAPE, op, why);
         }
         out->d[0] = op->out_ch;
@@ -133,14 +138,17 @@ static int s_op_shape(ed_gop *op, ed_err *err)
     case ED_GOP_AVGPOOL: {
         if (in->rank != 3)
             return s_op_err(err, ED_ESHAPE, op, "needs a 4-D (N, C, H, W) input");
-        if (op->pad_t < 0 || op->pad_l < 0 || op->pad_b < 0 || op->pad_r < 0 || op->pad_t >= op->kh ||
-            op->pad_b >= op->kh || op->pad_l >= op->kw || op->pad_r >= op->kw)
-            return s_op_err(err, ED_EFORMAT, op, "padding must be >= 0 and smaller than the kernel");
+        if (op->pad_t < 0 || op->pad_l < 0 || op->pad_b < 0 || op->pad_r < 0 ||
+            op->pad_t >= op->kh || op->pad_b >= op->kh || op->pad_l >= op->kw ||
+            op->pad_r >= op->kw)
+            return s_op_err(err, ED_EFORMAT, op,
+                            "padding must be >= 0 and smaller than the kernel");
         int oh = s_window_out(in->d[1], op->pad_t, op->pad_b, op->kh, op->stride_h);
         int ow = s_window_out(in->d[2], op->pad_l, op->pad_r, op->kw, op->stride_w);
         if (oh < 1 || ow < 1) {
-            snprintf(why, sizeof why, "kernel %dx%d stride %dx%d does not fit the padded input %dx%d",
-                     op->kh, op->kw, op->stride_h, op->stride_w, in->d[1] + op->pad_t + op->pad_b,
+            snprintf(why, sizeof why,
+                     "kernel %dx%d stride %dx%d does not fit the padded input %dx%d", op->kh,
+                     op->kw, op->stride_h, op->stride_w, in->d[1] + op->pad_t + op->pad_b,
                      in->d[2] + op->pad_l + op->pad_r);
             return s_op_err(err, ED_ESHAPE, op, why);
         }
@@ -190,7 +198,8 @@ int ed_graph_infer(ed_graph *g, ed_gshape *out, ed_err *err)
             return ed_err_set(err, ED_ESHAPE, "input dimension %d is %d", k + 1, g->input.d[k]);
         elems *= g->input.d[k];
         if (elems > S_MAX_DIM)
-            return ed_err_set(err, ED_ETOOBIG, "input has more than %d values per sample", S_MAX_DIM);
+            return ed_err_set(err, ED_ETOOBIG, "input has more than %d values per sample",
+                              S_MAX_DIM);
     }
     ed_gshape cur = g->input;
     for (int i = 0; i < g->n_ops; i++) {
@@ -199,7 +208,8 @@ int ed_graph_infer(ed_graph *g, ed_gshape *out, ed_err *err)
         int rc = s_op_shape(op, err);
         if (rc)
             return rc;
-        size_t np = s_op_params(op), nw = op->kind == ED_GOP_AFFINE ? np / 2 : np - (size_t)op->out_ch;
+        size_t np = s_op_params(op),
+               nw = op->kind == ED_GOP_AFFINE ? np / 2 : np - (size_t)op->out_ch;
         for (size_t k = 0; np && k < nw; k++)
             if (!isfinite(op->w[k]))
                 return s_op_err(err, ED_EFORMAT, op, "weights are not finite (after folding)");
@@ -226,8 +236,9 @@ int ed_graph_finish(ed_graph *g, ed_err *err)
     if (g->n_ops < 1)
         return ed_err_set(err, ED_EFORMAT, "the graph has no layers");
     if (cur.rank != 1)
-        return ed_err_set(err, ED_ESHAPE, "the output is (N, %d, %d, %d), not 2-D (N, classes) logits",
-                          cur.d[0], cur.d[1], cur.d[2]);
+        return ed_err_set(err, ED_ESHAPE,
+                          "the output is (N, %d, %d, %d), not 2-D (N, classes) logits", cur.d[0],
+                          cur.d[1], cur.d[2]);
     g->classes = cur.d[0];
     return ED_OK;
 }

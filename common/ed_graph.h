@@ -10,8 +10,8 @@
  * (C, H, W). Weights are owned by the op (one malloc each) and use ONNX's layouts:
  *     DENSE   w (out, in)            b (out)          y = x w^T + b
  *     CONV    w (out, in, kh, kw)    b (out)          cross-correlation, stride, zero padding
- *     AFFINE  w (C) scale            b (C) shift      y[c] = x[c] * w[c] + b[c] (unfolded batch norm)
- *     RELU, MAXPOOL, AVGPOOL, GLOBAL_AVGPOOL, FLATTEN: no weights
+ *     AFFINE  w (C) scale            b (C) shift      y[c] = x[c] * w[c] + b[c] (unfolded batch
+ * norm) RELU, MAXPOOL, AVGPOOL, GLOBAL_AVGPOOL, FLATTEN: no weights
  *
  * Worked example (an MLP 784-64-10):
  *     ed_graph *g = ed_graph_new();  ed_graph_set_input(g, 1, (int[]){784});
@@ -51,23 +51,23 @@ typedef struct {
 
 typedef struct {
     ed_gop_kind kind;
-    char name[ED_GRAPH_NAME_LEN];  /* the source node's name (for messages), may be "" */
-    int out_ch;                    /* DENSE: out features; CONV: out channels */
-    int in_ch;                     /* DENSE: in features; CONV / AFFINE: in channels (checked) */
-    int kh, kw;                    /* CONV / pools: kernel */
-    int stride_h, stride_w;        /* CONV / pools: >= 1 */
+    char name[ED_GRAPH_NAME_LEN];   /* the source node's name (for messages), may be "" */
+    int out_ch;                     /* DENSE: out features; CONV: out channels */
+    int in_ch;                      /* DENSE: in features; CONV / AFFINE: in channels (checked) */
+    int kh, kw;                     /* CONV / pools: kernel */
+    int stride_h, stride_w;         /* CONV / pools: >= 1 */
     int pad_t, pad_l, pad_b, pad_r; /* CONV / pools: zero (max: -inf) padding */
-    bool count_include_pad;        /* AVGPOOL: padded cells count in the divisor */
-    float *w;                      /* layouts in the file comment; NULL for ops without weights */
-    float *b;                      /* (out) or (C); DENSE/CONV always have one (zeros if absent) */
-    ed_gshape in, out;             /* filled by ed_graph_finish */
+    bool count_include_pad;         /* AVGPOOL: padded cells count in the divisor */
+    float *w;                       /* layouts in the file comment; NULL for ops without weights */
+    float *b;                       /* (out) or (C); DENSE/CONV always have one (zeros if absent) */
+    ed_gshape in, out;              /* filled by ed_graph_finish */
 } ed_gop;
 
 typedef struct {
-    ed_gshape input;               /* per-sample input shape */
-    float input_scale;             /* leading scalar ops folded into x * input_scale + input_offset */
-    float input_offset;            /* (1, 0 when the file has none); applied before ops[0] */
-    int classes;                   /* out features of the last op, set by ed_graph_finish */
+    ed_gshape input;    /* per-sample input shape */
+    float input_scale;  /* leading scalar ops folded into x * input_scale + input_offset */
+    float input_offset; /* (1, 0 when the file has none); applied before ops[0] */
+    int classes;        /* out features of the last op, set by ed_graph_finish */
     int n_ops;
     ed_gop ops[ED_GRAPH_MAX_OPS];
     char producer[128];            /* ONNX producer_name + " " + producer_version ("" if none) */
@@ -98,9 +98,10 @@ void ed_graph_remove(ed_graph *g, int i);
 int ed_graph_infer(ed_graph *g, ed_gshape *out, ed_err *err);
 
 /* Computes every op's in/out shape from g->input and checks them: DENSE needs rank 1 and w/b,
- * CONV rank 3, in_ch equal to the input's features / channels, a kernel within the padded input and w/b, pools likewise, AFFINE a matching C, the
- * last op's output rank 1 (logits). Sets g->classes. Errors (ED_ESHAPE, ED_EFORMAT) name the op
- * kind and its name: "Conv 'conv1': kernel 5x5 larger than the padded input 3x3". */
+ * CONV rank 3, in_ch equal to the input's features / channels, a kernel within the padded input and
+ * w/b, pools likewise, AFFINE a matching C, the last op's output rank 1 (logits). Sets g->classes.
+ * Errors (ED_ESHAPE, ED_EFORMAT) name the op kind and its name: "Conv 'conv1': kernel 5x5 larger
+ * than the padded input 3x3". */
 int ed_graph_finish(ed_graph *g, ed_err *err);
 
 /* Number of weight floats in the graph (w and b of every op). */

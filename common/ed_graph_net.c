@@ -57,7 +57,8 @@ static int s_token(const ed_gop *op, char *buf, size_t size, size_t *len, ed_err
     case ED_GOP_MAXPOOL:
     case ED_GOP_AVGPOOL:
         if (!square || !nopad)
-            return s_op_err(err, op, "the layer stack pools square windows, equal strides, no padding");
+            return s_op_err(err, op,
+                            "the layer stack pools square windows, equal strides, no padding");
         snprintf(t, sizeof t, "%s%ds%d", op->kind == ED_GOP_MAXPOOL ? "maxpool" : "avgpool", op->kh,
                  op->stride_h);
         break;
@@ -119,7 +120,8 @@ int ed_graph_to_net(const ed_graph *g, ed_net **out, ed_err *err)
         if (g->input.rank == 1)
             len = (size_t)snprintf(text, sizeof text, "%d:", g->input.d[0]);
         else
-            len = (size_t)snprintf(text, sizeof text, "%dx%dx%d:", g->input.d[0], g->input.d[1], g->input.d[2]);
+            len = (size_t)snprintf(text, sizeof text, "%dx%dx%d:", g->input.d[0], g->input.d[1],
+                                   g->input.d[2]);
         for (int i = 0; i < g->n_ops; i++)
             if ((rc = s_token(&g->ops[i], text, sizeof text, &len, err)))
                 return rc;
@@ -130,7 +132,8 @@ int ed_graph_to_net(const ed_graph *g, ed_net **out, ed_err *err)
     /* A legacy MLP has no layer for a leading Flatten: skip it. */
     int skip = s.mlp && g->ops[0].kind == ED_GOP_FLATTEN ? 1 : 0;
     if (s.n_layers != g->n_ops - skip)
-        return ed_err_set(err, ED_EFORMAT, "the layer stack has %d layers for %d ops", s.n_layers, g->n_ops);
+        return ed_err_set(err, ED_EFORMAT, "the layer stack has %d layers for %d ops", s.n_layers,
+                          g->n_ops);
     ed_net *m = ed_net_new(&s);
     if (!m)
         return ed_err_set(err, ED_ENOMEM, "cannot allocate the model");
@@ -159,14 +162,16 @@ static int s_layer_op(ed_graph *g, const ed_net *m, int l, ed_err *err)
     if (rc)
         return rc;
     bool flat_needed = (L->kind == ED_LAYER_DENSE || L->kind == ED_LAYER_FLATTEN) && cur.rank == 3;
-    if (flat_needed && !ed_graph_add(g, ED_GOP_FLATTEN, L->kind == ED_LAYER_FLATTEN ? name : "flatten", err))
+    if (flat_needed &&
+        !ed_graph_add(g, ED_GOP_FLATTEN, L->kind == ED_LAYER_FLATTEN ? name : "flatten", err))
         return err ? err->code : ED_ETOOBIG;
     if (L->kind == ED_LAYER_FLATTEN || L->kind == ED_LAYER_DROPOUT)
         return ED_OK;
     static const ed_gop_kind map[ED_LAYER_KIND_COUNT] = {
-        [ED_LAYER_DENSE] = ED_GOP_DENSE, [ED_LAYER_CONV] = ED_GOP_CONV, [ED_LAYER_MAXPOOL] = ED_GOP_MAXPOOL,
-        [ED_LAYER_AVGPOOL] = ED_GOP_AVGPOOL, [ED_LAYER_GAP] = ED_GOP_GLOBAL_AVGPOOL,
-        [ED_LAYER_RELU] = ED_GOP_RELU, [ED_LAYER_BN] = ED_GOP_AFFINE};
+        [ED_LAYER_DENSE] = ED_GOP_DENSE,        [ED_LAYER_CONV] = ED_GOP_CONV,
+        [ED_LAYER_MAXPOOL] = ED_GOP_MAXPOOL,    [ED_LAYER_AVGPOOL] = ED_GOP_AVGPOOL,
+        [ED_LAYER_GAP] = ED_GOP_GLOBAL_AVGPOOL, [ED_LAYER_RELU] = ED_GOP_RELU,
+        [ED_LAYER_BN] = ED_GOP_AFFINE};
     ed_gop *op = ed_graph_add(g, map[L->kind], name, err);
     if (!op)
         return err ? err->code : ED_ETOOBIG;
@@ -204,9 +209,9 @@ ed_graph *ed_graph_from_net(const ed_net *model, ed_err *err)
         return NULL;
     }
     const ed_stack *s = &m->arch;
-    bool flat = s->input.h == 1 && s->input.w == 1 && s->n_layers > 0 && s->layers[0].kind != ED_LAYER_CONV &&
-                s->layers[0].kind != ED_LAYER_MAXPOOL && s->layers[0].kind != ED_LAYER_AVGPOOL &&
-                s->layers[0].kind != ED_LAYER_GAP;
+    bool flat = s->input.h == 1 && s->input.w == 1 && s->n_layers > 0 &&
+                s->layers[0].kind != ED_LAYER_CONV && s->layers[0].kind != ED_LAYER_MAXPOOL &&
+                s->layers[0].kind != ED_LAYER_AVGPOOL && s->layers[0].kind != ED_LAYER_GAP;
     g->input.rank = flat ? 1 : 3;
     g->input.d[0] = s->input.c;
     g->input.d[1] = s->input.h;

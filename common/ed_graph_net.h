@@ -5,10 +5,10 @@
  * Graph -> net: Dense -> dense, Conv -> conv (square kernel, equal strides, the same padding on
  * every side), MaxPool / AveragePool -> maxpool / avgpool (square, equal strides, no padding),
  * GlobalAveragePool -> gap, Flatten -> flatten, Relu -> relu, an unfolded batch norm (AFFINE) ->
- * bn with running mean 0 and variance 1 - eps. A graph that is [Flatten] Dense (Relu Dense)* with at
- * most 16 Dense layers becomes a legacy MLP stack ("784,64,10"): the same file format and kernels
- * as an MLP trained here. Net -> graph: the reverse, after folding batch norm into the layer
- * before it (ed_net_fold_bn); dropout is dropped (inference).
+ * bn with running mean 0 and variance 1 - eps. A graph that is [Flatten] Dense (Relu Dense)* with
+ * at most 16 Dense layers becomes a legacy MLP stack ("784,64,10"): the same file format and
+ * kernels as an MLP trained here. Net -> graph: the reverse, after folding batch norm into the
+ * layer before it (ed_net_fold_bn); dropout is dropped (inference).
  */
 #ifndef ED_GRAPH_NET_H
 #define ED_GRAPH_NET_H

@@ -26,7 +26,7 @@ static float s_float(uint32_t u)
 uint16_t ed_half_from_float(float f)
 {
     const uint32_t f32_inf = 255u << 23;
-    const uint32_t f16_overflow = (127u + 16u) << 23;       /* 65536.0f: the first value past max */
+    const uint32_t f16_overflow = (127u + 16u) << 23; /* 65536.0f: the first value past max */
     const uint32_t denorm_magic = ((127u - 15u) + (23u - 10u) + 1u) << 23; /* 0.5f */
     uint32_t x = s_bits(f);
     const uint32_t sign = x & 0x80000000u;

@@ -59,8 +59,10 @@ int ed_http_parse_listen(const char *spec, char *host, size_t host_len, int *por
             snprintf(h, sizeof h, "127.0.0.1");
         struct in_addr a4;
         if (inet_pton(AF_INET, h, &a4) != 1)
-            return ed_err_set(err, ED_EINVAL, "--metrics-listen '%s': host '%s' is not an IPv4 "
-                              "address, localhost or [IPv6]", spec, h);
+            return ed_err_set(err, ED_EINVAL,
+                              "--metrics-listen '%s': host '%s' is not an IPv4 "
+                              "address, localhost or [IPv6]",
+                              spec, h);
     }
     const char *ps = colon ? colon + 1 : p;
     char *end = NULL;
@@ -79,9 +81,8 @@ int ed_http_parse_listen(const char *spec, char *host, size_t host_len, int *por
 static enum MHD_Result s_reply(struct MHD_Connection *c, unsigned status, char *body, size_t len,
                                const char *type)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, body ? MHD_RESPMEM_MUST_FREE
-                                                        : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -185,18 +186,19 @@ ed_http *ed_http_start(const char *listen, ed_metrics *metrics, ed_err *err)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    h->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, s_on_request, h, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)ED_HTTP_MAX_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ED_HTTP_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ED_HTTP_MEMORY_LIMIT,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)16, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
-        NULL, MHD_OPTION_END);
+    h->daemon =
+        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, s_on_request, h, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)ED_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)ED_HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)ED_HTTP_MEMORY_LIMIT, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)16,
+                         MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL, MHD_OPTION_END);
     int e = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!h->daemon) {
-        ed_err_set(err, ED_EIO, "metrics listener: cannot listen on %s:%d (--metrics-listen %s): %s",
-                   host, port, listen, e ? strerror(e) : "libmicrohttpd refused to start");
+        ed_err_set(err, ED_EIO,
+                   "metrics listener: cannot listen on %s:%d (--metrics-listen %s): %s", host, port,
+                   listen, e ? strerror(e) : "libmicrohttpd refused to start");
         free(h);
         return NULL;
     }

@@ -22,9 +22,11 @@
 #include "ed_error.h"
 #include "ed_metrics.h"
 
-#define ED_HTTP_MAX_CONNECTIONS 8       /* concurrent connections; more are refused at accept */
-#define ED_HTTP_TIMEOUT_S 5             /* idle/slow connections are closed after this */
-#define ED_HTTP_MEMORY_LIMIT (16 * 1024) /* per-connection buffer: bounds request line + headers */
+#define ED_HTTP_MAX_CONNECTIONS 8 /* concurrent connections; more are refused at accept */
+#define ED_HTTP_TIMEOUT_S 5       /* idle/slow connections are closed after this */
+#define ED_HTTP_MEMORY_LIMIT                                                                       \
+    (16 * 1024) /* per-connection buffer: bounds request line + headers                            \
+                 */
 
 typedef struct ed_http ed_http;
 

@@ -37,14 +37,18 @@ int ed_key_from_z85(const char *text, ed_key *key, ed_err *err)
                 if (!text[pos])
                     return ed_err_set(err, ED_EFORMAT, "Z85 key is %d characters, expected %d", pos,
                                       ED_KEY_Z85_LEN);
-                return ed_err_set(err, ED_EFORMAT, "character %d of the Z85 key (0x%02x) is not "
-                                  "in the Z85 alphabet", pos + 1, (unsigned char)text[pos]);
+                return ed_err_set(err, ED_EFORMAT,
+                                  "character %d of the Z85 key (0x%02x) is not "
+                                  "in the Z85 alphabet",
+                                  pos + 1, (unsigned char)text[pos]);
             }
             v = v * 85 + (uint64_t)d;
         }
         if (v > 0xFFFFFFFFu)
-            return ed_err_set(err, ED_EFORMAT, "characters %d..%d of the Z85 key do not encode 4 "
-                              "bytes", g * 5 + 1, g * 5 + 5);
+            return ed_err_set(err, ED_EFORMAT,
+                              "characters %d..%d of the Z85 key do not encode 4 "
+                              "bytes",
+                              g * 5 + 1, g * 5 + 5);
         key->bin[4 * g] = (uint8_t)(v >> 24);
         key->bin[4 * g + 1] = (uint8_t)(v >> 16);
         key->bin[4 * g + 2] = (uint8_t)(v >> 8);
@@ -190,11 +194,11 @@ static int s_load_file(const char *path, bool secret, s_parsed *ps, ed_err *err)
         rc = ed_err_set(err, ED_EIO, "%s: cannot stat: %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
         rc = ed_err_set(err, ED_EINVAL, "%s: not a regular file", path);
-    } else if (secret && (st.st_mode & 077) &&
-               !(st.st_uid == 0 && (st.st_mode & 037) == 0)) {
+    } else if (secret && (st.st_mode & 077) && !(st.st_uid == 0 && (st.st_mode & 037) == 0)) {
         rc = ed_err_set(err, ED_EINVAL,
                         "secret key file %s has mode %04o: %s can read it; refusing to use it "
-                        "(fix: chmod 600 %s)", path, (unsigned)(st.st_mode & 07777),
+                        "(fix: chmod 600 %s)",
+                        path, (unsigned)(st.st_mode & 07777),
                         (st.st_mode & 007) ? "any user" : "its group", path);
     }
     if (rc < 0) {
@@ -218,12 +222,15 @@ int ed_keys_load_secret(const char *path, ed_keypair *kp, ed_err *err)
         return ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
     int rc = s_load_file(path, true, ps, err);
     if (rc == 0 && ps->n_secret != 1)
-        rc = ed_err_set(err, ED_EFORMAT, "%s: %s secret-key line: not a secret key file (make one "
-                        "with `teacher_worker keygen --out PREFIX`)", path,
-                        ps->n_secret ? "more than one" : "no");
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: %s secret-key line: not a secret key file (make one "
+                        "with `teacher_worker keygen --out PREFIX`)",
+                        path, ps->n_secret ? "more than one" : "no");
     else if (rc == 0 && ps->n_pub != 1)
-        rc = ed_err_set(err, ED_EFORMAT, "%s: expected one public-key line beside the secret key, "
-                        "found %d", path, ps->n_pub);
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: expected one public-key line beside the secret key, "
+                        "found %d",
+                        path, ps->n_pub);
     if (rc == 0) {
         kp->public_key = ps->pub[0];
         kp->secret_key = ps->secret;
@@ -240,8 +247,10 @@ int ed_keys_load_public(const char *path, ed_key *key, ed_err *err)
         return ed_err_set(err, ED_ENOMEM, "%s: out of memory", path);
     int rc = s_load_file(path, false, ps, err);
     if (rc == 0 && ps->n_secret)
-        rc = ed_err_set(err, ED_EINVAL, "%s holds a SECRET key: give the public key file (.pub) "
-                        "instead", path);
+        rc = ed_err_set(err, ED_EINVAL,
+                        "%s holds a SECRET key: give the public key file (.pub) "
+                        "instead",
+                        path);
     else if (rc == 0 && ps->n_pub != 1)
         rc = ed_err_set(err, ED_EFORMAT, "%s: expected one public key, found %d", path, ps->n_pub);
     if (rc == 0)
@@ -264,8 +273,10 @@ static int s_allow_file(const char *path, s_parsed *ps, ed_err *err)
     if (rc < 0)
         return rc;
     if (ps->n_secret)
-        return ed_err_set(err, ED_EINVAL, "%s holds a SECRET key: an allow-list takes public keys "
-                          "(.pub files) only", path);
+        return ed_err_set(err, ED_EINVAL,
+                          "%s holds a SECRET key: an allow-list takes public keys "
+                          "(.pub files) only",
+                          path);
     if (ps->n_pub == before)
         return ed_err_set(err, ED_EFORMAT, "%s: no public key in it", path);
     return 0;
@@ -300,8 +311,10 @@ static int s_allow_dir(const char *path, s_parsed *ps, ed_err *err)
     }
     closedir(d);
     if (rc == 0 && n == 0)
-        rc = ed_err_set(err, ED_EINVAL, "%s: no *.pub file in the directory: every client would "
-                        "be refused", path);
+        rc = ed_err_set(err, ED_EINVAL,
+                        "%s: no *.pub file in the directory: every client would "
+                        "be refused",
+                        path);
     if (rc == 0)
         qsort(names, (size_t)n, sizeof *names, s_cmp_names);
     for (int i = 0; rc == 0 && i < n; i++)
@@ -375,8 +388,10 @@ static int s_write_file(const char *path, const char *text, mode_t mode, bool fo
     int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         if (errno == EEXIST && !force)
-            return ed_err_set(err, ED_EINVAL, "%s exists: refusing to overwrite a key (use "
-                              "--force to replace it)", path);
+            return ed_err_set(err, ED_EINVAL,
+                              "%s exists: refusing to overwrite a key (use "
+                              "--force to replace it)",
+                              path);
         return ed_err_set(err, ED_EIO, "cannot create %s: %s", target, strerror(errno));
     }
     /* fchmod: the umask may have removed bits (0644 -> 0600 is fine, but be exact). */
@@ -402,11 +417,15 @@ int ed_keys_write_pair(const char *prefix, const ed_keypair *kp, const char *com
     if (!force) { /* refuse before writing either file */
         struct stat st;
         if (lstat(key_path, &st) == 0)
-            return ed_err_set(err, ED_EINVAL, "%s exists: refusing to overwrite a key (use "
-                              "--force to replace it)", key_path);
+            return ed_err_set(err, ED_EINVAL,
+                              "%s exists: refusing to overwrite a key (use "
+                              "--force to replace it)",
+                              key_path);
         if (lstat(pub_path, &st) == 0)
-            return ed_err_set(err, ED_EINVAL, "%s exists: refusing to overwrite a key (use "
-                              "--force to replace it)", pub_path);
+            return ed_err_set(err, ED_EINVAL,
+                              "%s exists: refusing to overwrite a key (use "
+                              "--force to replace it)",
+                              pub_path);
     }
     char cline[512] = "";
     if (comment && *comment)

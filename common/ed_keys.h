@@ -14,8 +14,8 @@
  * A public key file has only the public-key line; a bare line of 40 Z85 characters is also read as
  * a public key, so an allow-list file may simply list keys, one per line. Other lines are ignored.
  *
- * This module is plain file parsing (no libzmq): programs check that a secret key matches its public
- * key with zmq_curve_public() themselves.
+ * This module is plain file parsing (no libzmq): programs check that a secret key matches its
+ * public key with zmq_curve_public() themselves.
  */
 #ifndef ED_KEYS_H
 #define ED_KEYS_H
@@ -29,7 +29,7 @@
 #define ED_KEY_Z85_LEN 40 /* Z85 text of a 32-byte key, without the terminating NUL */
 
 typedef struct {
-    char z85[ED_KEY_Z85_LEN + 1];  /* NUL-terminated, as ZMQ_CURVE_* options take it */
+    char z85[ED_KEY_Z85_LEN + 1]; /* NUL-terminated, as ZMQ_CURVE_* options take it */
     uint8_t bin[ED_KEY_BYTES];
 } ed_key;
 

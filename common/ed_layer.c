@@ -23,8 +23,8 @@
 #define S_MAX_BLOCK ((size_t)1 << 31)
 
 static const char *const s_kind_names[ED_LAYER_KIND_COUNT] = {
-    [ED_LAYER_DENSE] = "dense",     [ED_LAYER_CONV] = "conv",   [ED_LAYER_MAXPOOL] = "maxpool",
-    [ED_LAYER_AVGPOOL] = "avgpool", [ED_LAYER_GAP] = "gap",     [ED_LAYER_FLATTEN] = "flatten",
+    [ED_LAYER_DENSE] = "dense",     [ED_LAYER_CONV] = "conv",       [ED_LAYER_MAXPOOL] = "maxpool",
+    [ED_LAYER_AVGPOOL] = "avgpool", [ED_LAYER_GAP] = "gap",         [ED_LAYER_FLATTEN] = "flatten",
     [ED_LAYER_RELU] = "relu",       [ED_LAYER_DROPOUT] = "dropout", [ED_LAYER_BN] = "bn",
 };
 
@@ -73,7 +73,8 @@ static const char *s_layer_shape(ed_layer *L)
             return "kernel larger than the padded input";
         o = (ed_shape){L->units, (in.h + 2 * L->pad - L->k) / L->stride + 1,
                        (in.w + 2 * L->pad - L->k) / L->stride + 1};
-        L->n_params = (size_t)L->units * (size_t)in.c * (size_t)L->k * (size_t)L->k + (size_t)L->units;
+        L->n_params =
+            (size_t)L->units * (size_t)in.c * (size_t)L->k * (size_t)L->k + (size_t)L->units;
         break;
     case ED_LAYER_MAXPOOL:
     case ED_LAYER_AVGPOOL:
@@ -293,7 +294,8 @@ static int s_parse_layers(const char *text, const char *body, ed_stack *s, ed_er
         ed_layer *L = &s->layers[s->n_layers];
         const char *why = s_parse_token(tok, L);
         if (why)
-            return ed_err_set(err, ED_EINVAL, "arch \"%s\": token %d \"%s\": %s", text, n, tok, why);
+            return ed_err_set(err, ED_EINVAL, "arch \"%s\": token %d \"%s\": %s", text, n, tok,
+                              why);
         L->in = cur;
         why = s_layer_shape(L);
         if (why)
@@ -468,8 +470,8 @@ int ed_stack_remove_layer(ed_stack *s, int l)
 }
 
 /* Appends one tensor description when there is room; returns the new count. */
-static int s_tensor(ed_tensor_desc *out, int n, int max, int name_idx, const char *suffix, int layer,
-                    ed_tensor_block block, size_t offset, int ndim, const int64_t *shape)
+static int s_tensor(ed_tensor_desc *out, int n, int max, int name_idx, const char *suffix,
+                    int layer, ed_tensor_block block, size_t offset, int ndim, const int64_t *shape)
 {
     if (n >= max)
         return n;

@@ -11,17 +11,15 @@
  *     784,1200,1200,10                                 legacy MLP (the form of model files v1)
  *
  *   input   CxHxW or N (= Nx1x1)
- *   convC k K [s S] [p P]    conv2d, C output channels, KxK kernel, stride S (1), zero padding P (0)
- *   maxpoolK [s S]           KxK max pool, stride S (default K), no padding
- *   avgpoolK [s S]           KxK average pool, stride S (default K), no padding
- *   gap                      global average pool: (C, H, W) -> (C, 1, 1)
- *   flatten                  (C, H, W) -> (C*H*W, 1, 1), NCHW order as torch.flatten(x, 1)
- *   denseN                   fully connected, N outputs; needs a flat input (H = W = 1)
- *   relu                     max(x, 0)
- *   dropoutP                 inverted dropout with rate P in [0, 1), training only
- *   bn                       batch norm per channel (BatchNorm2d / BatchNorm1d), eps 1e-5,
- *                            momentum 0.1, running statistics used at inference
- * The output of the last layer must be flat: its C is the number of classes.
+ *   convC k K [s S] [p P]    conv2d, C output channels, KxK kernel, stride S (1), zero padding P
+ * (0) maxpoolK [s S]           KxK max pool, stride S (default K), no padding avgpoolK [s S] KxK
+ * average pool, stride S (default K), no padding gap                      global average pool: (C,
+ * H, W) -> (C, 1, 1) flatten                  (C, H, W) -> (C*H*W, 1, 1), NCHW order as
+ * torch.flatten(x, 1) denseN                   fully connected, N outputs; needs a flat input (H =
+ * W = 1) relu                     max(x, 0) dropoutP                 inverted dropout with rate P
+ * in [0, 1), training only bn                       batch norm per channel (BatchNorm2d /
+ * BatchNorm1d), eps 1e-5, momentum 0.1, running statistics used at inference The output of the last
+ * layer must be flat: its C is the number of classes.
  *
  * The legacy form "784,1200,1200,10" is the dense ReLU MLP of ed_mlp: it parses to
  * dense1200,relu,dense1200,relu,dense10 on a 784x1x1 input with `mlp` set. It keeps its meaning:
@@ -33,15 +31,17 @@
  *   conv    layers.{l}.weight (out, in, k, k)      layers.{l}.bias (out)
  *   bn      layers.{l}.weight (C) [gamma]  layers.{l}.bias (C) [beta]            -> param block
  *           layers.{l}.running_mean (C)    layers.{l}.running_var (C)            -> state block
- * where l is the layer's index in the stack (as in torch.nn.Sequential), or, for the legacy MLP, the
- * index of the weight layer (0, 1, 2, ...). Parameters (trained) and state (BN running statistics,
- * not trained, no weight decay) live in two blocks; each layer's tensors are contiguous in its block.
+ * where l is the layer's index in the stack (as in torch.nn.Sequential), or, for the legacy MLP,
+ * the index of the weight layer (0, 1, 2, ...). Parameters (trained) and state (BN running
+ * statistics, not trained, no weight decay) live in two blocks; each layer's tensors are contiguous
+ * in its block.
  *
  * Worked example:
  *     ed_stack s; ed_err err;
  *     if (ed_stack_parse("1x28x28:conv8k3p1,relu,maxpool2,flatten,dense10", &s, &err)) ... err.msg
  *     // s.n_layers = 5, s.layers[2].out = {8, 14, 14}, ed_stack_classes(&s) = 10
- *     ed_tensor_desc t[ED_STACK_MAX_TENSORS]; int n = ed_stack_tensors(&s, t, ED_STACK_MAX_TENSORS);
+ *     ed_tensor_desc t[ED_STACK_MAX_TENSORS]; int n = ed_stack_tensors(&s, t,
+ * ED_STACK_MAX_TENSORS);
  *     // t[0] = {"layers.0.weight", ndim 4, (8, 1, 3, 3), ED_BLOCK_PARAM, offset 0, count 72}
  */
 #ifndef ED_LAYER_H
@@ -87,27 +87,27 @@ static inline size_t ed_shape_size(ed_shape s)
 /* One layer. The parser fills every field; shapes are derived from the input shape. */
 typedef struct {
     ed_layer_kind kind;
-    int units;          /* dense: outputs; conv: output channels; 0 otherwise */
-    int k;              /* conv, maxpool, avgpool: kernel size; 0 otherwise */
-    int stride;         /* conv, maxpool, avgpool: stride (>= 1); 0 otherwise */
-    int pad;            /* conv: zero padding on each side; 0 otherwise */
-    float rate;         /* dropout: rate in [0, 1); 0 otherwise */
-    ed_shape in;        /* input shape of one sample */
-    ed_shape out;       /* output shape of one sample */
-    size_t n_params;    /* floats in the parameter block (weight + bias, or gamma + beta) */
-    size_t n_state;     /* floats in the state block (bn: running mean + running var) */
-    size_t param_off;   /* offset of this layer's parameters in the parameter block */
-    size_t state_off;   /* offset of this layer's state in the state block */
+    int units;        /* dense: outputs; conv: output channels; 0 otherwise */
+    int k;            /* conv, maxpool, avgpool: kernel size; 0 otherwise */
+    int stride;       /* conv, maxpool, avgpool: stride (>= 1); 0 otherwise */
+    int pad;          /* conv: zero padding on each side; 0 otherwise */
+    float rate;       /* dropout: rate in [0, 1); 0 otherwise */
+    ed_shape in;      /* input shape of one sample */
+    ed_shape out;     /* output shape of one sample */
+    size_t n_params;  /* floats in the parameter block (weight + bias, or gamma + beta) */
+    size_t n_state;   /* floats in the state block (bn: running mean + running var) */
+    size_t param_off; /* offset of this layer's parameters in the parameter block */
+    size_t state_off; /* offset of this layer's state in the state block */
 } ed_layer;
 
 typedef struct {
-    ed_shape input;                       /* shape of one input sample (after the input scaling) */
-    int n_layers;                         /* 1..ED_STACK_MAX_LAYERS */
+    ed_shape input; /* shape of one input sample (after the input scaling) */
+    int n_layers;   /* 1..ED_STACK_MAX_LAYERS */
     ed_layer layers[ED_STACK_MAX_LAYERS];
-    bool mlp;                             /* written in the legacy form: run by ed_mlp (see top) */
-    ed_arch mlp_arch;                     /* the ed_mlp arch when `mlp`; zeroed otherwise */
-    size_t n_params;                      /* floats in the parameter block */
-    size_t n_state;                       /* floats in the state block */
+    bool mlp;         /* written in the legacy form: run by ed_mlp (see top) */
+    ed_arch mlp_arch; /* the ed_mlp arch when `mlp`; zeroed otherwise */
+    size_t n_params;  /* floats in the parameter block */
+    size_t n_state;   /* floats in the state block */
 } ed_stack;
 
 /* Parses an architecture string (either form above) into *out and derives every shape, size and
@@ -147,13 +147,13 @@ typedef enum { ED_BLOCK_PARAM = 0, ED_BLOCK_STATE = 1 } ed_tensor_block;
 
 /* One named tensor of a stack's model, placed in the parameter or state block. */
 typedef struct {
-    char name[48];       /* "layers.3.weight", "layers.1.running_var" */
-    int layer;           /* index into ed_stack.layers */
-    int ndim;            /* 1, 2 or 4 */
-    int64_t shape[4];    /* PyTorch shape */
+    char name[48];    /* "layers.3.weight", "layers.1.running_var" */
+    int layer;        /* index into ed_stack.layers */
+    int ndim;         /* 1, 2 or 4 */
+    int64_t shape[4]; /* PyTorch shape */
     ed_tensor_block block;
-    size_t offset;       /* in floats, into the block */
-    size_t count;        /* product of shape */
+    size_t offset; /* in floats, into the block */
+    size_t count;  /* product of shape */
 } ed_tensor_desc;
 
 /* Fills out[0..n) with the stack's tensors in file order and returns n (<= max; a larger count is

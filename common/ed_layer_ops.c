@@ -42,8 +42,8 @@ void ed_dense_backward(float *dx, float *dW, float *db, const float *dy, const f
             db[j] += row[j];
     }
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, W, in, 0.0f,
-                    dx, in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dy, out, W, in,
+                    0.0f, dx, in);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ size_t ed_conv_gemm_size(const ed_layer *L, int chunk)
 static void s_valid_range(int kj, const ed_layer *L, int *lo, int *hi)
 {
     const int S = L->stride, P = L->pad, W = L->in.w, OW = L->out.w;
-    int a = P - kj > 0 ? (P - kj + S - 1) / S : 0;          /* first ox with ix >= 0 */
+    int a = P - kj > 0 ? (P - kj + S - 1) / S : 0;                /* first ox with ix >= 0 */
     int b = (W - 1 + P - kj) >= 0 ? (W - 1 + P - kj) / S + 1 : 0; /* one past the last ix <= W-1 */
     *lo = a < OW ? a : OW;
     *hi = b < OW ? b : OW;
@@ -231,7 +231,8 @@ void ed_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, const 
     }
 }
 
-void ed_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int B, const ed_layer *L)
+void ed_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int B,
+                         const ed_layer *L)
 {
     const size_t hw = (size_t)L->in.h * L->in.w, ohw = (size_t)L->out.h * L->out.w;
     const size_t planes = (size_t)B * L->in.c;
@@ -312,7 +313,8 @@ void ed_relu_forward(float *restrict y, const float *restrict x, size_t n)
 }
 
 ED_VECTOR_CLONES
-void ed_relu_backward(float *restrict dx, const float *restrict dy, const float *restrict y, size_t n)
+void ed_relu_backward(float *restrict dx, const float *restrict dy, const float *restrict y,
+                      size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
@@ -338,8 +340,9 @@ void ed_dropout_backward(float *restrict dx, const float *restrict dy, const flo
  * Batch norm: channel c of sample n is the plane x + (n*C + c)*HW.
  * --------------------------------------------------------------------------------------------- */
 
-void ed_bn_forward_train(float *y, float *xhat, float *mean, float *var, float *istd, const float *x,
-                         const float *gamma, const float *beta, int B, const ed_layer *L)
+void ed_bn_forward_train(float *y, float *xhat, float *mean, float *var, float *istd,
+                         const float *x, const float *gamma, const float *beta, int B,
+                         const ed_layer *L)
 {
     const int C = L->in.c;
     const size_t hw = (size_t)L->in.h * L->in.w;

@@ -39,7 +39,8 @@ void ed_conv_backward(float *dx, float *dW, float *db, const float *dy, const fl
 /* Max pool: y (B, C, OH, OW); argmax (B, C, OH, OW) index into the input plane (H*W) of each
  * maximum (the first one on ties), or NULL when no backward will follow. */
 void ed_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, const ed_layer *L);
-void ed_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int B, const ed_layer *L);
+void ed_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int B,
+                         const ed_layer *L);
 
 /* Average pool over k x k windows (all inside the input: no padding). */
 void ed_avgpool_forward(float *y, const float *x, int B, const ed_layer *L);
@@ -59,8 +60,9 @@ void ed_dropout_backward(float *dx, const float *dy, const float *mask, size_t n
 
 /* Batch norm with batch statistics over (B, H, W) per channel: fills mean, var (biased), istd
  * = 1 / sqrt(var + eps) (C each) and xhat (B, C, H, W); y = gamma xhat + beta. */
-void ed_bn_forward_train(float *y, float *xhat, float *mean, float *var, float *istd, const float *x,
-                         const float *gamma, const float *beta, int B, const ed_layer *L);
+void ed_bn_forward_train(float *y, float *xhat, float *mean, float *var, float *istd,
+                         const float *x, const float *gamma, const float *beta, int B,
+                         const ed_layer *L);
 /* Batch norm with running statistics: y = gamma (x - rmean) / sqrt(rvar + eps) + beta. */
 void ed_bn_forward_infer(float *y, const float *x, const float *gamma, const float *beta,
                          const float *rmean, const float *rvar, int B, const ed_layer *L);

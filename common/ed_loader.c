@@ -38,7 +38,8 @@ ed_loader *ed_loader_new(ed_stream **ps, const ed_loader_config *cfg, ed_err *er
         *ps = NULL;
     ed_loader *l = NULL;
     if (!s || !cfg || cfg->batch_size < 1 || cfg->shuffle_buffer < 0) {
-        ed_err_set(err, ED_EINVAL, "ed_loader_new: need a stream, batch_size >= 1 and shuffle_buffer >= 0");
+        ed_err_set(err, ED_EINVAL,
+                   "ed_loader_new: need a stream, batch_size >= 1 and shuffle_buffer >= 0");
         goto fail;
     }
     l = calloc(1, sizeof *l);
@@ -64,7 +65,8 @@ ed_loader *ed_loader_new(ed_stream **ps, const ed_loader_config *cfg, ed_err *er
         l->slot_y = malloc((size_t)l->cap * sizeof *l->slot_y);
         l->slot_i = malloc((size_t)l->cap * sizeof *l->slot_i);
         if (!l->slot_x || !l->slot_y || !l->slot_i) {
-            ed_err_set(err, ED_ENOMEM, "%s: cannot allocate a shuffle buffer of %ld samples (%zu bytes)",
+            ed_err_set(err, ED_ENOMEM,
+                       "%s: cannot allocate a shuffle buffer of %ld samples (%zu bytes)",
                        ed_stream_path(l->s), l->cap, (size_t)l->cap * l->sb);
             goto fail;
         }
@@ -73,8 +75,8 @@ ed_loader *ed_loader_new(ed_stream **ps, const ed_loader_config *cfg, ed_err *er
     l->by = malloc((size_t)cfg->batch_size * sizeof *l->by);
     l->bi = malloc((size_t)cfg->batch_size * sizeof *l->bi);
     if (!l->bx || !l->by || !l->bi) {
-        ed_err_set(err, ED_ENOMEM, "%s: cannot allocate a batch of %d samples", ed_stream_path(l->s),
-                   cfg->batch_size);
+        ed_err_set(err, ED_ENOMEM, "%s: cannot allocate a batch of %d samples",
+                   ed_stream_path(l->s), cfg->batch_size);
         goto fail;
     }
     return l;
@@ -144,7 +146,8 @@ int ed_loader_next(ed_loader *l, ed_batch *out, ed_err *err)
                 if (r < 0)
                     return (int)r;
                 if (r != 1)
-                    return ed_err_set(err, ED_ETRUNC, "%s: stream ended early", ed_stream_path(l->s));
+                    return ed_err_set(err, ED_ETRUNC, "%s: stream ended early",
+                                      ed_stream_path(l->s));
                 l->slot_i[j] = l->fed++;
             } else {
                 long last = --l->filled;

@@ -15,10 +15,10 @@
 #include "ed_rng.h"
 
 typedef struct {
-    int batch_size;         /* >= 1 */
-    long shuffle_buffer;    /* samples held for shuffling; 0 or 1 = file order */
-    uint64_t seed;          /* shuffle seed; the same seed gives the same order */
-    bool drop_last;         /* drop a final batch smaller than batch_size */
+    int batch_size;      /* >= 1 */
+    long shuffle_buffer; /* samples held for shuffling; 0 or 1 = file order */
+    uint64_t seed;       /* shuffle seed; the same seed gives the same order */
+    bool drop_last;      /* drop a final batch smaller than batch_size */
 } ed_loader_config;
 
 typedef struct ed_loader ed_loader;

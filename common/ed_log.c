@@ -32,8 +32,8 @@ void ed_log_init(const char *program)
     if (fmt && strcmp(fmt, "json") == 0)
         s_format = ED_LOG_JSON;
     else if (fmt && *fmt && strcmp(fmt, "text") != 0)
-        fprintf(stderr, "%s: EDISTILL_LOG_FORMAT='%s' is not text or json; using text\n",
-                s_program, fmt);
+        fprintf(stderr, "%s: EDISTILL_LOG_FORMAT='%s' is not text or json; using text\n", s_program,
+                fmt);
 }
 
 void ed_log_set_level(ed_log_level level)

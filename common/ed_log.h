@@ -12,7 +12,13 @@
 #ifndef ED_LOG_H
 #define ED_LOG_H
 
-typedef enum { ED_LOG_DEBUG, ED_LOG_INFO, ED_LOG_WARN, ED_LOG_ERROR, ED_LOG_LEVEL_COUNT } ed_log_level;
+typedef enum {
+    ED_LOG_DEBUG,
+    ED_LOG_INFO,
+    ED_LOG_WARN,
+    ED_LOG_ERROR,
+    ED_LOG_LEVEL_COUNT
+} ed_log_level;
 
 typedef enum { ED_LOG_TEXT, ED_LOG_JSON } ed_log_format;
 

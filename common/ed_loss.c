@@ -82,7 +82,7 @@ float ed_loss_hard_ce(const float *z, const int32_t *y, int B, int C, float eps,
             n++;
     if (n == 0)
         return 0.0f;
-    const double off = (double)eps / C;     /* target of every class */
+    const double off = (double)eps / C;        /* target of every class */
     const double on = 1.0 - (double)eps + off; /* target of the label */
     const double gscale = (double)weight / n;
     double total = 0.0;

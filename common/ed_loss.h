@@ -3,8 +3,8 @@
  * combination of ensemble members' outputs.
  *
  * All matrices are row-major (B, C): B samples, C classes. Every loss returns the *mean* loss over
- * the rows it covers and, when `dz` is non-NULL, ADDS `weight * d(mean loss)/dz` into dz, so the terms
- * of a combined objective can be accumulated into one gradient buffer:
+ * the rows it covers and, when `dz` is non-NULL, ADDS `weight * d(mean loss)/dz` into dz, so the
+ * terms of a combined objective can be accumulated into one gradient buffer:
  *
  *     total = alpha * soft(T) + (1 - alpha) * hard
  *     memset(dz, 0, ...);
@@ -74,8 +74,8 @@ void ed_combine_mean_logits(const float *const *logits, int K, int B, int C, flo
 /* ---- the distillation loss, configured in one place ------------------------------------------ */
 
 typedef enum {
-    ED_SOFT_CE = 0,       /* T^2 * CE(q, softmax(s / T)), q combined from the members (combine) */
-    ED_SOFT_L2 = 1,       /* 0.5 * |s - t|^2, t = the members' mean logits (combine, T unused) */
+    ED_SOFT_CE = 0, /* T^2 * CE(q, softmax(s / T)), q combined from the members (combine) */
+    ED_SOFT_L2 = 1, /* 0.5 * |s - t|^2, t = the members' mean logits (combine, T unused) */
     ED_SOFT_LOSS_COUNT
 } ed_soft_loss;
 
@@ -89,7 +89,7 @@ typedef struct {
     float temperature;       /* T > 0 (ED_SOFT_CE only) */
     float alpha;             /* weight of the soft term in [0, 1] */
     ed_soft_loss soft_loss;
-    float label_smoothing;   /* eps for the hard term */
+    float label_smoothing; /* eps for the hard term */
 } ed_loss_config;
 
 /* The soft targets of K >= 1 members' logits (each (B, C)) under cfg, into targets (B, C):

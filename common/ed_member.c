@@ -5,8 +5,8 @@
  * strings; reference-counted, read-only once loaded) and the member proper (a workspace for
  * max_batch samples over some weights). A backend is a small ops table; the layer stack of an
  * edistill model file (ed_net, which runs MLPs too) is the only one today; a file's batch norm is
- * folded into the layer before it when the member is opened. Forward scales the raw batch straight into the backend's input
- * buffer, runs the network there and copies the logits out to the caller.
+ * folded into the layer before it when the member is opened. Forward scales the raw batch straight
+ * into the backend's input buffer, runs the network there and copies the logits out to the caller.
  */
 #include "ed_member.h"
 
@@ -31,8 +31,8 @@ typedef struct {
 typedef struct {
     atomic_int refs;
     const s_backend *be;
-    void *model;                /* the backend's model; NULL when borrowed */
-    const void *run_model;      /* what forward runs: model, or the borrowed one */
+    void *model;           /* the backend's model; NULL when borrowed */
+    const void *run_model; /* what forward runs: model, or the borrowed one */
     ed_shape input_shape;
     int input_dim, classes;
     double flops;
@@ -50,7 +50,8 @@ struct ed_member {
     int max_batch;
 };
 
-/* ---- the layer-stack backend (edistill model files; MLPs are stacks too) ------------------------ */
+/* ---- the layer-stack backend (edistill model files; MLPs are stacks too) ------------------------
+ */
 
 static void *s_net_ws_new(const void *model, int max_batch)
 {
@@ -82,8 +83,8 @@ static void s_net_model_destroy(void **model)
     *model = NULL;
 }
 
-static const s_backend s_net_backend = {s_net_ws_new, s_net_ws_destroy, s_net_input,
-                                        s_net_forward, s_net_model_destroy};
+static const s_backend s_net_backend = {s_net_ws_new, s_net_ws_destroy, s_net_input, s_net_forward,
+                                        s_net_model_destroy};
 
 /* Fills the shape fields of w from a stack model. */
 static void s_weights_set_net(s_weights *w, const ed_net *m)
@@ -97,7 +98,8 @@ static void s_weights_set_net(s_weights *w, const ed_net *m)
     ed_stack_format(&m->arch, w->arch, sizeof w->arch);
 }
 
-/* ---- members ----------------------------------------------------------------------------------- */
+/* ---- members -----------------------------------------------------------------------------------
+ */
 
 static void s_weights_release(s_weights **pw)
 {
@@ -137,7 +139,8 @@ ed_member *ed_member_open(const char *path, int max_batch, ed_err *err)
     return ed_member_open_with(path, NULL, max_batch, err);
 }
 
-ed_member *ed_member_open_with(const char *path, const ed_onnx_import_opts *onnx, int max_batch, ed_err *err)
+ed_member *ed_member_open_with(const char *path, const ed_onnx_import_opts *onnx, int max_batch,
+                               ed_err *err)
 {
     if (!path || max_batch < 1) {
         ed_err_set(err, ED_EINVAL, "%s: a member needs a model file and a max batch >= 1 (got %d)",

@@ -3,8 +3,8 @@
  * scaling it records, and an inference workspace of its own.
  *
  * This is the one place that turns a raw batch (uint8 or float32 samples as read from a data file
- * or received in a LogitRequest, unscaled) into a member's logits. teacher_worker's compute threads,
- * the trainer's in-process replicas, evaluation and the bench all go through it.
+ * or received in a LogitRequest, unscaled) into a member's logits. teacher_worker's compute
+ * threads, the trainer's in-process replicas, evaluation and the bench all go through it.
  *
  * Behind the API sits a backend: the layer stack (ed_net: MLPs and CNNs) of an edistill model
  * file (ed_model_file) or of an ONNX file mapped onto it (ed_onnx_model); no caller changes.
@@ -40,7 +40,8 @@ ed_member *ed_member_open(const char *path, int max_batch, ed_err *err);
 /* ed_member_open for any model file: an ONNX file (*.onnx, imported onto the layer stack with
  * `onnx` options, NULL = defaults: see ed_onnx_model.h) or an edistill model file. Errors as
  * ed_member_open plus ed_onnx_model_load's. */
-ed_member *ed_member_open_with(const char *path, const ed_onnx_import_opts *onnx, int max_batch, ed_err *err);
+ed_member *ed_member_open_with(const char *path, const ed_onnx_import_opts *onnx, int max_batch,
+                               ed_err *err);
 
 /* A member that runs the same weights as m (shared, not copied) with a new workspace for
  * max_batch samples, for another thread. m may be destroyed before the share. NULL on failure
@@ -65,11 +66,11 @@ int ed_member_forward(ed_member *m, const void *x, ed_dtype dtype, int n, float 
 
 const char *ed_member_name(const ed_member *m);        /* as recorded in the file ("" if none) */
 const char *ed_member_fingerprint(const ed_member *m); /* "fnv1a64:0123456789abcdef" ("" wrapped) */
-const char *ed_member_arch(const ed_member *m);        /* "784,1200,1200,10", "1x28x28:conv8k3,..." */
-const char *ed_member_path(const ed_member *m);        /* the file it came from ("" wrapped) */
-const char *ed_member_provenance(const ed_member *m);  /* JSON text, "{}" when unknown */
-int ed_member_input_dim(const ed_member *m);             /* C*H*W of one sample */
-ed_shape ed_member_input_shape(const ed_member *m);     /* (C, H, W); (N, 1, 1) for flat inputs */
+const char *ed_member_arch(const ed_member *m); /* "784,1200,1200,10", "1x28x28:conv8k3,..." */
+const char *ed_member_path(const ed_member *m); /* the file it came from ("" wrapped) */
+const char *ed_member_provenance(const ed_member *m); /* JSON text, "{}" when unknown */
+int ed_member_input_dim(const ed_member *m);          /* C*H*W of one sample */
+ed_shape ed_member_input_shape(const ed_member *m);   /* (C, H, W); (N, 1, 1) for flat inputs */
 int ed_member_classes(const ed_member *m);
 int ed_member_max_batch(const ed_member *m);
 float ed_member_input_scale(const ed_member *m);

@@ -27,17 +27,17 @@ typedef struct s_family s_family;
 
 struct ed_metric {
     s_family *fam;
-    char *labels;                /* rendered `a="x",b="y"` (escaped), "" without labels */
-    _Atomic uint64_t bits;       /* counter/gauge value, histogram sum: a double's bits */
-    _Atomic uint64_t *buckets;   /* histogram: n_bounds + 1 non-cumulative counts */
-    ed_metric_fn fn;             /* computed gauge, or NULL */
+    char *labels;              /* rendered `a="x",b="y"` (escaped), "" without labels */
+    _Atomic uint64_t bits;     /* counter/gauge value, histogram sum: a double's bits */
+    _Atomic uint64_t *buckets; /* histogram: n_bounds + 1 non-cumulative counts */
+    ed_metric_fn fn;           /* computed gauge, or NULL */
     void *fn_arg;
     ed_metric *next;
 };
 
 struct s_family {
     char *name;
-    char *help;                  /* escaped */
+    char *help; /* escaped */
     s_type type;
     int n_labels;
     char *label_names[ED_METRICS_MAX_LABELS];
@@ -194,7 +194,8 @@ static uint64_t s_double_to_bits(double d)
 static void s_atomic_add(_Atomic uint64_t *a, double v)
 {
     uint64_t old = atomic_load_explicit(a, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(a, &old, s_double_to_bits(s_bits_to_double(old) + v),
+    while (!atomic_compare_exchange_weak_explicit(a, &old,
+                                                  s_double_to_bits(s_bits_to_double(old) + v),
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
 }
@@ -255,8 +256,10 @@ static s_family *s_family_get(ed_metrics *r, const char *name, const char *help,
         for (int i = 0; same && i < n_bounds; i++)
             same = f->bounds[i] == bounds[i];
         if (!same) {
-            ed_err_set(err, ED_EINVAL, "metric %s: already registered as a %s with other labels "
-                       "or buckets", name, s_type_names[f->type]);
+            ed_err_set(err, ED_EINVAL,
+                       "metric %s: already registered as a %s with other labels "
+                       "or buckets",
+                       name, s_type_names[f->type]);
             return NULL;
         }
         return f;

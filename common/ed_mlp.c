@@ -60,16 +60,16 @@ int ed_arch_parse(const char *text, ed_arch *out, ed_err *err)
             len--;
         if (n >= ED_MLP_MAX_LAYERS + 1)
             return ed_err_set(err, ED_EINVAL,
-                              "arch \"%s\": too many widths (at most %d, i.e. %d weight layers)", text,
-                              ED_MLP_MAX_LAYERS + 1, ED_MLP_MAX_LAYERS);
+                              "arch \"%s\": too many widths (at most %d, i.e. %d weight layers)",
+                              text, ED_MLP_MAX_LAYERS + 1, ED_MLP_MAX_LAYERS);
         if (len == 0)
             return ed_err_set(err, ED_EINVAL, "arch \"%s\": entry %d is empty", text, n + 1);
         long v = 0;
         for (size_t i = 0; i < len; i++) {
             if (start[i] < '0' || start[i] > '9')
                 return ed_err_set(err, ED_EINVAL,
-                                  "arch \"%s\": entry %d (\"%.*s\") is not a positive integer", text,
-                                  n + 1, (int)len, start);
+                                  "arch \"%s\": entry %d (\"%.*s\") is not a positive integer",
+                                  text, n + 1, (int)len, start);
             if (v <= S_MAX_WIDTH)
                 v = v * 10 + (start[i] - '0');
         }
@@ -86,7 +86,8 @@ int ed_arch_parse(const char *text, ed_arch *out, ed_err *err)
     }
     if (n < 2)
         return ed_err_set(err, ED_EINVAL,
-                          "arch \"%s\": need at least 2 widths (input and output), got %d", text, n);
+                          "arch \"%s\": need at least 2 widths (input and output), got %d", text,
+                          n);
     a.n_layers = n - 1;
     *out = a;
     return ED_OK;
@@ -281,8 +282,8 @@ void ed_mlp_ws_destroy(ed_mlp_ws **pws)
 
 /* h (B, out) <- h + b, then ReLU when `relu`, then times mask (B, out) when non-NULL. */
 ED_VECTOR_CLONES
-static void s_bias_act(float *restrict h, const float *restrict b, const float *restrict mask, int B,
-                       int out, bool relu)
+static void s_bias_act(float *restrict h, const float *restrict b, const float *restrict mask,
+                       int B, int out, bool relu)
 {
     for (int i = 0; i < B; i++) {
         float *restrict row = h + (size_t)i * out;
@@ -309,8 +310,8 @@ static float s_layer_rate(const ed_mlp_ws *ws, int l)
     return l == 0 ? ws->dropout_in : ws->dropout_hidden;
 }
 
-int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bool train, ed_rng *rng,
-                   const float **logits, ed_err *err)
+int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bool train,
+                   ed_rng *rng, const float **logits, ed_err *err)
 {
     if (!m || !ws || !x || !logits)
         return ed_err_set(err, ED_EINVAL, "mlp forward: NULL argument");
@@ -318,14 +319,15 @@ int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bo
         char am[256], aw[256];
         ed_arch_format(&m->arch, am, sizeof am);
         ed_arch_format(&ws->arch, aw, sizeof aw);
-        return ed_err_set(err, ED_ESHAPE, "mlp forward: model arch %s differs from workspace arch %s",
-                          am, aw);
+        return ed_err_set(err, ED_ESHAPE,
+                          "mlp forward: model arch %s differs from workspace arch %s", am, aw);
     }
     if (batch < 1)
         return ed_err_set(err, ED_EINVAL, "mlp forward: batch %d < 1", batch);
     if (batch > ws->max_batch)
-        return ed_err_set(err, ED_ESHAPE, "mlp forward: batch %d exceeds the workspace max_batch %d",
-                          batch, ws->max_batch);
+        return ed_err_set(err, ED_ESHAPE,
+                          "mlp forward: batch %d exceeds the workspace max_batch %d", batch,
+                          ws->max_batch);
     const ed_arch *a = &m->arch;
     const int L = a->n_layers;
     bool use_mask[ED_MLP_MAX_LAYERS] = {false};
@@ -334,7 +336,8 @@ int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bo
         for (int l = 0; l < L; l++) {
             float p = s_layer_rate(ws, l);
             if (!(p >= 0.0f && p < 1.0f))
-                return ed_err_set(err, ED_EINVAL, "mlp forward: %s dropout rate %g is not in [0, 1)",
+                return ed_err_set(err, ED_EINVAL,
+                                  "mlp forward: %s dropout rate %g is not in [0, 1)",
                                   l == 0 ? "input" : "hidden", (double)p);
             use_mask[l] = p > 0.0f;
             any_mask = any_mask || use_mask[l];
@@ -364,7 +367,8 @@ int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bo
         float *h = ws->act[l + 1];
         const float *next_mask = NULL;
         if (hidden && use_mask[l + 1]) {
-            ed_rng_dropout_mask(ws->mask[l + 1], (size_t)batch * (size_t)out, ws->dropout_hidden, rng);
+            ed_rng_dropout_mask(ws->mask[l + 1], (size_t)batch * (size_t)out, ws->dropout_hidden,
+                                rng);
             next_mask = ws->mask[l + 1];
         }
         /* H (batch, out) = X (batch, in) W^T (in, out) */
@@ -389,9 +393,10 @@ static void s_col_sums(float *restrict db, const float *restrict dH, int B, int 
     }
 }
 
-/* dX (n) <- dX where act > 0 (ReLU; act is post-dropout, so also zero where dropped), times mask. */
-static void s_relu_mask_back(float *restrict dX, const float *restrict act, const float *restrict mask,
-                             size_t n)
+/* dX (n) <- dX where act > 0 (ReLU; act is post-dropout, so also zero where dropped), times mask.
+ */
+static void s_relu_mask_back(float *restrict dX, const float *restrict act,
+                             const float *restrict mask, size_t n)
 {
     if (mask) {
         for (size_t i = 0; i < n; i++)
@@ -424,8 +429,8 @@ int ed_mlp_backward(const ed_mlp *m, ed_mlp_ws *ws, const float *dlogits, int ba
             break;
         /* dX (batch, in) = dH (batch, out) W (out, in) */
         float *dX = ws->dbuf[cur];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, in, out, 1.0f, dH, out, m->W[l],
-                    in, 0.0f, dX, in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, in, out, 1.0f, dH, out,
+                    m->W[l], in, 0.0f, dX, in);
         const float *mask = ws->masks_used && s_layer_rate(ws, l) > 0.0f ? ws->mask[l] : NULL;
         s_relu_mask_back(dX, ws->act[l], mask, (size_t)batch * (size_t)in);
         dH = dX;

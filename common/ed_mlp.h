@@ -29,8 +29,8 @@
 #define ED_MLP_MAX_LAYERS 16 /* weight layers; widths has one more entry */
 
 typedef struct {
-    int n_layers;                        /* number of weight layers, >= 1 */
-    int widths[ED_MLP_MAX_LAYERS + 1];   /* widths[0] = input dim, widths[n_layers] = classes */
+    int n_layers;                      /* number of weight layers, >= 1 */
+    int widths[ED_MLP_MAX_LAYERS + 1]; /* widths[0] = input dim, widths[n_layers] = classes */
 } ed_arch;
 
 /* Parses "784,1200,1200,10" (2..17 positive widths, each at most 1048576; blanks around an entry
@@ -60,9 +60,9 @@ double ed_arch_forward_flops(const ed_arch *arch);
 typedef struct {
     ed_arch arch;
     size_t n_params;
-    float *params;                       /* one block, layout above */
-    float *W[ED_MLP_MAX_LAYERS];         /* (widths[l+1], widths[l]) views into params */
-    float *b[ED_MLP_MAX_LAYERS];         /* (widths[l+1]) */
+    float *params;               /* one block, layout above */
+    float *W[ED_MLP_MAX_LAYERS]; /* (widths[l+1], widths[l]) views into params */
+    float *b[ED_MLP_MAX_LAYERS]; /* (widths[l+1]) */
 } ed_mlp;
 
 /* Allocates a zeroed model; NULL on allocation failure or invalid arch. */
@@ -77,25 +77,25 @@ void ed_mlp_init(ed_mlp *m, ed_rng *rng);
 typedef struct {
     ed_arch arch;
     int max_batch;
-    float dropout_in;                    /* inverted dropout rate on the input, training only */
-    float dropout_hidden;                /* inverted dropout rate on hidden activations */
-                                         /* both start at 0: set them after ed_mlp_ws_new, and do not
-                                            change them between a forward and its backward */
-    float *act[ED_MLP_MAX_LAYERS + 1];   /* act[0]: (max_batch, w0) input as used (after dropout);
-                                            act[l]: (max_batch, w_l) output of layer l (post-ReLU and
-                                            post-dropout for hidden layers, i.e. the input layer l
-                                            sees; logits for l = n_layers) */
-    float *mask[ED_MLP_MAX_LAYERS];      /* mask[l]: (max_batch, w_l) dropout scale applied to the
-                                            input of layer l (0 or 1/(1-p)); allocated for every layer
-                                            of a `train` workspace, NULL otherwise; meaningful only
-                                            when masks_used and that layer's rate is > 0 */
-    float *dbuf[2];                      /* (max_batch, max width) backward ping-pong buffers */
-    float *grads;                        /* (n_params) same layout as params; NULL if !train */
-    float *dW[ED_MLP_MAX_LAYERS];        /* views into grads */
+    float dropout_in;                  /* inverted dropout rate on the input, training only */
+    float dropout_hidden;              /* inverted dropout rate on hidden activations */
+                                       /* both start at 0: set them after ed_mlp_ws_new, and do not
+                                          change them between a forward and its backward */
+    float *act[ED_MLP_MAX_LAYERS + 1]; /* act[0]: (max_batch, w0) input as used (after dropout);
+                                          act[l]: (max_batch, w_l) output of layer l (post-ReLU and
+                                          post-dropout for hidden layers, i.e. the input layer l
+                                          sees; logits for l = n_layers) */
+    float *mask[ED_MLP_MAX_LAYERS];    /* mask[l]: (max_batch, w_l) dropout scale applied to the
+                                          input of layer l (0 or 1/(1-p)); allocated for every layer
+                                          of a `train` workspace, NULL otherwise; meaningful only
+                                          when masks_used and that layer's rate is > 0 */
+    float *dbuf[2];                    /* (max_batch, max width) backward ping-pong buffers */
+    float *grads;                      /* (n_params) same layout as params; NULL if !train */
+    float *dW[ED_MLP_MAX_LAYERS];      /* views into grads */
     float *db[ED_MLP_MAX_LAYERS];
-    bool masks_used;                     /* last forward applied dropout masks */
-    int last_batch;                      /* batch of the last forward */
-    float *block;                        /* the single allocation behind all of the above */
+    bool masks_used; /* last forward applied dropout masks */
+    int last_batch;  /* batch of the last forward */
+    float *block;    /* the single allocation behind all of the above */
 } ed_mlp_ws;
 
 /* Workspace for batches up to max_batch; `train` also allocates gradients, backward buffers and
@@ -105,15 +105,15 @@ ed_mlp_ws *ed_mlp_ws_new(const ed_arch *arch, int max_batch, bool train);
 
 void ed_mlp_ws_destroy(ed_mlp_ws **pws);
 
-/* Forward pass. x: (batch, w0) row-major, already scaled; x may be ws->act[0] (scaling straight into
- * it saves a copy). With `train`, dropout is applied using
- * `rng` (which may be NULL when both rates are 0); masks are drawn in order mask[0], mask[1], ...
- * so the same rng state reproduces them. Without `train`, neither masks nor rng are touched.
- * On success *logits points to (batch, w_L) inside ws, valid until the next forward. Errors:
- * ED_ESHAPE when batch > max_batch or the arch differs from the workspace's; ED_EINVAL for
- * batch < 1, a rate outside [0, 1), or dropout with a NULL rng or a workspace without `train`. */
-int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bool train, ed_rng *rng,
-                   const float **logits, ed_err *err);
+/* Forward pass. x: (batch, w0) row-major, already scaled; x may be ws->act[0] (scaling straight
+ * into it saves a copy). With `train`, dropout is applied using `rng` (which may be NULL when both
+ * rates are 0); masks are drawn in order mask[0], mask[1], ... so the same rng state reproduces
+ * them. Without `train`, neither masks nor rng are touched. On success *logits points to (batch,
+ * w_L) inside ws, valid until the next forward. Errors: ED_ESHAPE when batch > max_batch or the
+ * arch differs from the workspace's; ED_EINVAL for batch < 1, a rate outside [0, 1), or dropout
+ * with a NULL rng or a workspace without `train`. */
+int ed_mlp_forward(const ed_mlp *m, ed_mlp_ws *ws, const float *x, int batch, bool train,
+                   ed_rng *rng, const float **logits, ed_err *err);
 
 /* Backward pass for the last forward of this workspace. dlogits: (batch, w_L), the gradient of the
  * loss w.r.t. the logits. Overwrites ws->grads (not accumulated). Requires a `train` workspace and

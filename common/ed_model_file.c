@@ -1,5 +1,6 @@
 /*
- * ed_model_file: edistill model files (a layer stack's tensors + metadata) on top of ed_safetensors.
+ * ed_model_file: edistill model files (a layer stack's tensors + metadata) on top of
+ * ed_safetensors.
  *
  * Saving writes one F32 tensor per entry of the stack's tensor table (ed_stack_tensors), as views
  * into the model's parameter and state blocks, and
@@ -192,7 +193,9 @@ int ed_model_save(const char *path, const ed_net *m, ed_model_meta *meta, ed_err
     };
     int n = ed_stack_tensors(st, td, ED_STACK_MAX_TENSORS);
     for (int i = 0; i < n; i++) {
-        t[i] = (ed_st_tensor){.name = td[i].name, .dtype = "F32", .ndim = td[i].ndim,
+        t[i] = (ed_st_tensor){.name = td[i].name,
+                              .dtype = "F32",
+                              .ndim = td[i].ndim,
                               .data = s_tensor_data(m, &td[i]),
                               .nbytes = td[i].count * sizeof(float)};
         memcpy(t[i].shape, td[i].shape, sizeof td[i].shape);
@@ -248,13 +251,14 @@ static int s_load_arch(const ed_st_file *f, const char *path, ed_stack *arch, ed
     const char *v = ed_st_meta_get(f, "format");
     if (!v || strcmp(v, ED_MODEL_FORMAT) != 0)
         return ed_err_set(err, ED_EFORMAT,
-                          "%s: not an edistill model (format is '%s', expected '" ED_MODEL_FORMAT "')",
+                          "%s: not an edistill model (format is '%s', expected '" ED_MODEL_FORMAT
+                          "')",
                           path, v ? v : "");
     long version;
     v = ed_st_meta_get(f, "format_version");
     if (!v || s_parse_long(v, &version) != 0 || version < 1)
-        return ed_err_set(err, ED_EFORMAT, "%s: format_version '%s' is not a positive integer", path,
-                          v ? v : "");
+        return ed_err_set(err, ED_EFORMAT, "%s: format_version '%s' is not a positive integer",
+                          path, v ? v : "");
     if (version > ED_MODEL_FORMAT_VERSION)
         return ed_err_set(err, ED_EVERSION,
                           "%s: format_version %ld is newer than this build supports (%d): upgrade "
@@ -298,8 +302,8 @@ static int s_load_meta(const ed_st_file *f, const char *path, ed_model_meta *md,
     if (rc < 0)
         return rc;
     v = ed_st_meta_get(f, "provenance");
-    rc = s_copy_string(path, "provenance", v && *v ? v : "{}", md->provenance, sizeof md->provenance,
-                       err);
+    rc = s_copy_string(path, "provenance", v && *v ? v : "{}", md->provenance,
+                       sizeof md->provenance, err);
     if (rc < 0)
         return rc;
     v = ed_st_meta_get(f, "fingerprint");

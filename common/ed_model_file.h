@@ -4,7 +4,8 @@
  *
  * Tensors: those of ed_stack_tensors (ed_layer.h), F32, in that order, with PyTorch names and
  * shapes: "layers.{l}.weight" (out, in) or (out, in, k, k), "layers.{l}.bias", and for batch norm
- * also "layers.{l}.running_mean" / "running_var". A legacy MLP arch names its weight layers 0, 1, ...
+ * also "layers.{l}.running_mean" / "running_var". A legacy MLP arch names its weight layers 0, 1,
+ * ...
  * __metadata__ (all strings):
  *   format          "edistill-mlp"        (the magic: anything else is not an edistill model)
  *   format_version  "1" for a legacy MLP arch (byte-identical to files of earlier builds, which
@@ -31,14 +32,14 @@
 #include "ed_net.h"
 
 #define ED_MODEL_FORMAT "edistill-mlp"
-#define ED_MODEL_FORMAT_VERSION 2   /* newest understood; legacy MLP archs are written as 1 */
+#define ED_MODEL_FORMAT_VERSION 2 /* newest understood; legacy MLP archs are written as 1 */
 
 typedef struct {
     char member[128];
     float input_scale;
     float input_offset;
-    char provenance[4096];  /* JSON text, "{}" when unknown */
-    uint64_t fingerprint;   /* filled by save and load */
+    char provenance[4096]; /* JSON text, "{}" when unknown */
+    uint64_t fingerprint;  /* filled by save and load */
 } ed_model_meta;
 
 /* FNV-1a 64 over the little-endian bytes of n floats. */
@@ -48,7 +49,8 @@ uint64_t ed_fingerprint(const float *params, size_t n);
 void ed_fingerprint_format(uint64_t fp, char *buf, size_t size);
 
 /* Saves atomically; computes meta->fingerprint (set only on success). An empty provenance is
- * written as "{}". ED_EINVAL if provenance is not valid JSON or input_scale/offset is not finite. */
+ * written as "{}". ED_EINVAL if provenance is not valid JSON or input_scale/offset is not finite.
+ */
 int ed_model_save(const char *path, const ed_net *m, ed_model_meta *meta, ed_err *err);
 
 /* FNV-1a 64 of the model's tensors in file order (what the fingerprint field holds). For a legacy
@@ -59,10 +61,10 @@ uint64_t ed_model_fingerprint(const ed_net *m);
  * truncation, fingerprint. On success *out is a new model owned by the caller. Errors name the path
  * and the fault, e.g. "m.safetensors: tensor layers.1.weight has shape (10, 64), arch needs
  * (10, 128)" or "m.safetensors: fingerprint mismatch (file says ..., weights hash to ...): the
- * weights are corrupted". A version-1 file must have a legacy MLP arch (ED_EFORMAT). meta may be NULL; a missing member / provenance loads as "" / "{}".
- * Codes: ED_EFORMAT (not an edistill model, bad field, missing or extra tensor), ED_EVERSION,
- * ED_ESHAPE (tensor shape or classes vs arch), ED_ECHECKSUM, plus ed_st_open's codes. On failure
- * *out is NULL. */
+ * weights are corrupted". A version-1 file must have a legacy MLP arch (ED_EFORMAT). meta may be
+ * NULL; a missing member / provenance loads as "" / "{}". Codes: ED_EFORMAT (not an edistill model,
+ * bad field, missing or extra tensor), ED_EVERSION, ED_ESHAPE (tensor shape or classes vs arch),
+ * ED_ECHECKSUM, plus ed_st_open's codes. On failure *out is NULL. */
 int ed_model_load(const char *path, ed_net **out, ed_model_meta *meta, ed_err *err);
 
 #endif

@@ -4,9 +4,10 @@
  *
  * A legacy MLP stack delegates every call to ed_mlp on the same parameter block, so its numbers and
  * speed are exactly ed_mlp's. Other stacks get one float block per workspace: activations (flatten
- * aliases its input, no copy; an inference workspace keeps them in two ping-pong buffers), dropout masks and BN x_hat, BN batch statistics, two backward
- * ping-pong buffers, the conv lowering scratch and the gradients; maxpool argmax indices live in one
- * int32 block. Everything is sized at ed_net_ws_new; a forward never allocates.
+ * aliases its input, no copy; an inference workspace keeps them in two ping-pong buffers), dropout
+ * masks and BN x_hat, BN batch statistics, two backward ping-pong buffers, the conv lowering
+ * scratch and the gradients; maxpool argmax indices live in one int32 block. Everything is sized at
+ * ed_net_ws_new; a forward never allocates.
  */
 #include "ed_net.h"
 #include "ed_layer_ops.h"
@@ -323,8 +324,8 @@ static int s_check(const ed_net *m, const ed_net_ws *ws, int batch, const char *
         char am[ED_STACK_TEXT_MAX], aw[ED_STACK_TEXT_MAX];
         ed_stack_format(&m->arch, am, sizeof am);
         ed_stack_format(&ws->arch, aw, sizeof aw);
-        return ed_err_set(err, ED_ESHAPE, "%s: model arch %s differs from workspace arch %s", what, am,
-                          aw);
+        return ed_err_set(err, ED_ESHAPE, "%s: model arch %s differs from workspace arch %s", what,
+                          am, aw);
     }
     if (batch < 1)
         return ed_err_set(err, ED_EINVAL, "%s: batch %d < 1", what, batch);
@@ -351,7 +352,8 @@ static int s_forward_mlp(const ed_net *m, ed_net_ws *ws, const float *x, int bat
 static int s_check_train(const ed_net_ws *ws, int batch, ed_rng *rng, ed_err *err)
 {
     if (!ws->train)
-        return ed_err_set(err, ED_EINVAL, "net forward: training needs a workspace made with train");
+        return ed_err_set(err, ED_EINVAL,
+                          "net forward: training needs a workspace made with train");
     for (int l = 0; l < ws->arch.n_layers; l++) {
         const ed_layer *L = &ws->arch.layers[l];
         if (L->kind == ED_LAYER_DROPOUT && L->rate > 0.0f && !rng)
@@ -413,8 +415,8 @@ static void s_layer_forward(const ed_net *m, ed_net_ws *ws, int l, int batch, bo
     }
 }
 
-int ed_net_forward(const ed_net *m, ed_net_ws *ws, const float *x, int batch, bool train, ed_rng *rng,
-                   const float **logits, ed_err *err)
+int ed_net_forward(const ed_net *m, ed_net_ws *ws, const float *x, int batch, bool train,
+                   ed_rng *rng, const float **logits, ed_err *err)
 {
     if (!m || !ws || !x || !logits)
         return ed_err_set(err, ED_EINVAL, "net forward: NULL argument");
@@ -452,8 +454,8 @@ static const float *s_layer_backward(const ed_net *m, ed_net_ws *ws, int l, int 
         ed_dense_backward(dx, ws->dW[l], ws->db[l], dy, ws->act[l], m->W[l], batch, L);
         return dx;
     case ED_LAYER_CONV:
-        ed_conv_backward(dx, ws->dW[l], ws->db[l], dy, ws->act[l], m->W[l], ws->col, ws->gemm, batch,
-                         ws->conv_chunk, L);
+        ed_conv_backward(dx, ws->dW[l], ws->db[l], dy, ws->act[l], m->W[l], ws->col, ws->gemm,
+                         batch, ws->conv_chunk, L);
         return dx;
     case ED_LAYER_BN:
         ed_bn_backward(dx, ws->dW[l], ws->db[l], dy, ws->aux[l], m->W[l], ws->bn_istd[l], batch, L);
@@ -549,8 +551,8 @@ static bool s_foldable(const ed_stack *s, int l)
            (s->layers[l - 1].kind == ED_LAYER_CONV || s->layers[l - 1].kind == ED_LAYER_DENSE);
 }
 
-/* Copies layer `from` of m into layer `to` of f (same kind and shape), folding bn layer `bn` (or -1)
- * into it. */
+/* Copies layer `from` of m into layer `to` of f (same kind and shape), folding bn layer `bn` (or
+ * -1) into it. */
 static void s_fold_copy(ed_net *f, int to, const ed_net *m, int from, int bn)
 {
     const ed_layer *L = &m->arch.layers[from];

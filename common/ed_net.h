@@ -17,7 +17,8 @@
  *     ed_stack s; ed_stack_parse("1x28x28:conv8k3p1,bn,relu,maxpool2,flatten,dense10", &s, &err);
  *     ed_net *m = ed_net_new(&s);            ed_rng r; ed_rng_seed(&r, 1); ed_net_init(m, &r);
  *     ed_net_ws *ws = ed_net_ws_new(&s, 128, true);
- *     const float *z; ed_net_forward(m, ws, x, 128, true, &r, &z, &err);  // x: (128,1,28,28) z: (128,10)
+ *     const float *z; ed_net_forward(m, ws, x, 128, true, &r, &z, &err);  // x: (128,1,28,28) z:
+ * (128,10)
  *     ... fill dz (128, 10) ...;  ed_net_backward(m, ws, dz, 128, &err);  // ws->grads filled
  *     ed_net_commit_stats(m, ws);                                        // BN running statistics
  */
@@ -36,14 +37,14 @@
 typedef struct {
     ed_stack arch;
     size_t n_params;
-    float *params;                        /* one block, layout of ed_stack_tensors */
+    float *params; /* one block, layout of ed_stack_tensors */
     size_t n_state;
-    float *state;                         /* BN running statistics; NULL when n_state == 0 */
-    float *W[ED_STACK_MAX_LAYERS];        /* dense (out, in); conv (out, in, k, k); bn gamma (C) */
-    float *b[ED_STACK_MAX_LAYERS];        /* dense/conv bias (out); bn beta (C) */
-    float *mean[ED_STACK_MAX_LAYERS];     /* bn running mean (C) */
-    float *var[ED_STACK_MAX_LAYERS];      /* bn running variance (C), unbiased as in PyTorch */
-    ed_mlp *mlp;                          /* legacy stacks only: shares `params` (not a copy) */
+    float *state;                     /* BN running statistics; NULL when n_state == 0 */
+    float *W[ED_STACK_MAX_LAYERS];    /* dense (out, in); conv (out, in, k, k); bn gamma (C) */
+    float *b[ED_STACK_MAX_LAYERS];    /* dense/conv bias (out); bn beta (C) */
+    float *mean[ED_STACK_MAX_LAYERS]; /* bn running mean (C) */
+    float *var[ED_STACK_MAX_LAYERS];  /* bn running variance (C), unbiased as in PyTorch */
+    ed_mlp *mlp;                      /* legacy stacks only: shares `params` (not a copy) */
 } ed_net;
 
 /* Allocates a model with zeroed parameters and BN running mean 0, variance 1. NULL on allocation
@@ -61,14 +62,14 @@ typedef struct {
     ed_stack arch;
     int max_batch;
     bool train;
-    float dropout_in;                     /* legacy MLP only: ed_mlp_ws rates (see ed_mlp.h); */
-    float dropout_hidden;                 /* must stay 0 for other stacks (dropout is a layer) */
-    float *act[ED_STACK_MAX_LAYERS + 1];  /* act[0]: (max_batch, input) input as given; act[l+1]:
-                                             (max_batch, out of layer l). In an inference (!train)
-                                             workspace the act[l >= 1] share two ping-pong buffers:
-                                             after a forward only act[0] and the logits are valid */
-    float *grads;                         /* (n_params) same layout as params; NULL if !train */
-    float *dW[ED_STACK_MAX_LAYERS];       /* views into grads */
+    float dropout_in;                    /* legacy MLP only: ed_mlp_ws rates (see ed_mlp.h); */
+    float dropout_hidden;                /* must stay 0 for other stacks (dropout is a layer) */
+    float *act[ED_STACK_MAX_LAYERS + 1]; /* act[0]: (max_batch, input) input as given; act[l+1]:
+                                            (max_batch, out of layer l). In an inference (!train)
+                                            workspace the act[l >= 1] share two ping-pong buffers:
+                                            after a forward only act[0] and the logits are valid */
+    float *grads;                        /* (n_params) same layout as params; NULL if !train */
+    float *dW[ED_STACK_MAX_LAYERS];      /* views into grads */
     float *db[ED_STACK_MAX_LAYERS];
     float *aux[ED_STACK_MAX_LAYERS];      /* per layer, training: dropout mask (max_batch, size);
                                              bn normalized input x_hat (max_batch, size) */
@@ -96,12 +97,12 @@ void ed_net_ws_destroy(ed_net_ws **pws);
 /* Forward pass. x: (batch, C, H, W) row-major, already scaled. `train`: dropout draws masks from
  * `rng` in layer order (rng may be NULL when no dropout rate is > 0) and batch norm uses batch
  * statistics (recorded in ws); otherwise dropout is the identity and batch norm uses the running
- * statistics. On success *logits points to (batch, classes) inside ws, valid until the next forward.
- * Errors: ED_ESHAPE when batch > max_batch or the stacks differ; ED_EINVAL for batch < 1, training
- * on a workspace without `train`, dropout without an rng, or a training batch of 1 through batch
- * norm with H = W = 1 (the variance is undefined). */
-int ed_net_forward(const ed_net *m, ed_net_ws *ws, const float *x, int batch, bool train, ed_rng *rng,
-                   const float **logits, ed_err *err);
+ * statistics. On success *logits points to (batch, classes) inside ws, valid until the next
+ * forward. Errors: ED_ESHAPE when batch > max_batch or the stacks differ; ED_EINVAL for batch < 1,
+ * training on a workspace without `train`, dropout without an rng, or a training batch of 1 through
+ * batch norm with H = W = 1 (the variance is undefined). */
+int ed_net_forward(const ed_net *m, ed_net_ws *ws, const float *x, int batch, bool train,
+                   ed_rng *rng, const float **logits, ed_err *err);
 
 /* Backward pass of the last (training) forward of this workspace. dlogits: (batch, classes).
  * Overwrites ws->grads (not accumulated). ED_EINVAL without a `train` workspace, when the last
@@ -114,8 +115,8 @@ int ed_net_backward(const ed_net *m, ed_net_ws *ws, const float *dlogits, int ba
 void ed_net_commit_stats(ed_net *m, const ed_net_ws *ws);
 
 /* A new model for serving: every bn that directly follows a conv or dense is folded into it
- * (W' = W gamma / sqrt(var + eps), b' = (b - mean) gamma / sqrt(var + eps) + beta) and removed; other
- * layers are copied. Inference logits equal the original's up to rounding. NULL on allocation
+ * (W' = W gamma / sqrt(var + eps), b' = (b - mean) gamma / sqrt(var + eps) + beta) and removed;
+ * other layers are copied. Inference logits equal the original's up to rounding. NULL on allocation
  * failure. */
 ed_net *ed_net_fold_bn(const ed_net *m);
 

@@ -14,15 +14,15 @@
 #include "onnx.pb-c.h"
 
 typedef struct {
-    const char *name;              /* file name for messages */
-    ed_graph *g;                   /* the graph being built */
+    const char *name; /* file name for messages */
+    ed_graph *g;      /* the graph being built */
     ed_err *err;
-    const char **const_names;      /* constants: initializers and Constant node outputs */
+    const char **const_names; /* constants: initializers and Constant node outputs */
     Onnx__TensorProto **const_vals;
     size_t n_const;
-    int last_weight_node;          /* index of the Dense/Conv op the previous node emitted, or -1 */
-    int last_matmul;               /* index of a bias-less MatMul emitted just before, or -1 */
-    int64_t declared_classes;      /* the output's declared dim 1, or -1 when not given */
+    int last_weight_node;     /* index of the Dense/Conv op the previous node emitted, or -1 */
+    int last_matmul;          /* index of a bias-less MatMul emitted just before, or -1 */
+    int64_t declared_classes; /* the output's declared dim 1, or -1 when not given */
 } ed_onnx_ctx;
 
 /* Error about one node: "<file>: node '<name>' (<op>): <why>"; returns code. */

@@ -28,7 +28,8 @@ static const char *s_base(const char *path)
 }
 
 /* Member name: the option, the file's edistill.member, or the file's base name without .onnx. */
-static void s_member(const ed_onnx_import_opts *o, const ed_graph *g, const char *path, ed_model_meta *meta)
+static void s_member(const ed_onnx_import_opts *o, const ed_graph *g, const char *path,
+                     ed_model_meta *meta)
 {
     if (o->member && o->member[0])
         snprintf(meta->member, sizeof meta->member, "%s", o->member);
@@ -44,8 +45,8 @@ static void s_member(const ed_onnx_import_opts *o, const ed_graph *g, const char
 }
 
 /* provenance: {"imported_from": {"file", "producer", "input_scale", "input_offset", ...}} */
-static int s_provenance(const char *path, const ed_graph *g, float scale, float offset, ed_model_meta *meta,
-                        ed_err *err)
+static int s_provenance(const char *path, const ed_graph *g, float scale, float offset,
+                        ed_model_meta *meta, ed_err *err)
 {
     cJSON *root = cJSON_CreateObject(), *imp = cJSON_CreateObject();
     if (!root || !imp) {
@@ -74,8 +75,8 @@ static int s_provenance(const char *path, const ed_graph *g, float scale, float 
     return rc;
 }
 
-int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net **out, ed_model_meta *meta,
-                       ed_err *err)
+int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net **out,
+                       ed_model_meta *meta, ed_err *err)
 {
     *out = NULL;
     ed_onnx_import_opts o = opts ? *opts : ed_onnx_import_defaults();
@@ -84,7 +85,8 @@ int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net
     if (rc)
         return rc;
     /* raw pixels -> ONNX input (flags), then the graph's own leading scalar ops */
-    float s = isnan(o.input_scale) ? (g->raw_pixel_input ? 1.0f : ED_ONNX_DEFAULT_INPUT_SCALE) : o.input_scale;
+    float s = isnan(o.input_scale) ? (g->raw_pixel_input ? 1.0f : ED_ONNX_DEFAULT_INPUT_SCALE)
+                                   : o.input_scale;
     float off = isnan(o.input_offset) ? 0.0f : o.input_offset;
     ed_model_meta m = {0};
     m.input_scale = s * g->input_scale;
@@ -96,8 +98,9 @@ int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net
     } else if (!(rc = s_provenance(path, g, s, off, &m, err))) {
         s_member(&o, g, path, &m);
         m.fingerprint = ed_model_fingerprint(*out);
-        ed_log_info("%s: ONNX model from '%s' imported: %d layers, %d classes, input x * %g + %g", path,
-                    g->producer, g->n_ops, g->classes, (double)m.input_scale, (double)m.input_offset);
+        ed_log_info("%s: ONNX model from '%s' imported: %d layers, %d classes, input x * %g + %g",
+                    path, g->producer, g->n_ops, g->classes, (double)m.input_scale,
+                    (double)m.input_offset);
         if (meta)
             *meta = m;
     }
@@ -107,15 +110,16 @@ int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net
     return rc;
 }
 
-int ed_onnx_model_load_any(const char *path, const ed_onnx_import_opts *opts, ed_net **out, ed_model_meta *meta,
-                           ed_err *err)
+int ed_onnx_model_load_any(const char *path, const ed_onnx_import_opts *opts, ed_net **out,
+                           ed_model_meta *meta, ed_err *err)
 {
     if (ed_onnx_is_onnx_path(path))
         return ed_onnx_model_load(path, opts, out, meta, err);
     return ed_model_load(path, out, meta, err);
 }
 
-int ed_onnx_model_export(const ed_net *m, const ed_model_meta *meta, const char *onnx_path, ed_err *err)
+int ed_onnx_model_export(const ed_net *m, const ed_model_meta *meta, const char *onnx_path,
+                         ed_err *err)
 {
     ed_graph *g = ed_graph_from_net(m, err);
     if (!g)

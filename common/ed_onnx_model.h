@@ -22,9 +22,9 @@
 #define ED_ONNX_DEFAULT_INPUT_SCALE (1.0f / 255.0f)
 
 typedef struct {
-    float input_scale;   /* raw pixel -> ONNX input; NAN = default (see above) */
-    float input_offset;  /* NAN = default 0 */
-    const char *member;  /* member name; NULL/"" = the file's edistill.member or its base name */
+    float input_scale;  /* raw pixel -> ONNX input; NAN = default (see above) */
+    float input_offset; /* NAN = default 0 */
+    const char *member; /* member name; NULL/"" = the file's edistill.member or its base name */
 } ed_onnx_import_opts;
 
 /* Default options: NANs and no member name. */
@@ -35,16 +35,17 @@ ed_onnx_import_opts ed_onnx_import_defaults(void);
  * "input_offset"}}, fingerprint of the imported weights). Errors are ed_onnx_read's (naming the
  * file, node, op and reason) or ED_EFORMAT when the chain has a layer the model type cannot hold;
  * ED_EINVAL for a non-finite scale/offset. *out is NULL on failure. */
-int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net **out, ed_model_meta *meta,
-                       ed_err *err);
+int ed_onnx_model_load(const char *path, const ed_onnx_import_opts *opts, ed_net **out,
+                       ed_model_meta *meta, ed_err *err);
 
 /* Loads any model file: an .onnx path through ed_onnx_model_load with `opts` (NULL: defaults),
  * anything else through ed_model_load. What ed_member_open uses. */
-int ed_onnx_model_load_any(const char *path, const ed_onnx_import_opts *opts, ed_net **out, ed_model_meta *meta,
-                           ed_err *err);
+int ed_onnx_model_load_any(const char *path, const ed_onnx_import_opts *opts, ed_net **out,
+                           ed_model_meta *meta, ed_err *err);
 
 /* Writes `m` (with its metadata: scaling, member, fingerprint, provenance) as an ONNX model at
  * onnx_path (ed_onnx_write conventions: raw-pixel float input, scaling baked in). */
-int ed_onnx_model_export(const ed_net *m, const ed_model_meta *meta, const char *onnx_path, ed_err *err);
+int ed_onnx_model_export(const ed_net *m, const ed_model_meta *meta, const char *onnx_path,
+                         ed_err *err);
 
 #endif

@@ -65,26 +65,29 @@ static int s_floats(s_ctx *c, const s_node_t *n, const s_tensor *t, float **out,
     *out = NULL;
     int64_t ne = s_numel(t);
     if (ne < 0)
-        return ed_onnx_node_err(c, ED_ETOOBIG, n, "tensor '%s' has bad or too large dims", s_str(t->name));
+        return ed_onnx_node_err(c, ED_ETOOBIG, n, "tensor '%s' has bad or too large dims",
+                                s_str(t->name));
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
         return ed_onnx_node_err(c, ED_EFORMAT, n, "tensor '%s' uses external data (not supported)",
-                          s_str(t->name));
+                                s_str(t->name));
     if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-        return ed_onnx_node_err(c, ED_EFORMAT, n, "tensor '%s' has data type %d, only float32 is supported",
-                          s_str(t->name), (int)t->data_type);
+        return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                "tensor '%s' has data type %d, only float32 is supported",
+                                s_str(t->name), (int)t->data_type);
     float *v = malloc((size_t)(ne ? ne : 1) * sizeof *v);
     if (!v)
         return ed_err_set(c->err, ED_ENOMEM, "%s: out of memory", c->name);
     if (t->has_raw_data && t->raw_data.len > 0) {
         if (t->raw_data.len != (size_t)ne * 4) {
             free(v);
-            return ed_onnx_node_err(c, ED_ESHAPE, n, "tensor '%s' holds %zu bytes, its dims need %lld",
-                              s_str(t->name), t->raw_data.len, (long long)ne * 4);
+            return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                    "tensor '%s' holds %zu bytes, its dims need %lld",
+                                    s_str(t->name), t->raw_data.len, (long long)ne * 4);
         }
         const uint8_t *p = t->raw_data.data;
         for (int64_t i = 0; i < ne; i++) {
-            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                         (uint32_t)p[4 * i + 3] << 24;
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                         (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
             memcpy(&v[i], &u, 4);
         }
     } else if (t->n_float_data == (size_t)ne) {
@@ -93,12 +96,13 @@ static int s_floats(s_ctx *c, const s_node_t *n, const s_tensor *t, float **out,
     } else {
         free(v);
         return ed_onnx_node_err(c, ED_ESHAPE, n, "tensor '%s' holds %zu values, its dims need %lld",
-                          s_str(t->name), t->n_float_data, (long long)ne);
+                                s_str(t->name), t->n_float_data, (long long)ne);
     }
     for (int64_t i = 0; i < ne; i++)
         if (!isfinite(v[i])) {
             free(v);
-            return ed_onnx_node_err(c, ED_EFORMAT, n, "tensor '%s' holds a non-finite value", s_str(t->name));
+            return ed_onnx_node_err(c, ED_EFORMAT, n, "tensor '%s' holds a non-finite value",
+                                    s_str(t->name));
         }
     *out = v;
     *count = ne;
@@ -110,12 +114,14 @@ static int s_ints(s_ctx *c, const s_node_t *n, const s_tensor *t, int64_t *out, 
 {
     int64_t ne = s_numel(t);
     if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || ne < 0 || ne > max)
-        return ed_onnx_node_err(c, ED_EFORMAT, n, "tensor '%s' must be int64 with at most %d values",
-                          s_str(t->name), max);
+        return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                "tensor '%s' must be int64 with at most %d values", s_str(t->name),
+                                max);
     if (t->has_raw_data && t->raw_data.len > 0) {
         if (t->raw_data.len != (size_t)ne * 8)
-            return ed_onnx_node_err(c, ED_ESHAPE, n, "tensor '%s' holds %zu bytes, its dims need %lld",
-                              s_str(t->name), t->raw_data.len, (long long)ne * 8);
+            return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                    "tensor '%s' holds %zu bytes, its dims need %lld",
+                                    s_str(t->name), t->raw_data.len, (long long)ne * 8);
         for (int64_t i = 0; i < ne; i++) {
             uint64_t u = 0;
             for (int b = 7; b >= 0; b--)
@@ -127,7 +133,7 @@ static int s_ints(s_ctx *c, const s_node_t *n, const s_tensor *t, int64_t *out, 
             out[i] = t->int64_data[i];
     } else {
         return ed_onnx_node_err(c, ED_ESHAPE, n, "tensor '%s' holds %zu values, its dims need %lld",
-                          s_str(t->name), t->n_int64_data, (long long)ne);
+                                s_str(t->name), t->n_int64_data, (long long)ne);
     }
     *count = (int)ne;
     return ED_OK;
@@ -155,8 +161,8 @@ static float s_attr_f(const s_node_t *n, const char *name, float dflt)
 
 /* ints attribute into out[want]; absent -> fill with dflt. Wrong length or values outside
  * [lo, hi] -> error. */
-static int s_attr_ints(s_ctx *c, const s_node_t *n, const char *name, int want, int dflt, int lo, int hi,
-                       int *out)
+static int s_attr_ints(s_ctx *c, const s_node_t *n, const char *name, int want, int dflt, int lo,
+                       int hi, int *out)
 {
     const Onnx__AttributeProto *a = s_attr(n, name);
     for (int i = 0; i < want; i++)
@@ -164,12 +170,14 @@ static int s_attr_ints(s_ctx *c, const s_node_t *n, const char *name, int want, 
     if (!a)
         return ED_OK;
     if (a->n_ints != (size_t)want)
-        return ed_onnx_node_err(c, ED_EFORMAT, n, "attribute %s has %zu values, expected %d (2-D only)", name,
-                          a->n_ints, want);
+        return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                "attribute %s has %zu values, expected %d (2-D only)", name,
+                                a->n_ints, want);
     for (int i = 0; i < want; i++) {
         if (a->ints[i] < lo || a->ints[i] > hi)
-            return ed_onnx_node_err(c, ED_EFORMAT, n, "attribute %s = %lld is not supported (allowed %d..%d)",
-                              name, (long long)a->ints[i], lo, hi);
+            return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                    "attribute %s = %lld is not supported (allowed %d..%d)", name,
+                                    (long long)a->ints[i], lo, hi);
         out[i] = (int)a->ints[i];
     }
     return ED_OK;
@@ -185,14 +193,15 @@ static int s_check_auto_pad(s_ctx *c, const s_node_t *n)
         (a->s.len == 5 && memcmp(a->s.data, "VALID", 5) == 0))
         return ED_OK;
     return ed_onnx_node_err(c, ED_EFORMAT, n, "auto_pad %.*s is not supported (use explicit pads)",
-                      (int)(a->s.len > 32 ? 32 : a->s.len), (const char *)a->s.data);
+                            (int)(a->s.len > 32 ? 32 : a->s.len), (const char *)a->s.data);
 }
 
 /* Window attributes shared by Conv, MaxPool and AveragePool into op. */
 static int s_window(s_ctx *c, const s_node_t *n, ed_gop *op, bool need_kernel)
 {
     int k[2], s[2], p[4], d[2], rc;
-    if ((rc = s_check_auto_pad(c, n)) || (rc = s_attr_ints(c, n, "kernel_shape", 2, 0, 1, 4096, k)) ||
+    if ((rc = s_check_auto_pad(c, n)) ||
+        (rc = s_attr_ints(c, n, "kernel_shape", 2, 0, 1, 4096, k)) ||
         (rc = s_attr_ints(c, n, "strides", 2, 1, 1, 4096, s)) ||
         (rc = s_attr_ints(c, n, "pads", 4, 0, 0, 4096, p)) ||
         (rc = s_attr_ints(c, n, "dilations", 2, 1, 1, 1, d)))
@@ -215,8 +224,8 @@ static int s_const_input(s_ctx *c, const s_node_t *n, size_t i, s_tensor **out)
 {
     *out = i < n->n_input ? ed_onnx_const(c, n->input[i]) : NULL;
     if (!*out)
-        return ed_onnx_node_err(c, ED_EFORMAT, n, "input %zu ('%s') must be a constant initializer", i,
-                          i < n->n_input ? s_str(n->input[i]) : "");
+        return ed_onnx_node_err(c, ED_EFORMAT, n, "input %zu ('%s') must be a constant initializer",
+                                i, i < n->n_input ? s_str(n->input[i]) : "");
     return ED_OK;
 }
 
@@ -249,11 +258,14 @@ static int s_gemm(s_ctx *c, const s_node_t *n, ed_gshape in)
     if (B->n_dims != 2)
         return ed_onnx_node_err(c, ED_EFORMAT, n, "B must be 2-D, it has %zu dims", B->n_dims);
     if (in.rank != 1)
-        return ed_onnx_node_err(c, ED_ESHAPE, n, "needs a 2-D (N, D) input; add a Flatten before it");
+        return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                "needs a 2-D (N, D) input; add a Flatten before it");
     int64_t K = tb ? B->dims[1] : B->dims[0], N = tb ? B->dims[0] : B->dims[1];
     if (K != in.d[0] || N < 1)
-        return ed_onnx_node_err(c, ED_ESHAPE, n, "B is (%lld, %lld) with transB=%lld: %lld input features, the input has %d",
-                          (long long)B->dims[0], (long long)B->dims[1], (long long)tb, (long long)K, in.d[0]);
+        return ed_onnx_node_err(
+            c, ED_ESHAPE, n,
+            "B is (%lld, %lld) with transB=%lld: %lld input features, the input has %d",
+            (long long)B->dims[0], (long long)B->dims[1], (long long)tb, (long long)K, in.d[0]);
     float *bv;
     int64_t cnt;
     if ((rc = s_floats(c, n, B, &bv, &cnt)))
@@ -281,8 +293,8 @@ static int s_gemm(s_ctx *c, const s_node_t *n, ed_gshape in)
             return rc;
         if (cnt != N && cnt != 1) {
             free(bv);
-            return ed_onnx_node_err(c, ED_ESHAPE, n, "C has %lld values, expected %lld (or 1)", (long long)cnt,
-                              (long long)N);
+            return ed_onnx_node_err(c, ED_ESHAPE, n, "C has %lld values, expected %lld (or 1)",
+                                    (long long)cnt, (long long)N);
         }
         for (int64_t o = 0; o < N; o++)
             op->b[o] = beta * bv[cnt == 1 ? 0 : o];
@@ -301,11 +313,12 @@ static int s_matmul(s_ctx *c, const s_node_t *n, ed_gshape in)
     if (B->n_dims != 2)
         return ed_onnx_node_err(c, ED_EFORMAT, n, "B must be 2-D, it has %zu dims", B->n_dims);
     if (in.rank != 1)
-        return ed_onnx_node_err(c, ED_ESHAPE, n, "needs a 2-D (N, D) input; add a Flatten before it");
+        return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                "needs a 2-D (N, D) input; add a Flatten before it");
     int64_t K = B->dims[0], N = B->dims[1];
     if (K != in.d[0] || N < 1)
         return ed_onnx_node_err(c, ED_ESHAPE, n, "B is (%lld, %lld): the input has %d features",
-                          (long long)K, (long long)N, in.d[0]);
+                                (long long)K, (long long)N, in.d[0]);
     float *bv;
     int64_t cnt;
     if ((rc = s_floats(c, n, B, &bv, &cnt)))
@@ -379,9 +392,11 @@ static int s_arith(s_ctx *c, const s_node_t *n, const char *t, size_t data_idx)
         return ED_OK;
     }
     free(v);
-    return ed_onnx_node_err(c, ED_EFORMAT, n,
-                      "%s by a constant is supported only as a MatMul bias (Add) or as a scalar before "
-                      "the first layer (input scaling)", t);
+    return ed_onnx_node_err(
+        c, ED_EFORMAT, n,
+        "%s by a constant is supported only as a MatMul bias (Add) or as a scalar before "
+        "the first layer (input scaling)",
+        t);
 }
 
 /* Conv: 2-D, group 1, dilations 1; W (M, C, kh, kw) and optional B (M) constants. */
@@ -389,14 +404,15 @@ static int s_conv(s_ctx *c, const s_node_t *n)
 {
     if (s_attr_i(n, "group", 1) != 1)
         return ed_onnx_node_err(c, ED_EFORMAT, n, "group=%lld is not supported (only 1)",
-                          (long long)s_attr_i(n, "group", 1));
+                                (long long)s_attr_i(n, "group", 1));
     s_tensor *W;
     int rc = s_const_input(c, n, 1, &W);
     if (rc)
         return rc;
     if (W->n_dims != 4)
-        return ed_onnx_node_err(c, ED_EFORMAT, n, "weights must be 4-D (2-D convolution), they have %zu dims",
-                          W->n_dims);
+        return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                "weights must be 4-D (2-D convolution), they have %zu dims",
+                                W->n_dims);
     float *wv;
     int64_t cnt;
     if ((rc = s_floats(c, n, W, &wv, &cnt)))
@@ -412,8 +428,9 @@ static int s_conv(s_ctx *c, const s_node_t *n)
     if ((rc = s_window(c, n, op, false)))
         return rc;
     if ((op->kh && op->kh != W->dims[2]) || (op->kw && op->kw != W->dims[3]))
-        return ed_onnx_node_err(c, ED_ESHAPE, n, "kernel_shape %dx%d does not match the weights' %lldx%lld",
-                          op->kh, op->kw, (long long)W->dims[2], (long long)W->dims[3]);
+        return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                "kernel_shape %dx%d does not match the weights' %lldx%lld", op->kh,
+                                op->kw, (long long)W->dims[2], (long long)W->dims[3]);
     op->kh = (int)W->dims[2];
     op->kw = (int)W->dims[3];
     if (op->out_ch < 1 || op->in_ch < 1 || op->kh < 1 || op->kw < 1)
@@ -428,8 +445,8 @@ static int s_conv(s_ctx *c, const s_node_t *n)
             return rc;
         if (cnt != op->out_ch) {
             free(bv);
-            return ed_onnx_node_err(c, ED_ESHAPE, n, "bias has %lld values, expected %d", (long long)cnt,
-                              op->out_ch);
+            return ed_onnx_node_err(c, ED_ESHAPE, n, "bias has %lld values, expected %d",
+                                    (long long)cnt, op->out_ch);
         }
         memcpy(op->b, bv, (size_t)cnt * sizeof(float));
         free(bv);
@@ -446,7 +463,8 @@ static int s_pool(s_ctx *c, const s_node_t *n, ed_gop_kind kind)
     return kind == ED_GOP_GLOBAL_AVGPOOL ? ED_OK : s_window(c, n, op, true);
 }
 
-/* BatchNormalization (inference): folded into the Dense/Conv emitted just before, else an affine op. */
+/* BatchNormalization (inference): folded into the Dense/Conv emitted just before, else an affine
+ * op. */
 static int s_batchnorm(s_ctx *c, const s_node_t *n, ed_gshape in)
 {
     if (s_attr_i(n, "training_mode", 0) != 0)
@@ -458,10 +476,11 @@ static int s_batchnorm(s_ctx *c, const s_node_t *n, ed_gshape in)
     int ch = in.d[0];
     for (int i = 0; i < 4 && !rc; i++) {
         s_tensor *t;
-        if (!(rc = s_const_input(c, n, (size_t)i + 1, &t)) && !(rc = s_floats(c, n, t, &p[i], &cnt[i])) &&
-            cnt[i] != ch)
-            rc = ed_onnx_node_err(c, ED_ESHAPE, n, "parameter %d has %lld values, the input has %d channels",
-                            i + 1, (long long)cnt[i], ch);
+        if (!(rc = s_const_input(c, n, (size_t)i + 1, &t)) &&
+            !(rc = s_floats(c, n, t, &p[i], &cnt[i])) && cnt[i] != ch)
+            rc = ed_onnx_node_err(c, ED_ESHAPE, n,
+                                  "parameter %d has %lld values, the input has %d channels", i + 1,
+                                  (long long)cnt[i], ch);
     }
     /* y = (x - mean) / sqrt(var + eps) * scale + B  =  x * s + (B - mean * s) */
     for (int k = 0; !rc && k < ch; k++) {
@@ -510,8 +529,9 @@ static int s_flatten(s_ctx *c, const s_node_t *n, ed_gshape in, bool reshape)
         if (axis < 0)
             axis += rank;
         if (axis != 1)
-            return ed_onnx_node_err(c, ED_EFORMAT, n, "axis=%lld is not supported (only 1: keep the batch)",
-                              (long long)s_attr_i(n, "axis", 1));
+            return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                    "axis=%lld is not supported (only 1: keep the batch)",
+                                    (long long)s_attr_i(n, "axis", 1));
     } else {
         s_tensor *t;
         int64_t sh[8];
@@ -520,18 +540,22 @@ static int s_flatten(s_ctx *c, const s_node_t *n, ed_gshape in, bool reshape)
         if (rc || (rc = s_ints(c, n, t, sh, 8, &cnt)))
             return rc;
         if (cnt != 2)
-            return ed_onnx_node_err(c, ED_ESHAPE, n, "reshape to %d-D is not supported (only 2-D (N, -1))", cnt);
+            return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                    "reshape to %d-D is not supported (only 2-D (N, -1))", cnt);
         if (s_attr_i(n, "allowzero", 0) != 0)
             return ed_onnx_node_err(c, ED_EFORMAT, n, "allowzero=1 is not supported");
-        bool batch_ok = sh[0] == 0 || (sh[0] == -1 && (sh[1] == per || (sh[1] == 0 && in.rank == 1)));
+        bool batch_ok =
+            sh[0] == 0 || (sh[0] == -1 && (sh[1] == per || (sh[1] == 0 && in.rank == 1)));
         if (!batch_ok)
-            return ed_onnx_node_err(c, ED_ESHAPE, n,
-                              "shape (%lld, %lld) cannot be resolved for batch N (the batch entry must be 0 "
-                              "or -1 with the features fixed)",
-                              (long long)sh[0], (long long)sh[1]);
+            return ed_onnx_node_err(
+                c, ED_ESHAPE, n,
+                "shape (%lld, %lld) cannot be resolved for batch N (the batch entry must be 0 "
+                "or -1 with the features fixed)",
+                (long long)sh[0], (long long)sh[1]);
         if (!(sh[1] == -1 || sh[1] == per || (sh[1] == 0 && in.rank == 1)))
-            return ed_onnx_node_err(c, ED_ESHAPE, n, "shape (%lld, %lld) does not keep %lld features per sample",
-                              (long long)sh[0], (long long)sh[1], (long long)per);
+            return ed_onnx_node_err(c, ED_ESHAPE, n,
+                                    "shape (%lld, %lld) does not keep %lld features per sample",
+                                    (long long)sh[0], (long long)sh[1], (long long)per);
     }
     if (in.rank == 3 && !s_add(c, ED_GOP_FLATTEN, n))
         return c->err->code;
@@ -552,8 +576,9 @@ static int s_pad(s_ctx *c, const s_node_t *n)
         return rc;
     for (int i = 0; i < cnt; i++)
         if (p[i] != 0)
-            return ed_onnx_node_err(c, ED_EFORMAT, n,
-                                    "non-zero padding is not supported as its own op (pad in the Conv/pool)");
+            return ed_onnx_node_err(
+                c, ED_EFORMAT, n,
+                "non-zero padding is not supported as its own op (pad in the Conv/pool)");
     ed_log_debug("%s: zero Pad '%s' dropped", c->name, s_str(n->name));
     return ED_OK;
 }
@@ -596,7 +621,8 @@ int ed_onnx_node(ed_onnx_ctx *c, const Onnx__NodeProto *n, size_t data_idx, bool
         ed_log_debug("%s: %s '%s' dropped (inference)", c->name, t, s_str(n->name));
     else if (strcmp(t, "Softmax") == 0 || strcmp(t, "LogSoftmax") == 0) {
         if (!last || in.rank != 1)
-            return ed_onnx_node_err(c, ED_EFORMAT, n, "only a trailing %s on 2-D logits is supported", t);
+            return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                    "only a trailing %s on 2-D logits is supported", t);
         ed_log_info("%s: trailing %s '%s' dropped: the worker serves logits", c->name, t,
                     s_str(n->name));
     } else

@@ -41,7 +41,8 @@ static bool s_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
     return false;
 }
 
-/* false only when messages nest deeper than S_MAX_DEPTH; malformed bytes are left to the decoder. */
+/* false only when messages nest deeper than S_MAX_DEPTH; malformed bytes are left to the decoder.
+ */
 static bool s_depth_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescriptor *d, int depth)
 {
     if (depth > S_MAX_DEPTH)
@@ -66,7 +67,9 @@ static bool s_depth_ok(const uint8_t *p, size_t n, const ProtobufCMessageDescrip
             if (!s_varint(p, n, &i, &v) || v > n - i)
                 return true;
             const ProtobufCFieldDescriptor *f =
-                key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3))
+                    : NULL;
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
                 !s_depth_ok(p + i, (size_t)v, f->descriptor, depth + 1))
                 return false;
@@ -111,10 +114,12 @@ static int s_constants(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
             c->const_vals[c->n_const++] = ed_onnx_const(c, n->input[0]);
             continue;
         }
-        if (!n || strcmp(s_str(n->op_type), "Constant") != 0 || n->n_output != 1 || !n->output[0][0])
+        if (!n || strcmp(s_str(n->op_type), "Constant") != 0 || n->n_output != 1 ||
+            !n->output[0][0])
             continue;
         for (size_t a = 0; a < n->n_attribute; a++)
-            if (n->attribute[a] && strcmp(s_str(n->attribute[a]->name), "value") == 0 && n->attribute[a]->t) {
+            if (n->attribute[a] && strcmp(s_str(n->attribute[a]->name), "value") == 0 &&
+                n->attribute[a]->t) {
                 c->const_names[c->n_const] = n->output[0];
                 c->const_vals[c->n_const++] = n->attribute[a]->t;
             }
@@ -122,7 +127,8 @@ static int s_constants(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
     return ED_OK;
 }
 
-/* Shape of a value: rank (-1 when unknown) and dims (-1 for a symbolic dim). Not a float tensor: -2. */
+/* Shape of a value: rank (-1 when unknown) and dims (-1 for a symbolic dim). Not a float tensor:
+ * -2. */
 static int s_value_shape(const Onnx__ValueInfoProto *v, int64_t dims[8])
 {
     const Onnx__TypeProto *t = v ? v->type : NULL;
@@ -137,7 +143,9 @@ static int s_value_shape(const Onnx__ValueInfoProto *v, int64_t dims[8])
         return 9;
     for (size_t i = 0; i < tt->shape->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-        dims[i] = d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ? d->dim_value : -1;
+        dims[i] = d && d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+                      ? d->dim_value
+                      : -1;
     }
     return (int)tt->shape->n_dim;
 }
@@ -153,27 +161,32 @@ static int s_io(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const char **in, con
             n_in++;
         }
     if (n_in != 1 || !vi->name || !vi->name[0])
-        return ed_err_set(c->err, ED_EFORMAT, "%s: the graph has %d data inputs, exactly one is supported",
-                          c->name, n_in);
+        return ed_err_set(c->err, ED_EFORMAT,
+                          "%s: the graph has %d data inputs, exactly one is supported", c->name,
+                          n_in);
     int64_t d[8];
     int r = s_value_shape(vi, d);
     if (r == -2)
-        return ed_err_set(c->err, ED_EFORMAT, "%s: input '%s' is not a float32 tensor", c->name, vi->name);
+        return ed_err_set(c->err, ED_EFORMAT, "%s: input '%s' is not a float32 tensor", c->name,
+                          vi->name);
     if (r != 2 && r != 4)
-        return ed_err_set(c->err, ED_ESHAPE, "%s: input '%s' must be (N, D) or (N, C, H, W), it has rank %d",
-                          c->name, vi->name, r);
+        return ed_err_set(c->err, ED_ESHAPE,
+                          "%s: input '%s' must be (N, D) or (N, C, H, W), it has rank %d", c->name,
+                          vi->name, r);
     for (int k = 1; k < r; k++)
         if (d[k] < 1 || d[k] > (1 << 24))
-            return ed_err_set(c->err, ED_ESHAPE,
-                              "%s: input '%s' dimension %d is not a fixed size (only the batch may vary)",
-                              c->name, vi->name, k);
+            return ed_err_set(
+                c->err, ED_ESHAPE,
+                "%s: input '%s' dimension %d is not a fixed size (only the batch may vary)",
+                c->name, vi->name, k);
     c->g->input.rank = r - 1;
     for (int k = 1; k < r; k++)
         c->g->input.d[k - 1] = (int)d[k];
     *in = vi->name;
     if (gr->n_output != 1 || !gr->output[0] || !gr->output[0]->name || !gr->output[0]->name[0])
-        return ed_err_set(c->err, ED_EFORMAT, "%s: the graph has %zu outputs, exactly one is supported",
-                          c->name, gr->n_output);
+        return ed_err_set(c->err, ED_EFORMAT,
+                          "%s: the graph has %zu outputs, exactly one is supported", c->name,
+                          gr->n_output);
     r = s_value_shape(gr->output[0], d);
     if (r >= 0 && r != 2)
         return ed_err_set(c->err, ED_ESHAPE, "%s: output '%s' is %d-D, not 2-D (N, classes) logits",
@@ -194,22 +207,25 @@ static bool s_consumed(const Onnx__GraphProto *gr, const char *name)
 
 /* Checks node n (reached through input data_idx) before translation: domain, constant side
  * inputs, unused extra outputs. */
-static int s_check_node(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const Onnx__NodeProto *n, size_t data_idx,
-                        const char *out_name)
+static int s_check_node(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const Onnx__NodeProto *n,
+                        size_t data_idx, const char *out_name)
 {
     const char *dom = s_str(n->domain);
     if (dom[0] && strcmp(dom, "ai.onnx") != 0)
         return ed_onnx_node_err(c, ED_EFORMAT, n, "operator domain '%s' is not supported", dom);
     for (size_t j = 0; j < n->n_input; j++)
         if (j != data_idx && n->input[j][0] && !ed_onnx_const(c, n->input[j]))
-            return ed_onnx_node_err(c, ED_EFORMAT, n,
-                                    "input '%s' is neither the chain's tensor nor a constant (branching graph)",
-                                    n->input[j]);
+            return ed_onnx_node_err(
+                c, ED_EFORMAT, n,
+                "input '%s' is neither the chain's tensor nor a constant (branching graph)",
+                n->input[j]);
     if (n->n_output < 1 || !n->output[0][0])
         return ed_onnx_node_err(c, ED_EFORMAT, n, "has no output");
     for (size_t o = 1; o < n->n_output; o++)
-        if (n->output[o][0] && (s_consumed(gr, n->output[o]) || strcmp(n->output[o], out_name) == 0))
-            return ed_onnx_node_err(c, ED_EFORMAT, n, "output %zu ('%s') is used: only the first output is supported",
+        if (n->output[o][0] &&
+            (s_consumed(gr, n->output[o]) || strcmp(n->output[o], out_name) == 0))
+            return ed_onnx_node_err(c, ED_EFORMAT, n,
+                                    "output %zu ('%s') is used: only the first output is supported",
                                     o, n->output[o]);
     return ED_OK;
 }
@@ -235,10 +251,11 @@ static int s_walk(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const char *in, co
             break;
         const Onnx__NodeProto *n = gr->node[who];
         if (uses > 1 || strcmp(cur, out) == 0)
-            rc = ed_err_set(c->err, ED_EFORMAT,
-                            "%s: branching graph: tensor '%s' is used %d times (first by node '%s' (%s)); "
-                            "only a linear chain is supported",
-                            c->name, cur, uses + (strcmp(cur, out) == 0), s_str(n->name), s_str(n->op_type));
+            rc = ed_err_set(
+                c->err, ED_EFORMAT,
+                "%s: branching graph: tensor '%s' is used %d times (first by node '%s' (%s)); "
+                "only a linear chain is supported",
+                c->name, cur, uses + (strcmp(cur, out) == 0), s_str(n->name), s_str(n->op_type));
         else if (done[who])
             rc = ed_onnx_node_err(c, ED_EFORMAT, n, "the graph has a cycle");
         else if (!(rc = s_check_node(c, gr, n, idx, out))) {
@@ -248,11 +265,13 @@ static int s_walk(ed_onnx_ctx *c, const Onnx__GraphProto *gr, const char *in, co
         }
     }
     if (!rc && strcmp(cur, out) != 0)
-        rc = ed_err_set(c->err, ED_EFORMAT, "%s: the chain from input '%s' ends at tensor '%s', not at the output '%s'",
+        rc = ed_err_set(c->err, ED_EFORMAT,
+                        "%s: the chain from input '%s' ends at tensor '%s', not at the output '%s'",
                         c->name, in, cur, out);
     for (size_t i = 0; !rc && i < gr->n_node; i++)
         if (!done[i] && strcmp(s_str(gr->node[i]->op_type), "Constant") != 0 &&
-            !(strcmp(s_str(gr->node[i]->op_type), "Identity") == 0 && ed_onnx_const(c, gr->node[i]->output[0])))
+            !(strcmp(s_str(gr->node[i]->op_type), "Identity") == 0 &&
+              ed_onnx_const(c, gr->node[i]->output[0])))
             rc = ed_onnx_node_err(c, ED_EFORMAT, gr->node[i],
                                   "not on the path from the input to the output (branching graph)");
     free(done);
@@ -270,10 +289,11 @@ static int s_check_opset(ed_onnx_ctx *c, const Onnx__ModelProto *m)
             v = o->version;
     }
     if (v < 0)
-        return ed_err_set(c->err, ED_EFORMAT, "%s: no opset_import for the default ONNX domain", c->name);
+        return ed_err_set(c->err, ED_EFORMAT, "%s: no opset_import for the default ONNX domain",
+                          c->name);
     if (v < ED_ONNX_OPSET_MIN || v > ED_ONNX_OPSET_MAX)
-        return ed_err_set(c->err, ED_EVERSION, "%s: opset %lld is not supported (opsets %d-%d are)", c->name,
-                          (long long)v, ED_ONNX_OPSET_MIN, ED_ONNX_OPSET_MAX);
+        return ed_err_set(c->err, ED_EVERSION, "%s: opset %lld is not supported (opsets %d-%d are)",
+                          c->name, (long long)v, ED_ONNX_OPSET_MIN, ED_ONNX_OPSET_MAX);
     return ED_OK;
 }
 
@@ -299,7 +319,8 @@ static void s_metadata(ed_graph *g, const Onnx__ModelProto *m)
 static int s_limits(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
 {
     if (gr->n_node > S_MAX_NODES || gr->n_initializer > S_MAX_INITS)
-        return ed_err_set(c->err, ED_ETOOBIG, "%s: %zu nodes and %zu initializers (limits %d and %d)", c->name,
+        return ed_err_set(c->err, ED_ETOOBIG,
+                          "%s: %zu nodes and %zu initializers (limits %d and %d)", c->name,
                           gr->n_node, gr->n_initializer, S_MAX_NODES, S_MAX_INITS);
     for (size_t i = 0; i < gr->n_node; i++)
         if (!gr->node[i])
@@ -307,16 +328,22 @@ static int s_limits(ed_onnx_ctx *c, const Onnx__GraphProto *gr)
     return ED_OK;
 }
 
-int ed_onnx_read_buffer(const uint8_t *data, size_t size, const char *name, ed_graph **out, ed_err *err)
+int ed_onnx_read_buffer(const uint8_t *data, size_t size, const char *name, ed_graph **out,
+                        ed_err *err)
 {
     *out = NULL;
-    ed_onnx_ctx c = {.name = name ? name : "onnx", .err = err, .last_weight_node = -1, .last_matmul = -1,
+    ed_onnx_ctx c = {.name = name ? name : "onnx",
+                     .err = err,
+                     .last_weight_node = -1,
+                     .last_matmul = -1,
                      .declared_classes = -1};
     if (!s_depth_ok(data, size, &onnx__model_proto__descriptor, 0))
-        return ed_err_set(err, ED_EFORMAT, "%s: messages nested deeper than %d levels", c.name, S_MAX_DEPTH);
+        return ed_err_set(err, ED_EFORMAT, "%s: messages nested deeper than %d levels", c.name,
+                          S_MAX_DEPTH);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
     if (!m)
-        return ed_err_set(err, ED_EFORMAT, "%s: not an ONNX model (protobuf decoding failed: truncated or corrupt)",
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: not an ONNX model (protobuf decoding failed: truncated or corrupt)",
                           c.name);
     int rc = ED_OK;
     const char *in = NULL, *outname = NULL;
@@ -331,7 +358,8 @@ int ed_onnx_read_buffer(const uint8_t *data, size_t size, const char *name, ed_g
         !(rc = s_walk(&c, m->graph, in, outname)) && (rc = ed_graph_finish(c.g, err)))
         ed_err_wrap(err, "%s", c.name);
     if (!rc && c.declared_classes > 0 && c.declared_classes != c.g->classes)
-        rc = ed_err_set(err, ED_ESHAPE, "%s: the output is declared (N, %lld), the graph computes (N, %d)", c.name,
+        rc = ed_err_set(err, ED_ESHAPE,
+                        "%s: the output is declared (N, %lld), the graph computes (N, %d)", c.name,
                         (long long)c.declared_classes, c.g->classes);
     if (!rc)
         s_metadata(c.g, m);

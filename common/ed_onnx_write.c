@@ -60,12 +60,13 @@ typedef struct {
     size_t n_nodes;
     Onnx__TensorProto **inits;
     size_t n_inits;
-    int tensor_id;           /* next x<i> */
-    char cur[32];            /* name of the chain's current tensor */
+    int tensor_id; /* next x<i> */
+    char cur[32];  /* name of the chain's current tensor */
 } s_builder;
 
 /* A float initializer called name with dims[nd], data copied as little-endian bytes. */
-static void s_init_f32(s_builder *b, const char *name, const int64_t *dims, size_t nd, const float *v)
+static void s_init_f32(s_builder *b, const char *name, const int64_t *dims, size_t nd,
+                       const float *v)
 {
     Onnx__TensorProto *t = s_alloc(&b->pool, sizeof *t);
     int64_t *d = s_alloc(&b->pool, nd * sizeof *d);
@@ -143,9 +144,10 @@ static Onnx__AttributeProto *s_attr_ints(s_builder *b, const char *name, const i
 }
 
 /* Appends node op_type(cur, extra inputs...) -> new tensor (or `out` when not NULL); attributes
- * given as a NULL-terminated array (NULL entries from failed allocations are caught by pool.oom). */
-static void s_node(s_builder *b, const char *op_type, const char *name, const char *const *extra, size_t n_extra,
-                   Onnx__AttributeProto **attrs, size_t n_attrs, const char *out)
+ * given as a NULL-terminated array (NULL entries from failed allocations are caught by pool.oom).
+ */
+static void s_node(s_builder *b, const char *op_type, const char *name, const char *const *extra,
+                   size_t n_extra, Onnx__AttributeProto **attrs, size_t n_attrs, const char *out)
 {
     Onnx__NodeProto *n = s_alloc(&b->pool, sizeof *n);
     char **in = s_alloc(&b->pool, (1 + n_extra) * sizeof *in);
@@ -311,7 +313,8 @@ static Onnx__StringStringEntryProto *s_prop(s_pool *pl, const char *k, const cha
 }
 
 /* Model-level fields: opset, producer, metadata. */
-static void s_model(s_pool *pl, Onnx__ModelProto *m, const ed_onnx_write_meta *meta, float scale, float offset)
+static void s_model(s_pool *pl, Onnx__ModelProto *m, const ed_onnx_write_meta *meta, float scale,
+                    float offset)
 {
     onnx__model_proto__init(m);
     m->has_ir_version = 1;
@@ -347,8 +350,8 @@ static void s_model(s_pool *pl, Onnx__ModelProto *m, const ed_onnx_write_meta *m
     m->metadata_props = props;
 }
 
-int ed_onnx_write_buffer(const ed_graph *g, const ed_onnx_write_meta *meta, uint8_t **out, size_t *size,
-                         ed_err *err)
+int ed_onnx_write_buffer(const ed_graph *g, const ed_onnx_write_meta *meta, uint8_t **out,
+                         size_t *size, ed_err *err)
 {
     *out = NULL;
     *size = 0;
@@ -380,7 +383,8 @@ int ed_onnx_write_buffer(const ed_graph *g, const ed_onnx_write_meta *meta, uint
         gr.node = b.nodes;
         gr.n_initializer = b.n_inits;
         gr.initializer = b.inits;
-        Onnx__ValueInfoProto **ins = s_alloc(&b.pool, sizeof *ins), **outs = s_alloc(&b.pool, sizeof *outs);
+        Onnx__ValueInfoProto **ins = s_alloc(&b.pool, sizeof *ins),
+                             **outs = s_alloc(&b.pool, sizeof *outs);
         if (ins && outs) {
             ins[0] = s_value(&b.pool, "input", g->input.d, g->input.rank);
             outs[0] = s_value(&b.pool, "logits", &g->classes, 1);
@@ -423,7 +427,8 @@ static int s_write_blob(FILE *f, void *ctx, ed_err *err)
     return ED_OK;
 }
 
-int ed_onnx_write_file(const char *path, const ed_graph *g, const ed_onnx_write_meta *meta, ed_err *err)
+int ed_onnx_write_file(const char *path, const ed_graph *g, const ed_onnx_write_meta *meta,
+                       ed_err *err)
 {
     s_blob bl;
     uint8_t *buf;

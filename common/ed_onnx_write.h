@@ -30,20 +30,21 @@
 #define ED_ONNX_WRITE_OPSET 13
 
 typedef struct {
-    float input_scale;       /* x_model = x_raw * input_scale + input_offset, baked in */
+    float input_scale; /* x_model = x_raw * input_scale + input_offset, baked in */
     float input_offset;
     const char *member;      /* may be NULL */
     const char *fingerprint; /* may be NULL */
     const char *provenance;  /* may be NULL */
 } ed_onnx_write_meta;
 
-/* Serializes a finished graph (ed_graph_finish passed) into a new buffer (*out, caller frees, *size bytes). ED_EINVAL for an
- * unfinished graph or non-finite scaling, ED_ENOMEM. */
-int ed_onnx_write_buffer(const ed_graph *g, const ed_onnx_write_meta *meta, uint8_t **out, size_t *size,
-                         ed_err *err);
+/* Serializes a finished graph (ed_graph_finish passed) into a new buffer (*out, caller frees, *size
+ * bytes). ED_EINVAL for an unfinished graph or non-finite scaling, ED_ENOMEM. */
+int ed_onnx_write_buffer(const ed_graph *g, const ed_onnx_write_meta *meta, uint8_t **out,
+                         size_t *size, ed_err *err);
 
 /* Writes the model to `path` atomically (ed_fs_write_atomic). Errors as ed_onnx_write_buffer, plus
  * ED_EIO naming the path. */
-int ed_onnx_write_file(const char *path, const ed_graph *g, const ed_onnx_write_meta *meta, ed_err *err);
+int ed_onnx_write_file(const char *path, const ed_graph *g, const ed_onnx_write_meta *meta,
+                       ed_err *err);
 
 #endif

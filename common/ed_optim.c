@@ -32,8 +32,8 @@ ed_opt_config ed_opt_config_default(void)
     c.eps = 1e-8f;
     c.weight_decay = 0.0f;
     c.schedule = ED_LR_CONSTANT;
-    c.total_steps = 0;  /* cosine: 0 means no decay */
-    c.step_size = 0;    /* step: 0 means no decay */
+    c.total_steps = 0; /* cosine: 0 means no decay */
+    c.step_size = 0;   /* step: 0 means no decay */
     c.gamma = 0.1f;
     c.lr_min = 0.0f;
     c.warmup_steps = 0;
@@ -79,7 +79,7 @@ const char *ed_opt_kind_name(ed_opt_kind kind)
 const char *ed_lr_schedule_name(ed_lr_schedule schedule)
 {
     return ((int)schedule >= 0 && schedule < ED_LR_SCHED_COUNT) ? s_sched_names[schedule]
-                                                                 : "unknown";
+                                                                : "unknown";
 }
 
 float ed_opt_lr_at(const ed_opt_config *cfg, long t)
@@ -201,9 +201,16 @@ static void s_adam_range(size_t lo, size_t hi, void *ctx)
 void ed_optim_step(ed_optim *opt, float *params, const float *grads)
 {
     const ed_opt_config *c = &opt->cfg;
-    s_update u = {.p = params, .g = grads, .m = opt->m, .v = opt->v,
-                  .lr = ed_opt_lr_at(c, opt->t), .b1 = c->beta1, .b2 = c->beta2, .eps = c->eps,
-                  .mu = c->momentum, .wd = c->weight_decay};
+    s_update u = {.p = params,
+                  .g = grads,
+                  .m = opt->m,
+                  .v = opt->v,
+                  .lr = ed_opt_lr_at(c, opt->t),
+                  .b1 = c->beta1,
+                  .b2 = c->beta2,
+                  .eps = c->eps,
+                  .mu = c->momentum,
+                  .wd = c->weight_decay};
     if (c->kind == ED_OPT_SGD) {
         ed_par_for(opt->n, S_PAR_MIN_CHUNK, s_sgd_range, &u);
     } else {

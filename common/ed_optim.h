@@ -25,16 +25,16 @@ typedef enum {
 typedef struct {
     ed_opt_kind kind;
     float lr;
-    float momentum;      /* SGD */
-    float beta1, beta2;  /* Adam */
-    float eps;           /* Adam */
+    float momentum;     /* SGD */
+    float beta1, beta2; /* Adam */
+    float eps;          /* Adam */
     float weight_decay;
     ed_lr_schedule schedule;
-    long total_steps;    /* cosine: steps over which lr decays (after warm-up) */
-    long step_size;      /* step schedule */
-    float gamma;         /* step schedule */
-    float lr_min;        /* cosine floor */
-    long warmup_steps;   /* linear warm-up from 0 to lr over these first steps */
+    long total_steps;  /* cosine: steps over which lr decays (after warm-up) */
+    long step_size;    /* step schedule */
+    float gamma;       /* step schedule */
+    float lr_min;      /* cosine floor */
+    long warmup_steps; /* linear warm-up from 0 to lr over these first steps */
 } ed_opt_config;
 
 /* Defaults: Adam, lr 1e-3, betas (0.9, 0.999), eps 1e-8, momentum 0.9, no decay, constant lr
@@ -56,9 +56,9 @@ float ed_opt_lr_at(const ed_opt_config *cfg, long t);
 typedef struct {
     ed_opt_config cfg;
     size_t n;
-    long t;     /* steps taken so far */
-    float *m;   /* (n) SGD momentum buffer, or Adam first moment */
-    float *v;   /* (n) Adam second moment; NULL for SGD */
+    long t;   /* steps taken so far */
+    float *m; /* (n) SGD momentum buffer, or Adam first moment */
+    float *v; /* (n) Adam second moment; NULL for SGD */
 } ed_optim;
 
 /* State starts at zero, t = 0. NULL on failure with err set: ED_EINVAL no config or an unknown

@@ -18,15 +18,15 @@
 #define S_ALIGN_ELEMS 16 /* chunk bounds on multiples of 16 floats (64 bytes) */
 
 static struct {
-    pthread_mutex_t busy;          /* held by the caller of ed_par_for */
-    pthread_mutex_t mu;            /* guards everything below */
+    pthread_mutex_t busy; /* held by the caller of ed_par_for */
+    pthread_mutex_t mu;   /* guards everything below */
     pthread_cond_t go, done;
-    int helpers;                   /* started helper threads (grows, never shrinks) */
+    int helpers; /* started helper threads (grows, never shrinks) */
     bool start_failed;
     unsigned long start_gen[ED_PAR_MAX_THREADS]; /* generation when helper i was created */
     unsigned long generation;
-    int active;                    /* helpers taking part in the current job */
-    int pending;                   /* of those, still running */
+    int active;  /* helpers taking part in the current job */
+    int pending; /* of those, still running */
     ed_par_fn fn;
     void *ctx;
     size_t n, chunk;

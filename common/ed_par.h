@@ -1,6 +1,7 @@
 /*
- * ed_par: a tiny fork-join helper for the element-wise loops of a training step (optimizer updates),
- * so they use the cores the process gives OpenBLAS instead of one core while the BLAS threads idle.
+ * ed_par: a tiny fork-join helper for the element-wise loops of a training step (optimizer
+ * updates), so they use the cores the process gives OpenBLAS instead of one core while the BLAS
+ * threads idle.
  *
  * The helper threads are created on first use and live as long as the process; they sleep on a
  * condition variable between calls. The thread count follows ed_blas_threads() (the process's

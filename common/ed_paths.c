@@ -106,7 +106,8 @@ int ed_paths_expand(const char *list, char ***out, int *n, ed_err *err)
         if (!entry)
             rc = ed_err_set(err, ED_ENOMEM, "out of memory");
         else if (len == 0)
-            rc = ed_err_set(err, ED_EINVAL, "'%s': an empty entry in the list of input files", list);
+            rc =
+                ed_err_set(err, ED_EINVAL, "'%s': an empty entry in the list of input files", list);
         else
             rc = s_entry(&l, entry, err);
         free(entry);

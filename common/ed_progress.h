@@ -8,11 +8,11 @@
 #include <stdbool.h>
 
 typedef struct {
-    const char *what;    /* "epoch 3/20" */
-    long total;          /* units expected (0 = unknown) */
+    const char *what; /* "epoch 3/20" */
+    long total;       /* units expected (0 = unknown) */
     double start;
     double last_print;
-    double interval;     /* seconds between lines; <= 0 disables */
+    double interval; /* seconds between lines; <= 0 disables */
 } ed_progress;
 
 void ed_progress_start(ed_progress *p, const char *what, long total, double interval);

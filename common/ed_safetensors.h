@@ -17,10 +17,10 @@
 
 typedef struct {
     const char *name;
-    const char *dtype;               /* "F32", "I32", "U8", "I64", "F64" */
+    const char *dtype; /* "F32", "I32", "U8", "I64", "F64" */
     int ndim;
     int64_t shape[ED_ST_MAX_DIMS];
-    const void *data;                /* little-endian bytes */
+    const void *data; /* little-endian bytes */
     size_t nbytes;
 } ed_st_tensor;
 
@@ -33,8 +33,8 @@ typedef struct {
  * first, omitted when n_meta == 0) atomically to path; the header is space-padded to a multiple of
  * 8 bytes. ED_EINVAL for an unknown dtype, more than ED_ST_MAX_DIMS dims, nbytes != product(shape)
  * * dtype size, or duplicate names; I/O errors as ed_fs_write_atomic. */
-int ed_st_write(const char *path, const ed_st_tensor *tensors, int n_tensors, const ed_st_meta *meta,
-                int n_meta, ed_err *err);
+int ed_st_write(const char *path, const ed_st_tensor *tensors, int n_tensors,
+                const ed_st_meta *meta, int n_meta, ed_err *err);
 
 typedef struct ed_st_file ed_st_file;
 

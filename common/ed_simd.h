@@ -8,7 +8,7 @@
 #ifndef ED_SIMD_H
 #define ED_SIMD_H
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ED_NO_CLONES) && \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(ED_NO_CLONES) &&   \
     !defined(__SANITIZE_THREAD__)
 #define ED_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else

@@ -193,10 +193,13 @@ static int s_get_int(const cJSON *o, const char *key, int64_t lo, int64_t hi, in
                      const char *where, ed_err *err)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) ||
-        v->valuedouble < (double)lo || v->valuedouble > (double)hi)
-        return ed_err_set(err, ED_EFORMAT, "%s: field \"%s\" is missing or not an integer in [%lld, "
-                          "%lld]", where, key, (long long)lo, (long long)hi);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
+        v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)lo ||
+        v->valuedouble > (double)hi)
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: field \"%s\" is missing or not an integer in [%lld, "
+                          "%lld]",
+                          where, key, (long long)lo, (long long)hi);
     *out = (int64_t)v->valuedouble;
     return 0;
 }
@@ -219,8 +222,10 @@ static int s_input_from_json(const cJSON *j, ed_ts_input *in, int i, const char 
     const char *path = s_get_str(j, "path");
     if (!path || ed_ts_parse_hex64(s_get_str(j, "head_fnv1a64"), &in->head_hash) ||
         ed_ts_parse_hex64(s_get_str(j, "tail_fnv1a64"), &in->tail_hash))
-        return ed_err_set(err, ED_EFORMAT, "%s: input %d: \"path\", \"head_fnv1a64\" or "
-                          "\"tail_fnv1a64\" missing or malformed", where, i);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: input %d: \"path\", \"head_fnv1a64\" or "
+                          "\"tail_fnv1a64\" missing or malformed",
+                          where, i);
     if (v[2] <= v[1])
         return ed_err_set(err, ED_EFORMAT, "%s: input %d: empty range [%lld, %lld)", where, i,
                           (long long)v[1], (long long)v[2]);
@@ -247,8 +252,10 @@ static int s_members_from_json(const cJSON *o, ed_ts_layout *lay, const char *wh
         const char *name = s_get_str(m, "name"), *fp = s_get_str(m, "fingerprint");
         if (!name || !fp || strlen(name) >= sizeof lay->member[k].name ||
             strlen(fp) >= sizeof lay->member[k].fingerprint)
-            return ed_err_set(err, ED_EFORMAT, "%s: member %d: \"name\" or \"fingerprint\" missing "
-                              "or too long", where, k);
+            return ed_err_set(err, ED_EFORMAT,
+                              "%s: member %d: \"name\" or \"fingerprint\" missing "
+                              "or too long",
+                              where, k);
         snprintf(lay->member[k].name, sizeof lay->member[k].name, "%s", name);
         snprintf(lay->member[k].fingerprint, sizeof lay->member[k].fingerprint, "%s", fp);
     }
@@ -266,7 +273,8 @@ int ed_ts_layout_from_json(const cJSON *o, ed_ts_layout *lay, const char *where,
         return rc;
     int dt = ed_ts_dtype_parse(s_get_str(o, "dtype"));
     if (dt < 0)
-        return ed_err_set(err, ED_EFORMAT, "%s: \"dtype\" must be \"float16\" or \"float32\"", where);
+        return ed_err_set(err, ED_EFORMAT, "%s: \"dtype\" must be \"float16\" or \"float32\"",
+                          where);
     lay->classes = (int)classes;
     lay->top_k = (int)top_k;
     lay->total = total;
@@ -276,8 +284,8 @@ int ed_ts_layout_from_json(const cJSON *o, ed_ts_layout *lay, const char *where,
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(o, "inputs");
     int n = cJSON_IsArray(inputs) ? cJSON_GetArraySize(inputs) : -1;
     if (n < 1 || n > ED_TS_MAX_INPUTS)
-        return ed_err_set(err, ED_EFORMAT, "%s: \"inputs\" must be an array of 1 to %d inputs", where,
-                          ED_TS_MAX_INPUTS);
+        return ed_err_set(err, ED_EFORMAT, "%s: \"inputs\" must be an array of 1 to %d inputs",
+                          where, ED_TS_MAX_INPUTS);
     lay->inputs = calloc((size_t)n, sizeof *lay->inputs);
     if (!lay->inputs)
         return ed_err_set(err, ED_ENOMEM, "out of memory");
@@ -287,16 +295,19 @@ int ed_ts_layout_from_json(const cJSON *o, ed_ts_layout *lay, const char *where,
         if ((rc = s_input_from_json(cJSON_GetArrayItem(inputs, i), &lay->inputs[i], i, where, err)))
             goto fail;
         if (lay->inputs[i].offset != offset) {
-            rc = ed_err_set(err, ED_EFORMAT, "%s: input %d: offset %lld, expected %lld (the sum of "
-                            "the previous ranges)", where, i, (long long)lay->inputs[i].offset,
-                            (long long)offset);
+            rc = ed_err_set(err, ED_EFORMAT,
+                            "%s: input %d: offset %lld, expected %lld (the sum of "
+                            "the previous ranges)",
+                            where, i, (long long)lay->inputs[i].offset, (long long)offset);
             goto fail;
         }
         offset += lay->inputs[i].end - lay->inputs[i].start;
     }
     if (offset != total) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: \"total_samples\" is %lld but the input ranges sum to "
-                        "%lld", where, (long long)total, (long long)offset);
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: \"total_samples\" is %lld but the input ranges sum to "
+                        "%lld",
+                        where, (long long)total, (long long)offset);
         goto fail;
     }
     return 0;
@@ -312,35 +323,43 @@ int ed_ts_layout_diff(const ed_ts_layout *a, const ed_ts_layout *b, char *what, 
     for (int k = 0; k < a->n_members; k++)
         if (strcmp(a->member[k].fingerprint, b->member[k].fingerprint))
             return snprintf(what, n, "member %d: %s (%s) vs %s (%s)", k, a->member[k].fingerprint,
-                            a->member[k].name, b->member[k].fingerprint, b->member[k].name), 1;
+                            a->member[k].name, b->member[k].fingerprint, b->member[k].name),
+                   1;
     if (a->classes != b->classes)
         return snprintf(what, n, "%d classes vs %d", a->classes, b->classes), 1;
     if (a->dtype != b->dtype || a->top_k != b->top_k)
         return snprintf(what, n, "%s top-k %d vs %s top-k %d", ed_ts_dtype_name(a->dtype), a->top_k,
-                        ed_ts_dtype_name(b->dtype), b->top_k), 1;
+                        ed_ts_dtype_name(b->dtype), b->top_k),
+               1;
     if (a->n_inputs != b->n_inputs)
         return snprintf(what, n, "%d inputs vs %d", a->n_inputs, b->n_inputs), 1;
     for (int i = 0; i < a->n_inputs; i++) {
         const ed_ts_input *x = &a->inputs[i], *y = &b->inputs[i];
         if (x->size != y->size || x->head_hash != y->head_hash || x->tail_hash != y->tail_hash)
-            return snprintf(what, n, "input %d: %s (%lld bytes) vs %s (%lld bytes, or other "
-                            "contents)", i, x->path, (long long)x->size, y->path,
-                            (long long)y->size), 1;
+            return snprintf(what, n,
+                            "input %d: %s (%lld bytes) vs %s (%lld bytes, or other "
+                            "contents)",
+                            i, x->path, (long long)x->size, y->path, (long long)y->size),
+                   1;
         if (x->start != y->start || x->end != y->end)
             return snprintf(what, n, "input %d (%s): samples [%lld, %lld) vs [%lld, %lld)", i,
                             x->path, (long long)x->start, (long long)x->end, (long long)y->start,
-                            (long long)y->end), 1;
+                            (long long)y->end),
+                   1;
     }
     if (a->total != b->total)
-        return snprintf(what, n, "%lld samples vs %lld", (long long)a->total, (long long)b->total), 1;
+        return snprintf(what, n, "%lld samples vs %lld", (long long)a->total, (long long)b->total),
+               1;
     return 0;
 }
 
 size_t ed_ts_npy_header(char *buf, size_t cap, const char *descr, int64_t d0, int d1, int d2)
 {
     char dict[160];
-    int dl = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %d, "
-                      "%d), }", descr, (long long)d0, d1, d2);
+    int dl = snprintf(dict, sizeof dict,
+                      "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %d, "
+                      "%d), }",
+                      descr, (long long)d0, d1, d2);
     size_t total = 10 + (size_t)dl + 1; /* magic, version, length, dict, '\n' */
     total = (total + 63) / 64 * 64;
     if (total > cap)

@@ -47,30 +47,30 @@ const char *ed_ts_dtype_name(ed_ts_dtype d);
 int ed_ts_dtype_parse(const char *s);
 
 typedef struct {
-    char name[64];            /* member name (informational) */
-    char fingerprint[32];     /* "fnv1a64:<16 hex>": what identifies the member */
+    char name[64];        /* member name (informational) */
+    char fingerprint[32]; /* "fnv1a64:<16 hex>": what identifies the member */
 } ed_ts_member;
 
 /* One input file and the range of it that was labeled. Identity = size + head/tail hashes. */
 typedef struct {
-    char *path;               /* as given when labeling (informational; owned by the layout) */
-    int64_t size;             /* bytes */
-    uint64_t head_hash;       /* FNV-1a 64 of the first min(size, 1 MiB) bytes */
-    uint64_t tail_hash;       /* FNV-1a 64 of the last min(size, 1 MiB) bytes */
-    int64_t start, end;       /* sample range [start, end) of the file */
-    int64_t offset;           /* store number of its first sample (sum of the previous ranges) */
+    char *path;         /* as given when labeling (informational; owned by the layout) */
+    int64_t size;       /* bytes */
+    uint64_t head_hash; /* FNV-1a 64 of the first min(size, 1 MiB) bytes */
+    uint64_t tail_hash; /* FNV-1a 64 of the last min(size, 1 MiB) bytes */
+    int64_t start, end; /* sample range [start, end) of the file */
+    int64_t offset;     /* store number of its first sample (sum of the previous ranges) */
 } ed_ts_input;
 
 /* What a store holds; equal layouts are required of every shard of a store. */
 typedef struct {
-    int classes;              /* logits per member */
+    int classes; /* logits per member */
     int n_members;
-    ed_ts_member member[ED_TS_MAX_MEMBERS];   /* in the order of the average */
+    ed_ts_member member[ED_TS_MAX_MEMBERS]; /* in the order of the average */
     ed_ts_dtype dtype;
-    int top_k;                /* 0: every logit; else the k largest (1 <= k <= classes) */
+    int top_k; /* 0: every logit; else the k largest (1 <= k <= classes) */
     int n_inputs;
-    ed_ts_input *inputs;      /* n_inputs, offsets consecutive */
-    int64_t total;            /* samples in all (sum of the ranges) */
+    ed_ts_input *inputs; /* n_inputs, offsets consecutive */
+    int64_t total;       /* samples in all (sum of the ranges) */
 } ed_ts_layout;
 
 /* Frees the layout's inputs (and their paths); the struct itself is the caller's. */

@@ -11,25 +11,40 @@
 int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
 {
     const ed_cli_opt opts[ED_TRAIN_FLAGS_OPTS] = {
-        {"arch", ED_CLI_STR, &f->arch, "ARCH", "MLP widths 784,1200,10 (input first, classes last) or a layer stack CxHxW:layers, e.g. 1x28x28:conv32k3p1,bn,relu,maxpool2,flatten,dense10 (layers: convCkK[sS][pP], maxpoolK[sS], avgpoolK[sS], gap, flatten, denseN, relu, dropoutP, bn)", NULL, false},
-        {"seed", ED_CLI_U64, &f->seed, "N", "seed of initialization, dropout and data order", NULL, false},
+        {"arch", ED_CLI_STR, &f->arch, "ARCH",
+         "MLP widths 784,1200,10 (input first, classes last) or a layer stack CxHxW:layers, e.g. "
+         "1x28x28:conv32k3p1,bn,relu,maxpool2,flatten,dense10 (layers: convCkK[sS][pP], "
+         "maxpoolK[sS], avgpoolK[sS], gap, flatten, denseN, relu, dropoutP, bn)",
+         NULL, false},
+        {"seed", ED_CLI_U64, &f->seed, "N", "seed of initialization, dropout and data order", NULL,
+         false},
         {"epochs", ED_CLI_INT, &f->epochs, "N", "passes over the training data", NULL, false},
-        {"steps", ED_CLI_LONG, &f->steps, "N", "train exactly N steps instead (cycling the data)", NULL, false},
+        {"steps", ED_CLI_LONG, &f->steps, "N", "train exactly N steps instead (cycling the data)",
+         NULL, false},
         {"batch-size", ED_CLI_INT, &f->batch_size, "N", "samples per step", NULL, false},
         {"optimizer", ED_CLI_STR, &f->optimizer, "NAME", "adam or sgd", NULL, false},
         {"lr", ED_CLI_FLOAT, &f->lr, "X", "learning rate", NULL, false},
-        {"lr-min", ED_CLI_FLOAT, &f->lr_min, "X", "final learning rate of the cosine schedule", NULL, false},
-        {"schedule", ED_CLI_STR, &f->schedule, "NAME", "constant, cosine or step (halve each epoch)", NULL, false},
-        {"warmup-steps", ED_CLI_LONG, &f->warmup_steps, "N", "linear learning-rate warm-up", NULL, false},
+        {"lr-min", ED_CLI_FLOAT, &f->lr_min, "X", "final learning rate of the cosine schedule",
+         NULL, false},
+        {"schedule", ED_CLI_STR, &f->schedule, "NAME",
+         "constant, cosine or step (halve each epoch)", NULL, false},
+        {"warmup-steps", ED_CLI_LONG, &f->warmup_steps, "N", "linear learning-rate warm-up", NULL,
+         false},
         {"momentum", ED_CLI_FLOAT, &f->momentum, "X", "SGD momentum", NULL, false},
-        {"weight-decay", ED_CLI_FLOAT, &f->weight_decay, "X", "weight decay (decoupled for adam)", NULL, false},
+        {"weight-decay", ED_CLI_FLOAT, &f->weight_decay, "X", "weight decay (decoupled for adam)",
+         NULL, false},
         {"dropout-in", ED_CLI_FLOAT, &f->dropout_in, "P", "dropout rate on the input", NULL, false},
-        {"dropout-hidden", ED_CLI_FLOAT, &f->dropout_hidden, "P", "dropout rate on hidden units", NULL, false},
-        {"label-smoothing", ED_CLI_FLOAT, &f->label_smoothing, "EPS", "label smoothing of the hard-label targets", NULL, false},
-        {"shuffle-buffer", ED_CLI_LONG, &f->shuffle_buffer, "N", "samples held for shuffling, per data source (memory bound)", NULL, false},
-        {"input-scale", ED_CLI_FLOAT, &f->input_scale, "X", "x = raw * scale + offset, recorded in the model", NULL, false},
+        {"dropout-hidden", ED_CLI_FLOAT, &f->dropout_hidden, "P", "dropout rate on hidden units",
+         NULL, false},
+        {"label-smoothing", ED_CLI_FLOAT, &f->label_smoothing, "EPS",
+         "label smoothing of the hard-label targets", NULL, false},
+        {"shuffle-buffer", ED_CLI_LONG, &f->shuffle_buffer, "N",
+         "samples held for shuffling, per data source (memory bound)", NULL, false},
+        {"input-scale", ED_CLI_FLOAT, &f->input_scale, "X",
+         "x = raw * scale + offset, recorded in the model", NULL, false},
         {"input-offset", ED_CLI_FLOAT, &f->input_offset, "X", "see --input-scale", NULL, false},
-        {"blas-threads", ED_CLI_INT, &f->blas_threads, "N", "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
+        {"blas-threads", ED_CLI_INT, &f->blas_threads, "N",
+         "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
     };
     memcpy(out, opts, sizeof opts);
     return ED_TRAIN_FLAGS_OPTS;
@@ -44,7 +59,8 @@ int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err
                           "--dropout-in/--dropout-hidden apply to MLP archs only: put dropoutP "
                           "layers in a layer-stack --arch");
     if (ed_opt_kind_parse(f->optimizer) < 0)
-        return ed_err_set(err, ED_EINVAL, "--optimizer '%s' is not known (adam, sgd)", f->optimizer);
+        return ed_err_set(err, ED_EINVAL, "--optimizer '%s' is not known (adam, sgd)",
+                          f->optimizer);
     if (ed_lr_schedule_parse(f->schedule) < 0)
         return ed_err_set(err, ED_EINVAL, "--schedule '%s' is not known (constant, cosine, step)",
                           f->schedule);
@@ -55,7 +71,8 @@ int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err
     if (!(f->lr > 0))
         return ed_err_set(err, ED_EINVAL, "--lr must be > 0, not %g", (double)f->lr);
     if (f->dropout_in < 0 || f->dropout_in >= 1)
-        return ed_err_set(err, ED_EINVAL, "--dropout-in %g is outside [0, 1)", (double)f->dropout_in);
+        return ed_err_set(err, ED_EINVAL, "--dropout-in %g is outside [0, 1)",
+                          (double)f->dropout_in);
     if (f->dropout_hidden < 0 || f->dropout_hidden >= 1)
         return ed_err_set(err, ED_EINVAL, "--dropout-hidden %g is outside [0, 1)",
                           (double)f->dropout_hidden);

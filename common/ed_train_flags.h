@@ -1,7 +1,7 @@
 /*
  * ed_train_flags: the training settings both `teacher_worker train` and `student_trainer distill`
- * take (architecture, optimizer and schedule, regularization, batching, seed, input scaling), as one
- * struct, one set of command-line options and one place that checks them and plans the run.
+ * take (architecture, optimizer and schedule, regularization, batching, seed, input scaling), as
+ * one struct, one set of command-line options and one place that checks them and plans the run.
  *
  *     ed_train_flags f = {...defaults...};
  *     ed_cli_opt opts[16 + ED_TRAIN_FLAGS_OPTS];  int n = 0;
@@ -20,12 +20,12 @@
 #include "ed_optim.h"
 
 typedef struct {
-    const char *arch;        /* "784,1200,1200,10" or "1x28x28:conv32k3p1,...,dense10" */
-    const char *optimizer;   /* adam | sgd */
-    const char *schedule;    /* constant | cosine | step */
+    const char *arch;      /* "784,1200,1200,10" or "1x28x28:conv32k3p1,...,dense10" */
+    const char *optimizer; /* adam | sgd */
+    const char *schedule;  /* constant | cosine | step */
     uint64_t seed;
     int epochs;
-    long steps;              /* > 0: exactly this many steps instead of epochs */
+    long steps; /* > 0: exactly this many steps instead of epochs */
     int batch_size;
     float lr, lr_min, momentum, weight_decay;
     long warmup_steps;
@@ -49,7 +49,7 @@ typedef struct {
     long steps_per_epoch;
     long total_steps;
     int epochs;
-    ed_opt_config opt;       /* optimizer with the schedule spread over total_steps */
+    ed_opt_config opt; /* optimizer with the schedule spread over total_steps */
 } ed_train_plan;
 
 typedef struct cJSON cJSON;

@@ -80,15 +80,16 @@ static int s_step(ed_trainer *t, const ed_batch *b, const float *targets, const 
     const int C = ed_stack_classes(a);
     const int B = b->n;
     if ((size_t)b->dim != ed_stack_in_size(a))
-        return ed_err_set(err, ED_ESHAPE, "batch has %d values per sample, model input is %zu", b->dim,
-                          ed_stack_in_size(a));
+        return ed_err_set(err, ED_ESHAPE, "batch has %d values per sample, model input is %zu",
+                          b->dim, ed_stack_in_size(a));
     if (B < 1 || B > t->max_batch)
         return ed_err_set(err, ED_ESHAPE, "batch of %d samples outside 1..%d", B, t->max_batch);
     int n_labeled = 0;
     for (int i = 0; i < B; i++) {
         if (b->y[i] >= C)
-            return ed_err_set(err, ED_EFORMAT, "label %d of sample %d is not a class (model has %d)",
-                              (int)b->y[i], i, C);
+            return ed_err_set(err, ED_EFORMAT,
+                              "label %d of sample %d is not a class (model has %d)", (int)b->y[i],
+                              i, C);
         n_labeled += b->y[i] >= 0;
     }
 

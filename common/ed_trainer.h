@@ -1,6 +1,6 @@
 /*
- * ed_trainer: one model under training: the model, its workspace, optimizer and dropout RNG, and the
- * step that turns a batch (+ optional teacher targets) into an update.
+ * ed_trainer: one model under training: the model, its workspace, optimizer and dropout RNG, and
+ * the step that turns a batch (+ optional teacher targets) into an update.
  *
  * The objective of a step, over a batch of B samples of which L carry a label (y >= 0):
  *     alpha * soft(T)  +  (1 - alpha) * hard
@@ -26,42 +26,42 @@
 #include "ed_rng.h"
 
 typedef struct {
-    int n;                  /* samples in the step */
+    int n; /* samples in the step */
     int n_labeled;
-    int correct;            /* argmax == label over labeled rows */
-    double loss;            /* the objective */
-    double soft_loss;       /* soft term before alpha (0 when no targets) */
-    double hard_loss;       /* hard term before (1 - alpha) (0 when no labels) */
+    int correct;      /* argmax == label over labeled rows */
+    double loss;      /* the objective */
+    double soft_loss; /* soft term before alpha (0 when no targets) */
+    double hard_loss; /* hard term before (1 - alpha) (0 when no labels) */
 } ed_step_stats;
 
 typedef struct {
     ed_opt_config opt;
-    int max_batch;          /* >= 1: largest batch a step takes */
-    float dropout_in;       /* inverted dropout rates in [0, 1); legacy MLP archs only (0 else) */
+    int max_batch;    /* >= 1: largest batch a step takes */
+    float dropout_in; /* inverted dropout rates in [0, 1); legacy MLP archs only (0 else) */
     float dropout_hidden;
-    float input_scale;      /* x_model = x_raw * input_scale + input_offset */
+    float input_scale; /* x_model = x_raw * input_scale + input_offset */
     float input_offset;
-    uint64_t seed;          /* of the dropout RNG */
+    uint64_t seed; /* of the dropout RNG */
 } ed_trainer_config;
 
 typedef struct {
-    ed_net *model;          /* owned */
-    ed_net_ws *ws;          /* training workspace, max_batch rows */
+    ed_net *model; /* owned */
+    ed_net_ws *ws; /* training workspace, max_batch rows */
     ed_optim *opt;
-    ed_rng rng;             /* dropout masks */
+    ed_rng rng; /* dropout masks */
     int max_batch;
-    float input_scale;      /* x_model = x_raw * input_scale + input_offset */
+    float input_scale; /* x_model = x_raw * input_scale + input_offset */
     float input_offset;
-    float *x;               /* (max_batch, in) scaled input */
-    float *dz;              /* (max_batch, classes) gradient w.r.t. the logits */
-    float *targets;         /* (max_batch, classes) soft targets of the last distill step */
-    float *scratch;         /* (max_batch, classes) */
+    float *x;       /* (max_batch, in) scaled input */
+    float *dz;      /* (max_batch, classes) gradient w.r.t. the logits */
+    float *targets; /* (max_batch, classes) soft targets of the last distill step */
+    float *scratch; /* (max_batch, classes) */
 } ed_trainer;
 
 /* Takes ownership of *model (sets it to NULL, also on failure: the model is freed then). NULL on
  * failure with err set: ED_EINVAL no model, no config, max_batch < 1, an unknown optimizer, or
- * dropout_in/hidden on a layer-stack arch (dropout is a layer there); ED_ENOMEM. After each step the model's batch-norm
- * running statistics are updated (ed_net_commit_stats). */
+ * dropout_in/hidden on a layer-stack arch (dropout is a layer there); ED_ENOMEM. After each step
+ * the model's batch-norm running statistics are updated (ed_net_commit_stats). */
 ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err *err);
 void ed_trainer_destroy(ed_trainer **pt);
 

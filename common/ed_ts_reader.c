@@ -22,9 +22,9 @@
 enum { S_LOGITS = 0, S_INDICES = 1, S_ARRAYS = 2 };
 
 typedef struct {
-    char base[40];              /* "shard-IIIII-of-NNNNN" */
+    char base[40]; /* "shard-IIIII-of-NNNNN" */
     bool present;
-    int64_t start, end;         /* store numbers */
+    int64_t start, end; /* store numbers */
     int fd[S_ARRAYS];
     int64_t data_off[S_ARRAYS]; /* header bytes */
 } s_shard;
@@ -33,7 +33,7 @@ struct ed_ts_reader {
     char *dir;
     ed_ts_layout lay;
     int n_shards;
-    s_shard *shards;            /* [n_shards], by shard number (= by range) */
+    s_shard *shards; /* [n_shards], by shard number (= by range) */
     int n_arrays;
     size_t row_bytes[S_ARRAYS];
     unsigned char *row[S_ARRAYS];
@@ -71,8 +71,10 @@ static int s_open_array(ed_ts_reader *r, s_shard *s, int a, const cJSON *j, cons
     if (!cJSON_IsString(file) || strcmp(file->valuestring, want) || !cJSON_IsString(dt) ||
         strcmp(dt->valuestring, descr) ||
         ed_ts_parse_hex64(cJSON_GetStringValue(cJSON_GetObjectItem(j, "fnv1a64")), &expect_hash))
-        return ed_err_set(err, ED_EFORMAT, "%s: array \"%s\": expected file \"%s\" of dtype %s with "
-                          "an fnv1a64 checksum", ipath, s_suffix[a], want, descr);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: array \"%s\": expected file \"%s\" of dtype %s with "
+                          "an fnv1a64 checksum",
+                          ipath, s_suffix[a], want, descr);
     size_t hl = ed_ts_npy_header(hdr, sizeof hdr, descr, n, r->lay.n_members, width);
     size_t plen = strlen(r->dir) + strlen(want) + 2;
     char *path = malloc(plen);
@@ -99,7 +101,8 @@ static int s_open_array(ed_ts_reader *r, s_shard *s, int a, const cJSON *j, cons
     } else if ((uint64_t)sb.st_size != hl + data) {
         rc = ed_err_set(err, (uint64_t)sb.st_size < hl + data ? ED_ETRUNC : ED_EFORMAT,
                         "%s: %s: %lld bytes, expected %llu for %lld samples", path,
-                        (uint64_t)sb.st_size < hl + data ? "truncated" : "longer than its index says",
+                        (uint64_t)sb.st_size < hl + data ? "truncated"
+                                                         : "longer than its index says",
                         (long long)sb.st_size, (unsigned long long)(hl + data), (long long)n);
     }
     s->data_off[a] = (int64_t)hl;
@@ -145,7 +148,8 @@ static int s_verify(ed_ts_reader *r, s_shard *s, const cJSON *arrays, ed_err *er
             }
         }
         if (h != expect)
-            return ed_err_set(err, ED_ECHECKSUM, "%s/%s.%s: checksum mismatch (the index says "
+            return ed_err_set(err, ED_ECHECKSUM,
+                              "%s/%s.%s: checksum mismatch (the index says "
                               "%016llx, the contents hash to %016llx): the file is damaged",
                               r->dir, s->base, s_suffix[a], (unsigned long long)expect,
                               (unsigned long long)h);
@@ -154,8 +158,8 @@ static int s_verify(ed_ts_reader *r, s_shard *s, const cJSON *arrays, ed_err *er
 }
 
 /* Parses and checks one shard index; the first one sets the layout and the shard count. */
-static int s_load_shard(ed_ts_reader *r, int idx, int n_shards, const char *ipath, const char *first,
-                        ed_err *err)
+static int s_load_shard(ed_ts_reader *r, int idx, int n_shards, const char *ipath,
+                        const char *first, ed_err *err)
 {
     char *text = ed_ts_read_text(ipath, err);
     if (!text)
@@ -167,9 +171,12 @@ static int s_load_shard(ed_ts_reader *r, int idx, int n_shards, const char *ipat
     int rc = 0;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "format_version");
-    if (!o || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, ED_TS_FORMAT) || !cJSON_IsNumber(ver)) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: not an edistill target-store index (\"format\": \"%s\" "
-                        "and \"format_version\" expected)", ipath, ED_TS_FORMAT);
+    if (!o || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, ED_TS_FORMAT) ||
+        !cJSON_IsNumber(ver)) {
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: not an edistill target-store index (\"format\": \"%s\" "
+                        "and \"format_version\" expected)",
+                        ipath, ED_TS_FORMAT);
         goto done;
     }
     if (ver->valuedouble != ED_TS_FORMAT_VERSION) {
@@ -201,8 +208,10 @@ static int s_load_shard(ed_ts_reader *r, int idx, int n_shards, const char *ipat
                 goto done;
             }
     } else if (n_shards != r->n_shards) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: a shard of %d, but %s is a shard of %d: shards of "
-                        "two labelings are mixed in %s", ipath, n_shards, first, r->n_shards, r->dir);
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: a shard of %d, but %s is a shard of %d: shards of "
+                        "two labelings are mixed in %s",
+                        ipath, n_shards, first, r->n_shards, r->dir);
         goto done;
     } else if (ed_ts_layout_diff(&r->lay, &lay, what, sizeof what)) {
         rc = ed_err_set(err, ED_EFORMAT, "%s: a shard of another store than %s (%s)", ipath, first,
@@ -218,17 +227,19 @@ static int s_load_shard(ed_ts_reader *r, int idx, int n_shards, const char *ipat
     if (!cJSON_IsNumber(js) || !cJSON_IsNumber(je) || !cJSON_IsNumber(jn) ||
         jn->valuedouble != idx || js->valuedouble != (double)s->start ||
         je->valuedouble != (double)s->end) {
-        rc = ed_err_set(err, ED_EFORMAT, "%s: wrong sample range: shard %d of %d of %lld samples "
-                        "holds [%lld, %lld), the index says [%g, %g)", ipath, idx, n_shards,
-                        (long long)r->lay.total, (long long)s->start, (long long)s->end,
-                        cJSON_IsNumber(js) ? js->valuedouble : -1.0,
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: wrong sample range: shard %d of %d of %lld samples "
+                        "holds [%lld, %lld), the index says [%g, %g)",
+                        ipath, idx, n_shards, (long long)r->lay.total, (long long)s->start,
+                        (long long)s->end, cJSON_IsNumber(js) ? js->valuedouble : -1.0,
                         cJSON_IsNumber(je) ? je->valuedouble : -1.0);
         goto done;
     }
     const cJSON *arrays = cJSON_GetObjectItemCaseSensitive(o, "arrays");
     for (int a = 0; a < r->n_arrays && !rc; a++)
-        rc = s_open_array(r, s, a, cJSON_GetObjectItemCaseSensitive(arrays, a ? "indices" : "logits"),
-                          ipath, err);
+        rc = s_open_array(r, s, a,
+                          cJSON_GetObjectItemCaseSensitive(arrays, a ? "indices" : "logits"), ipath,
+                          err);
     if (!rc)
         rc = s_verify(r, s, arrays, err);
     s->present = rc == 0;
@@ -248,8 +259,10 @@ static int s_list(const char *dir, char ***names, int *n, ed_err *err)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return ed_err_set(err, errno == ENOENT ? ED_ENOTFOUND : ED_EIO, "%s: cannot open the store: "
-                          "%s", dir, strerror(errno));
+        return ed_err_set(err, errno == ENOENT ? ED_ENOTFOUND : ED_EIO,
+                          "%s: cannot open the store: "
+                          "%s",
+                          dir, strerror(errno));
     int cap = 0, rc = 0;
     bool partial = false;
     struct dirent *e;
@@ -261,8 +274,8 @@ static int s_list(const char *dir, char ***names, int *n, ed_err *err)
             continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
-            char **grown = cap <= ED_TS_MAX_SHARDS * 2 ? realloc(*names, sizeof(char *) * (size_t)cap)
-                                                       : NULL;
+            char **grown =
+                cap <= ED_TS_MAX_SHARDS * 2 ? realloc(*names, sizeof(char *) * (size_t)cap) : NULL;
             if (!grown) {
                 rc = ed_err_set(err, ED_ENOMEM, "%s: too many shard indexes", dir);
                 break;
@@ -276,9 +289,13 @@ static int s_list(const char *dir, char ***names, int *n, ed_err *err)
     }
     closedir(d);
     if (!rc && *n == 0)
-        rc = ed_err_set(err, ED_ENOTFOUND, "%s: no shard index (shard-IIIII-of-NNNNN.json) in the "
-                        "store%s", dir, partial ? ": its labeling is unfinished (continue it with "
-                        "`student_trainer label ... --resume`)" : "");
+        rc = ed_err_set(err, ED_ENOTFOUND,
+                        "%s: no shard index (shard-IIIII-of-NNNNN.json) in the "
+                        "store%s",
+                        dir,
+                        partial ? ": its labeling is unfinished (continue it with "
+                                  "`student_trainer label ... --resume`)"
+                                : "");
     if (!rc)
         qsort(*names, (size_t)*n, sizeof **names, s_cmp_name);
     return rc;
@@ -293,9 +310,10 @@ static int s_check_complete(const ed_ts_reader *r, ed_err *err)
             int64_t a, b;
             ed_ts_base_name(base, sizeof base, i, r->n_shards);
             ed_ts_shard_range(r->lay.total, i, r->n_shards, &a, &b);
-            return ed_err_set(err, ED_ENOTFOUND, "%s: shard %d of %d (%s.json, samples [%lld, %lld)) "
-                              "is missing: the store has a gap there", r->dir, i, r->n_shards, base,
-                              (long long)a, (long long)b);
+            return ed_err_set(err, ED_ENOTFOUND,
+                              "%s: shard %d of %d (%s.json, samples [%lld, %lld)) "
+                              "is missing: the store has a gap there",
+                              r->dir, i, r->n_shards, base, (long long)a, (long long)b);
         }
     return 0;
 }
@@ -411,8 +429,10 @@ int ed_ts_read(ed_ts_reader *r, int64_t g, float *out, ed_err *err)
             uint16_t u;
             memcpy(&u, r->row[S_INDICES] + 2 * ((size_t)k * (size_t)kk + (size_t)i), 2);
             if (u >= C)
-                return ed_err_set(err, ED_EFORMAT, "%s/%s.indices.npy: sample %lld: class %u out of "
-                                  "range", r->dir, s->base, (long long)g, u);
+                return ed_err_set(err, ED_EFORMAT,
+                                  "%s/%s.indices.npy: sample %lld: class %u out of "
+                                  "range",
+                                  r->dir, s->base, (long long)g, u);
             o[u] = s_value(r, r->row[S_LOGITS], base + (size_t)i);
         }
     }
@@ -424,7 +444,8 @@ int ed_ts_find_input(const ed_ts_reader *r, const ed_ts_input *id, int64_t *offs
     const ed_ts_input *same_file = NULL;
     for (int i = 0; i < r->lay.n_inputs; i++) {
         const ed_ts_input *in = &r->lay.inputs[i];
-        if (in->size != id->size || in->head_hash != id->head_hash || in->tail_hash != id->tail_hash)
+        if (in->size != id->size || in->head_hash != id->head_hash ||
+            in->tail_hash != id->tail_hash)
             continue;
         if (in->start == id->start && in->end == id->end) {
             *offset = in->offset;
@@ -433,15 +454,17 @@ int ed_ts_find_input(const ed_ts_reader *r, const ed_ts_input *id, int64_t *offs
         same_file = in;
     }
     if (same_file)
-        return ed_err_set(err, ED_ENOTFOUND, "%s: the store %s labeled samples [%lld, %lld) of this "
-                          "file, this run uses [%lld, %lld)", id->path, r->dir,
-                          (long long)same_file->start, (long long)same_file->end,
+        return ed_err_set(err, ED_ENOTFOUND,
+                          "%s: the store %s labeled samples [%lld, %lld) of this "
+                          "file, this run uses [%lld, %lld)",
+                          id->path, r->dir, (long long)same_file->start, (long long)same_file->end,
                           (long long)id->start, (long long)id->end);
     char list[256] = "";
     for (int i = 0; i < r->lay.n_inputs && strlen(list) < 200; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
                  r->lay.inputs[i].path);
-    return ed_err_set(err, ED_ENOTFOUND, "%s (%lld bytes): no input of the store %s is this file "
+    return ed_err_set(err, ED_ENOTFOUND,
+                      "%s (%lld bytes): no input of the store %s is this file "
                       "(size and hashes of its first and last MiB differ; the store labeled %s)",
                       id->path, (long long)id->size, r->dir, list);
 }

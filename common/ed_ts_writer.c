@@ -32,14 +32,14 @@ struct ed_ts_writer {
     char base[40];
     ed_ts_layout lay;
     int shard, n_shards;
-    int64_t begin, end, next;        /* store numbers of the shard and of the next sample */
-    int n_arrays;                    /* 1, or 2 with top-k */
-    FILE *f[S_ARRAYS];               /* the .partial arrays */
-    uint64_t hash[S_ARRAYS];         /* FNV-1a 64 of the data bytes written so far */
-    size_t row_bytes[S_ARRAYS];      /* bytes per sample */
+    int64_t begin, end, next;   /* store numbers of the shard and of the next sample */
+    int n_arrays;               /* 1, or 2 with top-k */
+    FILE *f[S_ARRAYS];          /* the .partial arrays */
+    uint64_t hash[S_ARRAYS];    /* FNV-1a 64 of the data bytes written so far */
+    size_t row_bytes[S_ARRAYS]; /* bytes per sample */
     size_t header_bytes[S_ARRAYS];
-    unsigned char *row[S_ARRAYS];    /* one sample, converted */
-    int *order;                      /* top-k selection scratch (classes) */
+    unsigned char *row[S_ARRAYS]; /* one sample, converted */
+    int *order;                   /* top-k selection scratch (classes) */
     bool complete;
 };
 
@@ -115,7 +115,8 @@ static int s_sync(ed_ts_writer *w, ed_err *err)
     s_add_hex(o, "logits_fnv1a64", w->hash[S_LOGITS]);
     s_add_hex(o, "indices_fnv1a64", w->hash[S_INDICES]);
     char *path = s_path(w, "progress.json", "");
-    int rc = path ? s_write_json(path, o, err) : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "oom"));
+    int rc =
+        path ? s_write_json(path, o, err) : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "oom"));
     free(path);
     return rc;
 }
@@ -128,7 +129,8 @@ static int s_create(ed_ts_writer *w, ed_err *err)
         size_t hl = s_header(w, a, hdr, sizeof hdr);
         w->f[a] = p ? fopen(p, "wb") : NULL;
         if (!w->f[a] || fwrite(hdr, 1, hl, w->f[a]) != hl) {
-            int rc = ed_err_set(err, ED_EIO, "%s: cannot create: %s", p ? p : w->base, strerror(errno));
+            int rc =
+                ed_err_set(err, ED_EIO, "%s: cannot create: %s", p ? p : w->base, strerror(errno));
             free(p);
             return rc;
         }
@@ -158,15 +160,18 @@ static int s_continue(ed_ts_writer *w, ed_err *err)
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "done");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "shards");
         if (diff || !cJSON_IsNumber(s) || s->valueint != w->n_shards) {
-            rc = ed_err_set(err, ED_EINVAL, "%s: --resume: the unfinished shard was written for "
-                            "another store (%s): remove its files or use another directory", ppath,
-                            diff ? what : "another shard count");
+            rc = ed_err_set(err, ED_EINVAL,
+                            "%s: --resume: the unfinished shard was written for "
+                            "another store (%s): remove its files or use another directory",
+                            ppath, diff ? what : "another shard count");
         } else if (cJSON_IsNumber(d) && d->valuedouble >= 0 &&
                    d->valuedouble <= (double)(w->end - w->begin) &&
-                   !ed_ts_parse_hex64(cJSON_GetStringValue(cJSON_GetObjectItem(o, "logits_fnv1a64")),
-                                      &w->hash[S_LOGITS]) &&
-                   !ed_ts_parse_hex64(cJSON_GetStringValue(cJSON_GetObjectItem(o, "indices_fnv1a64")),
-                                      &w->hash[S_INDICES])) {
+                   !ed_ts_parse_hex64(
+                       cJSON_GetStringValue(cJSON_GetObjectItem(o, "logits_fnv1a64")),
+                       &w->hash[S_LOGITS]) &&
+                   !ed_ts_parse_hex64(
+                       cJSON_GetStringValue(cJSON_GetObjectItem(o, "indices_fnv1a64")),
+                       &w->hash[S_INDICES])) {
             done = (int64_t)d->valuedouble;
         }
     }
@@ -213,8 +218,10 @@ static int s_continue(ed_ts_writer *w, ed_err *err)
 static int s_check_complete(ed_ts_writer *w, const char *ipath, bool resume, ed_err *err)
 {
     if (!resume)
-        return ed_err_set(err, ED_EINVAL, "%s already exists: this shard is complete (pass "
-                          "--resume to accept it, or remove the store)", ipath);
+        return ed_err_set(err, ED_EINVAL,
+                          "%s already exists: this shard is complete (pass "
+                          "--resume to accept it, or remove the store)",
+                          ipath);
     char *text = ed_ts_read_text(ipath, err);
     cJSON *o = text ? cJSON_Parse(text) : NULL;
     free(text);
@@ -224,8 +231,10 @@ static int s_check_complete(ed_ts_writer *w, const char *ipath, bool resume, ed_
                : ed_err_set(err, ED_EFORMAT, "%s: not valid JSON", ipath);
     if (!rc) {
         if (ed_ts_layout_diff(&old, &w->lay, what, sizeof what))
-            rc = ed_err_set(err, ED_EINVAL, "%s: the complete shard there belongs to another store "
-                            "(%s)", ipath, what);
+            rc = ed_err_set(err, ED_EINVAL,
+                            "%s: the complete shard there belongs to another store "
+                            "(%s)",
+                            ipath, what);
         ed_ts_layout_free(&old);
     }
     cJSON_Delete(o);
@@ -242,9 +251,11 @@ ed_ts_writer *ed_ts_writer_open(const char *dir, const ed_ts_layout *lay, int sh
     if (lay->n_members < 1 || lay->n_members > ED_TS_MAX_MEMBERS || lay->classes < 1 ||
         lay->classes > ED_TS_MAX_CLASSES || lay->top_k < 0 || lay->top_k > lay->classes ||
         lay->total < 1 || n_shards < 1 || shard < 0 || shard >= n_shards) {
-        ed_err_set(err, ED_EINVAL, "%s: invalid store layout (members %d, classes %d, top-k %d, "
-                   "%lld samples, shard %d of %d)", dir, lay->n_members, lay->classes, lay->top_k,
-                   (long long)lay->total, shard, n_shards);
+        ed_err_set(err, ED_EINVAL,
+                   "%s: invalid store layout (members %d, classes %d, top-k %d, "
+                   "%lld samples, shard %d of %d)",
+                   dir, lay->n_members, lay->classes, lay->top_k, (long long)lay->total, shard,
+                   n_shards);
         return NULL;
     }
     ed_ts_writer *w = calloc(1, sizeof *w);
@@ -260,8 +271,8 @@ ed_ts_writer *ed_ts_writer_open(const char *dir, const ed_ts_layout *lay, int sh
     ed_ts_base_name(w->base, sizeof w->base, shard, n_shards);
     ed_ts_shard_range(lay->total, shard, n_shards, &w->begin, &w->end);
     w->n_arrays = lay->top_k > 0 ? 2 : 1;
-    w->row_bytes[S_LOGITS] = (size_t)lay->n_members * (size_t)ed_ts_row_width(lay) *
-                             ed_ts_dtype_size(lay->dtype);
+    w->row_bytes[S_LOGITS] =
+        (size_t)lay->n_members * (size_t)ed_ts_row_width(lay) * ed_ts_dtype_size(lay->dtype);
     w->row_bytes[S_INDICES] = (size_t)lay->n_members * (size_t)lay->top_k * 2;
     for (int a = 0; a < w->n_arrays; a++)
         w->row[a] = malloc(w->row_bytes[a]);
@@ -273,14 +284,18 @@ ed_ts_writer *ed_ts_writer_open(const char *dir, const ed_ts_layout *lay, int sh
                  : ed_fs_mkdirs(dir, err);
     if (rc) {
     } else if (w->begin == w->end) {
-        rc = ed_err_set(err, ED_EINVAL, "%s: shard %d of %d of %lld samples is empty: use fewer "
-                        "shards", dir, shard, n_shards, (long long)lay->total);
+        rc = ed_err_set(err, ED_EINVAL,
+                        "%s: shard %d of %d of %lld samples is empty: use fewer "
+                        "shards",
+                        dir, shard, n_shards, (long long)lay->total);
     } else if (stat(ipath, &sb) == 0) {
         rc = s_check_complete(w, ipath, resume, err);
     } else if (stat(ppath, &sb) == 0) {
         rc = resume ? s_continue(w, err)
-                    : ed_err_set(err, ED_EINVAL, "%s: an unfinished shard is there: pass --resume "
-                                 "to continue it, or remove it to start over", ppath);
+                    : ed_err_set(err, ED_EINVAL,
+                                 "%s: an unfinished shard is there: pass --resume "
+                                 "to continue it, or remove it to start over",
+                                 ppath);
     } else {
         rc = s_create(w, err);
     }
@@ -361,9 +376,11 @@ int ed_ts_writer_append(ed_ts_writer *w, int n, const float *const *logits, ed_e
             const float *z = logits[k] + (size_t)i * (size_t)C;
             for (int c = 0; c < C; c++)
                 if (!isfinite(z[c]) || (w->lay.dtype == ED_TS_F16 && fabsf(z[c]) > 65504.0f))
-                    return ed_err_set(err, ED_EINVAL, "sample %lld, member %d (%s), class %d: logit "
-                                      "%g cannot be stored%s", (long long)(w->next), k,
-                                      w->lay.member[k].name, c, (double)z[c],
+                    return ed_err_set(err, ED_EINVAL,
+                                      "sample %lld, member %d (%s), class %d: logit "
+                                      "%g cannot be stored%s",
+                                      (long long)(w->next), k, w->lay.member[k].name, c,
+                                      (double)z[c],
                                       isfinite(z[c]) ? " as float16 (use --dtype float32)" : "");
             s_convert_member(w, k, z);
         }
@@ -392,7 +409,8 @@ static int s_write_index(ed_ts_writer *w, ed_err *err)
         snprintf(file, sizeof file, "%s.%s", w->base, s_suffix[a]);
         cJSON *j = cJSON_AddObjectToObject(arrays, a == S_LOGITS ? "logits" : "indices");
         cJSON_AddStringToObject(j, "file", file);
-        cJSON_AddStringToObject(j, "dtype", a == S_LOGITS ? ed_ts_dtype_descr(w->lay.dtype) : "<u2");
+        cJSON_AddStringToObject(j, "dtype",
+                                a == S_LOGITS ? ed_ts_dtype_descr(w->lay.dtype) : "<u2");
         double shape[3] = {(double)(w->end - w->begin), w->lay.n_members,
                            a == S_LOGITS ? ed_ts_row_width(&w->lay) : w->lay.top_k};
         cJSON_AddItemToObject(j, "shape", cJSON_CreateDoubleArray(shape, 3));

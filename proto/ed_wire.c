@@ -217,17 +217,21 @@ static int s_check_tensor(const Edistill__Tensor *t, const char *what, ed_dtype 
                           t->n_shape);
     uint32_t b = t->shape[0], d = t->shape[1];
     if (b < 1 || d < 1)
-        return ed_err_set(err, ED_EFORMAT, "%s: tensor shape [%" PRIu32 ", %" PRIu32
-                          "] is empty (both dims must be >= 1)", what, b, d);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: tensor shape [%" PRIu32 ", %" PRIu32
+                          "] is empty (both dims must be >= 1)",
+                          what, b, d);
     size_t need = 0;
     if (!s_mul3(b, d, s_elem_size(*dtype), &need))
-        return ed_err_set(err, ED_EFORMAT, "%s: tensor shape [%" PRIu32 ", %" PRIu32
-                          "] of %s overflows, got %zu bytes", what, b, d, s_dtype_name(*dtype),
-                          t->data.len);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: tensor shape [%" PRIu32 ", %" PRIu32
+                          "] of %s overflows, got %zu bytes",
+                          what, b, d, s_dtype_name(*dtype), t->data.len);
     if (need != t->data.len)
-        return ed_err_set(err, ED_EFORMAT, "%s: tensor shape [%" PRIu32 ", %" PRIu32
-                          "] of %s needs %zu bytes, got %zu", what, b, d, s_dtype_name(*dtype), need,
-                          t->data.len);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: tensor shape [%" PRIu32 ", %" PRIu32
+                          "] of %s needs %zu bytes, got %zu",
+                          what, b, d, s_dtype_name(*dtype), need, t->data.len);
     *rows = b;
     *cols = d;
     return 0;
@@ -244,7 +248,8 @@ static int s_input_shape(const Edistill__MemberInfo *m, ed_member_info *i, ed_er
         return 0;
     }
     if (m->n_input_shape != 3)
-        return ed_err_set(err, ED_EFORMAT, "MemberInfo.input_shape has %zu dims, expected 3 [C, H, W]",
+        return ed_err_set(err, ED_EFORMAT,
+                          "MemberInfo.input_shape has %zu dims, expected 3 [C, H, W]",
                           m->n_input_shape);
     uint64_t prod = 1;
     for (int k = 0; k < 3; k++) {
@@ -286,7 +291,8 @@ static int s_convert(const Edistill__Envelope *env, ed_msg *out, ed_err *err)
         const Edistill__LogitRequest *r = env->logit_request;
         ed_logit_request *q = &out->u.request;
         q->request_id = r->request_id;
-        int rc = s_check_tensor(r->input, "logit_request input", &q->dtype, &q->batch, &q->dim, err);
+        int rc =
+            s_check_tensor(r->input, "logit_request input", &q->dtype, &q->batch, &q->dim, err);
         if (rc < 0)
             return rc;
         q->data = r->input->data.data;

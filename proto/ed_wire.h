@@ -42,9 +42,9 @@ typedef struct {
     bool ready;
     const char *worker_id;
     uint32_t max_batch;
-    uint32_t input_shape[3];  /* (C, H, W) of one sample, product input_dim; a decoded MemberInfo
-                                 from an older worker (no shape) reads (input_dim, 1, 1); encoding
-                                 all zeros sends no shape */
+    uint32_t input_shape[3]; /* (C, H, W) of one sample, product input_dim; a decoded MemberInfo
+                                from an older worker (no shape) reads (input_dim, 1, 1); encoding
+                                all zeros sends no shape */
 } ed_member_info;
 
 typedef struct {
@@ -52,14 +52,14 @@ typedef struct {
     ed_dtype dtype;
     uint32_t batch;
     uint32_t dim;
-    const void *data;        /* batch * dim elements of dtype */
+    const void *data; /* batch * dim elements of dtype */
 } ed_logit_request;
 
 typedef struct {
     uint64_t request_id;
     uint32_t batch;
     uint32_t classes;
-    const float *logits;     /* (batch, classes) */
+    const float *logits; /* (batch, classes) */
     const char *member;
     const char *fingerprint;
     uint64_t compute_us;
@@ -74,13 +74,13 @@ typedef struct {
 typedef struct {
     ed_msg_kind kind;
     union {
-        uint64_t info_request_id;   /* ED_MSG_INFO_REQUEST */
+        uint64_t info_request_id; /* ED_MSG_INFO_REQUEST */
         ed_member_info info;
         ed_logit_request request;
         ed_logit_reply reply;
         ed_error_reply error;
     } u;
-    void *owned;                    /* unpacked protobuf behind the pointers; NULL when encoding */
+    void *owned; /* unpacked protobuf behind the pointers; NULL when encoding */
 } ed_msg;
 
 /* Bytes ed_wire_pack() will write for msg. */

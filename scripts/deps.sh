@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  cmake make gcc pkg-config
+  cmake make gcc pkg-config clang-format
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libuv1-dev zlib1g-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
   prometheus gnuplot-nox                           # tests/e2e/metrics.sh (Prometheus, promtool), student_trainer plot

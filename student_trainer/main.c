@@ -18,12 +18,17 @@ int main(int argc, char **argv)
     ed_blas_setup(argv);
     static const ed_cli_command commands[] = {
         {"distill", st_distill_main, "distill an ensemble of teachers into a compact student"},
-        {"label", st_label_main, "label input files with the ensemble once: write a target store (sharded)"},
-        {"eval", st_eval_main, "evaluate a model file or an ensemble of model files on labeled data"},
+        {"label", st_label_main,
+         "label input files with the ensemble once: write a target store (sharded)"},
+        {"eval", st_eval_main,
+         "evaluate a model file or an ensemble of model files on labeled data"},
         {"export", st_export_main, "write a model file as an ONNX model (opset 13)"},
-        {"status", st_status_main, "ask every teacher for its member info; exit 1 when a member has no live replica"},
-        {"plot", st_plot_main, "learning curves of distill runs (metrics files) as a PNG, drawn by gnuplot"},
+        {"status", st_status_main,
+         "ask every teacher for its member info; exit 1 when a member has no live replica"},
+        {"plot", st_plot_main,
+         "learning curves of distill runs (metrics files) as a PNG, drawn by gnuplot"},
     };
-    return ed_cli_dispatch("student_trainer", "Distills an ensemble of teachers into a compact student.",
-                           commands, (int)(sizeof commands / sizeof commands[0]), argc, argv);
+    return ed_cli_dispatch("student_trainer",
+                           "Distills an ensemble of teachers into a compact student.", commands,
+                           (int)(sizeof commands / sizeof commands[0]), argc, argv);
 }

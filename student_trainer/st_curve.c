@@ -54,8 +54,10 @@ static int s_load_mapping(st_curve *c, const char *path, FILE *f, ed_err *err)
         if (n <= 0 || a[0] == '#')
             continue;
         if (n != 2)
-            return ed_err_set(err, ED_EFORMAT, "%s:%d: expected `TEACHERS-ENTRY KEY` (KEY: Z85 or "
-                              "a .pub file)", path, ln);
+            return ed_err_set(err, ED_EFORMAT,
+                              "%s:%d: expected `TEACHERS-ENTRY KEY` (KEY: Z85 or "
+                              "a .pub file)",
+                              path, ln);
         ed_key k;
         if (s_map_key(path, ln, b, &k, err) < 0)
             return err ? err->code : ED_EFORMAT;
@@ -81,12 +83,13 @@ static int s_load_mapping(st_curve *c, const char *path, FILE *f, ed_err *err)
 int st_curve_load(st_curve *c, const char *secret_path, const char *server_keys_path, ed_err *err)
 {
     memset(c, 0, sizeof *c);
-    bool have_secret = secret_path && *secret_path, have_server = server_keys_path &&
-                                                                  *server_keys_path;
+    bool have_secret = secret_path && *secret_path,
+         have_server = server_keys_path && *server_keys_path;
     if (!have_secret && !have_server)
         return 0;
     if (!have_secret || !have_server)
-        return ed_err_set(err, ED_EINVAL, "CURVE needs both --curve-secret (this trainer's key "
+        return ed_err_set(err, ED_EINVAL,
+                          "CURVE needs both --curve-secret (this trainer's key "
                           "pair) and --curve-server-keys (the teachers' public keys)");
     if (!zmq_has("curve"))
         return ed_err_set(err, ED_EINVAL, "--curve-secret: this libzmq was built without CURVE");
@@ -96,14 +99,17 @@ int st_curve_load(st_curve *c, const char *secret_path, const char *server_keys_
     char derived[ED_KEY_Z85_LEN + 1];
     if (zmq_curve_public(derived, c->client.secret_key.z85) != 0 ||
         strcmp(derived, c->client.public_key.z85))
-        return ed_err_set(err, ED_EFORMAT, "%s: its public-key is not the public key of its "
-                          "secret-key (damaged or hand-edited file?)", secret_path);
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: its public-key is not the public key of its "
+                          "secret-key (damaged or hand-edited file?)",
+                          secret_path);
     struct stat st;
     if (stat(server_keys_path, &st) != 0)
         return ed_err_set(err, ED_EIO, "--curve-server-keys %s: %s", server_keys_path,
                           strerror(errno));
     if (S_ISDIR(st.st_mode))
-        return ed_err_set(err, ED_EINVAL, "--curve-server-keys %s is a directory: give the "
+        return ed_err_set(err, ED_EINVAL,
+                          "--curve-server-keys %s is a directory: give the "
                           "teachers' shared public key file (.pub), or a mapping file of "
                           "`TEACHERS-ENTRY KEY` lines (a CURVE client needs its server's one key)",
                           server_keys_path);

@@ -1,6 +1,7 @@
 /*
  * st_curve: the trainer's CurveZMQ keys (docs/SECURITY.md): its own key pair (--curve-secret) and
- * the teachers' public keys (--curve-server-keys), turned into the curve_* fields of st_pool_config.
+ * the teachers' public keys (--curve-server-keys), turned into the curve_* fields of
+ * st_pool_config.
  *
  * --curve-server-keys FILE is either
  *   - a public key file (teacher_worker keygen's PREFIX.pub): every teacher has this key pair
@@ -25,7 +26,7 @@
 typedef struct {
     bool on;
     ed_keypair client;
-    char server[ED_KEY_Z85_LEN + 1];      /* the default server key, or "" */
+    char server[ED_KEY_Z85_LEN + 1]; /* the default server key, or "" */
     st_pool_server_key map[ST_CURVE_MAX_MAP];
     char map_teacher[ST_CURVE_MAX_MAP][300];
     ed_key map_key[ST_CURVE_MAX_MAP];

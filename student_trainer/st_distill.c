@@ -109,10 +109,11 @@ static int s_submit(st_pool *pool, st_targets *tg, int slot, const ed_batch *b, 
     return tg ? st_targets_submit(tg, slot, b, err) : st_pool_submit(pool, slot, b, err);
 }
 
-static int s_wait(st_pool *pool, st_targets *tg, int slot, ed_batch *b,
-                  const float *const **logits, ed_err *err)
+static int s_wait(st_pool *pool, st_targets *tg, int slot, ed_batch *b, const float *const **logits,
+                  ed_err *err)
 {
-    return tg ? st_targets_wait(tg, slot, b, logits, err) : st_pool_wait(pool, slot, b, logits, err);
+    return tg ? st_targets_wait(tg, slot, b, logits, err)
+              : st_pool_wait(pool, slot, b, logits, err);
 }
 
 static void s_stats_take(st_pool *pool, st_pool_stats *ps)
@@ -175,23 +176,23 @@ typedef struct {
     ed_loss_config lc;
     ed_train_plan plan;
     st_mixer *mix;
-    st_pool *pool;                  /* live teachers (NULL: --targets alone) */
-    st_targets *tg;                 /* --targets / --cache-targets: the store (mixes with pool) */
+    st_pool *pool;  /* live teachers (NULL: --targets alone) */
+    st_targets *tg; /* --targets / --cache-targets: the store (mixes with pool) */
     ed_trainer *t;
     FILE *metrics, *dump;
-    const float **member_logits;    /* [ST_POOL_MAX_MEMBERS] the logits of the members present */
-    long *missing;                  /* [K] */
-    char *config;                   /* the checkpoint config (JSON) */
-    ed_checkpoint *ck;              /* the checkpoint to resume from, until restored */
-    st_metrics *om;                 /* operations metrics (--metrics-listen), NULL when off */
-    double blocked_s;               /* how long the loop waited for the batch being trained on */
+    const float **member_logits; /* [ST_POOL_MAX_MEMBERS] the logits of the members present */
+    long *missing;               /* [K] */
+    char *config;                /* the checkpoint config (JSON) */
+    ed_checkpoint *ck;           /* the checkpoint to resume from, until restored */
+    st_metrics *om;              /* operations metrics (--metrics-listen), NULL when off */
+    double blocked_s;            /* how long the loop waited for the batch being trained on */
     int K, C;
     st_position pos;
-    st_epoch_sums sums, resumed;    /* this epoch's; the resumed epoch's as checkpointed */
+    st_epoch_sums sums, resumed; /* this epoch's; the resumed epoch's as checkpointed */
     long step, first_step;
     int resume_epoch;
     bool resuming;
-    bool ck_written;                /* a checkpoint of the current position is on disk */
+    bool ck_written; /* a checkpoint of the current position is on disk */
     double test_acc, t_start;
 } s_run;
 
@@ -213,8 +214,10 @@ static int s_check_usage(s_run *r)
         ed_log_error("need --temperature > 0, 0 <= --alpha <= 1 and --inflight >= 1");
         return 2;
     }
-    r->lc = (ed_loss_config){.combine = (ed_combine_mode)combine, .temperature = o->temperature,
-                             .alpha = o->alpha, .soft_loss = (ed_soft_loss)soft,
+    r->lc = (ed_loss_config){.combine = (ed_combine_mode)combine,
+                             .temperature = o->temperature,
+                             .alpha = o->alpha,
+                             .soft_loss = (ed_soft_loss)soft,
                              .label_smoothing = o->train.label_smoothing};
     if (st_distill_ckpt_open(o, &r->ck, &r->err)) {
         ed_log_error("%s", r->err.msg);
@@ -231,9 +234,9 @@ static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset
     const st_distill_opts *o = r->o;
     const ed_dataset_spec *u = o->unlabeled ? unl : NULL;
     const long nl = st_mixer_labeled_count(r->mix), nu = st_mixer_unlabeled_count(r->mix);
-    if (o->targets && !(r->tg = st_targets_open(o->targets, lab, nl, u, nu, r->C,
-                                                o->train.batch_size, o->inflight,
-                                                o->teachers != NULL, &r->err)))
+    if (o->targets &&
+        !(r->tg = st_targets_open(o->targets, lab, nl, u, nu, r->C, o->train.batch_size,
+                                  o->inflight, o->teachers != NULL, &r->err)))
         return r->err.code;
     if (!o->teachers)
         return 0;
@@ -270,14 +273,21 @@ static int s_open(s_run *r)
     const int D = st_mixer_dim(r->mix);
     r->C = ed_stack_classes(&r->arch);
     if ((size_t)D != ed_stack_in_size(&r->arch))
-        return ed_err_set(&r->err, ED_ESHAPE, "the data have %d values per sample but --arch %s "
-                          "starts with %zu", D, o->train.arch, ed_stack_in_size(&r->arch));
-    ed_train_flags_plan(&o->train, st_mixer_labeled_count(r->mix) +
-                                       st_mixer_unlabeled_count(r->mix), &r->plan);
-    st_pool_config pc = {.input_dim = D, .classes = r->C, .max_batch = o->train.batch_size,
-                         .depth = o->inflight, .dtype = st_mixer_dtype(r->mix),
-                         .timeout_s = o->timeout, .connect_timeout_s = o->connect_timeout,
-                         .quorum = o->quorum, .max_wait_s = o->max_wait,
+        return ed_err_set(&r->err, ED_ESHAPE,
+                          "the data have %d values per sample but --arch %s "
+                          "starts with %zu",
+                          D, o->train.arch, ed_stack_in_size(&r->arch));
+    ed_train_flags_plan(
+        &o->train, st_mixer_labeled_count(r->mix) + st_mixer_unlabeled_count(r->mix), &r->plan);
+    st_pool_config pc = {.input_dim = D,
+                         .classes = r->C,
+                         .max_batch = o->train.batch_size,
+                         .depth = o->inflight,
+                         .dtype = st_mixer_dtype(r->mix),
+                         .timeout_s = o->timeout,
+                         .connect_timeout_s = o->connect_timeout,
+                         .quorum = o->quorum,
+                         .max_wait_s = o->max_wait,
                          .resolve_interval_s = o->resolve_interval,
                          .health_interval_s = o->health_interval};
     st_curve_apply(o->curve, &pc);
@@ -295,11 +305,13 @@ static int s_open(s_run *r)
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
     ed_net_init(m, &init_rng);
-    const ed_trainer_config tc = {.opt = r->plan.opt, .max_batch = o->train.batch_size,
+    const ed_trainer_config tc = {.opt = r->plan.opt,
+                                  .max_batch = o->train.batch_size,
                                   .dropout_in = o->train.dropout_in,
                                   .dropout_hidden = o->train.dropout_hidden,
                                   .input_scale = o->train.input_scale,
-                                  .input_offset = o->train.input_offset, .seed = o->train.seed + 1};
+                                  .input_offset = o->train.input_offset,
+                                  .seed = o->train.seed + 1};
     r->t = ed_trainer_new(&m, &tc, &r->err);
     if (!r->t)
         return r->err.code;
@@ -320,16 +332,19 @@ static int s_resume_and_outputs(s_run *r)
     r->resuming = r->ck != NULL;
     if (r->ck) {
         if (ed_checkpoint_match_config(r->ck, r->config, &r->err))
-            return ed_err_wrap(&r->err, "cannot resume from %s: this run's settings differ from "
+            return ed_err_wrap(&r->err,
+                               "cannot resume from %s: this run's settings differ from "
                                "the run that wrote it (give the same settings, or start a new "
-                               "run with another --checkpoint)", o->checkpoint);
+                               "run with another --checkpoint)",
+                               o->checkpoint);
         if (st_distill_ckpt_restore(r->ck, o->checkpoint, r->t, r->K, &r->plan, &r->pos,
                                     &r->resumed, &r->err))
             return r->err.code;
         ed_checkpoint_destroy(&r->ck);
         if (r->pos.step == r->plan.total_steps)
             ed_log_info("the run saved in %s is complete (%ld steps): rewriting the model file "
-                        "only", o->checkpoint, r->plan.total_steps);
+                        "only",
+                        o->checkpoint, r->plan.total_steps);
         else
             ed_log_info("resuming from %s: epoch %d, step %ld of %ld (%ld into the epoch)",
                         o->checkpoint, r->pos.epoch, r->pos.step, r->plan.total_steps,
@@ -338,16 +353,16 @@ static int s_resume_and_outputs(s_run *r)
     r->resume_epoch = r->pos.epoch;
     if (o->metrics) {
         r->metrics = !strcmp(o->metrics, "-") ? stdout
-                     : r->resuming ? st_distill_ckpt_reopen(o->metrics, r->pos.metrics_bytes,
-                                                            "metrics")
-                                   : fopen(o->metrics, "w");
+                     : r->resuming
+                         ? st_distill_ckpt_reopen(o->metrics, r->pos.metrics_bytes, "metrics")
+                         : fopen(o->metrics, "w");
         if (!r->metrics)
             return ed_err_set(&r->err, ED_EIO, "%s: cannot open metrics file", o->metrics);
     }
     if (o->dump_targets &&
-        !(r->dump = r->resuming ? st_distill_ckpt_reopen(o->dump_targets, r->pos.dump_bytes,
-                                                         "targets")
-                                : fopen(o->dump_targets, "wb")))
+        !(r->dump = r->resuming
+                        ? st_distill_ckpt_reopen(o->dump_targets, r->pos.dump_bytes, "targets")
+                        : fopen(o->dump_targets, "wb")))
         return ed_err_set(&r->err, ED_EIO, "%s: cannot open targets file", o->dump_targets);
     return 0;
 }
@@ -542,12 +557,26 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
         s_log_epoch(r, epoch, have_test, secs, rate, &ps);
     if (!rc && r->metrics) {
         const st_epoch_record rec = {
-            .epoch = epoch, .step = r->step, .samples = sm->samples, .labeled = sm->labeled,
-            .correct = sm->correct, .steps = sm->steps, .degraded = sm->degraded,
-            .loss_sum = sm->loss, .soft_sum = sm->soft, .hard_sum = sm->hard, .seconds = secs,
-            .samples_per_s = rate, .pool = &ps, .members = r->pool, .missing = r->missing,
-            .K = r->K, .max_rss_mib = s_max_rss_mib(), .have_test = have_test,
-            .test_loss = res.loss, .test_accuracy = r->test_acc,
+            .epoch = epoch,
+            .step = r->step,
+            .samples = sm->samples,
+            .labeled = sm->labeled,
+            .correct = sm->correct,
+            .steps = sm->steps,
+            .degraded = sm->degraded,
+            .loss_sum = sm->loss,
+            .soft_sum = sm->soft,
+            .hard_sum = sm->hard,
+            .seconds = secs,
+            .samples_per_s = rate,
+            .pool = &ps,
+            .members = r->pool,
+            .missing = r->missing,
+            .K = r->K,
+            .max_rss_mib = s_max_rss_mib(),
+            .have_test = have_test,
+            .test_loss = res.loss,
+            .test_accuracy = r->test_acc,
             .resumed_at_step = epoch == r->resume_epoch && r->resuming ? r->first_step : -1};
         rc = st_distill_metrics_write(r->metrics, o->metrics, &rec, &r->err);
     }
@@ -604,7 +633,8 @@ static void s_on_teachers_failed(s_run *r)
         ed_log_error("cannot write the checkpoint: %s", cerr.msg);
     else
         ed_log_info("checkpoint at step %ld written to %s: continue with --resume once the "
-                    "teachers are back", r->step, r->o->checkpoint);
+                    "teachers are back",
+                    r->step, r->o->checkpoint);
 }
 
 /* Says how a run stopped by a signal ended, and what is on disk (a signal before the first step,
@@ -616,16 +646,20 @@ static int s_report_stop(const s_run *r)
     const long total = r->plan.total_steps;
     if (!ck)
         ed_log_error("stopped by %s after step %ld of %ld; no --checkpoint given: the progress is "
-                     "lost", sig, r->step, total);
+                     "lost",
+                     sig, r->step, total);
     else if (r->ck_written)
         ed_log_error("stopped by %s after step %ld of %ld; checkpoint written to %s: continue "
-                     "with the same command plus --resume", sig, r->step, total, ck);
+                     "with the same command plus --resume",
+                     sig, r->step, total, ck);
     else if (r->step == 0)
         ed_log_error("stopped by %s before the first step; no checkpoint written (%s does not "
-                     "exist): run the same command again", sig, ck);
+                     "exist): run the same command again",
+                     sig, ck);
     else
         ed_log_error("stopped by %s after step %ld of %ld; the checkpoint could not be written to "
-                     "%s (see the error above)", sig, r->step, total, ck);
+                     "%s (see the error above)",
+                     sig, r->step, total, ck);
     return 128 + (int)s_stop_signal;
 }
 
@@ -637,7 +671,8 @@ static int s_finish(s_run *r)
         s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err))
         return r->err.code; /* resumed a finished run: make sure the model file is the final one */
     char fp[32];
-    ed_fingerprint_format(ed_fingerprint(r->t->model->params, r->t->model->n_params), fp, sizeof fp);
+    ed_fingerprint_format(ed_fingerprint(r->t->model->params, r->t->model->n_params), fp,
+                          sizeof fp);
     if (r->test_acc >= 0)
         printf("%s: student %s, test accuracy %.4f, %ld steps in %.1fs, %s\n", o->out, o->member,
                r->test_acc, r->step, ed_now() - r->t_start, fp);
@@ -678,8 +713,8 @@ static void s_linger(const s_run *r)
 
 static int s_distill(const st_distill_opts *o)
 {
-    s_run r = {.o = o, .pos = {.epoch = 1, .test_acc = -1.0, .metrics_bytes = -1,
-                               .dump_bytes = -1}};
+    s_run r = {.o = o,
+               .pos = {.epoch = 1, .test_acc = -1.0, .metrics_bytes = -1, .dump_bytes = -1}};
     int rc = s_check_usage(&r);
     if (rc) {
         s_run_free(&r);
@@ -692,11 +727,11 @@ static int s_distill(const st_distill_opts *o)
     if (out == S_OK) {
         ed_log_info("distilling %d member%s into %s (%zu parameters): %ld labeled + %ld unlabeled "
                     "samples per epoch, %ld steps (%d epochs) of batch %d, T %g, alpha %g, %s/%s, "
-                    "%d batches in flight", r.K, r.K == 1 ? "" : "s", o->train.arch,
-                    r.t->model->n_params, st_mixer_labeled_count(r.mix),
-                    st_mixer_unlabeled_count(r.mix), r.plan.total_steps, r.plan.epochs,
-                    o->train.batch_size, (double)o->temperature, (double)o->alpha, o->combine,
-                    o->soft_loss, o->inflight);
+                    "%d batches in flight",
+                    r.K, r.K == 1 ? "" : "s", o->train.arch, r.t->model->n_params,
+                    st_mixer_labeled_count(r.mix), st_mixer_unlabeled_count(r.mix),
+                    r.plan.total_steps, r.plan.epochs, o->train.batch_size, (double)o->temperature,
+                    (double)o->alpha, o->combine, o->soft_loss, o->inflight);
         r.t_start = ed_now();
         r.first_step = r.step = r.pos.step;
         r.test_acc = r.pos.test_acc;
@@ -728,54 +763,133 @@ int st_distill_main(int argc, char **argv)
         .teachers = NULL,
         .labeled_images = ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz",
         .labeled_labels = ED_DATA_DEFAULT_DIR "train-labels-idx1-ubyte.gz",
-        .unlabeled = NULL, .test_images = NULL, .test_labels = NULL,
-        .labeled_start = 0, .labeled_end = -1, .unlabeled_start = 0, .unlabeled_end = -1,
-        .member = "student", .out = NULL, .metrics = NULL, .dump_targets = NULL,
-        .combine = "prob", .soft_loss = "ce", .temperature = 4.0f, .alpha = 0.9f,
-        .train = {.arch = "784,400,400,10", .optimizer = "adam", .schedule = "cosine", .seed = 1,
-                  .epochs = 10, .batch_size = 128, .lr = 1e-3f, .momentum = 0.9f,
-                  .shuffle_buffer = 65536, .input_scale = 1.0f / 255.0f},
-        .inflight = 4, .timeout = 10.0f, .connect_timeout = 60.0f, .max_wait = 60.0f,
-        .resolve_interval = 10.0f, .health_interval = 2.0f, .quorum = 0, .quiet = false,
-        .checkpoint = NULL, .checkpoint_every = 200, .resume = false, .resume_if_present = false,
+        .unlabeled = NULL,
+        .test_images = NULL,
+        .test_labels = NULL,
+        .labeled_start = 0,
+        .labeled_end = -1,
+        .unlabeled_start = 0,
+        .unlabeled_end = -1,
+        .member = "student",
+        .out = NULL,
+        .metrics = NULL,
+        .dump_targets = NULL,
+        .combine = "prob",
+        .soft_loss = "ce",
+        .temperature = 4.0f,
+        .alpha = 0.9f,
+        .train = {.arch = "784,400,400,10",
+                  .optimizer = "adam",
+                  .schedule = "cosine",
+                  .seed = 1,
+                  .epochs = 10,
+                  .batch_size = 128,
+                  .lr = 1e-3f,
+                  .momentum = 0.9f,
+                  .shuffle_buffer = 65536,
+                  .input_scale = 1.0f / 255.0f},
+        .inflight = 4,
+        .timeout = 10.0f,
+        .connect_timeout = 60.0f,
+        .max_wait = 60.0f,
+        .resolve_interval = 10.0f,
+        .health_interval = 2.0f,
+        .quorum = 0,
+        .quiet = false,
+        .checkpoint = NULL,
+        .checkpoint_every = 200,
+        .resume = false,
+        .resume_if_present = false,
     };
     ed_cli_opt opts[40 + ED_TRAIN_FLAGS_OPTS] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", false},
-        {"targets", ED_CLI_STR, &o.targets, "STORE", "train from a target store (student_trainer label) instead of live teachers; it must hold this run's data files and ranges (with --teachers: the datasets it lacks go to the teachers)", NULL, false},
-        {"cache-targets", ED_CLI_STR, &o.cache_targets, "STORE", "with --teachers: label this run's data into STORE once (float32; kept, resumable), then train every epoch from it", NULL, false},
-        {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE", "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},
+        {"teachers", ED_CLI_STR, &o.teachers, "LIST",
+         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)",
+         "EDISTILL_TEACHERS", false},
+        {"targets", ED_CLI_STR, &o.targets, "STORE",
+         "train from a target store (student_trainer label) instead of live teachers; it must hold "
+         "this run's data files and ranges (with --teachers: the datasets it lacks go to the "
+         "teachers)",
+         NULL, false},
+        {"cache-targets", ED_CLI_STR, &o.cache_targets, "STORE",
+         "with --teachers: label this run's data into STORE once (float32; kept, resumable), then "
+         "train every epoch from it",
+         NULL, false},
+        {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE",
+         "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},
         {"labeled-labels", ED_CLI_STR, &o.labeled_labels, "FILE", "their labels", NULL, false},
-        {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first labeled sample used", NULL, false},
-        {"labeled-end", ED_CLI_LONG, &o.labeled_end, "N", "one past the last labeled sample (-1: all)", NULL, false},
-        {"unlabeled", ED_CLI_STR, &o.unlabeled, "FILE", "unlabeled samples, streamed (soft loss only)", NULL, false},
-        {"unlabeled-start", ED_CLI_LONG, &o.unlabeled_start, "N", "first unlabeled sample used", NULL, false},
-        {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N", "one past the last unlabeled sample (-1: all)", NULL, false},
-        {"test-images", ED_CLI_STR, &o.test_images, "FILE", "test samples, evaluated after each epoch", NULL, false},
+        {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first labeled sample used", NULL,
+         false},
+        {"labeled-end", ED_CLI_LONG, &o.labeled_end, "N",
+         "one past the last labeled sample (-1: all)", NULL, false},
+        {"unlabeled", ED_CLI_STR, &o.unlabeled, "FILE",
+         "unlabeled samples, streamed (soft loss only)", NULL, false},
+        {"unlabeled-start", ED_CLI_LONG, &o.unlabeled_start, "N", "first unlabeled sample used",
+         NULL, false},
+        {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N",
+         "one past the last unlabeled sample (-1: all)", NULL, false},
+        {"test-images", ED_CLI_STR, &o.test_images, "FILE",
+         "test samples, evaluated after each epoch", NULL, false},
         {"test-labels", ED_CLI_STR, &o.test_labels, "FILE", "test labels", NULL, false},
-        {"member", ED_CLI_STR, &o.member, "NAME", "name recorded in the student model file", NULL, false},
-        {"out", ED_CLI_STR, &o.out, "FILE", "student model file, rewritten atomically each epoch", NULL, true},
-        {"metrics", ED_CLI_STR, &o.metrics, "FILE", "one JSON line of metrics per epoch ('-': stdout)", NULL, false},
-        {"temperature", ED_CLI_FLOAT, &o.temperature, "T", "softmax temperature of the soft targets", NULL, false},
-        {"alpha", ED_CLI_FLOAT, &o.alpha, "A", "weight of the soft loss (1 - A on the hard loss)", NULL, false},
-        {"combine", ED_CLI_STR, &o.combine, "MODE", "prob (mean of softmax(z/T)) or logit (softmax(mean z / T))", NULL, false},
-        {"soft-loss", ED_CLI_STR, &o.soft_loss, "KIND", "ce (T^2 * soft cross-entropy) or l2 (logit matching)", NULL, false},
-        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL, false},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request; a teacher that misses it is marked down", NULL, false},
-        {"quorum", ED_CLI_INT, &o.quorum, "K", "members that must answer a batch (0: all); fewer answers -> a degraded batch", NULL, false},
-        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS", "how long a batch waits for its quorum before the run stops", NULL, false},
-        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS", "re-resolve teacher host names (elastic membership)", NULL, false},
-        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS", "ping idle and down teachers", NULL, false},
-        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS", "wait for teachers to report ready", NULL, false},
-        {"dump-targets", ED_CLI_STR, &o.dump_targets, "FILE", "write every batch's soft targets as raw float32", NULL, false},
-        {"checkpoint", ED_CLI_STR, &o.checkpoint, "FILE", "checkpoint file for an exact resume, rewritten atomically (refused if it exists, unless resuming)", "EDISTILL_CHECKPOINT", false},
-        {"checkpoint-every", ED_CLI_LONG, &o.checkpoint_every, "N", "steps between checkpoints (0: only at epoch ends, on SIGINT/SIGTERM and teacher failure)", NULL, false},
-        {"resume", ED_CLI_FLAG, &o.resume, NULL, "continue the run saved in --checkpoint (error if there is none, or if a setting differs)", NULL, false},
-        {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL, "like --resume, but start a new run when there is no checkpoint yet (for restart-on-failure schedulers)", NULL, false},
+        {"member", ED_CLI_STR, &o.member, "NAME", "name recorded in the student model file", NULL,
+         false},
+        {"out", ED_CLI_STR, &o.out, "FILE", "student model file, rewritten atomically each epoch",
+         NULL, true},
+        {"metrics", ED_CLI_STR, &o.metrics, "FILE",
+         "one JSON line of metrics per epoch ('-': stdout)", NULL, false},
+        {"temperature", ED_CLI_FLOAT, &o.temperature, "T",
+         "softmax temperature of the soft targets", NULL, false},
+        {"alpha", ED_CLI_FLOAT, &o.alpha, "A", "weight of the soft loss (1 - A on the hard loss)",
+         NULL, false},
+        {"combine", ED_CLI_STR, &o.combine, "MODE",
+         "prob (mean of softmax(z/T)) or logit (softmax(mean z / T))", NULL, false},
+        {"soft-loss", ED_CLI_STR, &o.soft_loss, "KIND",
+         "ce (T^2 * soft cross-entropy) or l2 (logit matching)", NULL, false},
+        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL,
+         false},
+        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS",
+         "deadline of one teacher request; a teacher that misses it is marked down", NULL, false},
+        {"quorum", ED_CLI_INT, &o.quorum, "K",
+         "members that must answer a batch (0: all); fewer answers -> a degraded batch", NULL,
+         false},
+        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS",
+         "how long a batch waits for its quorum before the run stops", NULL, false},
+        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS",
+         "re-resolve teacher host names (elastic membership)", NULL, false},
+        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS",
+         "ping idle and down teachers", NULL, false},
+        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS",
+         "wait for teachers to report ready", NULL, false},
+        {"dump-targets", ED_CLI_STR, &o.dump_targets, "FILE",
+         "write every batch's soft targets as raw float32", NULL, false},
+        {"checkpoint", ED_CLI_STR, &o.checkpoint, "FILE",
+         "checkpoint file for an exact resume, rewritten atomically (refused if it exists, unless "
+         "resuming)",
+         "EDISTILL_CHECKPOINT", false},
+        {"checkpoint-every", ED_CLI_LONG, &o.checkpoint_every, "N",
+         "steps between checkpoints (0: only at epoch ends, on SIGINT/SIGTERM and teacher failure)",
+         NULL, false},
+        {"resume", ED_CLI_FLAG, &o.resume, NULL,
+         "continue the run saved in --checkpoint (error if there is none, or if a setting differs)",
+         NULL, false},
+        {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL,
+         "like --resume, but start a new run when there is no checkpoint yet (for "
+         "restart-on-failure schedulers)",
+         NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
-        {"metrics-listen", ED_CLI_STR, &o.metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP, ED_HTTP_LISTEN_ENV, false},
-        {"metrics-linger", ED_CLI_FLOAT, &o.metrics_linger, "SECONDS", "after a finished run, keep serving /metrics this long so Prometheus scrapes the final values", NULL, false},
-        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this trainer's secret key file (teacher_worker keygen; mode 0600); its .pub goes into the workers' --curve-clients", "EDISTILL_CURVE_CLIENT_SECRET", false},
-        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key: one .pub file shared by all, or a file of `TEACHERS-ENTRY KEY` lines (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
+        {"metrics-listen", ED_CLI_STR, &o.metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
+         ED_HTTP_LISTEN_ENV, false},
+        {"metrics-linger", ED_CLI_FLOAT, &o.metrics_linger, "SECONDS",
+         "after a finished run, keep serving /metrics this long so Prometheus scrapes the final "
+         "values",
+         NULL, false},
+        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE",
+         "CurveZMQ: this trainer's secret key file (teacher_worker keygen; mode 0600); its .pub "
+         "goes into the workers' --curve-clients",
+         "EDISTILL_CURVE_CLIENT_SECRET", false},
+        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE",
+         "the teachers' public key: one .pub file shared by all, or a file of `TEACHERS-ENTRY KEY` "
+         "lines (docs/SECURITY.md)",
+         "EDISTILL_CURVE_SERVER_KEYS", false},
     };
     int n_opts = 0;
     while (opts[n_opts].name)
@@ -789,8 +903,10 @@ int st_distill_main(int argc, char **argv)
         "With --checkpoint, SIGINT/SIGTERM finish the current step, write the checkpoint and exit\n"
         "with status 130/143; rerun the same command with --resume to continue exactly.",
         opts, n_opts,
-        "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 \\\n"
-        "      --labeled-end 3000 --unlabeled " ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz \\\n"
+        "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 "
+        "\\\n"
+        "      --labeled-end 3000 --unlabeled " ED_DATA_DEFAULT_DIR
+        "train-images-idx3-ubyte.gz \\\n"
         "      --unlabeled-start 3000 --out models/student.safetensors --metrics -"};
     ed_err err = {0};
     int rc;

@@ -28,10 +28,13 @@ int st_distill_ckpt_open(const st_distill_opts *o, ed_checkpoint **ck, ed_err *e
     struct stat sb;
     bool exists = stat(o->checkpoint, &sb) == 0;
     if (exists && !want_resume)
-        return ed_err_set(err, ED_EINVAL, "%s already exists: pass --resume to continue that run, "
-                          "or remove it to start over", o->checkpoint);
+        return ed_err_set(err, ED_EINVAL,
+                          "%s already exists: pass --resume to continue that run, "
+                          "or remove it to start over",
+                          o->checkpoint);
     if (!exists && o->resume && !o->resume_if_present)
-        return ed_err_set(err, ED_ENOTFOUND, "--resume: no checkpoint at %s (use "
+        return ed_err_set(err, ED_ENOTFOUND,
+                          "--resume: no checkpoint at %s (use "
                           "--resume-if-present to start a new run when there is none)",
                           o->checkpoint);
     if (exists) {
@@ -78,12 +81,13 @@ char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, cons
     if (tg && strcmp(st_targets_kind(tg), "float32"))
         cJSON_AddStringToObject(c, "targets", st_targets_kind(tg));
     int K = tg ? st_targets_member_count(tg) : st_pool_member_count(pool);
-    char (*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
+    char(*fps)[64] = calloc((size_t)K + 1, sizeof *fps);
     cJSON *teachers = cJSON_AddArrayToObject(c, "teachers");
     if (fps) {
         for (int k = 0; k < K; k++)
-            snprintf(fps[k], sizeof fps[k], "%s", tg ? st_targets_member_fingerprint(tg, k)
-                                                     : st_pool_member_fingerprint(pool, k));
+            snprintf(fps[k], sizeof fps[k], "%s",
+                     tg ? st_targets_member_fingerprint(tg, k)
+                        : st_pool_member_fingerprint(pool, k));
         qsort(fps, (size_t)K, sizeof *fps, s_cmp_str);
         for (int k = 0; k < K; k++)
             cJSON_AddItemToArray(teachers, cJSON_CreateString(fps[k]));
@@ -102,16 +106,25 @@ int st_distill_ckpt_save(const char *path, const char *config, const ed_trainer 
     if (!c)
         return err->code;
     int rc = ed_checkpoint_put_trainer(c, t, err);
-    const struct { const char *key; int64_t v; } ints[] = {
-        {"epoch", pos->epoch}, {"step", pos->step}, {"epoch_step", sums->steps},
-        {"metrics_bytes", pos->metrics_bytes}, {"dump_bytes", pos->dump_bytes},
-        {"members", K}, {"sums.samples", sums->samples}, {"sums.labeled", sums->labeled},
+    const struct {
+        const char *key;
+        int64_t v;
+    } ints[] = {
+        {"epoch", pos->epoch},           {"step", pos->step},
+        {"epoch_step", sums->steps},     {"metrics_bytes", pos->metrics_bytes},
+        {"dump_bytes", pos->dump_bytes}, {"members", K},
+        {"sums.samples", sums->samples}, {"sums.labeled", sums->labeled},
         {"sums.correct", sums->correct}, {"sums.degraded", sums->degraded},
     };
     for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)
         rc = ed_checkpoint_put_int(c, ints[i].key, ints[i].v, err);
-    const struct { const char *key; double v; } reals[] = {
-        {"sums.loss", sums->loss}, {"sums.soft", sums->soft}, {"sums.hard", sums->hard},
+    const struct {
+        const char *key;
+        double v;
+    } reals[] = {
+        {"sums.loss", sums->loss},
+        {"sums.soft", sums->soft},
+        {"sums.hard", sums->hard},
         {"test_accuracy", pos->test_acc},
     };
     for (size_t i = 0; !rc && i < sizeof reals / sizeof reals[0]; i++)
@@ -142,9 +155,9 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
     const int epochs = plan->epochs;
     const long steps_per_epoch = plan->steps_per_epoch, total_steps = plan->total_steps;
     int64_t iv[10];
-    const char *ikeys[] = {"epoch", "step", "epoch_step", "metrics_bytes", "dump_bytes",
-                           "members", "sums.samples", "sums.labeled", "sums.correct",
-                           "sums.degraded"};
+    const char *ikeys[] = {"epoch",        "step",         "epoch_step",   "metrics_bytes",
+                           "dump_bytes",   "members",      "sums.samples", "sums.labeled",
+                           "sums.correct", "sums.degraded"};
     int rc = ed_checkpoint_get_trainer(c, t, err);
     for (int i = 0; !rc && i < 10; i++)
         rc = ed_checkpoint_get_int(c, ikeys[i], &iv[i], err);
@@ -163,7 +176,8 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
     if (!rc)
         rc = ed_checkpoint_get_rng(c, "mixer.unlabeled", &pos->epoch_start.loader[1], err);
     if (!rc && iv[5] != K)
-        rc = ed_err_set(err, ED_EFORMAT, "it counts %lld members, this run has %d", (long long)iv[5], K);
+        rc = ed_err_set(err, ED_EFORMAT, "it counts %lld members, this run has %d",
+                        (long long)iv[5], K);
     for (int k = 0; !rc && k < K; k++) {
         char key[32];
         int64_t v;
@@ -186,7 +200,8 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
     bool done = iv[0] == epochs + 1 && iv[1] == total_steps && iv[2] == 0;
     if (!done && (iv[0] < 1 || iv[0] > epochs || iv[2] < 0 || iv[2] > epoch_steps ||
                   iv[1] != (iv[0] - 1) * steps_per_epoch + iv[2] || (int64_t)t->opt->t != iv[1]))
-        return ed_err_set(err, ED_EFORMAT, "%s: inconsistent position (epoch %lld, step %lld, %lld "
+        return ed_err_set(err, ED_EFORMAT,
+                          "%s: inconsistent position (epoch %lld, step %lld, %lld "
                           "steps into the epoch, optimizer at %ld) for %d epochs of %ld steps",
                           path, (long long)iv[0], (long long)iv[1], (long long)iv[2], t->opt->t,
                           epochs, steps_per_epoch);
@@ -203,7 +218,8 @@ FILE *st_distill_ckpt_reopen(const char *path, long bytes, const char *what)
     struct stat sb;
     if (stat(path, &sb) != 0 || sb.st_size < bytes)
         ed_log_warn("%s: %s file %s than when the checkpoint was written; appending", path, what,
-                    stat(path, &sb) != 0 ? "missing, so it now lacks the lines from before" : "shorter");
+                    stat(path, &sb) != 0 ? "missing, so it now lacks the lines from before"
+                                         : "shorter");
     else if (truncate(path, (off_t)bytes) != 0)
         ed_log_warn("%s: cannot cut the %s file back to %ld bytes: %s", path, what, bytes,
                     strerror(errno));
@@ -221,4 +237,3 @@ long st_distill_ckpt_file_bytes(FILE *f)
     fflush(f);
     return ftell(f);
 }
-

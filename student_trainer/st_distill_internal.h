@@ -14,8 +14,8 @@
 
 typedef struct {
     const char *teachers;
-    const char *targets;        /* --targets STORE: soft targets from a store (with --teachers: mixed) */
-    const char *cache_targets;  /* --cache-targets STORE: label into it once, then train from it */
+    const char *targets; /* --targets STORE: soft targets from a store (with --teachers: mixed) */
+    const char *cache_targets; /* --cache-targets STORE: label into it once, then train from it */
     const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
     const char *member, *out, *metrics, *dump_targets;
@@ -24,13 +24,13 @@ typedef struct {
     bool resume, resume_if_present;
     const char *combine, *soft_loss;
     float temperature, alpha;
-    ed_train_flags train;       /* student architecture, optimizer, schedule, batching, seed, ... */
+    ed_train_flags train; /* student architecture, optimizer, schedule, batching, seed, ... */
     int inflight;
     float timeout, connect_timeout, max_wait, resolve_interval, health_interval;
     int quorum;
     bool quiet;
     const char *curve_secret, *curve_server_keys;
-    const st_curve *curve;  /* loaded from the two above; curve->on false: plaintext */
+    const st_curve *curve;      /* loaded from the two above; curve->on false: plaintext */
     const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz (st_metrics), or NULL */
     float metrics_linger;       /* keep serving /metrics this long after the run (final scrape) */
 } st_distill_opts;
@@ -38,8 +38,8 @@ typedef struct {
 typedef struct {
     double loss, soft, hard;
     long samples, labeled, correct, steps;
-    long degraded;              /* batches averaged over fewer than all members */
-    long *missing;              /* [member] batches that member was missing from */
+    long degraded; /* batches averaged over fewer than all members */
+    long *missing; /* [member] batches that member was missing from */
 } st_epoch_sums;
 
 /* Where the run is: what a checkpoint records besides the trainer. */

@@ -1,5 +1,6 @@
 /*
- * st_distill_metrics: the per-epoch record of `student_trainer distill` (one JSON object per line of
+ * st_distill_metrics: the per-epoch record of `student_trainer distill` (one JSON object per line
+ * of
  * --metrics), written with cJSON so that member names that came over the wire (quotes, newlines,
  * anything) stay valid JSON. The keys and their order are documented in README.md.
  */
@@ -15,7 +16,7 @@
 /* What one epoch's record holds. */
 typedef struct {
     int epoch;
-    long step;                 /* steps completed in all */
+    long step; /* steps completed in all */
     long samples, labeled, correct, steps, degraded;
     double loss_sum, soft_sum, hard_sum; /* summed over samples (hard: over labeled samples) */
     double seconds, samples_per_s;
@@ -26,7 +27,7 @@ typedef struct {
     double max_rss_mib;
     bool have_test;
     double test_loss, test_accuracy;
-    long resumed_at_step;      /* < 0: not the epoch a resumed run started in */
+    long resumed_at_step; /* < 0: not the epoch a resumed run started in */
 } st_epoch_record;
 
 /* Writes r as one JSON line to f and flushes it. ED_EIO (naming `path`) if the write fails,

@@ -1,7 +1,7 @@
 /*
- * st_eval: `student_trainer eval`: loads one or more model files and reports accuracy, mean NLL and a
- * per-class confusion summary on a labeled dataset; several files are evaluated one by one and as an
- * ensemble (arithmetic mean of their probabilities).
+ * st_eval: `student_trainer eval`: loads one or more model files and reports accuracy, mean NLL and
+ * a per-class confusion summary on a labeled dataset; several files are evaluated one by one and as
+ * an ensemble (arithmetic mean of their probabilities).
  */
 #include "st_commands.h"
 
@@ -26,7 +26,8 @@ typedef struct {
 static int s_split_models(char *list, char **paths, int max, ed_err *err)
 {
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
         if (n == max)
             return ed_err_set(err, ED_EINVAL, "--models: more than %d files", max);
         paths[n++] = tok;
@@ -79,12 +80,14 @@ int st_eval_main(int argc, char **argv)
                       .batch_size = 256,
                       .no_confusion = false};
     const ed_cli_opt opts[] = {
-        {"models", ED_CLI_STR, &o.models, "F1[,F2..]", "model files; several are also evaluated as an ensemble", NULL, true},
+        {"models", ED_CLI_STR, &o.models, "F1[,F2..]",
+         "model files; several are also evaluated as an ensemble", NULL, true},
         {"images", ED_CLI_STR, &o.images, "FILE", "samples (IDX, .npy, CSV; .gz ok)", NULL, false},
         {"labels", ED_CLI_STR, &o.labels, "FILE", "labels", NULL, false},
         {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per forward pass", NULL, false},
         {"json", ED_CLI_STR, &o.json, "FILE", "also write the results as JSON", NULL, false},
-        {"no-confusion", ED_CLI_FLAG, &o.no_confusion, NULL, "skip the per-class summary", NULL, false},
+        {"no-confusion", ED_CLI_FLAG, &o.no_confusion, NULL, "skip the per-class summary", NULL,
+         false},
     };
     const ed_cli_spec spec = {"student_trainer eval --models F1[,F2,...] [options]",
                               "Accuracy, loss and per-class confusion of model files on a labeled "
@@ -100,7 +103,8 @@ int st_eval_main(int argc, char **argv)
     ed_member *members[ST_MAX_MODELS] = {0};
     ed_eval_result results[ST_MAX_MODELS + 1];
     memset(results, 0, sizeof results);
-    int K = list ? s_split_models(list, paths, ST_MAX_MODELS, &err) : ed_err_set(&err, ED_ENOMEM, "out of memory");
+    int K = list ? s_split_models(list, paths, ST_MAX_MODELS, &err)
+                 : ed_err_set(&err, ED_ENOMEM, "out of memory");
     rc = 1;
     if (K < 0)
         goto fail;

@@ -22,7 +22,8 @@ int st_export_main(int argc, char **argv)
     const ed_cli_spec spec = {
         "student_trainer export --model FILE --onnx FILE.onnx",
         "Export an edistill model as ONNX (opset 13). The ONNX model takes raw pixels as float32\n"
-        "(N, D) with a dynamic batch N, applies the model's input scaling itself and outputs logits.",
+        "(N, D) with a dynamic batch N, applies the model's input scaling itself and outputs "
+        "logits.",
         opts, (int)(sizeof opts / sizeof opts[0]),
         "example:\n  student_trainer export --model student.safetensors --onnx student.onnx"};
     int rc;

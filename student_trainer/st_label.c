@@ -7,7 +7,8 @@
  * then every --unlabeled file (a list, directories and globs, in a stable order; with one file, its
  * --unlabeled-start/--unlabeled-end range). `--shard I/N` labels the I-th contiguous range of N,
  * so N jobs (a Slurm array, a Kubernetes indexed Job) write the N shards of one store in parallel.
- * Memory: the pool's in-flight batches and the writer's one-sample buffer; one input open at a time.
+ * Memory: the pool's in-flight batches and the writer's one-sample buffer; one input open at a
+ * time.
  * `--resume` continues a shard after a crash from its last durable progress record. Every member
  * must answer every batch (a store with holes would train on garbage): a batch the pool releases
  * without a member stops the run; --resume continues it.
@@ -56,7 +57,8 @@ int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int 
                     ed_dtype *dtype, ed_err *err)
 {
     if (n < 1)
-        return ed_err_set(err, ED_EINVAL, "nothing to label: give --unlabeled and/or --labeled-images");
+        return ed_err_set(err, ED_EINVAL,
+                          "nothing to label: give --unlabeled and/or --labeled-images");
     lay->inputs = calloc((size_t)n, sizeof *lay->inputs);
     if (!lay->inputs)
         return ed_err_set(err, ED_ENOMEM, "out of memory");
@@ -126,9 +128,10 @@ int st_label_dataset_inputs(const ed_dataset_spec *spec, long count, ed_dataset_
         (*out)[i] = one;
     }
     if (spec->start != 0 || count != total)
-        return ed_err_set(err, ED_EINVAL, "%s: a store keeps whole files of a sharded input: use all "
-                          "%ld samples of its %d files (not [%ld, %ld))", spec->images, total, k,
-                          spec->start, spec->start + count);
+        return ed_err_set(err, ED_EINVAL,
+                          "%s: a store keeps whole files of a sharded input: use all "
+                          "%ld samples of its %d files (not [%ld, %ld))",
+                          spec->images, total, k, spec->start, spec->start + count);
     return 0;
 }
 
@@ -142,8 +145,9 @@ int st_label_cache(st_pool *pool, const char *store, const ed_dataset_spec *lab,
     ed_ts_layout lay = {.classes = classes, .dtype = ED_TS_F32};
     int dim = 0;
     ed_dtype dtype = ED_DTYPE_U8;
-    int rc = lab_count > 0 ? st_label_dataset_inputs(lab, lab_count, &parts[0], &n[0], &files[0],
-                                                     &nf[0], err) : 0;
+    int rc = lab_count > 0
+                 ? st_label_dataset_inputs(lab, lab_count, &parts[0], &n[0], &files[0], &nf[0], err)
+                 : 0;
     if (!rc && unl && unl_count > 0)
         rc = st_label_dataset_inputs(unl, unl_count, &parts[1], &n[1], &files[1], &nf[1], err);
     if (!rc && !(specs = calloc((size_t)(n[0] + n[1] + 1), sizeof *specs)))
@@ -154,8 +158,12 @@ int st_label_cache(st_pool *pool, const char *store, const ed_dataset_spec *lab,
         rc = st_label_inputs(specs, n[0] + n[1], &lay, &dim, &dtype, err);
     if (!rc) {
         st_label_members(pool, &lay);
-        const st_label_run run = {.store = store, .n_shards = 1, .resume = true,
-                                  .batch_size = batch_size, .inflight = inflight, .quiet = quiet,
+        const st_label_run run = {.store = store,
+                                  .n_shards = 1,
+                                  .resume = true,
+                                  .batch_size = batch_size,
+                                  .inflight = inflight,
+                                  .quiet = quiet,
                                   .quiet_summary = true,
                                   .sample_bytes = (size_t)dim * ed_dtype_size(dtype)};
         const double t0 = ed_now();
@@ -185,8 +193,10 @@ static int s_inputs(const st_label_opts *o, ed_ts_layout *lay, int *dim, ed_dtyp
         return ed_err_wrap(err, "--unlabeled");
     if (nf > 1 && (o->unlabeled_start != 0 || o->unlabeled_end >= 0)) {
         ed_paths_free(&files, nf);
-        return ed_err_set(err, ED_EINVAL, "--unlabeled-start/--unlabeled-end need a single "
-                          "--unlabeled file (%d given)", nf);
+        return ed_err_set(err, ED_EINVAL,
+                          "--unlabeled-start/--unlabeled-end need a single "
+                          "--unlabeled file (%d given)",
+                          nf);
     }
     ed_dataset_spec *specs = calloc((size_t)nf + 1, sizeof *specs);
     int n = 0;
@@ -209,7 +219,8 @@ void st_label_members(const st_pool *pool, ed_ts_layout *lay)
     lay->n_members = st_pool_member_count(pool);
     for (int k = 0; k < lay->n_members && k < ED_TS_MAX_MEMBERS; k++) {
         const char *d = st_pool_member_describe(pool, k), *f = strstr(d, "fnv1a64:");
-        snprintf(lay->member[k].name, sizeof lay->member[k].name, "%s", st_pool_member_name(pool, k));
+        snprintf(lay->member[k].name, sizeof lay->member[k].name, "%s",
+                 st_pool_member_name(pool, k));
         snprintf(lay->member[k].fingerprint, sizeof lay->member[k].fingerprint, "%.24s", f ? f : d);
     }
 }
@@ -217,9 +228,9 @@ void st_label_members(const st_pool *pool, ed_ts_layout *lay)
 /* The batch reader: the store's samples [next, end) in order, one input open at a time. */
 typedef struct {
     const ed_ts_layout *lay;
-    int input;              /* current input, -1 before the first */
+    int input; /* current input, -1 before the first */
     ed_stream *s;
-    int64_t next, end;      /* store numbers */
+    int64_t next, end; /* store numbers */
     unsigned char *x;
     int32_t *y;
     int64_t *idx;
@@ -257,8 +268,11 @@ static int s_read_batch(s_reader *r, int max, ed_batch *b, ed_err *err)
         n += (int)got;
         r->next += got;
     }
-    *b = (ed_batch){.n = n, .dim = r->s ? ed_stream_dim(r->s) : 0,
-                    .dtype = r->s ? ed_stream_dtype(r->s) : ED_DTYPE_U8, .x = r->x, .y = r->y,
+    *b = (ed_batch){.n = n,
+                    .dim = r->s ? ed_stream_dim(r->s) : 0,
+                    .dtype = r->s ? ed_stream_dtype(r->s) : ED_DTYPE_U8,
+                    .x = r->x,
+                    .y = r->y,
                     .idx = r->idx};
     return n;
 }
@@ -293,11 +307,13 @@ static int s_pipeline(const st_label_run *o, st_pool *pool, ed_ts_writer *w, s_r
             return rc;
         for (int k = 0; k < K; k++)
             if (!logits[k])
-                return ed_err_set(err, ED_EPEER, "member %s did not answer a batch: a store needs "
+                return ed_err_set(err, ED_EPEER,
+                                  "member %s did not answer a batch: a store needs "
                                   "every member's logits (continue with --resume once it is back)",
                                   st_pool_member_describe(pool, k));
         if (st_pool_member_count(pool) != K)
-            return ed_err_set(err, ED_EPEER, "a new member joined during labeling: a store's "
+            return ed_err_set(err, ED_EPEER,
+                              "a new member joined during labeling: a store's "
                               "members are fixed (label again with the new ensemble)");
         if ((rc = ed_ts_writer_append(w, b.n, logits, err)))
             return rc;
@@ -325,8 +341,11 @@ static int s_write_metrics(const st_label_run *run, const ed_ts_layout *lay, int
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     FILE *f = text ? fopen(run->metrics, "a") : NULL;
-    int rc = f && fprintf(f, "%s\n", text) > 0 ? 0 : ed_err_set(err, ED_EIO, "%s: cannot write "
-                                                                  "the metrics", run->metrics);
+    int rc = f && fprintf(f, "%s\n", text) > 0 ? 0
+                                               : ed_err_set(err, ED_EIO,
+                                                            "%s: cannot write "
+                                                            "the metrics",
+                                                            run->metrics);
     if (f && fclose(f) != 0 && !rc)
         rc = ed_err_set(err, ED_EIO, "%s: cannot write the metrics", run->metrics);
     free(text);
@@ -336,7 +355,8 @@ static int s_write_metrics(const st_label_run *run, const ed_ts_layout *lay, int
 int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *run, ed_err *err)
 {
     s_reader rd = {.input = -1, .lay = lay};
-    ed_ts_writer *w = ed_ts_writer_open(run->store, lay, run->shard, run->n_shards, run->resume, err);
+    ed_ts_writer *w =
+        ed_ts_writer_open(run->store, lay, run->shard, run->n_shards, run->resume, err);
     if (!w)
         return err->code;
     int rc = 0;
@@ -348,13 +368,14 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
     if (!rd.x || !rd.y || !rd.idx)
         rc = ed_err_set(err, ED_ENOMEM, "out of memory");
     if (!rc && rd.next == rd.end)
-        ed_log_info("%s: shard %d of %d is complete already", run->store, run->shard, run->n_shards);
+        ed_log_info("%s: shard %d of %d is complete already", run->store, run->shard,
+                    run->n_shards);
     else if (!rc)
         ed_log_info("labeling samples [%lld, %lld) of %lld (shard %d of %d) with %d member%s into "
-                    "%s (%s%s)", (long long)rd.next, (long long)rd.end,
-                    (long long)lay->total, run->shard, run->n_shards, lay->n_members,
-                    lay->n_members == 1 ? "" : "s", run->store, ed_ts_dtype_name(lay->dtype),
-                    lay->top_k ? ", top-k" : "");
+                    "%s (%s%s)",
+                    (long long)rd.next, (long long)rd.end, (long long)lay->total, run->shard,
+                    run->n_shards, lay->n_members, lay->n_members == 1 ? "" : "s", run->store,
+                    ed_ts_dtype_name(lay->dtype), lay->top_k ? ", top-k" : "");
     const double t0 = ed_now();
     const int64_t first = rd.next;
     if (!rc)
@@ -372,10 +393,11 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
     if (!rc && !run->quiet_summary) {
         double secs = ed_now() - t0;
         printf("%s: shard %d of %d complete: samples [%lld, %lld), %d members, %s%s, %lld labeled "
-               "now in %.1fs (%.0f samples/s)\n", run->store, run->shard, run->n_shards,
-               (long long)ed_ts_writer_begin(w), (long long)rd.end, lay->n_members,
-               ed_ts_dtype_name(lay->dtype), lay->top_k ? " top-k" : "",
-               (long long)(rd.end - first), secs, secs > 0 ? (double)(rd.end - first) / secs : 0.0);
+               "now in %.1fs (%.0f samples/s)\n",
+               run->store, run->shard, run->n_shards, (long long)ed_ts_writer_begin(w),
+               (long long)rd.end, lay->n_members, ed_ts_dtype_name(lay->dtype),
+               lay->top_k ? " top-k" : "", (long long)(rd.end - first), secs,
+               secs > 0 ? (double)(rd.end - first) / secs : 0.0);
     }
     ed_stream_destroy(&rd.s);
     free(rd.x);
@@ -395,8 +417,9 @@ static int s_label(const st_label_opts *o)
     int dt = ed_ts_dtype_parse(o->dtype);
     if (dt < 0 || o->classes < 1 || o->classes > ED_TS_MAX_CLASSES || o->top_k < 0 ||
         o->top_k > o->classes || o->batch_size < 1 || o->inflight < 1) {
-        fprintf(stderr, "student_trainer label: need --dtype float16|float32, 1 <= --classes <= %d, "
-                        "0 <= --top-k <= classes, --batch-size >= 1, --inflight >= 1\n",
+        fprintf(stderr,
+                "student_trainer label: need --dtype float16|float32, 1 <= --classes <= %d, "
+                "0 <= --top-k <= classes, --batch-size >= 1, --inflight >= 1\n",
                 ED_TS_MAX_CLASSES);
         return 2;
     }
@@ -408,21 +431,32 @@ static int s_label(const st_label_opts *o)
     ed_blas_set_threads(o->blas_threads);
     if (s_inputs(o, &lay, &dim, &dtype, &err))
         goto fail;
-    st_pool_config pc = {.input_dim = dim, .classes = o->classes, .max_batch = o->batch_size,
-                         .depth = o->inflight, .dtype = dtype, .timeout_s = o->timeout,
-                         .connect_timeout_s = o->connect_timeout, .quorum = o->quorum,
-                         .max_wait_s = o->max_wait, .resolve_interval_s = o->resolve_interval,
+    st_pool_config pc = {.input_dim = dim,
+                         .classes = o->classes,
+                         .max_batch = o->batch_size,
+                         .depth = o->inflight,
+                         .dtype = dtype,
+                         .timeout_s = o->timeout,
+                         .connect_timeout_s = o->connect_timeout,
+                         .quorum = o->quorum,
+                         .max_wait_s = o->max_wait,
+                         .resolve_interval_s = o->resolve_interval,
                          .health_interval_s = o->health_interval};
     st_curve_apply(o->curve, &pc);
     if (!(pool = st_pool_open(o->teachers, &pc, &err)))
         goto fail;
     st_pool_set_stop_flag(pool, &s_stop_signal);
     st_label_members(pool, &lay);
-    const st_label_run run = {.store = o->store, .shard = shard, .n_shards = n_shards,
-                              .resume = o->resume, .batch_size = o->batch_size,
-                              .inflight = o->inflight, .quiet = o->quiet,
+    const st_label_run run = {.store = o->store,
+                              .shard = shard,
+                              .n_shards = n_shards,
+                              .resume = o->resume,
+                              .batch_size = o->batch_size,
+                              .inflight = o->inflight,
+                              .quiet = o->quiet,
                               .sample_bytes = (size_t)dim * ed_dtype_size(dtype),
-                              .stop = &s_stop_signal, .metrics = o->metrics};
+                              .stop = &s_stop_signal,
+                              .metrics = o->metrics};
     struct sigaction sa = {.sa_handler = s_on_signal, .sa_flags = SA_RESETHAND}, old[2];
     sigemptyset(&sa.sa_mask);
     s_stop_signal = 0;
@@ -432,8 +466,10 @@ static int s_label(const st_label_opts *o)
     sigaction(SIGINT, &old[0], NULL);
     sigaction(SIGTERM, &old[1], NULL);
     if (lrc && s_stop_signal) {
-        fprintf(stderr, "student_trainer label: stopped by signal %d (%s): continue with the same "
-                        "command plus --resume\n", (int)s_stop_signal, err.msg);
+        fprintf(stderr,
+                "student_trainer label: stopped by signal %d (%s): continue with the same "
+                "command plus --resume\n",
+                (int)s_stop_signal, err.msg);
         rc = 128 + (int)s_stop_signal;
         goto done;
     }
@@ -452,38 +488,76 @@ done:
 int st_label_main(int argc, char **argv)
 {
     st_label_opts o = {
-        .dtype = "float16", .labeled_start = 0, .labeled_end = -1, .unlabeled_start = 0,
-        .unlabeled_end = -1, .classes = 10, .top_k = 0, .batch_size = 256, .inflight = 4,
-        .timeout = 10.0f, .connect_timeout = 60.0f, .max_wait = 60.0f, .resolve_interval = 10.0f,
+        .dtype = "float16",
+        .labeled_start = 0,
+        .labeled_end = -1,
+        .unlabeled_start = 0,
+        .unlabeled_end = -1,
+        .classes = 10,
+        .top_k = 0,
+        .batch_size = 256,
+        .inflight = 4,
+        .timeout = 10.0f,
+        .connect_timeout = 60.0f,
+        .max_wait = 60.0f,
+        .resolve_interval = 10.0f,
         .health_interval = 2.0f,
     };
     ed_cli_opt opts[] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)", "EDISTILL_TEACHERS", true},
-        {"store", ED_CLI_STR, &o.store, "DIR", "the target store (a directory of shards, docs/TARGET_STORE.md)", "EDISTILL_STORE", true},
-        {"shard", ED_CLI_STR, &o.shard, "I/N", "label the I-th of N contiguous ranges (one job of N; default 0/1)", "EDISTILL_SHARD", false},
-        {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE", "label this file's range first (the labeled set a distill run will use)", NULL, false},
-        {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first sample of --labeled-images", NULL, false},
-        {"labeled-end", ED_CLI_LONG, &o.labeled_end, "N", "one past its last sample (-1: all)", NULL, false},
-        {"unlabeled", ED_CLI_STR, &o.unlabeled, "LIST", "input files: comma-separated files, directories or globs, in this order (IDX, .npy, CSV; .gz ok)", NULL, false},
-        {"unlabeled-start", ED_CLI_LONG, &o.unlabeled_start, "N", "first sample (a single --unlabeled file)", NULL, false},
-        {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N", "one past the last sample (-1: all)", NULL, false},
+        {"teachers", ED_CLI_STR, &o.teachers, "LIST",
+         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)",
+         "EDISTILL_TEACHERS", true},
+        {"store", ED_CLI_STR, &o.store, "DIR",
+         "the target store (a directory of shards, docs/TARGET_STORE.md)", "EDISTILL_STORE", true},
+        {"shard", ED_CLI_STR, &o.shard, "I/N",
+         "label the I-th of N contiguous ranges (one job of N; default 0/1)", "EDISTILL_SHARD",
+         false},
+        {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE",
+         "label this file's range first (the labeled set a distill run will use)", NULL, false},
+        {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first sample of --labeled-images",
+         NULL, false},
+        {"labeled-end", ED_CLI_LONG, &o.labeled_end, "N", "one past its last sample (-1: all)",
+         NULL, false},
+        {"unlabeled", ED_CLI_STR, &o.unlabeled, "LIST",
+         "input files: comma-separated files, directories or globs, in this order (IDX, .npy, CSV; "
+         ".gz ok)",
+         NULL, false},
+        {"unlabeled-start", ED_CLI_LONG, &o.unlabeled_start, "N",
+         "first sample (a single --unlabeled file)", NULL, false},
+        {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N", "one past the last sample (-1: all)",
+         NULL, false},
         {"classes", ED_CLI_INT, &o.classes, "C", "classes the members output", NULL, false},
-        {"dtype", ED_CLI_STR, &o.dtype, "TYPE", "float16 (default) or float32 (bit-exact logits)", NULL, false},
-        {"top-k", ED_CLI_INT, &o.top_k, "K", "keep only the K largest logits per member and the mean of the rest (0: all)", NULL, false},
+        {"dtype", ED_CLI_STR, &o.dtype, "TYPE", "float16 (default) or float32 (bit-exact logits)",
+         NULL, false},
+        {"top-k", ED_CLI_INT, &o.top_k, "K",
+         "keep only the K largest logits per member and the mean of the rest (0: all)", NULL,
+         false},
         {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per teacher request", NULL, false},
-        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL, false},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request", NULL, false},
-        {"quorum", ED_CLI_INT, &o.quorum, "K", "members that must answer (a batch without all of them stops the run)", NULL, false},
-        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS", "how long a batch may wait for its members", NULL, false},
-        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS", "re-resolve teacher host names", NULL, false},
-        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS", "ping idle and down teachers", NULL, false},
-        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS", "wait for teachers to report ready", NULL, false},
-        {"blas-threads", ED_CLI_INT, &o.blas_threads, "N", "OpenBLAS threads of in-process teachers (0: default)", NULL, false},
-        {"resume", ED_CLI_FLAG, &o.resume, NULL, "continue an interrupted shard (or accept a complete one)", NULL, false},
-        {"metrics", ED_CLI_STR, &o.metrics, "FILE", "append one JSON line (samples, seconds, samples/s, peak RSS) when done", NULL, false},
+        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL,
+         false},
+        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request", NULL,
+         false},
+        {"quorum", ED_CLI_INT, &o.quorum, "K",
+         "members that must answer (a batch without all of them stops the run)", NULL, false},
+        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS",
+         "how long a batch may wait for its members", NULL, false},
+        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS",
+         "re-resolve teacher host names", NULL, false},
+        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS",
+         "ping idle and down teachers", NULL, false},
+        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS",
+         "wait for teachers to report ready", NULL, false},
+        {"blas-threads", ED_CLI_INT, &o.blas_threads, "N",
+         "OpenBLAS threads of in-process teachers (0: default)", NULL, false},
+        {"resume", ED_CLI_FLAG, &o.resume, NULL,
+         "continue an interrupted shard (or accept a complete one)", NULL, false},
+        {"metrics", ED_CLI_STR, &o.metrics, "FILE",
+         "append one JSON line (samples, seconds, samples/s, peak RSS) when done", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
-        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this client's secret key file", "EDISTILL_CURVE_CLIENT_SECRET", false},
-        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key(s) (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
+        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE",
+         "CurveZMQ: this client's secret key file", "EDISTILL_CURVE_CLIENT_SECRET", false},
+        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE",
+         "the teachers' public key(s) (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
     };
     const ed_cli_spec spec = {
         "student_trainer label --teachers LIST --store DIR [--shard I/N] [options]",

@@ -77,8 +77,9 @@ static int s_register(st_metrics *m, ed_err *err)
                        "Accuracy on the labeled rows of the epoch so far (0..1).", err)) ||
         !(m->rate = s_g(m, "edistill_trainer_samples_per_second",
                         "Training throughput over the last second or more.", err)) ||
-        !(m->degraded = s_c(m, "edistill_trainer_degraded_batches_total",
-                            "Batches averaged over fewer than all members (quorum policy).", err)) ||
+        !(m->degraded =
+              s_c(m, "edistill_trainer_degraded_batches_total",
+                  "Batches averaged over fewer than all members (quorum policy).", err)) ||
         !(m->blocked = s_c(m, "edistill_trainer_teacher_wait_seconds_total",
                            "Time the training loop spent blocked waiting for teachers.", err)) ||
         !(m->members = s_g(m, "edistill_trainer_members", "Ensemble members known.", err)) ||
@@ -130,10 +131,11 @@ static s_member *s_member_series(st_metrics *m, int k)
     const char *rh = "Replicas of a member by state (up, or down/connecting).";
     s->latency = ed_metrics_histogram(m->reg, "edistill_trainer_teacher_request_duration_seconds",
                                       "Round trip of a logit request to a member (in-process: "
-                                      "compute time).", &l, 1, b, 16, NULL);
-    s->failovers = ed_metrics_counter(m->reg, "edistill_trainer_failovers_total",
-                                      "Requests re-sent to another replica of the member.", &l, 1,
-                                      NULL);
+                                      "compute time).",
+                                      &l, 1, b, 16, NULL);
+    s->failovers =
+        ed_metrics_counter(m->reg, "edistill_trainer_failovers_total",
+                           "Requests re-sent to another replica of the member.", &l, 1, NULL);
     s->down = ed_metrics_counter(m->reg, ev, evh, ev_down, 2, NULL);
     s->up = ed_metrics_counter(m->reg, ev, evh, ev_up, 2, NULL);
     s->rep_up = ed_metrics_gauge(m->reg, "edistill_trainer_replicas", rh, up, 2, NULL);
@@ -189,7 +191,8 @@ static ed_metric *s_replica_requests(st_metrics *m, int member, const char *wher
     ed_label l[2] = {{"member", st_pool_member_name(m->pool, member)}, {"replica", r->where}};
     r->requests = ed_metrics_counter(m->reg, "edistill_trainer_teacher_requests_total",
                                      "Logit requests sent, by member and replica (endpoint or "
-                                     "model file).", l, 2, NULL);
+                                     "model file).",
+                                     l, 2, NULL);
     return r->requests;
 }
 
@@ -258,9 +261,9 @@ void st_metrics_epoch(st_metrics *m, int epoch, double test_accuracy)
     if (test_accuracy < 0)
         return;
     if (!m->test_acc)
-        m->test_acc = ed_metrics_gauge(m->reg, "edistill_trainer_test_accuracy",
-                                       "Test accuracy after the last evaluated epoch (0..1).",
-                                       NULL, 0, NULL);
+        m->test_acc =
+            ed_metrics_gauge(m->reg, "edistill_trainer_test_accuracy",
+                             "Test accuracy after the last evaluated epoch (0..1).", NULL, 0, NULL);
     ed_metric_set(m->test_acc, test_accuracy);
 }
 

@@ -33,7 +33,8 @@ void st_metrics_attach(st_metrics *m, const st_pool *pool, int quorum);
 void st_metrics_observe(void *arg, st_pool_event ev, int member, const char *replica, double value);
 
 /* One optimizer step done: its stats, the epoch, whether the batch was degraded, how long the
- * loop was blocked waiting for the teachers, and the epoch's running labeled accuracy (< 0: none). */
+ * loop was blocked waiting for the teachers, and the epoch's running labeled accuracy (< 0: none).
+ */
 void st_metrics_step(st_metrics *m, const ed_step_stats *st, int epoch, bool degraded,
                      double blocked_s, double accuracy_labeled);
 

@@ -9,22 +9,22 @@
 
 typedef struct {
     ed_loader *loader;
-    long count;          /* samples per epoch */
-    long left;           /* not yet delivered this epoch */
-    ed_batch cur;        /* the loader's current batch */
-    int pos;             /* next sample of cur */
+    long count;   /* samples per epoch */
+    long left;    /* not yet delivered this epoch */
+    ed_batch cur; /* the loader's current batch */
+    int pos;      /* next sample of cur */
 } st_source;
 
 struct st_mixer {
-    st_source src[2];    /* [0] labeled, [1] unlabeled (loader NULL when absent) */
+    st_source src[2]; /* [0] labeled, [1] unlabeled (loader NULL when absent) */
     int batch_size;
     int dim;
     ed_dtype dtype;
     size_t sample_bytes;
     ed_rng rng;
-    uint8_t *x;          /* (batch_size, dim) of dtype */
-    int32_t *y;          /* (batch_size) */
-    int64_t *idx;        /* (batch_size) sample numbers within their source's range */
+    uint8_t *x;   /* (batch_size, dim) of dtype */
+    int32_t *y;   /* (batch_size) */
+    int64_t *idx; /* (batch_size) sample numbers within their source's range */
 };
 
 static int s_source_open(st_source *s, const ed_dataset_spec *spec, int batch, long shuffle,
@@ -34,8 +34,8 @@ static int s_source_open(st_source *s, const ed_dataset_spec *spec, int batch, l
     if (!st)
         return err ? err->code : ED_EIO;
     s->count = s->left = ed_stream_count(st);
-    ed_loader_config lc = {.batch_size = batch, .shuffle_buffer = shuffle, .seed = seed,
-                           .drop_last = false};
+    ed_loader_config lc = {
+        .batch_size = batch, .shuffle_buffer = shuffle, .seed = seed, .drop_last = false};
     s->loader = ed_loader_new(&st, &lc, err);
     return s->loader ? 0 : (err ? err->code : ED_ENOMEM);
 }
@@ -152,8 +152,8 @@ int st_mixer_next(st_mixer *m, ed_batch *out, ed_err *err)
             return rc;
         n++;
     }
-    *out = (ed_batch){.n = n, .dim = m->dim, .dtype = m->dtype, .x = m->x, .y = m->y,
-                        .idx = m->idx};
+    *out =
+        (ed_batch){.n = n, .dim = m->dim, .dtype = m->dtype, .x = m->x, .y = m->y, .idx = m->idx};
     return n;
 }
 
@@ -200,8 +200,8 @@ int st_mixer_skip(st_mixer *m, long n, ed_err *err)
         if (got < 0)
             return got;
         if (got == 0)
-            return ed_err_set(err, ED_ETRUNC, "the epoch ended after %ld of the %ld batches to skip",
-                              i, n);
+            return ed_err_set(err, ED_ETRUNC,
+                              "the epoch ended after %ld of the %ld batches to skip", i, n);
     }
     return 0;
 }

@@ -7,8 +7,9 @@
  * cJSON into a whitespace-separated data file in a private temp directory; a generated gnuplot
  * script (piped to `gnuplot`) draws a 2x2 PNG, one point per epoch placed at its last step (runs
  * with different epoch sizes compare at equal work): accuracy (test, and labeled train accuracy),
- * losses (total and soft, log scale), teacher latency p50/p99, and degraded batches. Runs are told apart by colour, titled by --labels or the file names. A line that is not
- * JSON is an error naming the file and line.
+ * losses (total and soft, log scale), teacher latency p50/p99, and degraded batches. Runs are told
+ * apart by colour, titled by --labels or the file names. A line that is not JSON is an error naming
+ * the file and line.
  */
 #include "st_commands.h"
 
@@ -68,8 +69,10 @@ static int s_convert(const char *in_path, const char *out_path, unsigned *has, e
         cJSON *o = cJSON_Parse(line);
         if (!cJSON_IsObject(o) || !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "epoch"))) {
             cJSON_Delete(o);
-            rc = ed_err_set(err, ED_EFORMAT, "%s:%d: not a metrics record (a JSON object with "
-                            "\"epoch\", as distill --metrics writes)", in_path, lineno);
+            rc = ed_err_set(err, ED_EFORMAT,
+                            "%s:%d: not a metrics record (a JSON object with "
+                            "\"epoch\", as distill --metrics writes)",
+                            in_path, lineno);
             break;
         }
         fprintf(out, "%d", (int)s_num(o, "epoch", NULL));
@@ -133,8 +136,8 @@ static void s_series(FILE *g, const char *data, const char *label, const char *s
 
 /* One panel: for each run, column col against the step (col2 > 0: a second, dashed series). */
 static void s_panel(FILE *g, const char *title, const char *ylabel, int n, char data[][4096],
-                    char *const *labels, const unsigned *has, int col, const char *suffix,
-                    int col2, const char *suffix2)
+                    char *const *labels, const unsigned *has, int col, const char *suffix, int col2,
+                    const char *suffix2)
 {
     fprintf(g, "set title '%s'\nset ylabel '%s'\n", title, ylabel);
     bool any = false;
@@ -194,8 +197,9 @@ static int s_plot(char **files, char **labels, int n, const char *out, const cha
         } else {
             fprintf(g, "set terminal pngcairo size 1200,850 noenhanced font ',10'\nset output ");
             s_quoted(g, out);
-            fprintf(g, "\nset datafile missing 'NaN'\nset grid\nset key bottom right\n"
-                       "set xlabel 'step (points: ends of epochs)'\nset multiplot layout 2,2 title ");
+            fprintf(g,
+                    "\nset datafile missing 'NaN'\nset grid\nset key bottom right\n"
+                    "set xlabel 'step (points: ends of epochs)'\nset multiplot layout 2,2 title ");
             s_quoted(g, title);
             fprintf(g, "\n");
             s_panel(g, "accuracy", "accuracy", n, data, labels, has, 2, " test", 3,
@@ -225,8 +229,11 @@ int st_plot_main(int argc, char **argv)
 {
     const char *metrics = NULL, *labels = NULL, *out = NULL, *title = "edistill learning curves";
     const ed_cli_opt opts[] = {
-        {"metrics", ED_CLI_STR, &metrics, "FILE[,FILE...]", "metrics files of distill runs (--metrics FILE of distill); several = one chart", NULL, true},
-        {"labels", ED_CLI_STR, &labels, "NAME[,NAME...]", "legend names of the runs (default: the file names)", NULL, false},
+        {"metrics", ED_CLI_STR, &metrics, "FILE[,FILE...]",
+         "metrics files of distill runs (--metrics FILE of distill); several = one chart", NULL,
+         true},
+        {"labels", ED_CLI_STR, &labels, "NAME[,NAME...]",
+         "legend names of the runs (default: the file names)", NULL, false},
         {"out", ED_CLI_STR, &out, "FILE", "PNG file to write", NULL, true},
         {"title", ED_CLI_STR, &title, "TEXT", "chart title", NULL, false},
     };
@@ -235,7 +242,8 @@ int st_plot_main(int argc, char **argv)
         "Draws learning curves with gnuplot: accuracy, losses, teacher latency and degraded\n"
         "batches per epoch, several runs on one chart.",
         opts, (int)(sizeof opts / sizeof opts[0]),
-        "example:\n  student_trainer plot --metrics t4.jsonl,t1.jsonl --labels T=4,T=1 --out curves.png"};
+        "example:\n  student_trainer plot --metrics t4.jsonl,t1.jsonl --labels T=4,T=1 --out "
+        "curves.png"};
     int rc;
     if (!ed_cli_parse_command(&spec, "student_trainer plot", argc, argv, &rc))
         return rc;
@@ -246,8 +254,8 @@ int st_plot_main(int argc, char **argv)
     ed_err err = {0};
     if (n <= 0 || (llist && nl != n) || !s_printable(out) || !s_printable(title)) {
         fprintf(stderr, "student_trainer plot: %s\n",
-                n == 0 ? "--metrics: no file given"
-                : n < 0 ? "--metrics: at most 16 files"
+                n == 0                                     ? "--metrics: no file given"
+                : n < 0                                    ? "--metrics: at most 16 files"
                 : !s_printable(out) || !s_printable(title) ? "--out/--title: control characters"
                                                            : "--labels: give one name per file");
         free(mlist);

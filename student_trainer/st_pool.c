@@ -2,8 +2,10 @@
  * st_pool: ensemble members behind ZeroMQ endpoints or loaded in-process (see st_pool.h).
  *
  * Everything runs on the caller's thread. The state of the pool is:
- *   - SOURCES: the entries of --teachers: a static endpoint, a DNS name (re-resolved), a model file;
- *   - REPLICAS: one per endpoint address (or model file), each CONNECTING, UP, DOWN, REFUSED or GONE;
+ *   - SOURCES: the entries of --teachers: a static endpoint, a DNS name (re-resolved), a model
+ * file;
+ *   - REPLICAS: one per endpoint address (or model file), each CONNECTING, UP, DOWN, REFUSED or
+ * GONE;
  *   - MEMBERS: distinct weight fingerprints; a replica belongs to the member with its fingerprint;
  *   - SLOTS: batches in flight; slot.req[k] says where member k's answer for that batch stands
  *     (IDLE: not part of the batch, PENDING at a replica, WAITING for a live replica, DONE).
@@ -12,7 +14,8 @@
  * WAITING requests to replicas that came back. submit and wait are thin loops around it.
  *
  * This file is the pipeline (open, submit, dispatch, the service loop, wait); st_replica.c is the
- * life of one replica (connect, member info, health, faults, DNS). Shared state: st_pool_internal.h.
+ * life of one replica (connect, member info, health, faults, DNS). Shared state:
+ * st_pool_internal.h.
  *
  * Request ids encode their slot and member (id = seq << 20 | slot << 10 | member), and a reply is
  * accepted only if it is the one outstanding request of that slot and member AND it arrives on the
@@ -31,25 +34,9 @@
 #include "ed_log.h"
 #include "st_pool_internal.h"
 
-
-
-
-
-
-
-
 /* ------------------------------------------------------------------------------------------------
  * Replicas: creation, state changes
  * --------------------------------------------------------------------------------------------- */
-
-
-
-
-
-
-
-
-
 
 /* ------------------------------------------------------------------------------------------------
  * Dispatch of one member's share of one batch
@@ -90,13 +77,17 @@ static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
             return s_compute_local(p, r, sl, k, err);
         uint64_t id = (++p->seq << 20) | ((uint64_t)slot << 10) | (uint64_t)k;
         ed_msg m = {.kind = ED_MSG_LOGIT_REQUEST,
-                    .u.request = {.request_id = id, .dtype = p->cfg.dtype, .batch = (uint32_t)sl->n,
-                                  .dim = (uint32_t)p->cfg.input_dim, .data = sl->x}};
+                    .u.request = {.request_id = id,
+                                  .dtype = p->cfg.dtype,
+                                  .batch = (uint32_t)sl->n,
+                                  .dim = (uint32_t)p->cfg.input_dim,
+                                  .data = sl->x}};
         if (stp_send_msg(p, r, &m) == 0) {
             if (sl->req[k].failover)
                 stp_observe(p, ST_POOL_EV_FAILOVER, k, r->where, 0);
             p->failovers += sl->req[k].failover;
-            sl->req[k] = (st_req){.st = ST_Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
+            sl->req[k] =
+                (st_req){.st = ST_Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
             r->inflight++;
             stp_observe(p, ST_POOL_EV_REQUEST, k, r->where, 0);
             return 0;
@@ -123,12 +114,6 @@ static void s_rebuild_items(st_pool *p)
     }
     p->items_dirty = false;
 }
-
-
-
-
-
-
 
 /* Dispatches WAITING requests whose member has a live replica again. */
 static int s_retry_waiting(st_pool *p, ed_err *err)
@@ -231,7 +216,8 @@ static int s_add_source(st_pool *p, const char *spec, ed_err *err)
 
 #define ST_DNS_GRACE 3.0 /* seconds to wait for the other addresses of a name once one answered */
 
-/* Writes "; <last handshake failure>" of a replica of the source spelled `spec` into note, or "". */
+/* Writes "; <last handshake failure>" of a replica of the source spelled `spec` into note, or "".
+ */
 static void s_handshake_note(const st_pool *p, const char *spec, char *note, size_t size)
 {
     note[0] = '\0';
@@ -257,9 +243,11 @@ static int s_wait_ready(st_pool *p, ed_err *err)
                 char name[sizeof r->name], fp[sizeof r->fingerprint];
                 memcpy(name, r->name, sizeof name);
                 memcpy(fp, r->fingerprint, sizeof fp);
-                ed_member_info info = {.member = name, .fingerprint = fp,
+                ed_member_info info = {.member = name,
+                                       .fingerprint = fp,
                                        .input_dim = (uint32_t)p->cfg.input_dim,
-                                       .classes = (uint32_t)p->cfg.classes, .ready = true};
+                                       .classes = (uint32_t)p->cfg.classes,
+                                       .ready = true};
                 int rc = stp_on_info(p, i, &info);
                 if (rc)
                     return rc;
@@ -294,9 +282,10 @@ static int s_wait_ready(st_pool *p, ed_err *err)
         if (now >= deadline) {
             char note[256];
             s_handshake_note(p, missing, note, sizeof note);
-            return ed_err_set(err, ED_ETIMEDOUT, "teacher %s did not report ready within %.0fs "
-                              "(is teacher_worker serve running there?)%s%s", missing,
-                              p->cfg.connect_timeout_s, note,
+            return ed_err_set(err, ED_ETIMEDOUT,
+                              "teacher %s did not report ready within %.0fs "
+                              "(is teacher_worker serve running there?)%s%s",
+                              missing, p->cfg.connect_timeout_s, note,
                               p->cfg.curve_secret && !note[0]
                                   ? "; CURVE is on: a teacher without CURVE, or with another key "
                                     "pair than the server key given, never answers"
@@ -499,14 +488,15 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err)
 {
     if (slot < 0 || slot >= p->cfg.depth || p->slots[slot].busy)
         return ed_err_set(err, ED_EINVAL, "pool slot %d is not free", slot);
-    if (b->n < 1 || b->n > p->cfg.max_batch || b->dim != p->cfg.input_dim || b->dtype != p->cfg.dtype)
+    if (b->n < 1 || b->n > p->cfg.max_batch || b->dim != p->cfg.input_dim ||
+        b->dtype != p->cfg.dtype)
         return ed_err_set(err, ED_ESHAPE, "batch of %d x %d %s does not fit the pool (%d x %d %s)",
-                          b->n, b->dim, ed_dtype_name(b->dtype), p->cfg.max_batch,
-                          p->cfg.input_dim, ed_dtype_name(p->cfg.dtype));
+                          b->n, b->dim, ed_dtype_name(b->dtype), p->cfg.max_batch, p->cfg.input_dim,
+                          ed_dtype_name(p->cfg.dtype));
     st_slot *sl = &p->slots[slot];
     for (int k = 0; k < p->n_members; k++)
-        if (!sl->logits[k] &&
-            !(sl->logits[k] = malloc(sizeof(float) * (size_t)p->cfg.max_batch * (size_t)p->cfg.classes)))
+        if (!sl->logits[k] && !(sl->logits[k] = malloc(sizeof(float) * (size_t)p->cfg.max_batch *
+                                                       (size_t)p->cfg.classes)))
             return ed_err_set(err, ED_ENOMEM, "out of memory");
     sl->busy = true;
     sl->n = b->n;
@@ -570,9 +560,9 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
             if (!sl->blocked_logged) {
                 s_waiting_names(p, sl, names, sizeof names);
                 ed_log_warn("waiting for %s: no live replica; %d of %d members answered, %s needs "
-                            "%d; waiting up to %.0fs", names, done, part,
-                            p->quorum ? "--quorum" : "the run (no --quorum)", needed,
-                            p->cfg.max_wait_s);
+                            "%d; waiting up to %.0fs",
+                            names, done, part, p->quorum ? "--quorum" : "the run (no --quorum)",
+                            needed, p->cfg.max_wait_s);
                 sl->blocked_logged = true;
             }
             if (p->stop_flag && *p->stop_flag)
@@ -581,8 +571,8 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
                 s_waiting_names(p, sl, names, sizeof names);
                 return ed_err_set(err, ED_ETIMEDOUT,
                                   "no live replica of %s for %.0fs: %d of %d members answered, "
-                                  "%d needed (--quorum); giving up", names, p->cfg.max_wait_s,
-                                  done, part, needed);
+                                  "%d needed (--quorum); giving up",
+                                  names, p->cfg.max_wait_s, done, part, needed);
             }
         }
         int rc = s_service(p, 0.5, err);
@@ -596,7 +586,8 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
     }
     p->wait_s += ed_now() - t0;
     sl->busy = false;
-    *batch = (ed_batch){.n = sl->n, .dim = p->cfg.input_dim, .dtype = p->cfg.dtype, .x = sl->x, .y = sl->y};
+    *batch = (ed_batch){
+        .n = sl->n, .dim = p->cfg.input_dim, .dtype = p->cfg.dtype, .x = sl->x, .y = sl->y};
     *logits = sl->out;
     return 0;
 }

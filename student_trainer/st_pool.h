@@ -14,9 +14,9 @@
  * Faults. Every request has a deadline (timeout_s). A replica that misses it, or whose connection
  * drops (seen through a ZeroMQ socket monitor), is marked DOWN and its requests go to another live
  * replica of the same member. DOWN replicas are pinged (InfoRequest) with exponential backoff and
- * rejoin as soon as they answer with the member's fingerprint; a teacher whose fingerprint disagrees
- * with its member's is refused, loudly. Idle replicas are pinged every health_interval_s. When a
- * member has no live replica, a batch is released with the members that answered if at least
+ * rejoin as soon as they answer with the member's fingerprint; a teacher whose fingerprint
+ * disagrees with its member's is refused, loudly. Idle replicas are pinged every health_interval_s.
+ * When a member has no live replica, a batch is released with the members that answered if at least
  * `quorum` did (a degraded batch); otherwise it waits for a replica to come back for up to
  * max_wait_s, then the wait fails naming the missing members.
  *
@@ -103,13 +103,13 @@ int st_pool_replicas_up(const st_pool *p, int k);
 
 /* One replica as `student_trainer status` shows it; strings are owned by the pool. */
 typedef struct {
-    const char *where;       /* endpoint or model file */
-    int member;              /* member index, -1 when it never answered */
+    const char *where;                     /* endpoint or model file */
+    int member;                            /* member index, -1 when it never answered */
     const char *name, *fingerprint, *arch; /* as it answered; "" when it never did */
-    const char *state;       /* connecting, up, down, refused, gone */
+    const char *state;                     /* connecting, up, down, refused, gone */
     bool up;
-    double rtt_s;            /* last member-info round trip (< 0: none measured) */
-    const char *why;         /* refused: why; else the last failed security handshake, or "" */
+    double rtt_s;    /* last member-info round trip (< 0: none measured) */
+    const char *why; /* refused: why; else the last failed security handshake, or "" */
 } st_pool_replica_info;
 
 /* Replica entries are 0..st_pool_replica_slots(p) - 1; st_pool_replica_get returns false for an
@@ -120,11 +120,11 @@ bool st_pool_replica_get(const st_pool *p, int i, st_pool_replica_info *out);
 /* Copies batch b into slot (0 <= slot < depth; the slot must be free) and dispatches it. */
 int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err);
 
-/* Waits for every member's logits of slot. On success *batch is the submitted batch (copy held by the
- * pool) and logits[k] points to member k's (batch->n, classes) raw logits; both stay valid until the
- * slot is submitted again. logits[k] is NULL when member k could not answer and the quorum policy
- * released the batch without it (a degraded batch); callers average over the non-NULL members.
- * The slot is free again afterwards. */
+/* Waits for every member's logits of slot. On success *batch is the submitted batch (copy held by
+ * the pool) and logits[k] points to member k's (batch->n, classes) raw logits; both stay valid
+ * until the slot is submitted again. logits[k] is NULL when member k could not answer and the
+ * quorum policy released the batch without it (a degraded batch); callers average over the non-NULL
+ * members. The slot is free again afterwards. */
 int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **logits, ed_err *err);
 
 #define ST_POOL_MAX_MEMBERS 64
@@ -140,16 +140,16 @@ bool st_pool_missed(const st_pool *p, int slot, int k);
 void st_pool_set_stop_flag(st_pool *p, const volatile sig_atomic_t *flag);
 
 typedef struct {
-    long requests;             /* replies received since the last take */
-    long down_events;          /* replicas marked down since the last take */
-    long up_events;            /* replicas that came back since the last take */
-    long failovers;            /* requests re-sent to another replica */
-    int replicas_up;           /* now */
-    int replicas_known;        /* now: up, down or connecting (not refused, not gone) */
-    double latency_mean_ms;    /* request round trip (remote) or compute time (in-process) */
+    long requests;          /* replies received since the last take */
+    long down_events;       /* replicas marked down since the last take */
+    long up_events;         /* replicas that came back since the last take */
+    long failovers;         /* requests re-sent to another replica */
+    int replicas_up;        /* now */
+    int replicas_known;     /* now: up, down or connecting (not refused, not gone) */
+    double latency_mean_ms; /* request round trip (remote) or compute time (in-process) */
     double latency_p50_ms;
     double latency_p99_ms;
-    double wait_ms;            /* time the caller spent blocked in st_pool_wait */
+    double wait_ms; /* time the caller spent blocked in st_pool_wait */
     uint64_t bytes_sent;
     uint64_t bytes_received;
 } st_pool_stats;

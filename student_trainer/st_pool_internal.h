@@ -1,8 +1,8 @@
 /*
- * st_pool_internal: the state of a teacher pool (sources, replicas, members, slots) and the functions
- * st_pool.c (the batch pipeline) and st_replica.c (the life of a replica) share. Not a public API:
- * only those two files include it. Cross-file functions carry the stp_ prefix. Calls go one way:
- * st_pool.c calls st_replica.c; the replica side only marks requests WAITING and the pool
+ * st_pool_internal: the state of a teacher pool (sources, replicas, members, slots) and the
+ * functions st_pool.c (the batch pipeline) and st_replica.c (the life of a replica) share. Not a
+ * public API: only those two files include it. Cross-file functions carry the stp_ prefix. Calls go
+ * one way: st_pool.c calls st_replica.c; the replica side only marks requests WAITING and the pool
  * re-dispatches them.
  */
 #ifndef ST_POOL_INTERNAL_H
@@ -22,47 +22,54 @@
 #define ST_LAT_SAMPLES 8192
 #define ST_BACKOFF_START 0.25 /* seconds between pings of a down replica, doubling ... */
 #define ST_ENDPOINT_LEN 300
-#define ST_RECONNECT_MAX_MS 250     /* reconnects back off from 100 ms up to this */
-#define ST_CONNECT_TIMEOUT_MS 1000  /* give up a TCP connect whose SYN is not answered */
-#define ST_HEARTBEAT_IVL_MS 1000    /* ZMTP PING on every connection this often ... */
+#define ST_RECONNECT_MAX_MS 250      /* reconnects back off from 100 ms up to this */
+#define ST_CONNECT_TIMEOUT_MS 1000   /* give up a TCP connect whose SYN is not answered */
+#define ST_HEARTBEAT_IVL_MS 1000     /* ZMTP PING on every connection this often ... */
 #define ST_HEARTBEAT_TIMEOUT_MS 3000 /* ... and drop it when nothing came back for this long */
-#define ST_HEARTBEAT_TTL_MS 10000   /* worker: drop us after this long unheard (its own timeout) */
+#define ST_HEARTBEAT_TTL_MS 10000    /* worker: drop us after this long unheard (its own timeout) */
 
 typedef enum { ST_SRC_STATIC, ST_SRC_DNS, ST_SRC_FILE } st_teacher_source_kind;
 
 typedef struct {
     st_teacher_source_kind kind;
-    char spec[ST_ENDPOINT_LEN];  /* as given */
-    char host[256];              /* ST_SRC_DNS */
-    char port[16];               /* ST_SRC_DNS */
+    char spec[ST_ENDPOINT_LEN]; /* as given */
+    char host[256];             /* ST_SRC_DNS */
+    char port[16];              /* ST_SRC_DNS */
     bool resolved_once;
 } st_teacher_source;
 
-typedef enum { ST_R_FREE = 0, ST_R_CONNECTING, ST_R_UP, ST_R_DOWN, ST_R_REFUSED, ST_R_GONE } st_rstate;
+typedef enum {
+    ST_R_FREE = 0,
+    ST_R_CONNECTING,
+    ST_R_UP,
+    ST_R_DOWN,
+    ST_R_REFUSED,
+    ST_R_GONE
+} st_rstate;
 
 typedef struct {
     st_rstate state;
     int source;
-    char where[ST_ENDPOINT_LEN];  /* endpoint or model path */
-    void *sock;                   /* DEALER; NULL for an in-process replica */
-    void *mon;                    /* PAIR receiving the DEALER's monitor events */
-    ed_member *local;             /* in-process only: the model file run here */
-    int member;                   /* -1 until its member info arrived */
+    char where[ST_ENDPOINT_LEN]; /* endpoint or model path */
+    void *sock;                  /* DEALER; NULL for an in-process replica */
+    void *mon;                   /* PAIR receiving the DEALER's monitor events */
+    ed_member *local;            /* in-process only: the model file run here */
+    int member;                  /* -1 until its member info arrived */
     int inflight;
     char fingerprint[32];
     char name[128];
-    double ping_sent;             /* outstanding InfoRequest sent at (0: none) */
+    double ping_sent; /* outstanding InfoRequest sent at (0: none) */
     uint64_t ping_id;
     double next_ping;
     double backoff;
     double last_heard;
     double down_since;
-    bool seen;                    /* DNS: present in the latest resolution */
-    char why[512];                /* why it was refused */
-    bool refused_disconnected;    /* refused, and that connection dropped since: recheck on the next */
-    char handshake[200];          /* the last failed security handshake, for error messages */
-    char arch[128];               /* as its member info (or model file) says */
-    double rtt;                   /* last member-info round trip, seconds (0: none yet) */
+    bool seen;                 /* DNS: present in the latest resolution */
+    char why[512];             /* why it was refused */
+    bool refused_disconnected; /* refused, and that connection dropped since: recheck on the next */
+    char handshake[200];       /* the last failed security handshake, for error messages */
+    char arch[128];            /* as its member info (or model file) says */
+    double rtt;                /* last member-info round trip, seconds (0: none yet) */
 } st_replica;
 
 typedef struct {
@@ -78,7 +85,7 @@ typedef struct {
     uint64_t id;
     int replica;
     double sent_at;
-    bool failover;      /* WAITING because its replica went down: counted when re-sent */
+    bool failover; /* WAITING because its replica went down: counted when re-sent */
 } st_req;
 
 typedef struct {
@@ -91,24 +98,24 @@ typedef struct {
     st_req req[ST_POOL_MAX_MEMBERS];
     double blocked_since;
     bool blocked_logged;
-    bool missed[ST_POOL_MAX_MEMBERS];      /* after wait: left out of this batch (degraded) */
+    bool missed[ST_POOL_MAX_MEMBERS]; /* after wait: left out of this batch (degraded) */
 } st_slot;
 
 struct st_pool {
     st_pool_config cfg;
-    int quorum;                            /* effective; 0 = all members of the batch */
+    int quorum; /* effective; 0 = all members of the batch */
     void *zctx;
     st_teacher_source sources[ST_MAX_SOURCES];
     int n_sources;
     st_replica reps[ST_POOL_MAX_REPLICAS];
-    int n_reps;                            /* high-water mark of used entries */
+    int n_reps; /* high-water mark of used entries */
     st_member members[ST_POOL_MAX_MEMBERS];
     int n_members;
     st_slot *slots;
     uint64_t seq;
     uint64_t info_seq;
     double next_resolve;
-    char resolve_error[ED_ERRSTR_LEN];     /* the last re-resolution error reported */
+    char resolve_error[ED_ERRSTR_LEN]; /* the last re-resolution error reported */
     zmq_pollitem_t items[2 * ST_POOL_MAX_REPLICAS];
     int item_rep[2 * ST_POOL_MAX_REPLICAS];
     int n_items;

@@ -98,10 +98,11 @@ static void s_describe_member(st_pool *p, int k)
     bool first = true;
     for (int i = 0; i < p->n_reps && off > 0 && (size_t)off < sizeof m->desc; i++) {
         const st_replica *r = &p->reps[i];
-        if (r->member != k || r->state == ST_R_GONE || r->state == ST_R_FREE || r->state == ST_R_REFUSED)
+        if (r->member != k || r->state == ST_R_GONE || r->state == ST_R_FREE ||
+            r->state == ST_R_REFUSED)
             continue;
         off += stp_fmt(m->desc + off, sizeof m->desc - (size_t)off, "%s %s", first ? "" : ",",
-                        r->where);
+                       r->where);
         first = false;
     }
 }
@@ -131,7 +132,9 @@ static const char *s_server_key(const st_pool *p, int source)
  * drops its end on its own timeout). */
 static int s_dealer_options(void *sock)
 {
-    const struct { int opt, v; } o[] = {
+    const struct {
+        int opt, v;
+    } o[] = {
         {ZMQ_LINGER, 0},
         {ZMQ_SNDHWM, 0},
         {ZMQ_RCVHWM, 0},
@@ -162,22 +165,21 @@ static int s_open_dealer(st_pool *p, st_replica *r, int i, const char *ep, const
     if (zmq_setsockopt(r->mon, ZMQ_LINGER, &zero, sizeof zero) || s_dealer_options(r->sock))
         return ed_err_set(err, ED_EIO, "teacher %s: cannot set socket options: %s", ep,
                           zmq_strerror(zmq_errno()));
-    if (server &&
-        (zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server, strlen(server)) ||
-         zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, p->cfg.curve_public,
-                        strlen(p->cfg.curve_public)) ||
-         zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, p->cfg.curve_secret,
-                        strlen(p->cfg.curve_secret))))
+    if (server && (zmq_setsockopt(r->sock, ZMQ_CURVE_SERVERKEY, server, strlen(server)) ||
+                   zmq_setsockopt(r->sock, ZMQ_CURVE_PUBLICKEY, p->cfg.curve_public,
+                                  strlen(p->cfg.curve_public)) ||
+                   zmq_setsockopt(r->sock, ZMQ_CURVE_SECRETKEY, p->cfg.curve_secret,
+                                  strlen(p->cfg.curve_secret))))
         return ed_err_set(err, ED_EINVAL, "teacher %s: cannot set the CURVE keys: %s", ep,
                           zmq_strerror(zmq_errno()));
     char mon_ep[96];
     snprintf(mon_ep, sizeof mon_ep, "inproc://st-pool-%p-%d-%llu", (void *)p, i,
              (unsigned long long)++p->info_seq);
-    if (zmq_socket_monitor(r->sock, mon_ep, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
-                                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
-                                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) ||
+    if (zmq_socket_monitor(r->sock, mon_ep,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) ||
         zmq_connect(r->mon, mon_ep))
         return ed_err_set(err, ED_EIO, "teacher %s: cannot monitor the socket: %s", ep,
                           zmq_strerror(zmq_errno()));
@@ -191,9 +193,10 @@ int stp_add_remote(st_pool *p, int source, const char *ep, ed_err *err)
 {
     const char *server = NULL;
     if (p->cfg.curve_secret && !(server = s_server_key(p, source)))
-        return ed_err_set(err, ED_EINVAL, "teacher %s (--teachers entry %s): no CURVE server key "
-                          "for it in --curve-server-keys (add a line `%s KEY`)", ep,
-                          p->sources[source].spec, p->sources[source].spec);
+        return ed_err_set(err, ED_EINVAL,
+                          "teacher %s (--teachers entry %s): no CURVE server key "
+                          "for it in --curve-server-keys (add a line `%s KEY`)",
+                          ep, p->sources[source].spec, p->sources[source].spec);
     int i = s_new_replica_index(p);
     if (i < 0)
         return ed_err_set(err, ED_ETOOBIG, "more than %d teacher endpoints", ST_POOL_MAX_REPLICAS);
@@ -235,9 +238,10 @@ int stp_add_local(st_pool *p, int source, const char *path, ed_err *err)
     const int in = ed_member_input_dim(r->local), classes = ed_member_classes(r->local);
     stp_fmt(r->arch, sizeof r->arch, "%s", ed_member_arch(r->local));
     if (!p->cfg.probe && (in != p->cfg.input_dim || classes != p->cfg.classes))
-        return ed_err_set(err, ED_ESHAPE, "teacher %s maps %d -> %d, the data have %d values and "
-                          "the student %d classes", path, in, classes,
-                          p->cfg.input_dim, p->cfg.classes);
+        return ed_err_set(err, ED_ESHAPE,
+                          "teacher %s maps %d -> %d, the data have %d values and "
+                          "the student %d classes",
+                          path, in, classes, p->cfg.input_dim, p->cfg.classes);
     stp_fmt(r->fingerprint, sizeof r->fingerprint, "%s", ed_member_fingerprint(r->local));
     stp_fmt(r->name, sizeof r->name, "%s", ed_member_name(r->local));
     return 0;
@@ -290,8 +294,8 @@ void stp_mark_down(st_pool *p, int ri, const char *why)
         p->down_events++;
         stp_observe(p, ST_POOL_EV_DOWN, r->member, r->where, 0);
         int k = r->member;
-        ed_log_warn("teacher %s (%s) is down: %s; %d live replica%s of %s left", r->where,
-                    r->name, why, stp_live_replicas(p, k), stp_live_replicas(p, k) == 1 ? "" : "s",
+        ed_log_warn("teacher %s (%s) is down: %s; %d live replica%s of %s left", r->where, r->name,
+                    why, stp_live_replicas(p, k), stp_live_replicas(p, k) == 1 ? "" : "s",
                     p->members[k].name);
     }
     s_reassign(p, ri);
@@ -322,13 +326,13 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
          (info->max_batch && (int)info->max_batch < p->cfg.max_batch))) {
         r->state = ST_R_REFUSED;
         stp_fmt(r->why, sizeof r->why,
-                 "teacher %s (%s) takes %u inputs, outputs %u classes, accepts batches of %u; the "
-                 "run needs %d inputs, %d classes, batches of %d%s",
-                 r->where, info->member, info->input_dim, info->classes, info->max_batch,
-                 p->cfg.input_dim, p->cfg.classes, p->cfg.max_batch,
-                 (info->max_batch && (int)info->max_batch < p->cfg.max_batch)
-                     ? " (start it with a larger --max-batch)"
-                     : "");
+                "teacher %s (%s) takes %u inputs, outputs %u classes, accepts batches of %u; the "
+                "run needs %d inputs, %d classes, batches of %d%s",
+                r->where, info->member, info->input_dim, info->classes, info->max_batch,
+                p->cfg.input_dim, p->cfg.classes, p->cfg.max_batch,
+                (info->max_batch && (int)info->max_batch < p->cfg.max_batch)
+                    ? " (start it with a larger --max-batch)"
+                    : "");
         ed_log_error("REFUSED %s", r->why);
         return 0;
     }
@@ -337,9 +341,9 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
         if (strcmp(info->fingerprint, m->fingerprint)) {
             r->state = ST_R_REFUSED;
             stp_fmt(r->why, sizeof r->why,
-                     "teacher %s came back with weights %s, but it served member %s (%s); restart "
-                     "it with %s's model file", r->where, info->fingerprint, m->name,
-                     m->fingerprint, m->name);
+                    "teacher %s came back with weights %s, but it served member %s (%s); restart "
+                    "it with %s's model file",
+                    r->where, info->fingerprint, m->name, m->fingerprint, m->name);
             ed_log_error("REFUSED %s", r->why);
             return 0;
         }
@@ -362,16 +366,16 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
             if (!strcmp(p->members[j].name, r->name)) {
                 r->state = ST_R_REFUSED;
                 stp_fmt(r->why, sizeof r->why,
-                         "teacher %s says it is member %s but has weights %s, while %s's other "
-                         "replicas have %s", r->where, r->name, r->fingerprint, r->name,
-                         p->members[j].fingerprint);
+                        "teacher %s says it is member %s but has weights %s, while %s's other "
+                        "replicas have %s",
+                        r->where, r->name, r->fingerprint, r->name, p->members[j].fingerprint);
                 ed_log_error("REFUSED %s", r->why);
                 return 0;
             }
         if (p->n_members == ST_POOL_MAX_MEMBERS) {
             r->state = ST_R_REFUSED;
             stp_fmt(r->why, sizeof r->why, "teacher %s: more than %d members", r->where,
-                     ST_POOL_MAX_MEMBERS);
+                    ST_POOL_MAX_MEMBERS);
             ed_log_error("REFUSED %s", r->why);
             return 0;
         }
@@ -416,8 +420,9 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     st_slot *sl = &p->slots[slot];
     const ed_logit_reply *rep = &m->u.reply;
     if ((int)rep->batch != sl->n || (int)rep->classes != p->cfg.classes)
-        return ed_err_set(err, ED_ESHAPE, "teacher %s answered %u x %u logits for a batch of %d x %d",
-                          r->where, rep->batch, rep->classes, sl->n, p->cfg.classes);
+        return ed_err_set(err, ED_ESHAPE,
+                          "teacher %s answered %u x %u logits for a batch of %d x %d", r->where,
+                          rep->batch, rep->classes, sl->n, p->cfg.classes);
     memcpy(sl->logits[k], rep->logits, sizeof(float) * (size_t)sl->n * (size_t)p->cfg.classes);
     q->st = ST_Q_DONE;
     r->inflight--;
@@ -473,26 +478,37 @@ void stp_read_monitor(st_pool *p, int ri)
             zmq_msg_recv(&addr, r->mon, ZMQ_DONTWAIT);
             zmq_msg_close(&addr);
         }
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
             bool first = !r->handshake[0];
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-                stp_fmt(r->handshake, sizeof r->handshake, "the teacher refused this trainer's "
-                      "CURVE key (ZAP status %" PRIu32 "): add its .pub to the worker's "
-                      "--curve-clients", value);
+                stp_fmt(r->handshake, sizeof r->handshake,
+                        "the teacher refused this trainer's "
+                        "CURVE key (ZAP status %" PRIu32 "): add its .pub to the worker's "
+                        "--curve-clients",
+                        value);
             else
-                stp_fmt(r->handshake, sizeof r->handshake, "security handshake failed (ZMTP error "
-                      "0x%" PRIx32 "): %s", value, p->cfg.curve_secret
-                      ? "a plaintext teacher, or not the server key given to --curve-server-keys?"
-                      : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
+                stp_fmt(
+                    r->handshake, sizeof r->handshake,
+                    "security handshake failed (ZMTP error "
+                    "0x%" PRIx32 "): %s",
+                    value,
+                    p->cfg.curve_secret
+                        ? "a plaintext teacher, or not the server key given to --curve-server-keys?"
+                        : "the teacher requires CURVE: give --curve-secret and "
+                          "--curve-server-keys");
             if (first)
                 ed_log_warn("teacher %s: %s", r->where, r->handshake);
         } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !r->handshake[0]) {
             /* The peer closed the connection before its reason arrived (a race with the
              * PROTOCOL/AUTH events above, which replace this note when they come). */
-            stp_fmt(r->handshake, sizeof r->handshake, "the connection closed during the security "
-                  "handshake: %s", p->cfg.curve_secret
-                  ? "a plaintext teacher, or a server key or client key it does not accept?"
-                  : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
+            stp_fmt(
+                r->handshake, sizeof r->handshake,
+                "the connection closed during the security "
+                "handshake: %s",
+                p->cfg.curve_secret
+                    ? "a plaintext teacher, or a server key or client key it does not accept?"
+                    : "the teacher requires CURVE: give --curve-secret and --curve-server-keys");
             ed_log_warn("teacher %s: %s", r->where, r->handshake);
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
             r->refused_disconnected = r->state == ST_R_REFUSED;

@@ -117,11 +117,17 @@ int st_status_main(int argc, char **argv)
 {
     s_opts o = {.timeout = 5.0f};
     const ed_cli_opt opts[] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST", "comma-separated teacher endpoints (tcp://, ipc://) and/or model files", "EDISTILL_TEACHERS", true},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "how long to wait for every teacher's member info", NULL, false},
+        {"teachers", ED_CLI_STR, &o.teachers, "LIST",
+         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files",
+         "EDISTILL_TEACHERS", true},
+        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS",
+         "how long to wait for every teacher's member info", NULL, false},
         {"json", ED_CLI_FLAG, &o.json, NULL, "print JSON instead of a table", NULL, false},
-        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE", "CurveZMQ: this trainer's secret key file (as for distill)", "EDISTILL_CURVE_CLIENT_SECRET", false},
-        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE", "the teachers' public key(s) (as for distill)", "EDISTILL_CURVE_SERVER_KEYS", false},
+        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE",
+         "CurveZMQ: this trainer's secret key file (as for distill)",
+         "EDISTILL_CURVE_CLIENT_SECRET", false},
+        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE",
+         "the teachers' public key(s) (as for distill)", "EDISTILL_CURVE_SERVER_KEYS", false},
     };
     const ed_cli_spec spec = {
         "student_trainer status --teachers LIST [--json]",
@@ -129,7 +135,8 @@ int st_status_main(int argc, char **argv)
         "fingerprint, arch, state, round trip, live replicas of its member. Exits 1 when a member\n"
         "has no live replica or an endpoint did not answer within --timeout.",
         opts, (int)(sizeof opts / sizeof opts[0]),
-        "example:\n  student_trainer status --teachers tcp://10.0.0.5:5555,tcp://10.0.0.6:5555 --json"};
+        "example:\n  student_trainer status --teachers tcp://10.0.0.5:5555,tcp://10.0.0.6:5555 "
+        "--json"};
     int rc;
     if (!ed_cli_parse_command(&spec, "student_trainer status", argc, argv, &rc))
         return rc;
@@ -143,9 +150,15 @@ int st_status_main(int argc, char **argv)
         fprintf(stderr, "student_trainer status: %s\n", err.msg);
         return 2;
     }
-    st_pool_config pc = {.input_dim = 1, .classes = 1, .max_batch = 1, .depth = 1,
-                         .timeout_s = o.timeout, .connect_timeout_s = o.timeout,
-                         .max_wait_s = o.timeout, .health_interval_s = 1.0, .probe = true};
+    st_pool_config pc = {.input_dim = 1,
+                         .classes = 1,
+                         .max_batch = 1,
+                         .depth = 1,
+                         .timeout_s = o.timeout,
+                         .connect_timeout_s = o.timeout,
+                         .max_wait_s = o.timeout,
+                         .health_interval_s = 1.0,
+                         .probe = true};
     st_curve_apply(&curve, &pc);
     st_pool *pool = st_pool_open(o.teachers, &pc, &err);
     if (!pool) {

@@ -14,27 +14,27 @@
 
 typedef struct {
     int n;
-    unsigned char *x;           /* (max_batch, dim) raw samples */
+    unsigned char *x; /* (max_batch, dim) raw samples */
     int32_t *y;
     int64_t *idx;
-    float *z;                   /* (members, max_batch, classes) */
+    float *z; /* (members, max_batch, classes) */
     const float *ptr[ED_TS_MAX_MEMBERS];
     int dim;
     ed_dtype dtype;
-    int n_live;                 /* rows sent to the pool (mixing) */
-    int *live_rows;             /* (max_batch) their positions in the batch */
-    unsigned char *lx;          /* (max_batch, dim) the rows sent to the pool */
+    int n_live;        /* rows sent to the pool (mixing) */
+    int *live_rows;    /* (max_batch) their positions in the batch */
+    unsigned char *lx; /* (max_batch, dim) the rows sent to the pool */
     int32_t *ly;
 } s_slot;
 
 struct st_targets {
     ed_ts_reader *r;
     int K, C, max_batch, depth;
-    int64_t offset[2];          /* store number of the labeled / unlabeled range's first sample */
+    int64_t offset[2]; /* store number of the labeled / unlabeled range's first sample */
     bool has[2];
     s_slot *slots;
-    float *row;                 /* (K, C) one sample */
-    st_pool *pool;              /* mixing: live teachers for the datasets the store lacks */
+    float *row;    /* (K, C) one sample */
+    st_pool *pool; /* mixing: live teachers for the datasets the store lacks */
     char kind[32];
     char describe[ED_TS_MAX_MEMBERS][160];
 };
@@ -48,8 +48,8 @@ static int s_find(st_targets *t, int which, const ed_dataset_spec *spec, long co
     int n = 0, nf = 0;
     int rc = st_label_dataset_inputs(spec, count, &parts, &n, &files, &nf, err);
     for (int i = 0; i < n && !rc; i++) {
-        ed_ts_input id = {.path = (char *)parts[i].images, .start = parts[i].start,
-                          .end = parts[i].end};
+        ed_ts_input id = {
+            .path = (char *)parts[i].images, .start = parts[i].start, .end = parts[i].end};
         int64_t off = 0;
         rc = ed_ts_file_identity(parts[i].images, &id, err);
         if (!rc)
@@ -61,7 +61,8 @@ static int s_find(st_targets *t, int which, const ed_dataset_spec *spec, long co
             for (int j = 0; j < i; j++)
                 expect += parts[j].end - parts[j].start;
             if (off != expect)
-                rc = ed_err_set(err, ED_ENOTFOUND, "%s: the store holds this file at sample %lld, "
+                rc = ed_err_set(err, ED_ENOTFOUND,
+                                "%s: the store holds this file at sample %lld, "
                                 "not right after %s (label the files in the same order)",
                                 parts[i].images, (long long)off, parts[i - 1].images);
         }
@@ -191,14 +192,17 @@ int st_targets_attach_pool(st_targets *t, st_pool *pool, ed_err *err)
 {
     const int K = st_pool_member_count(pool);
     if (K != t->K)
-        return ed_err_set(err, ED_EFORMAT, "--targets with --teachers: the store holds %d members, "
-                          "the teachers are %d", t->K, K);
+        return ed_err_set(err, ED_EFORMAT,
+                          "--targets with --teachers: the store holds %d members, "
+                          "the teachers are %d",
+                          t->K, K);
     for (int k = 0; k < K; k++) {
         const char *d = st_pool_member_describe(pool, k), *f = strstr(d, "fnv1a64:");
         if (!f || strncmp(f, st_targets_member_fingerprint(t, k), 24))
-            return ed_err_set(err, ED_EFORMAT, "--targets with --teachers: member %d is %s in the "
-                              "store but %s live (give the teachers in the store's order)", k,
-                              st_targets_member_fingerprint(t, k), d);
+            return ed_err_set(err, ED_EFORMAT,
+                              "--targets with --teachers: member %d is %s in the "
+                              "store but %s live (give the teachers in the store's order)",
+                              k, st_targets_member_fingerprint(t, k), d);
     }
     t->pool = pool;
     return 0;
@@ -210,7 +214,8 @@ static int s_submit_live(st_targets *t, s_slot *sl, int slot, size_t sb, ed_err 
     if (sl->n_live == 0)
         return 0;
     if (!t->pool)
-        return ed_err_set(err, ED_EINVAL, "--targets: the store has no targets for the %s data "
+        return ed_err_set(err, ED_EINVAL,
+                          "--targets: the store has no targets for the %s data "
                           "(give --teachers too, to ask live teachers for them)",
                           sl->y[sl->live_rows[0]] >= 0 ? "labeled" : "unlabeled");
     if (!sl->lx && !(sl->lx = malloc(sb * (size_t)t->max_batch)))
@@ -226,7 +231,8 @@ static int s_submit_live(st_targets *t, s_slot *sl, int slot, size_t sb, ed_err 
 int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err)
 {
     if (slot < 0 || slot >= t->depth || b->n > t->max_batch || !b->idx)
-        return ed_err_set(err, ED_EINVAL, "st_targets_submit: bad slot %d or batch of %d", slot, b->n);
+        return ed_err_set(err, ED_EINVAL, "st_targets_submit: bad slot %d or batch of %d", slot,
+                          b->n);
     s_slot *sl = &t->slots[slot];
     const size_t sb = (size_t)b->dim * ed_dtype_size(b->dtype);
     if (!sl->x && !(sl->x = malloc(sb * (size_t)t->max_batch)))
@@ -248,8 +254,8 @@ int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err)
         if (rc)
             return rc;
         for (int k = 0; k < t->K; k++)
-            memcpy((float *)sl->ptr[k] + (size_t)i * (size_t)t->C, t->row + (size_t)k * (size_t)t->C,
-                   sizeof(float) * (size_t)t->C);
+            memcpy((float *)sl->ptr[k] + (size_t)i * (size_t)t->C,
+                   t->row + (size_t)k * (size_t)t->C, sizeof(float) * (size_t)t->C);
     }
     return s_submit_live(t, sl, slot, sb, err);
 }
@@ -268,15 +274,17 @@ int st_targets_wait(st_targets *t, int slot, ed_batch *batch, const float *const
             return rc;
         for (int k = 0; k < t->K; k++) {
             if (!live[k])
-                return ed_err_set(err, ED_EPEER, "member %d did not answer: a batch mixing stored "
-                                  "and live targets needs every member", k);
+                return ed_err_set(err, ED_EPEER,
+                                  "member %d did not answer: a batch mixing stored "
+                                  "and live targets needs every member",
+                                  k);
             for (int i = 0; i < sl->n_live; i++)
                 memcpy((float *)sl->ptr[k] + (size_t)sl->live_rows[i] * (size_t)t->C,
                        live[k] + (size_t)i * (size_t)t->C, sizeof(float) * (size_t)t->C);
         }
     }
-    *batch = (ed_batch){.n = sl->n, .dim = sl->dim, .dtype = sl->dtype, .x = sl->x, .y = sl->y,
-                        .idx = sl->idx};
+    *batch = (ed_batch){
+        .n = sl->n, .dim = sl->dim, .dtype = sl->dtype, .x = sl->x, .y = sl->y, .idx = sl->idx};
     *logits = sl->ptr;
     return 0;
 }

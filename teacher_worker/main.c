@@ -17,9 +17,11 @@ int main(int argc, char **argv)
     static const ed_cli_command commands[] = {
         {"train", tw_train_main, "train one ensemble member on labeled data, save its model file"},
         {"serve", tw_serve_main, "serve a model's logits over ZeroMQ (tcp:// or ipc://)"},
-        {"import", tw_import_main, "convert an ONNX model into an edistill model file (safetensors)"},
-        {"keygen", tw_keygen_main, "make a CurveZMQ key pair (PREFIX.key secret, PREFIX.pub public)"},
+        {"import", tw_import_main,
+         "convert an ONNX model into an edistill model file (safetensors)"},
+        {"keygen", tw_keygen_main,
+         "make a CurveZMQ key pair (PREFIX.key secret, PREFIX.pub public)"},
     };
-    return ed_cli_dispatch("teacher_worker", "Hosts one member of a distillation ensemble.", commands,
-                           (int)(sizeof commands / sizeof commands[0]), argc, argv);
+    return ed_cli_dispatch("teacher_worker", "Hosts one member of a distillation ensemble.",
+                           commands, (int)(sizeof commands / sizeof commands[0]), argc, argv);
 }

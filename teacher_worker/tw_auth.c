@@ -26,10 +26,10 @@
 #define S_ZAP_FRAMES 7 /* a CURVE request */
 
 struct tw_auth {
-    void *zap;            /* REP bound to S_ZAP_ENDPOINT */
+    void *zap; /* REP bound to S_ZAP_ENDPOINT */
     ed_key *allowed;
     int n_allowed;
-    char *clients_path;   /* the allow-list, re-read by tw_auth_reload */
+    char *clients_path; /* the allow-list, re-read by tw_auth_reload */
     unsigned long n_allowed_conn, n_refused;
     double last_refusal_log;
     unsigned long suppressed;
@@ -103,8 +103,8 @@ static bool s_handle_one(tw_auth *a)
     }
     char address[128] = "?", key[ED_KEY_Z85_LEN + 1] = "?";
     if (n >= 4) {
-        size_t len = zmq_msg_size(&f[3]) < sizeof address - 1 ? zmq_msg_size(&f[3])
-                                                               : sizeof address - 1;
+        size_t len =
+            zmq_msg_size(&f[3]) < sizeof address - 1 ? zmq_msg_size(&f[3]) : sizeof address - 1;
         memcpy(address, zmq_msg_data(&f[3]), len);
         address[len] = '\0';
     }
@@ -211,7 +211,8 @@ tw_auth *tw_auth_new(void *zctx, void *router, const char *secret_path, const ch
         goto fail;
     }
     if (!clients_path || !*clients_path) {
-        ed_err_set(err, ED_EINVAL, "--curve-secret needs --curve-clients (the public keys of the "
+        ed_err_set(err, ED_EINVAL,
+                   "--curve-secret needs --curve-clients (the public keys of the "
                    "trainers allowed to connect)");
         goto fail;
     }
@@ -224,8 +225,10 @@ tw_auth *tw_auth_new(void *zctx, void *router, const char *secret_path, const ch
         goto fail;
     char derived[ED_KEY_Z85_LEN + 1];
     if (zmq_curve_public(derived, kp.secret_key.z85) != 0 || strcmp(derived, kp.public_key.z85)) {
-        ed_err_set(err, ED_EFORMAT, "%s: its public-key is not the public key of its secret-key "
-                   "(damaged or hand-edited file?)", secret_path);
+        ed_err_set(err, ED_EFORMAT,
+                   "%s: its public-key is not the public key of its secret-key "
+                   "(damaged or hand-edited file?)",
+                   secret_path);
         goto fail;
     }
     a->zap = zmq_socket(zctx, ZMQ_REP);

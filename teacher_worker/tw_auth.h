@@ -24,9 +24,10 @@ tw_auth *tw_auth_new(void *zctx, void *router, const char *secret_path, const ch
                      ed_err *err);
 
 /* Re-reads the allow-list from the path given to tw_auth_new (the worker calls it on SIGHUP). The
- * new list decides every handshake from now on: a key taken out is refused from its next connection,
- * a key added is admitted; connections already established are kept. On error (unreadable, empty,
- * a secret key in it) the current list stays in force and err names the file. */
+ * new list decides every handshake from now on: a key taken out is refused from its next
+ * connection, a key added is admitted; connections already established are kept. On error
+ * (unreadable, empty, a secret key in it) the current list stays in force and err names the file.
+ */
 int tw_auth_reload(tw_auth *a, ed_err *err);
 
 /* The ZAP socket's ZMQ_FD (edge-triggered), or -1. */
@@ -42,8 +43,8 @@ void tw_auth_counts(const tw_auth *a, unsigned long *allowed, unsigned long *ref
 void tw_auth_destroy(tw_auth **pa);
 
 /* Plaintext: logs a WARNING when `bind` is not loopback-only (tcp://127.x, tcp://localhost,
- * tcp://[::1], ipc:// are fine; tcp://0.0.0.0, the * wildcard, other addresses, names and interfaces warn).
- * Returns 1 if it warned, 0 otherwise. */
+ * tcp://[::1], ipc:// are fine; tcp://0.0.0.0, the * wildcard, other addresses, names and
+ * interfaces warn). Returns 1 if it warned, 0 otherwise. */
 int tw_auth_warn_plaintext(const char *bind);
 
 #endif

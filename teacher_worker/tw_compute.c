@@ -3,8 +3,8 @@
  *
  * One mutex guards the pending FIFO, the done list and the quit flag; a condition variable wakes
  * idle threads. A thread pops a job, releases the lock, runs its member share and packs the reply
- * with only its own buffers, then appends the job to the done list and calls notify (uv_async_send), which
- * coalesces wake-ups: the loop thread always takes the whole done list.
+ * with only its own buffers, then appends the job to the done list and calls notify
+ * (uv_async_send), which coalesces wake-ups: the loop thread always takes the whole done list.
  */
 #include "tw_compute.h"
 
@@ -20,8 +20,8 @@ typedef struct {
     int index;
     pthread_t thread;
     bool started;
-    ed_member *member;  /* a share of cfg.member: same weights, this thread's workspace */
-    float *logits;      /* (max_batch, classes) */
+    ed_member *member; /* a share of cfg.member: same weights, this thread's workspace */
+    float *logits;     /* (max_batch, classes) */
 } s_worker;
 
 struct tw_compute {

@@ -30,22 +30,27 @@ int tw_import_main(int argc, char **argv)
             args[n++] = argv[i];
     }
     const ed_cli_opt opts[] = {
-        {"onnx", ED_CLI_STR, &in, "FILE", "ONNX model to import (or give it as the first argument)", NULL,
-         false},
-        {"out", ED_CLI_STR, &out, "FILE", "edistill model file to write (safetensors)", NULL, true},
-        {"member", ED_CLI_STR, &member, "NAME", "member name (default: the file's base name)", NULL, false},
-        {"input-scale", ED_CLI_FLOAT, &io.input_scale, "X",
-         "raw pixel -> model input is x * X + OFFSET (nan = 1/255, or 1 for an edistill-exported model)",
+        {"onnx", ED_CLI_STR, &in, "FILE", "ONNX model to import (or give it as the first argument)",
          NULL, false},
-        {"input-offset", ED_CLI_FLOAT, &io.input_offset, "OFFSET", "see --input-scale (nan = 0)", NULL, false},
+        {"out", ED_CLI_STR, &out, "FILE", "edistill model file to write (safetensors)", NULL, true},
+        {"member", ED_CLI_STR, &member, "NAME", "member name (default: the file's base name)", NULL,
+         false},
+        {"input-scale", ED_CLI_FLOAT, &io.input_scale, "X",
+         "raw pixel -> model input is x * X + OFFSET (nan = 1/255, or 1 for an edistill-exported "
+         "model)",
+         NULL, false},
+        {"input-offset", ED_CLI_FLOAT, &io.input_offset, "OFFSET", "see --input-scale (nan = 0)",
+         NULL, false},
     };
-    const ed_cli_spec spec = {
-        "teacher_worker import FILE.onnx --out FILE.safetensors [options]",
-        "Convert an ONNX model (opsets 11-17: Gemm, MatMul+Add, Relu, Flatten, ... see README \"Bring your\n"
-        "own teachers\") into an edistill model file. Unsupported graphs are refused with the node, op and\n"
-        "reason.",
-        opts, (int)(sizeof opts / sizeof opts[0]),
-        "example:\n  teacher_worker import member-a.onnx --out member-a.safetensors --input-scale 0.00392157"};
+    const ed_cli_spec spec = {"teacher_worker import FILE.onnx --out FILE.safetensors [options]",
+                              "Convert an ONNX model (opsets 11-17: Gemm, MatMul+Add, Relu, "
+                              "Flatten, ... see README \"Bring your\n"
+                              "own teachers\") into an edistill model file. Unsupported graphs are "
+                              "refused with the node, op and\n"
+                              "reason.",
+                              opts, (int)(sizeof opts / sizeof opts[0]),
+                              "example:\n  teacher_worker import member-a.onnx --out "
+                              "member-a.safetensors --input-scale 0.00392157"};
     int rc;
     if (argc > 64) {
         fprintf(stderr, "teacher_worker import: too many arguments\n");

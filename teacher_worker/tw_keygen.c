@@ -20,10 +20,14 @@ int tw_keygen_main(int argc, char **argv)
     const char *out = NULL, *comment = NULL;
     bool force = false;
     const ed_cli_opt opts[] = {
-        {"out", ED_CLI_STR, &out, "PREFIX", "write PREFIX.key (secret, mode 0600) and PREFIX.pub "
-         "(public, 0644)", NULL, true},
-        {"comment", ED_CLI_STR, &comment, "TEXT", "a comment line written into both files (e.g. "
-         "who the key is for)", NULL, false},
+        {"out", ED_CLI_STR, &out, "PREFIX",
+         "write PREFIX.key (secret, mode 0600) and PREFIX.pub "
+         "(public, 0644)",
+         NULL, true},
+        {"comment", ED_CLI_STR, &comment, "TEXT",
+         "a comment line written into both files (e.g. "
+         "who the key is for)",
+         NULL, false},
         {"force", ED_CLI_FLAG, &force, NULL, "replace existing files (default: refuse)", NULL,
          false},
     };
@@ -32,7 +36,8 @@ int tw_keygen_main(int argc, char **argv)
         "Make a CurveZMQ key pair for a worker (serve --curve-secret) or a trainer (distill\n"
         "--curve-secret). Give PREFIX.pub to the other side; PREFIX.key never leaves its host.",
         opts, (int)(sizeof opts / sizeof opts[0]),
-        "example:\n  teacher_worker keygen --out keys/teacher   # keys/teacher.key, keys/teacher.pub\n"
+        "example:\n  teacher_worker keygen --out keys/teacher   # keys/teacher.key, "
+        "keys/teacher.pub\n"
         "  teacher_worker keygen --out keys/trainer   # then: mkdir keys/clients && cp "
         "keys/trainer.pub keys/clients/"};
     ed_err err = {0};

@@ -35,7 +35,7 @@ static int s_register(tw_metrics *m, ed_err *err)
     ed_label k_info = {"kind", "info"}, k_logit = {"kind", "logit"}, k_bad = {"kind", "invalid"};
     double lat[16], sizes[14];
     ed_metrics_exp_buckets(0.0001, 2.5, 16, lat); /* 100 us .. ~93 s */
-    ed_metrics_exp_buckets(1, 2, 14, sizes);     /* 1 .. 8192 samples */
+    ed_metrics_exp_buckets(1, 2, 14, sizes);      /* 1 .. 8192 samples */
     ed_label ok = {"result", "admitted"}, refused = {"result", "refused"};
     const char *hs = "edistill_worker_curve_handshakes_total";
     const char *hs_help = "CurveZMQ client handshakes seen by the ZAP handler, by result.";
@@ -94,11 +94,12 @@ void tw_metrics_model(tw_metrics *m, const char *member, const char *fingerprint
 {
     if (!m)
         return;
-    ed_label l[] = {{"member", member}, {"fingerprint", fingerprint}, {"arch", arch},
-                    {"worker", worker_id}};
+    ed_label l[] = {
+        {"member", member}, {"fingerprint", fingerprint}, {"arch", arch}, {"worker", worker_id}};
     m->info = ed_metrics_gauge(m->reg, "edistill_worker_info",
                                "The served model: member name, weights fingerprint, "
-                               "architecture, worker id; always 1.", l, 4, NULL);
+                               "architecture, worker id; always 1.",
+                               l, 4, NULL);
     ed_metric_set(m->info, 1);
 }
 
@@ -122,8 +123,9 @@ void tw_metrics_request(tw_metrics *m, tw_req_kind kind)
 {
     if (!m)
         return;
-    ed_metric_inc(kind == TW_REQ_INFO ? m->req_info : kind == TW_REQ_LOGIT ? m->req_logit
-                                                                          : m->req_invalid);
+    ed_metric_inc(kind == TW_REQ_INFO    ? m->req_info
+                  : kind == TW_REQ_LOGIT ? m->req_logit
+                                         : m->req_invalid);
 }
 
 void tw_metrics_error(tw_metrics *m, int code)

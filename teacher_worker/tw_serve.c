@@ -5,24 +5,25 @@
  * Architecture
  *   - The main thread runs ONE libuv loop and is the only thread that touches ZeroMQ sockets. The
  *     ROUTER socket is watched through its ZMQ_FD with a uv_poll_t. That fd is edge-triggered: it
- *     only says "socket state may have changed", so every wake-up (and every send, which can consume
- *     the notification) is followed by tws_drain() (tw_serve_proto.c): check ZMQ_EVENTS and receive until ZMQ_POLLIN is
- *     clear. A drain handles at most S_DRAIN_BUDGET messages, then re-arms itself through the async
- *     handle so a flood of requests cannot starve finished jobs.
+ *     only says "socket state may have changed", so every wake-up (and every send, which can
+ * consume the notification) is followed by tws_drain() (tw_serve_proto.c): check ZMQ_EVENTS and
+ * receive until ZMQ_POLLIN is clear. A drain handles at most S_DRAIN_BUDGET messages, then re-arms
+ * itself through the async handle so a flood of requests cannot starve finished jobs.
  *   - A request is [identity][payload]; any other frame count gets a (rate-limited) warning and an
  *     ErrorReply. Payloads are decoded and validated by ed_wire_decode; info requests are answered
  *     at once; bad requests (malformed, wrong input dim, batch > --max-batch) get an ErrorReply
  *     naming the problem and the worker keeps serving.
  *   - A valid LogitRequest takes a job from a fixed pool of (--queue + --threads) jobs and goes to
  *     the bounded FIFO of tw_compute, whose pthreads scale the inputs, run the forward pass with
- *     their own preallocated workspace, pack the LogitReply into a zmq message and hand the job back
- *     through uv_async_t. The loop sends [identity][reply] and returns the job to the pool.
+ *     their own preallocated workspace, pack the LogitReply into a zmq message and hand the job
+ * back through uv_async_t. The loop sends [identity][reply] and returns the job to the pool.
  *   - Backpressure: when the pool is empty the uv_poll is stopped, so the socket is not read (its
- *     queue, then the peers' send buffers, fill up instead); the first job to come back restarts it.
+ *     queue, then the peers' send buffers, fill up instead); the first job to come back restarts
+ * it.
  *   - SIGINT/SIGTERM (uv_signal_t): stop accepting logit requests (those that still arrive get an
- *     ED_ESTOPPED error; info requests answer ready=false), let in-flight jobs finish and send their
- *     replies, then close every handle, close the socket with a short linger, join the threads, free
- *     everything and return 0.
+ *     ED_ESTOPPED error; info requests answer ready=false), let in-flight jobs finish and send
+ * their replies, then close every handle, close the socket with a short linger, join the threads,
+ * free everything and return 0.
  *   - Connects/disconnects are logged from a ZeroMQ socket monitor (a PAIR socket, also polled by
  *     the loop). Nothing is logged per request; client errors are logged at most once a second.
  *   - With --curve-secret/--curve-clients the ROUTER is a CurveZMQ server and tw_auth's ZAP handler
@@ -54,7 +55,7 @@
 #include "tw_auth.h"
 #include "tw_compute.h"
 
-#define S_LINGER_MS 1000          /* how long close waits for unsent replies */
+#define S_LINGER_MS 1000 /* how long close waits for unsent replies */
 #define S_MAX_THREADS 256
 #define S_MAX_QUEUE 65536
 #define S_MAX_BATCH (1 << 20)
@@ -251,7 +252,8 @@ static int s_open_socket(tws_server *s, ed_err *err)
         if (!s->auth)
             return err->code;
     } else if (s->opt.curve_clients && *s->opt.curve_clients) {
-        return ed_err_set(err, ED_EINVAL, "--curve-clients needs --curve-secret (this worker's "
+        return ed_err_set(err, ED_EINVAL,
+                          "--curve-clients needs --curve-secret (this worker's "
                           "key pair, from teacher_worker keygen)");
     } else {
         tw_auth_warn_plaintext(s->opt.bind);
@@ -264,8 +266,8 @@ static int s_open_socket(tws_server *s, ed_err *err)
         snprintf(s->endpoint, sizeof s->endpoint, "%s", s->opt.bind);
 
     /* Optional: connect/disconnect logging. A failure here only costs those log lines. */
-    if (zmq_socket_monitor(s->sock, S_MONITOR_ENDPOINT, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) ==
-        0) {
+    if (zmq_socket_monitor(s->sock, S_MONITOR_ENDPOINT,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == 0) {
         s->monitor = zmq_socket(s->zctx, ZMQ_PAIR);
         int zero = 0;
         if (s->monitor && (zmq_setsockopt(s->monitor, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
@@ -289,9 +291,8 @@ static int s_write_ready_file(const tws_server *s, ed_err *err)
     if (!f)
         return ed_err_set(err, ED_EIO, "cannot write ready file %s: %s", tmp, strerror(errno));
     fprintf(f, "endpoint=%s\npid=%ld\nmember=%s\nfingerprint=%s\narch=%s\nmax_batch=%d\n",
-            s->endpoint, (long)getpid(), ed_member_name(s->member), ed_member_fingerprint(s->member),
-            ed_member_arch(s->member),
-            s->opt.max_batch);
+            s->endpoint, (long)getpid(), ed_member_name(s->member),
+            ed_member_fingerprint(s->member), ed_member_arch(s->member), s->opt.max_batch);
     if (s->metrics)
         fprintf(f, "metrics=%s\n", tw_metrics_address(s->metrics));
     if (fclose(f) != 0 || rename(tmp, s->opt.ready_file) != 0) {
@@ -424,7 +425,7 @@ static void s_stop(tws_server *s)
         uv_run(&s->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
     }
     tw_compute_destroy(&s->compute); /* joins; the queue is empty on a clean stop */
-    free(s->jobs); /* the loop only ends with every job back in the pool */
+    free(s->jobs);                   /* the loop only ends with every job back in the pool */
     s->jobs = NULL;
     if (s->monitor) {
         zmq_socket_monitor(s->sock, NULL, 0);
@@ -453,7 +454,8 @@ static int s_check_endpoint(const char *ep, ed_err *err)
     if (!strncmp(ep, "ipc://", 6) && ep[6])
         return 0;
     if (strncmp(ep, "tcp://", 6) != 0)
-        return ed_err_set(err, ED_EINVAL, "--bind '%s': expected tcp://HOST:PORT or ipc://PATH", ep);
+        return ed_err_set(err, ED_EINVAL, "--bind '%s': expected tcp://HOST:PORT or ipc://PATH",
+                          ep);
     const char *colon = strrchr(ep + 6, ':');
     if (!colon || colon == ep + 6)
         return ed_err_set(err, ED_EINVAL, "--bind '%s': expected tcp://HOST:PORT", ep);
@@ -496,12 +498,12 @@ int tw_serve_main(int argc, char **argv)
         return 1;
     }
     s->opt = (tws_options){.bind = "tcp://127.0.0.1:5555",
-                         .max_batch = 1024,
-                         .threads = 1,
-                         .queue = 16,
-                         .blas_threads = 0,
-                         .input_scale = NAN,
-                         .input_offset = NAN};
+                           .max_batch = 1024,
+                           .threads = 1,
+                           .queue = 16,
+                           .blas_threads = 0,
+                           .input_scale = NAN,
+                           .input_offset = NAN};
     tws_options *o = &s->opt;
     const ed_cli_opt opts[] = {
         {"model", ED_CLI_STR, &o->model_path, "FILE",
@@ -509,13 +511,16 @@ int tw_serve_main(int argc, char **argv)
          "EDISTILL_MODEL", true},
         {"input-scale", ED_CLI_FLOAT, &o->input_scale, "X",
          "ONNX models: raw pixel -> model input is x * X + OFFSET (nan = 1/255, or 1 for an "
-         "edistill-exported model); edistill model files carry their own", NULL, false},
+         "edistill-exported model); edistill model files carry their own",
+         NULL, false},
         {"input-offset", ED_CLI_FLOAT, &o->input_offset, "OFFSET",
          "ONNX models: see --input-scale (nan = 0)", NULL, false},
-        {"bind", ED_CLI_STR, &o->bind, "ENDPOINT", "ZeroMQ endpoint to bind (tcp://HOST:PORT, "
-         "port * = any free one, or ipc://PATH)", "EDISTILL_BIND", false},
-        {"max-batch", ED_CLI_INT, &o->max_batch, "N", "largest batch accepted in one request",
-         NULL, false},
+        {"bind", ED_CLI_STR, &o->bind, "ENDPOINT",
+         "ZeroMQ endpoint to bind (tcp://HOST:PORT, "
+         "port * = any free one, or ipc://PATH)",
+         "EDISTILL_BIND", false},
+        {"max-batch", ED_CLI_INT, &o->max_batch, "N", "largest batch accepted in one request", NULL,
+         false},
         {"threads", ED_CLI_INT, &o->threads, "N", "compute threads", NULL, false},
         {"queue", ED_CLI_INT, &o->queue, "N",
          "pending requests queued before the socket stops being read", NULL, false},
@@ -523,16 +528,18 @@ int tw_serve_main(int argc, char **argv)
          "OpenBLAS threads per call (0 = leave OpenBLAS's setting)", NULL, false},
         {"curve-secret", ED_CLI_STR, &o->curve_secret, "FILE",
          "CurveZMQ: this worker's secret key file (teacher_worker keygen; mode 0600). Only "
-         "clients listed in --curve-clients are served; traffic is encrypted", "EDISTILL_CURVE_SECRET",
-         false},
+         "clients listed in --curve-clients are served; traffic is encrypted",
+         "EDISTILL_CURVE_SECRET", false},
         {"curve-clients", ED_CLI_STR, &o->curve_clients, "DIR|FILE",
          "authorized client public keys: a directory of *.pub files or one file of keys "
-         "(read at start and again on SIGHUP)", "EDISTILL_CURVE_CLIENTS", false},
+         "(read at start and again on SIGHUP)",
+         "EDISTILL_CURVE_CLIENTS", false},
         {"metrics-listen", ED_CLI_STR, &o->metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
          ED_HTTP_LISTEN_ENV, false},
         {"ready-file", ED_CLI_STR, &o->ready_file, "FILE",
          "written once the model is loaded and the socket bound (endpoint=, pid=, ...); removed "
-         "on exit", NULL, false},
+         "on exit",
+         NULL, false},
     };
     const ed_cli_spec spec = {
         "teacher_worker serve --model FILE [options]",
@@ -565,9 +572,9 @@ int tw_serve_main(int argc, char **argv)
     }
     ed_log_info("serving member '%s' (arch %s, %s) on %s: max batch %d, %d compute thread(s), "
                 "queue %d, %s, worker %s",
-                ed_member_name(s->member), ed_member_arch(s->member), ed_member_fingerprint(s->member),
-                s->endpoint, o->max_batch, o->threads,
-                o->queue, ed_blas_describe(), s->worker_id);
+                ed_member_name(s->member), ed_member_arch(s->member),
+                ed_member_fingerprint(s->member), s->endpoint, o->max_batch, o->threads, o->queue,
+                ed_blas_describe(), s->worker_id);
     if (s->metrics)
         ed_log_info("metrics on http://%s/metrics (/healthz, /readyz)",
                     tw_metrics_address(s->metrics));

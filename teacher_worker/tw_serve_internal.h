@@ -33,7 +33,8 @@ typedef struct {
     float input_offset;
 } tws_options;
 
-/* At most one log record per second per limiter; the rest are counted and reported with the next. */
+/* At most one log record per second per limiter; the rest are counted and reported with the next.
+ */
 typedef struct {
     uint64_t last_ms;
     bool used;
@@ -42,15 +43,15 @@ typedef struct {
 
 typedef struct {
     tws_options opt;
-    ed_member *member;      /* the loaded model; each compute thread runs a share of it */
+    ed_member *member; /* the loaded model; each compute thread runs a share of it */
     char worker_id[320];
-    char endpoint[512];     /* as bound (ZMQ_LAST_ENDPOINT: the real port for tcp://...:*) */
+    char endpoint[512]; /* as bound (ZMQ_LAST_ENDPOINT: the real port for tcp://...:*) */
 
     void *zctx;
-    void *sock;             /* ROUTER */
-    void *monitor;          /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
-    tw_auth *auth;          /* CURVE server + ZAP handler, or NULL (plaintext) */
-    tw_metrics *metrics;    /* Prometheus metrics + HTTP health (tw_metrics), or NULL (off) */
+    void *sock;          /* ROUTER */
+    void *monitor;       /* PAIR receiving the ROUTER's connect/disconnect events, or NULL */
+    tw_auth *auth;       /* CURVE server + ZAP handler, or NULL (plaintext) */
+    tw_metrics *metrics; /* Prometheus metrics + HTTP health (tw_metrics), or NULL (off) */
 
     uv_loop_t loop;
     bool loop_init;
@@ -58,26 +59,26 @@ typedef struct {
     bool poll_init, poll_active;
     uv_poll_t mon_poll;
     bool mon_poll_init;
-    uv_poll_t auth_poll;    /* the ZAP handler's socket */
+    uv_poll_t auth_poll; /* the ZAP handler's socket */
     bool auth_poll_init;
     uv_async_t async;
     bool async_init;
     uv_signal_t sig[2];
     bool sig_init[2];
-    uv_signal_t hup;        /* SIGHUP: reload the CURVE allow-list (only with CURVE) */
+    uv_signal_t hup; /* SIGHUP: reload the CURVE allow-list (only with CURVE) */
     bool hup_init;
 
     tw_compute *compute;
-    tw_job *jobs;           /* the pool: n_jobs preallocated jobs */
+    tw_job *jobs; /* the pool: n_jobs preallocated jobs */
     int n_jobs;
     tw_job *free_jobs;
-    int in_flight;          /* jobs out of the pool */
-    bool stopping;          /* a signal arrived: no new logit requests */
-    bool closing;           /* handles are being closed */
+    int in_flight; /* jobs out of the pool */
+    bool stopping; /* a signal arrived: no new logit requests */
+    bool closing;  /* handles are being closed */
     bool ready_written;
 
-    tws_ratelimit rl_client;  /* client mistakes: bad frames, bad requests */
-    tws_ratelimit rl_send;    /* send failures */
+    tws_ratelimit rl_client; /* client mistakes: bad frames, bad requests */
+    tws_ratelimit rl_send;   /* send failures */
     uint64_t n_replies, n_errors;
 } tws_server;
 

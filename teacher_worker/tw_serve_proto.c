@@ -13,7 +13,7 @@
 #include "ed_log.h"
 #include "ed_wire.h"
 
-#define S_DRAIN_BUDGET 256        /* messages handled per drain before yielding to the loop */
+#define S_DRAIN_BUDGET 256 /* messages handled per drain before yielding to the loop */
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Small helpers                                                                                  */
@@ -74,7 +74,7 @@ static void s_send_msg(tws_server *s, zmq_msg_t *identity, const ed_msg *msg)
 }
 
 void tws_send_error(tws_server *s, zmq_msg_t *identity, uint64_t request_id, int code,
-                         const char *message)
+                    const char *message)
 {
     ed_msg m = {.kind = ED_MSG_ERROR};
     m.u.error = (ed_error_reply){.request_id = request_id, .code = code, .message = message};
@@ -137,7 +137,7 @@ static void s_handle(tws_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
     tw_metrics_received(s->metrics, zmq_msg_size(payload));
     int rc = ed_wire_decode(zmq_msg_data(payload), zmq_msg_size(payload), &m, &err);
     zmq_msg_close(payload); /* decode copied what it keeps */
-    tw_metrics_request(s->metrics, rc < 0                             ? TW_REQ_INVALID
+    tw_metrics_request(s->metrics, rc < 0                           ? TW_REQ_INVALID
                                    : m.kind == ED_MSG_INFO_REQUEST  ? TW_REQ_INFO
                                    : m.kind == ED_MSG_LOGIT_REQUEST ? TW_REQ_LOGIT
                                                                     : TW_REQ_INVALID);
@@ -190,8 +190,10 @@ static void s_handle(tws_server *s, zmq_msg_t *identity, zmq_msg_t *payload)
         return;
     }
     default:
-        snprintf(msg, sizeof msg, "unexpected %s message: a worker accepts info_request and "
-                                  "logit_request", ed_msg_kind_name(m.kind));
+        snprintf(msg, sizeof msg,
+                 "unexpected %s message: a worker accepts info_request and "
+                 "logit_request",
+                 ed_msg_kind_name(m.kind));
         S_WARN_LIMITED(s, &s->rl_client, "bad request: %s", msg);
         tws_send_error(s, identity, m.u.request.request_id, ED_EFORMAT, msg);
         ed_wire_msg_clear(&m);

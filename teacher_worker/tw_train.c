@@ -61,7 +61,7 @@ typedef struct {
     ed_trainer *t;
     FILE *metrics;
     long n_train;
-    long step;              /* steps done in all */
+    long step; /* steps done in all */
 } s_run;
 
 /* What one epoch did. */
@@ -91,8 +91,10 @@ static int s_setup(s_run *r, const ed_stack *arch, ed_err *err)
     }
     r->n_train = ed_stream_count(s);
     ed_train_flags_plan(&o->train, r->n_train, &r->plan);
-    ed_loader_config lc = {.batch_size = o->train.batch_size, .shuffle_buffer = o->train.shuffle_buffer,
-                           .seed = o->train.seed ^ 0x5348554646ULL, .drop_last = false};
+    ed_loader_config lc = {.batch_size = o->train.batch_size,
+                           .shuffle_buffer = o->train.shuffle_buffer,
+                           .seed = o->train.seed ^ 0x5348554646ULL,
+                           .drop_last = false};
     r->loader = ed_loader_new(&s, &lc, err);
     if (!r->loader)
         return err->code;
@@ -103,11 +105,13 @@ static int s_setup(s_run *r, const ed_stack *arch, ed_err *err)
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
     ed_net_init(m, &init_rng);
-    const ed_trainer_config tc = {.opt = r->plan.opt, .max_batch = o->train.batch_size,
+    const ed_trainer_config tc = {.opt = r->plan.opt,
+                                  .max_batch = o->train.batch_size,
                                   .dropout_in = o->train.dropout_in,
                                   .dropout_hidden = o->train.dropout_hidden,
                                   .input_scale = o->train.input_scale,
-                                  .input_offset = o->train.input_offset, .seed = o->train.seed + 1};
+                                  .input_offset = o->train.input_offset,
+                                  .seed = o->train.seed + 1};
     r->t = ed_trainer_new(&m, &tc, err);
     if (!r->t)
         return err->code;
@@ -160,7 +164,8 @@ static int s_epoch(s_run *r, int epoch, s_epoch_stats *es, ed_err *err)
 static void s_epoch_report(const s_run *r, int epoch, const s_epoch_stats *es,
                            const ed_eval_result *res)
 {
-    const double loss = es->loss_sum / (double)es->seen, acc = (double)es->correct / (double)es->seen;
+    const double loss = es->loss_sum / (double)es->seen,
+                 acc = (double)es->correct / (double)es->seen;
     const double test_acc = res ? ed_eval_accuracy(res) : -1.0;
     if (!r->o->quiet) {
         if (res)
@@ -177,8 +182,8 @@ static void s_epoch_report(const s_run *r, int epoch, const s_epoch_stats *es,
         if (rec) {
             cJSON_AddNumberToObject(rec, "epoch", epoch);
             cJSON_AddNumberToObject(rec, "step", (double)r->step);
-            cJSON_AddNumberToObject(rec, "lr",
-                                    (double)ed_opt_lr_at(&r->plan.opt, r->step > 0 ? r->step - 1 : 0));
+            cJSON_AddNumberToObject(
+                rec, "lr", (double)ed_opt_lr_at(&r->plan.opt, r->step > 0 ? r->step - 1 : 0));
             cJSON_AddNumberToObject(rec, "train_loss", loss);
             cJSON_AddNumberToObject(rec, "train_accuracy", acc);
             cJSON_AddNumberToObject(rec, "samples_per_s", (double)es->seen / es->secs);
@@ -280,36 +285,54 @@ int tw_train_main(int argc, char **argv)
     tw_train_opts o = {
         .train_images = ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz",
         .train_labels = ED_DATA_DEFAULT_DIR "train-labels-idx1-ubyte.gz",
-        .train_start = 0, .train_end = -1, .member = "member",
-        .train = {.arch = "784,1200,1200,10", .optimizer = "adam", .schedule = "cosine", .seed = 1,
-                  .epochs = 10, .batch_size = 128, .lr = 1e-3f, .momentum = 0.9f,
-                  .shuffle_buffer = 65536, .input_scale = 1.0f / 255.0f},
+        .train_start = 0,
+        .train_end = -1,
+        .member = "member",
+        .train = {.arch = "784,1200,1200,10",
+                  .optimizer = "adam",
+                  .schedule = "cosine",
+                  .seed = 1,
+                  .epochs = 10,
+                  .batch_size = 128,
+                  .lr = 1e-3f,
+                  .momentum = 0.9f,
+                  .shuffle_buffer = 65536,
+                  .input_scale = 1.0f / 255.0f},
     };
     ed_cli_opt opts[10 + ED_TRAIN_FLAGS_OPTS] = {
-        {"train-images", ED_CLI_STR, &o.train_images, "FILE", "training samples (IDX, .npy, CSV; .gz ok)", NULL, false},
+        {"train-images", ED_CLI_STR, &o.train_images, "FILE",
+         "training samples (IDX, .npy, CSV; .gz ok)", NULL, false},
         {"train-labels", ED_CLI_STR, &o.train_labels, "FILE", "training labels", NULL, false},
-        {"train-start", ED_CLI_LONG, &o.train_start, "N", "first training sample used", NULL, false},
-        {"train-end", ED_CLI_LONG, &o.train_end, "N", "one past the last training sample (-1: all)", NULL, false},
-        {"test-images", ED_CLI_STR, &o.test_images, "FILE", "test samples, evaluated after each epoch", NULL, false},
+        {"train-start", ED_CLI_LONG, &o.train_start, "N", "first training sample used", NULL,
+         false},
+        {"train-end", ED_CLI_LONG, &o.train_end, "N", "one past the last training sample (-1: all)",
+         NULL, false},
+        {"test-images", ED_CLI_STR, &o.test_images, "FILE",
+         "test samples, evaluated after each epoch", NULL, false},
         {"test-labels", ED_CLI_STR, &o.test_labels, "FILE", "test labels", NULL, false},
-        {"member", ED_CLI_STR, &o.member, "NAME", "member name recorded in the model file", NULL, false},
+        {"member", ED_CLI_STR, &o.member, "NAME", "member name recorded in the model file", NULL,
+         false},
         {"out", ED_CLI_STR, &o.out, "FILE", "model file to write (safetensors)", NULL, true},
-        {"metrics", ED_CLI_STR, &o.metrics, "FILE", "write one JSON line of metrics per epoch", NULL, false},
+        {"metrics", ED_CLI_STR, &o.metrics, "FILE", "write one JSON line of metrics per epoch",
+         NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
     };
     int n_opts = 10 + ed_train_flags_options(&o.train, opts + 10);
     const ed_cli_spec spec = {
         "teacher_worker train --out FILE [options]",
         "Trains one ensemble member (a ReLU MLP or any layer stack, e.g. a CNN) on labeled data\n"
-        "with cross-entropy, shows progress, evaluates on the test set after each epoch when one is\n"
-        "given, and writes the model file atomically. Defaults read Fashion-MNIST from " ED_DATA_DEFAULT_DIR ".",
+        "with cross-entropy, shows progress, evaluates on the test set after each epoch when one "
+        "is\n"
+        "given, and writes the model file atomically. Defaults read Fashion-MNIST "
+        "from " ED_DATA_DEFAULT_DIR ".",
         opts, n_opts,
         "example:\n  teacher_worker train --arch 784,1200,1200,10 --epochs 20 --dropout-in 0.2 \\\n"
         "      --dropout-hidden 0.5 --seed 1 --member m1 --out models/m1.safetensors \\\n"
         "      --test-images " ED_DATA_DEFAULT_DIR "t10k-images-idx3-ubyte.gz \\\n"
         "      --test-labels " ED_DATA_DEFAULT_DIR "t10k-labels-idx1-ubyte.gz\n"
         "  teacher_worker train --arch 1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,\\\n"
-        "maxpool2,flatten,dense128,relu,dropout0.3,dense10 --epochs 15 --member c1 --out c1.safetensors"};
+        "maxpool2,flatten,dense128,relu,dropout0.3,dense10 --epochs 15 --member c1 --out "
+        "c1.safetensors"};
     int rc;
     if (!ed_cli_parse_command(&spec, "teacher_worker train", argc, argv, &rc))
         return rc;

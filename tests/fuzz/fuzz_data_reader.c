@@ -2,15 +2,16 @@
  * fuzz_data_reader: the IDX / .npy / CSV readers (raw or gzip) and the shuffle-buffer loader on an
  * arbitrary file, as a training or distillation run would open it.
  *
- * The input becomes an in-memory file (fuzz_file.h) that is opened three ways: as a sample file read
- * through a loader with a small shuffle buffer for two epochs; as both the sample and the label file
- * of one dataset (a rank-1 IDX / .npy or a one-column CSV is valid as both) in file order; and with a
- * [1, 3) range. Checks: no crash or sanitizer report; an open either fails with an error record or
- * gives a sane count/dim; each epoch delivers exactly ed_stream_count samples (unless a read error is
- * reported), labels are >= 0 for a labeled stream and -1 otherwise; a refused open sets err.
+ * The input becomes an in-memory file (fuzz_file.h) that is opened three ways: as a sample file
+ * read through a loader with a small shuffle buffer for two epochs; as both the sample and the
+ * label file of one dataset (a rank-1 IDX / .npy or a one-column CSV is valid as both) in file
+ * order; and with a [1, 3) range. Checks: no crash or sanitizer report; an open either fails with
+ * an error record or gives a sane count/dim; each epoch delivers exactly ed_stream_count samples
+ * (unless a read error is reported), labels are >= 0 for a labeled stream and -1 otherwise; a
+ * refused open sets err.
  *
- * Harness limit (not a reader limit): loaders whose buffers would exceed 64 MiB are not built, since a
- * gzip file may declare samples of up to INT_MAX values that exist only once read.
+ * Harness limit (not a reader limit): loaders whose buffers would exceed 64 MiB are not built,
+ * since a gzip file may declare samples of up to INT_MAX values that exist only once read.
  */
 #define _GNU_SOURCE
 #include "fuzz.h"
@@ -58,8 +59,8 @@ static void s_run(const ed_dataset_spec *spec, int batch, long shuffle, int epoc
         ed_stream_destroy(&s);
         return;
     }
-    ed_loader_config cfg = {.batch_size = batch, .shuffle_buffer = shuffle, .seed = 7,
-                            .drop_last = false};
+    ed_loader_config cfg = {
+        .batch_size = batch, .shuffle_buffer = shuffle, .seed = 7, .drop_last = false};
     ed_loader *l = ed_loader_new(&s, &cfg, &err);
     if (s)
         s_fail("ed_loader_new did not take the stream", &err);

@@ -1,8 +1,8 @@
 /*
  * fuzz_file.h: hands a fuzz input to code that only opens paths (the data readers, the model
  * loader). The bytes go into an anonymous in-memory file (memfd_create), reachable as
- * /proc/self/fd/N, so nothing touches the disk and parallel fuzzing jobs cannot collide. Header-only
- * (static functions) so each target stays one translation unit.
+ * /proc/self/fd/N, so nothing touches the disk and parallel fuzzing jobs cannot collide.
+ * Header-only (static functions) so each target stays one translation unit.
  */
 #ifndef ED_FUZZ_FILE_H
 #define ED_FUZZ_FILE_H

@@ -26,7 +26,10 @@ static size_t s_utf8(const unsigned char *p, size_t n)
 {
     if (p[0] < 0x80)
         return 1;
-    size_t k = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t k = (p[0] & 0xE0) == 0xC0   ? 2
+               : (p[0] & 0xF0) == 0xE0 ? 3
+               : (p[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
     if (!k || k > n)
         return 0;
     for (size_t i = 1; i < k; i++)

@@ -2,12 +2,13 @@
  * fuzz_model_file: the safetensors reader and the edistill model loader on an arbitrary file (what
  * `teacher_worker serve --model` and `student_trainer eval` open).
  *
- * The input becomes an in-memory file (fuzz_file.h). ed_st_open must refuse it with an error record or
- * give tensors whose bytes lie inside the file and match dtype x shape (every byte is read, so ASan
- * sees any pointer outside the buffer); then ed_model_load must refuse it with an error record or give
- * a model whose fingerprint matches the file's. A model that loads is also saved (to a temp file) and
- * loaded again: the same fingerprint and member must come back. The loader keeps provenance as text
- * without parsing it while the writer insists on JSON, so a save refused with ED_EINVAL is accepted.
+ * The input becomes an in-memory file (fuzz_file.h). ed_st_open must refuse it with an error record
+ * or give tensors whose bytes lie inside the file and match dtype x shape (every byte is read, so
+ * ASan sees any pointer outside the buffer); then ed_model_load must refuse it with an error record
+ * or give a model whose fingerprint matches the file's. A model that loads is also saved (to a temp
+ * file) and loaded again: the same fingerprint and member must come back. The loader keeps
+ * provenance as text without parsing it while the writer insists on JSON, so a save refused with
+ * ED_EINVAL is accepted.
  */
 #define _GNU_SOURCE
 #include "fuzz.h"
@@ -49,8 +50,9 @@ static void s_safetensors(const char *path)
             s_fail("ed_st_open failed without an error record", &err);
         return;
     }
-    static const char *const keys[] = {"format", "format_version", "arch", "classes",
-                                       "input_scale", "member", "provenance", "fingerprint"};
+    static const char *const keys[] = {"format",     "format_version", "arch",
+                                       "classes",    "input_scale",    "member",
+                                       "provenance", "fingerprint"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = ed_st_meta_get(f, keys[i]);
         if (v)
@@ -59,8 +61,8 @@ static void s_safetensors(const char *path)
     int n = ed_st_tensor_count(f);
     if (n < 0)
         s_fail("negative tensor count", &err);
-    static const char *const names[] = {"layers.0.weight", "layers.0.bias", "layers.1.weight",
-                                        "layers.1.bias", "x", ""};
+    static const char *const names[] = {
+        "layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "x", ""};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         ed_st_tensor t;
         if (ed_st_find(f, names[i], &t) != ED_OK)

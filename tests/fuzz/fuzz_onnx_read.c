@@ -46,18 +46,21 @@ static size_t s_bcount(const ed_gop *op)
 
 static void s_same(const ed_graph *a, const ed_graph *b)
 {
-    if (a->n_ops != b->n_ops || a->classes != b->classes || memcmp(&a->input, &b->input, sizeof a->input))
+    if (a->n_ops != b->n_ops || a->classes != b->classes ||
+        memcmp(&a->input, &b->input, sizeof a->input))
         s_fail("write/read changed the graph's shape", NULL);
     if (a->input_scale != b->input_scale || a->input_offset != b->input_offset)
         s_fail("write/read changed the input scaling", NULL);
     for (int i = 0; i < a->n_ops; i++) {
         const ed_gop *x = &a->ops[i], *y = &b->ops[i];
         if (x->kind != y->kind || memcmp(&x->out, &y->out, sizeof x->out) || x->kh != y->kh ||
-            x->kw != y->kw || x->stride_h != y->stride_h || x->stride_w != y->stride_w || x->pad_t != y->pad_t ||
-            x->pad_l != y->pad_l || x->pad_b != y->pad_b || x->pad_r != y->pad_r)
+            x->kw != y->kw || x->stride_h != y->stride_h || x->stride_w != y->stride_w ||
+            x->pad_t != y->pad_t || x->pad_l != y->pad_l || x->pad_b != y->pad_b ||
+            x->pad_r != y->pad_r)
             s_fail("write/read changed an op", NULL);
         size_t nw = s_wcount(x), nb = s_bcount(x);
-        if ((nw && memcmp(x->w, y->w, nw * sizeof(float))) || (nb && memcmp(x->b, y->b, nb * sizeof(float))))
+        if ((nw && memcmp(x->w, y->w, nw * sizeof(float))) ||
+            (nb && memcmp(x->b, y->b, nb * sizeof(float))))
             s_fail("write/read changed weights", NULL);
     }
 }

@@ -3,11 +3,11 @@
  * one-shard store.
  *
  * The input is split into the shard's three files: a little-endian u16 length L, L bytes of index
- * JSON (shard-00000-of-00001.json), a u32 length M, M bytes of the logits array, and the rest as the
- * indices array (absent when empty). They are written into a private temporary directory (the reader
- * opens a directory, so an in-memory file will not do). Checks: no crash or sanitizer report; a
- * refused store sets err with a message; an accepted store reads every sample with finite values
- * (the reader verified them) and refuses the sample past the end.
+ * JSON (shard-00000-of-00001.json), a u32 length M, M bytes of the logits array, and the rest as
+ * the indices array (absent when empty). They are written into a private temporary directory (the
+ * reader opens a directory, so an in-memory file will not do). Checks: no crash or sanitizer
+ * report; a refused store sets err with a message; an accepted store reads every sample with finite
+ * values (the reader verified them) and refuses the sample past the end.
  */
 #define _GNU_SOURCE
 #include "fuzz.h"

@@ -1,10 +1,11 @@
 /*
  * fuzz_wire_decode: ed_wire_decode on arbitrary bytes (what a worker or trainer gets off a socket).
  *
- * Checks, beyond "no crash, no sanitizer report": a refused frame leaves no owned memory and an error
- * message; an accepted frame has a known kind, a tensor whose bytes match its shape, and survives a
- * round trip: pack(decode(x)) decodes again to the same message, and packing that gives the same bytes
- * (pack is a fixed point after one decode). Any violation aborts, which libFuzzer records as a crash.
+ * Checks, beyond "no crash, no sanitizer report": a refused frame leaves no owned memory and an
+ * error message; an accepted frame has a known kind, a tensor whose bytes match its shape, and
+ * survives a round trip: pack(decode(x)) decodes again to the same message, and packing that gives
+ * the same bytes (pack is a fixed point after one decode). Any violation aborts, which libFuzzer
+ * records as a crash.
  */
 #include "fuzz.h"
 

@@ -1,9 +1,10 @@
 /*
  * replay: the libFuzzer-free driver for the fuzz targets. Links with one fuzz_*.c and calls its
- * LLVMFuzzerTestOneInput once on every regular file of every directory (or file) named on the command
- * line, in name order. ctest runs it over the seed corpus and tests/fuzz/regressions/<target>/, so
- * every input that once found a bug is replayed by every build (gcc, ASan+UBSan) without clang.
- * Exits 0 when every input ran (a bug crashes or aborts the process, naming the input first).
+ * LLVMFuzzerTestOneInput once on every regular file of every directory (or file) named on the
+ * command line, in name order. ctest runs it over the seed corpus and
+ * tests/fuzz/regressions/<target>/, so every input that once found a bug is replayed by every build
+ * (gcc, ASan+UBSan) without clang. Exits 0 when every input ran (a bug crashes or aborts the
+ * process, naming the input first).
  */
 #include "fuzz.h"
 
@@ -20,7 +21,8 @@ static int s_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads path whole and runs the target on it; returns 1 if it ran, 0 if skipped, -1 on I/O error. */
+/* Reads path whole and runs the target on it; returns 1 if it ran, 0 if skipped, -1 on I/O error.
+ */
 static int s_run_file(const char *path)
 {
     FILE *f = fopen(path, "rb");

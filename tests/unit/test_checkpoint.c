@@ -30,7 +30,8 @@
 
 enum { B = 8, D = 6, H = 9, C = 4 };
 
-static const char *s_config = "{\"arch\":\"6,9,4\",\"temperature\":4,\"seed\":\"7\",\"teachers\":[\"a\",\"b\"]}";
+static const char *s_config =
+    "{\"arch\":\"6,9,4\",\"temperature\":4,\"seed\":\"7\",\"teachers\":[\"a\",\"b\"]}";
 
 /* A trainer of arch (6 inputs, 4 classes) initialized from init_seed, with dropout so the RNG
  * matters (flags for an MLP; a stack brings its own dropout layers). */
@@ -51,8 +52,11 @@ static ed_trainer *s_trainer_arch(const char *arch, ed_opt_kind kind, uint64_t i
     oc.total_steps = 20;
     oc.weight_decay = 0.01f;
     const bool mlp = a.mlp;
-    const ed_trainer_config tc = {.opt = oc, .max_batch = B, .dropout_in = mlp ? 0.1f : 0.0f,
-                                  .dropout_hidden = mlp ? 0.3f : 0.0f, .input_scale = 1.0f / 255.0f,
+    const ed_trainer_config tc = {.opt = oc,
+                                  .max_batch = B,
+                                  .dropout_in = mlp ? 0.1f : 0.0f,
+                                  .dropout_hidden = mlp ? 0.3f : 0.0f,
+                                  .input_scale = 1.0f / 255.0f,
                                   .seed = init_seed + 100};
     ed_trainer *t = ed_trainer_new(&m, &tc, &err);
     assert_non_null(t);
@@ -212,8 +216,8 @@ static void test_values_exact(void **state)
     uint64_t nan_bits = 0x7ff8000000abcdefULL;
     double nan_payload;
     memcpy(&nan_payload, &nan_bits, sizeof nan_payload);
-    const double reals[] = {0.1, -0.0, 4.9406564584124654e-324, DBL_MAX, -INFINITY, nan_payload,
-                            33.136834123456789};
+    const double reals[] = {0.1,       -0.0,        4.9406564584124654e-324, DBL_MAX,
+                            -INFINITY, nan_payload, 33.136834123456789};
     const int64_t ints[] = {0, -1, INT64_MIN, INT64_MAX, 141};
     ed_rng rngs[2];
     ed_rng_seed(&rngs[0], 5);
@@ -284,8 +288,11 @@ static void test_config_match(void **state)
     ed_checkpoint *r = ed_checkpoint_read(path, &err);
     assert_non_null(r);
     /* Same values, other key order and spacing: a match. */
-    assert_int_equal(ed_checkpoint_match_config(r, "{\"teachers\": [\"a\", \"b\"], \"seed\": \"7\", "
-                                                   "\"temperature\": 4.0, \"arch\": \"6,9,4\"}", &err), 0);
+    assert_int_equal(ed_checkpoint_match_config(r,
+                                                "{\"teachers\": [\"a\", \"b\"], \"seed\": \"7\", "
+                                                "\"temperature\": 4.0, \"arch\": \"6,9,4\"}",
+                                                &err),
+                     0);
     const struct {
         const char *json, *expect;
     } cases[] = {
@@ -295,7 +302,8 @@ static void test_config_match(void **state)
          "config field \"teachers\" differs"},
         {"{\"arch\":\"6,9,4\",\"temperature\":4,\"teachers\":[\"a\",\"b\"]}",
          "config field \"seed\" differs: the checkpoint has \"7\", this run has (absent)"},
-        {"{\"arch\":\"6,9,4\",\"temperature\":4,\"seed\":\"7\",\"teachers\":[\"a\",\"b\"],\"lr\":1}",
+        {"{\"arch\":\"6,9,4\",\"temperature\":4,\"seed\":\"7\",\"teachers\":[\"a\",\"b\"],\"lr\":"
+         "1}",
          "config field \"lr\" differs: the checkpoint has (absent), this run has 1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -346,7 +354,8 @@ static void s_expect_refused(const char *path, int code, const char *what)
     if (r)
         fail_msg("%s: accepted", what);
     if (err.code != code)
-        fail_msg("%s: code %s, expected %s (%s)", what, ed_err_name(err.code), ed_err_name(code), err.msg);
+        fail_msg("%s: code %s, expected %s (%s)", what, ed_err_name(err.code), ed_err_name(code),
+                 err.msg);
     if (!strstr(err.msg, path))
         fail_msg("%s: message does not name the file: %s", what, err.msg);
 }
@@ -405,12 +414,9 @@ static void test_damaged_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_trainer_roundtrip_adam),
-        cmocka_unit_test(test_trainer_roundtrip_sgd),
-        cmocka_unit_test(test_trainer_roundtrip_bn),
-        cmocka_unit_test(test_values_exact),
-        cmocka_unit_test(test_config_match),
-        cmocka_unit_test(test_damaged_files),
+        cmocka_unit_test(test_trainer_roundtrip_adam), cmocka_unit_test(test_trainer_roundtrip_sgd),
+        cmocka_unit_test(test_trainer_roundtrip_bn),   cmocka_unit_test(test_values_exact),
+        cmocka_unit_test(test_config_match),           cmocka_unit_test(test_damaged_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,8 +38,8 @@ static void test_values(void **state)
     (void)state;
     unsetenv("TEST_CLI_OUT");
     s_opts o = {.epochs = 3, .lr = 0.5f};
-    char *argv[] = {"t", "--out", "a.st", "--epochs=7", "--steps", "-1", "--seed", "0x10",
-                    "--lr", "1e-3", "--quiet"};
+    char *argv[] = {"t",      "--out", "a.st", "--epochs=7", "--steps", "-1",
+                    "--seed", "0x10",  "--lr", "1e-3",       "--quiet"};
     ed_err err = {0};
     assert_int_equal(s_parse(&o, 11, argv, &err), 0);
     assert_string_equal(o.out, "a.st");

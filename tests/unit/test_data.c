@@ -173,8 +173,8 @@ static void s_expect_err(const ed_err *e, int code, const char *a, const char *b
 }
 
 /* Opening must fail with `code` and a message naming `path` (and containing `frag`). */
-static void s_expect_open_fail(const char *images, const char *labels, long start, long end, int code,
-                               const char *path, const char *frag)
+static void s_expect_open_fail(const char *images, const char *labels, long start, long end,
+                               int code, const char *path, const char *frag)
 {
     ed_dataset_spec spec = {images, labels, start, end};
     ed_err e = {0};
@@ -374,7 +374,8 @@ static void test_npy_rejects(void **state)
 
     /* data section shorter than the shape says */
     s_write_npy(p, false, 1, "<f4", "(3, 2)", d, sizeof d);
-    s_expect_open_fail(p, NULL, 0, -1, ED_ETRUNC, p, "header says 3 samples of 8 bytes, data ends after sample 2");
+    s_expect_open_fail(p, NULL, 0, -1, ED_ETRUNC, p,
+                       "header says 3 samples of 8 bytes, data ends after sample 2");
     s_unlink_free(p);
     s_unlink_free(img);
 }
@@ -566,7 +567,8 @@ static void test_bad_magic_and_type(void **state)
     (void)state;
     char *p = tu_temp_path("-m.bin");
     s_write_text(p, "PK\x03\x04 this is a zip file");
-    s_expect_open_fail(p, NULL, 0, -1, ED_EFORMAT, p, "not an IDX, .npy or CSV file (bad magic 50 4b 03 04)");
+    s_expect_open_fail(p, NULL, 0, -1, ED_EFORMAT, p,
+                       "not an IDX, .npy or CSV file (bad magic 50 4b 03 04)");
     uint8_t junk[8] = {0x00, 0x01, 0x08, 0x01, 0, 0, 0, 0};
     s_write(p, false, junk, sizeof junk);
     s_expect_open_fail(p, NULL, 0, -1, ED_EFORMAT, p, "bad magic");
@@ -584,7 +586,8 @@ static void test_bad_magic_and_type(void **state)
     free(b);
     s_expect_open_fail(p, NULL, 0, -1, ED_EFORMAT, p, "rank 0");
 
-    s_expect_open_fail("/nonexistent/dir/x.idx", NULL, 0, -1, ED_EIO, "/nonexistent/dir/x.idx", "cannot open");
+    s_expect_open_fail("/nonexistent/dir/x.idx", NULL, 0, -1, ED_EIO, "/nonexistent/dir/x.idx",
+                       "cannot open");
     s_unlink_free(p);
 }
 
@@ -696,8 +699,8 @@ static void s_write_indexed(const char *img, const char *lab, bool gz, long coun
     free(l);
 }
 
-static ed_loader *s_loader(const char *img, const char *lab, long start, long end, int bs, long shuf,
-                           uint64_t seed, bool drop_last)
+static ed_loader *s_loader(const char *img, const char *lab, long start, long end, int bs,
+                           long shuf, uint64_t seed, bool drop_last)
 {
     ed_stream *s = s_open(img, lab, start, end);
     ed_loader_config cfg = {bs, shuf, seed, drop_last};
@@ -1030,8 +1033,9 @@ static void test_bounded_memory_50mb(void **state)
     char *lab = tu_temp_path("-big-lab.idx");
     FILE *f = fopen(img, "wb");
     assert_non_null(f);
-    unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, (unsigned char)(count >> 8), (unsigned char)count,
-                             0, 0, 0, 28, 0, 0, 0, 28};
+    unsigned char hdr[16] = {
+        0, 0,  8, 3, 0, 0, (unsigned char)(count >> 8), (unsigned char)count, 0, 0,
+        0, 28, 0, 0, 0, 28};
     assert_int_equal(fwrite(hdr, 1, 16, f), 16);
     uint8_t row[784];
     for (long i = 0; i < count; i++) {

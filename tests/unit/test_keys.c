@@ -43,10 +43,12 @@ static void test_z85_errors(void **state)
     ed_err err = {0};
     assert_int_equal(ed_key_from_z85("HelloWorld", &k, &err), ED_EFORMAT);
     assert_non_null(strstr(err.msg, "10 characters, expected 40"));
-    assert_int_equal(ed_key_from_z85("HelloWorld00000000000000000000000000000~", &k, &err), ED_EFORMAT);
+    assert_int_equal(ed_key_from_z85("HelloWorld00000000000000000000000000000~", &k, &err),
+                     ED_EFORMAT);
     assert_non_null(strstr(err.msg, "character 40"));
     /* "#####" is 85^5 - 1 > 2^32 - 1: no 4 bytes encode to it */
-    assert_int_equal(ed_key_from_z85("#####00000000000000000000000000000000000", &k, &err), ED_EFORMAT);
+    assert_int_equal(ed_key_from_z85("#####00000000000000000000000000000000000", &k, &err),
+                     ED_EFORMAT);
     assert_non_null(strstr(err.msg, "characters 1..5"));
 }
 
@@ -229,10 +231,8 @@ static void test_allowlist(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_z85_vector),
-        cmocka_unit_test(test_z85_errors),
-        cmocka_unit_test(test_write_and_load),
-        cmocka_unit_test(test_secret_permissions),
+        cmocka_unit_test(test_z85_vector),     cmocka_unit_test(test_z85_errors),
+        cmocka_unit_test(test_write_and_load), cmocka_unit_test(test_secret_permissions),
         cmocka_unit_test(test_allowlist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

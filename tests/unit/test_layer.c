@@ -60,7 +60,8 @@ static void test_parse_shapes(void **state)
     assert_int_equal(s.layers[8].out.c, 64 * 7 * 7);
     assert_int_equal(ed_stack_classes(&s), 10);
     assert_int_equal(ed_stack_in_size(&s), 784);
-    size_t want = (32 * 9 + 32) + 64 + (64 * 32 * 9 + 64) + 128 + (128 * 3136 + 128) + (10 * 128 + 10);
+    size_t want =
+        (32 * 9 + 32) + 64 + (64 * 32 * 9 + 64) + 128 + (128 * 3136 + 128) + (10 * 128 + 10);
     assert_int_equal(s.n_params, want);
     assert_int_equal(s.n_state, 2 * 32 + 2 * 64);
     assert_true(fabsf(s.layers[11].rate - 0.3f) < 1e-7f);
@@ -73,7 +74,8 @@ static void test_parse_shapes(void **state)
 
     /* Canonical form round-trips. */
     const char *texts[] = {"1x28x28:conv32k3p1,bn,relu,maxpool2,flatten,dense10",
-                           "3x32x32:conv16k5s2p2,avgpool3s2,gap,dense4", "784:dense256,relu,dense10",
+                           "3x32x32:conv16k5s2p2,avgpool3s2,gap,dense4",
+                           "784:dense256,relu,dense10",
                            "2x9x9:maxpool3s1,flatten,dropout0.25,dense3", "784,1200,1200,10"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         ed_stack a = s_parse(texts[i]);
@@ -244,7 +246,8 @@ static void test_forward_vs_torch(void **state)
  * Gradients by central finite differences
  * --------------------------------------------------------------------------------------------- */
 
-/* loss = sum(z * R) of a training forward, in double; the rng is re-seeded so dropout masks repeat. */
+/* loss = sum(z * R) of a training forward, in double; the rng is re-seeded so dropout masks repeat.
+ */
 static double s_loss(const ed_net *m, ed_net_ws *ws, const float *x, const float *R, int B)
 {
     ed_rng r;
@@ -285,7 +288,8 @@ static void s_grad_check(const char *arch, int B)
     memcpy(g, ws->grads, m->n_params * sizeof(float));
     /* A ReLU kink or a max-pool switch within eps of a value spoils a difference quotient; such a
      * crossing rarely survives a smaller step, so a gradient passes when one of three steps agrees
-     * (the tolerance grows as float32 rounding grows with 1/eps). A wrong backward fails all three. */
+     * (the tolerance grows as float32 rounding grows with 1/eps). A wrong backward fails all three.
+     */
     static const float steps[3] = {1e-3f, 3e-4f, 1e-4f};
     int bad = 0;
     double worst = 0.0;
@@ -329,10 +333,10 @@ static void s_grad_check(const char *arch, int B)
 static void test_grad_conv(void **state)
 {
     (void)state;
-    s_grad_check("2x6x6:conv3k3,flatten,dense4", 2);              /* stride 1, pad 0 */
-    s_grad_check("3x7x7:conv2k3s2p1,flatten,dense3", 2);          /* stride 2, pad 1 */
-    s_grad_check("1x8x8:conv4k3p1,conv3k3s2,flatten", 2);         /* dx of a conv, stride 2 pad 0 */
-    s_grad_check("4x5x5:conv5k1,conv2k3s1p1,flatten,dense2", 2);  /* 1x1, several channels */
+    s_grad_check("2x6x6:conv3k3,flatten,dense4", 2);             /* stride 1, pad 0 */
+    s_grad_check("3x7x7:conv2k3s2p1,flatten,dense3", 2);         /* stride 2, pad 1 */
+    s_grad_check("1x8x8:conv4k3p1,conv3k3s2,flatten", 2);        /* dx of a conv, stride 2 pad 0 */
+    s_grad_check("4x5x5:conv5k1,conv2k3s1p1,flatten,dense2", 2); /* 1x1, several channels */
 }
 
 static void test_grad_pools(void **state)
@@ -498,11 +502,11 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_shapes),      cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_legacy_form),       cmocka_unit_test(test_forward_vs_torch),
-        cmocka_unit_test(test_grad_conv),         cmocka_unit_test(test_grad_pools),
-        cmocka_unit_test(test_grad_bn_dropout),   cmocka_unit_test(test_fold_bn),
-        cmocka_unit_test(test_conv_chunks),       cmocka_unit_test(test_legacy_matches_mlp),
+        cmocka_unit_test(test_parse_shapes),    cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_legacy_form),     cmocka_unit_test(test_forward_vs_torch),
+        cmocka_unit_test(test_grad_conv),       cmocka_unit_test(test_grad_pools),
+        cmocka_unit_test(test_grad_bn_dropout), cmocka_unit_test(test_fold_bn),
+        cmocka_unit_test(test_conv_chunks),     cmocka_unit_test(test_legacy_matches_mlp),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,7 +167,8 @@ static void test_soft_ce_kl(void **state)
         const float T = temps[k];
         ed_softmax_temp(zq, q, B_, C_, T); /* targets: rows sum to 1 */
         s_ctx c = {.q = q, .B = B_, .C = C_, .T = T};
-        /* Direct formula: T^2 * mean_i sum_c -q log softmax(z / T); KL adds T^2 mean sum q log q. */
+        /* Direct formula: T^2 * mean_i sum_c -q log softmax(z / T); KL adds T^2 mean sum q log q.
+         */
         double p[B_ * C_];
         s_ref_softmax(z, p, B_, C_, T);
         double ce = 0.0, negent = 0.0;
@@ -354,9 +355,9 @@ static void test_combine(void **state)
      * sample 0: mean [0, ln2/2, 0] -> exp [1, sqrt2, 1] / (2 + sqrt2)
      * sample 1: mean [ln3/2, 0, ln3/2] -> exp [sqrt3, 1, sqrt3] / (2 sqrt3 + 1) */
     const double s2 = sqrt(2.0), s3 = sqrt(3.0);
-    const float want_logit[6] = {(float)(1 / (2 + s2)), (float)(s2 / (2 + s2)), (float)(1 / (2 + s2)),
-                                 (float)(s3 / (2 * s3 + 1)), (float)(1 / (2 * s3 + 1)),
-                                 (float)(s3 / (2 * s3 + 1))};
+    const float want_logit[6] = {(float)(1 / (2 + s2)),     (float)(s2 / (2 + s2)),
+                                 (float)(1 / (2 + s2)),     (float)(s3 / (2 * s3 + 1)),
+                                 (float)(1 / (2 * s3 + 1)), (float)(s3 / (2 * s3 + 1))};
     ed_combine(ED_COMBINE_LOGIT, members, 2, 2, 3, 1.0f, q, scratch);
     assert_true(tu_allclose("combine logit T=1", q, want_logit, 6, 1e-7, 1e-6));
 
@@ -368,16 +369,17 @@ static void test_combine(void **state)
     const float want_prob2[6] = {(float)((1.0 / 3 + 1 / (2 + s2)) / 2),
                                  (float)((1.0 / 3 + s2 / (2 + s2)) / 2),
                                  (float)((1.0 / 3 + 1 / (2 + s2)) / 2),
-                                 (float)((s3 + 1) / (2 * (s3 + 2))), (float)(1 / (s3 + 2)),
+                                 (float)((s3 + 1) / (2 * (s3 + 2))),
+                                 (float)(1 / (s3 + 2)),
                                  (float)((s3 + 1) / (2 * (s3 + 2)))};
     ed_combine(ED_COMBINE_PROB, members, 2, 2, 3, 2.0f, q, scratch);
     assert_true(tu_allclose("combine prob T=2", q, want_prob2, 6, 1e-7, 1e-6));
 
     /* logit, T = 2: sample 0 mean [0, ln2/2, 0] / 2 -> [1, 2^(1/4), 1] / (2 + 2^(1/4)). */
     const double r4 = pow(2.0, 0.25), r34 = pow(3.0, 0.25);
-    const float want_logit2[6] = {(float)(1 / (2 + r4)), (float)(r4 / (2 + r4)), (float)(1 / (2 + r4)),
-                                  (float)(r34 / (2 * r34 + 1)), (float)(1 / (2 * r34 + 1)),
-                                  (float)(r34 / (2 * r34 + 1))};
+    const float want_logit2[6] = {(float)(1 / (2 + r4)),      (float)(r4 / (2 + r4)),
+                                  (float)(1 / (2 + r4)),      (float)(r34 / (2 * r34 + 1)),
+                                  (float)(1 / (2 * r34 + 1)), (float)(r34 / (2 * r34 + 1))};
     ed_combine(ED_COMBINE_LOGIT, members, 2, 2, 3, 2.0f, q, scratch);
     assert_true(tu_allclose("combine logit T=2", q, want_logit2, 6, 1e-7, 1e-6));
 
@@ -399,10 +401,10 @@ static void test_count_correct_argmax(void **state)
 {
     (void)state;
     const float z[4 * 3] = {
-        0.1f, 0.9f, 0.0f,  /* argmax 1 */
-        2.0f, 2.0f, 1.0f,  /* tie -> first, 0 */
+        0.1f,  0.9f,  0.0f,  /* argmax 1 */
+        2.0f,  2.0f,  1.0f,  /* tie -> first, 0 */
         -1.0f, -2.0f, -0.5f, /* argmax 2 */
-        5.0f, 0.0f, 0.0f,  /* argmax 0, unlabeled */
+        5.0f,  0.0f,  0.0f,  /* argmax 0, unlabeled */
     };
     assert_int_equal(ed_argmax(z, 3), 1);
     assert_int_equal(ed_argmax(z + 3, 3), 0);

@@ -148,8 +148,9 @@ static void test_listen_parse(void **state)
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(ed_http_parse_listen("[::1]:9", host, sizeof host, &port, &err), 0);
     assert_string_equal(host, "::1");
-    const char *bad[] = {"", "65536", "-1", "x", ":9", "1.2.3:9", "host.example:9", "[::1]9",
-                         "[zz]:9", "1.2.3.4:", "1.2.3.4:+5"};
+    const char *bad[] = {
+        "",       "65536",  "-1",       "x",         ":9", "1.2.3:9", "host.example:9",
+        "[::1]9", "[zz]:9", "1.2.3.4:", "1.2.3.4:+5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(ed_http_parse_listen(bad[i], host, sizeof host, &port, &err), ED_EINVAL);
         assert_non_null(strstr(err.msg, "--metrics-listen"));

@@ -200,7 +200,8 @@ static int s_grad_check(s_gc *g, float h)
         for (int which = 0; which < 2; which++) {
             float *p = which == 0 ? g->m->W[l] : g->m->b[l];
             const float *ga = which == 0 ? g->ws->dW[l] : g->ws->db[l];
-            size_t n = which == 0 ? (size_t)a->widths[l + 1] * a->widths[l] : (size_t)a->widths[l + 1];
+            size_t n =
+                which == 0 ? (size_t)a->widths[l + 1] * a->widths[l] : (size_t)a->widths[l + 1];
             float *num = malloc(n * sizeof(float));
             const float *an = analytic + (ga - g->ws->grads);
             assert_non_null(num);
@@ -318,8 +319,8 @@ static void test_dropout_masks(void **state)
     s_ref_forward(m, x, batch, ws, use, want);
     for (int i = 0; i < batch * 5; i++)
         wantf[i] = (float)want[i];
-    assert_true(tu_allclose("dropout forward vs reference with the same masks", z, wantf, 16 * 5, 1e-5,
-                            1e-4));
+    assert_true(tu_allclose("dropout forward vs reference with the same masks", z, wantf, 16 * 5,
+                            1e-5, 1e-4));
     memcpy(first, z, sizeof first);
 
     /* Same rng state -> same masks and logits. */
@@ -331,7 +332,8 @@ static void test_dropout_masks(void **state)
     memcpy(masks_copy + batch * 90, ws->mask[2], (size_t)batch * 30 * sizeof(float));
     r = r0;
     assert_int_equal(ed_mlp_forward(m, ws, x, batch, true, &r, &z, &err), ED_OK);
-    assert_true(tu_allclose("dropout forward repeated with the same rng", z, first, 16 * 5, 0.0, 0.0));
+    assert_true(
+        tu_allclose("dropout forward repeated with the same rng", z, first, 16 * 5, 0.0, 0.0));
     assert_true(memcmp(masks_copy, ws->mask[0], (size_t)batch * 50 * sizeof(float)) == 0);
 
     /* train = false: no masks drawn, rng untouched, output equals the mask-free reference. */
@@ -340,8 +342,10 @@ static void test_dropout_masks(void **state)
     assert_true(memcmp(&before, &r, sizeof r) == 0);
     assert_false(ws->masks_used);
     assert_true(memcmp(masks_copy, ws->mask[0], (size_t)batch * 50 * sizeof(float)) == 0);
-    assert_true(memcmp(masks_copy + batch * 50, ws->mask[1], (size_t)batch * 40 * sizeof(float)) == 0);
-    assert_true(memcmp(masks_copy + batch * 90, ws->mask[2], (size_t)batch * 30 * sizeof(float)) == 0);
+    assert_true(memcmp(masks_copy + batch * 50, ws->mask[1], (size_t)batch * 40 * sizeof(float)) ==
+                0);
+    assert_true(memcmp(masks_copy + batch * 90, ws->mask[2], (size_t)batch * 30 * sizeof(float)) ==
+                0);
     s_ref_forward(m, x, batch, NULL, NULL, want);
     for (int i = 0; i < batch * 5; i++)
         wantf[i] = (float)want[i];

@@ -133,11 +133,11 @@ static void s_write_custom(const char *path, const ed_net *m, const s_kv *over, 
             if (skip && strcmp(skip, names[2 * l + k]) == 0)
                 continue;
             int64_t out = a->widths[l + 1], in = a->widths[l];
-            t[n++] =
-                k ? (ed_st_tensor){names[2 * l + k],           "F32", 1, {out}, m->mlp->b[l],
-                                   (size_t)out * sizeof(float)}
-                  : (ed_st_tensor){names[2 * l + k], "F32",   2,
-                                   {out, in},        m->mlp->W[l], (size_t)(out * in) * sizeof(float)};
+            t[n++] = k ? (ed_st_tensor){names[2 * l + k],           "F32", 1, {out}, m->mlp->b[l],
+                                        (size_t)out * sizeof(float)}
+                       : (ed_st_tensor){
+                             names[2 * l + k], "F32",        2,
+                             {out, in},        m->mlp->W[l], (size_t)(out * in) * sizeof(float)};
         }
     }
     if (extra)

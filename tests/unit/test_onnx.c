@@ -2,9 +2,9 @@
  * test_onnx: ed_graph shape checks and the ONNX writer -> reader round trip without Python: a graph
  * with every op kind (Conv, batch norm kept as an affine op, Relu, MaxPool, AveragePool,
  * GlobalAveragePool, Flatten, Dense) is written and read back with the same ops and bit-identical
- * weights; the baked-in input scaling comes back as the graph's scaling; bad graphs are refused with
- * the op kind, its name and the reason; bytes that are not ONNX are refused with the file name.
- * The numbers against independent tools are in tests/e2e/onnx.sh (PyTorch, OpenCV).
+ * weights; the baked-in input scaling comes back as the graph's scaling; bad graphs are refused
+ * with the op kind, its name and the reason; bytes that are not ONNX are refused with the file
+ * name. The numbers against independent tools are in tests/e2e/onnx.sh (PyTorch, OpenCV).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,10 +36,12 @@ static ed_graph *s_all_ops(void)
     ed_graph *g = ed_graph_new();
     g->input = (ed_gshape){3, {1, 8, 8}};
     ed_gop *op = ed_graph_add(g, ED_GOP_CONV, "conv", NULL);
-    op->out_ch = 3, op->in_ch = 1, op->kh = op->kw = 3, op->pad_t = op->pad_l = op->pad_b = op->pad_r = 1;
+    op->out_ch = 3, op->in_ch = 1, op->kh = op->kw = 3,
+    op->pad_t = op->pad_l = op->pad_b = op->pad_r = 1;
     op->w = s_fill(27, 0.1f), op->b = s_fill(3, -0.2f);
     ed_graph_add(g, ED_GOP_RELU, "relu", NULL);
-    op = ed_graph_add(g, ED_GOP_AFFINE, "bn", NULL); /* not after the conv: the reader would fold it */
+    op = ed_graph_add(g, ED_GOP_AFFINE, "bn",
+                      NULL); /* not after the conv: the reader would fold it */
     op->in_ch = 3, op->w = s_fill(3, 1.5f), op->b = s_fill(3, 0.3f);
     op = ed_graph_add(g, ED_GOP_MAXPOOL, "max", NULL);
     op->kh = op->kw = 2, op->stride_h = op->stride_w = 2;
@@ -63,7 +65,8 @@ static void test_round_trip(void **state)
     assert_int_equal(g->ops[4].out.d[1], 4); /* avgpool k2 s1, pad end 1: (4 + 1 - 2) + 1 */
     uint8_t *buf = NULL;
     size_t n = 0;
-    ed_onnx_write_meta meta = {.input_scale = 0.5f, .input_offset = -1.0f, .member = "t", .fingerprint = "fp"};
+    ed_onnx_write_meta meta = {
+        .input_scale = 0.5f, .input_offset = -1.0f, .member = "t", .fingerprint = "fp"};
     assert_int_equal(ed_onnx_write_buffer(g, &meta, &buf, &n, &err), ED_OK);
     ed_graph *back = NULL;
     int rc = ed_onnx_read_buffer(buf, n, "rt.onnx", &back, &err);
@@ -80,8 +83,13 @@ static void test_round_trip(void **state)
         const ed_gop *a = &g->ops[i], *b = &back->ops[i];
         assert_int_equal(a->kind, b->kind);
         assert_memory_equal(&a->out, &b->out, sizeof a->out);
-        size_t nw = a->kind == ED_GOP_CONV ? 27 : a->kind == ED_GOP_AFFINE ? 3 : a->kind == ED_GOP_DENSE ? 12 : 0;
-        size_t nb = a->kind == ED_GOP_CONV || a->kind == ED_GOP_AFFINE ? 3 : a->kind == ED_GOP_DENSE ? 4 : 0;
+        size_t nw = a->kind == ED_GOP_CONV     ? 27
+                    : a->kind == ED_GOP_AFFINE ? 3
+                    : a->kind == ED_GOP_DENSE  ? 12
+                                               : 0;
+        size_t nb = a->kind == ED_GOP_CONV || a->kind == ED_GOP_AFFINE ? 3
+                    : a->kind == ED_GOP_DENSE                          ? 4
+                                                                       : 0;
         if (nw)
             assert_memory_equal(a->w, b->w, nw * sizeof(float));
         if (nb)
@@ -116,7 +124,8 @@ static void test_shape_errors(void **state)
     s_expect(g, ED_ESHAPE, "Dense 'fc': weights expect 5 input features, the input has 3");
     g = s_all_ops();
     g->ops[0].kh = 11;
-    s_expect(g, ED_ESHAPE, "Conv 'conv': kernel 11x3 stride 1x1 does not fit the padded input 10x10");
+    s_expect(g, ED_ESHAPE,
+             "Conv 'conv': kernel 11x3 stride 1x1 does not fit the padded input 10x10");
     g = s_all_ops();
     ed_graph_remove(g, 6); /* no Flatten before the Dense */
     s_expect(g, ED_ESHAPE, "Dense 'fc': needs a 2-D (N, D) input");

@@ -78,8 +78,8 @@ static void test_adam_two_steps(void **state)
     assert_non_null(o->v);
     float p[3] = {P0[0], P0[1], P0[2]};
     /* Step 1 (t = 1): m = 0.1 g = [0.01, 0.02, -0.03];  v = 0.001 g^2 = [1e-5, 4e-5, 9e-5];
-     * mh = m / (1 - 0.9) = g;  vh = v / (1 - 0.999) = g^2;  mh / (sqrt(vh) + eps) = g / (|g| + 1e-8)
-     * = [0.9999999, 0.99999995, -0.99999997];  p -= 0.1 * that -> [0.90000001, -2.1, 0.6] */
+     * mh = m / (1 - 0.9) = g;  vh = v / (1 - 0.999) = g^2;  mh / (sqrt(vh) + eps) = g / (|g| +
+     * 1e-8) = [0.9999999, 0.99999995, -0.99999997];  p -= 0.1 * that -> [0.90000001, -2.1, 0.6] */
     ed_optim_step(o, p, G1);
     const float want_m1[3] = {0.01f, 0.02f, -0.03f};
     const float want_v1[3] = {1e-5f, 4e-5f, 9e-5f};
@@ -150,8 +150,8 @@ static void test_lr_schedules(void **state)
     c.total_steps = 100;
     c.lr_min = 0.01f;
     s_check_lr("cosine start", &c, 0, 0.1);
-    s_check_lr("cosine quarter", &c, 25, 0.0868198051533946);  /* 0.01 + 0.09 * 0.85355339 */
-    s_check_lr("cosine middle", &c, 50, 0.055);                /* 0.01 + 0.09 * 0.5 */
+    s_check_lr("cosine quarter", &c, 25, 0.0868198051533946); /* 0.01 + 0.09 * 0.85355339 */
+    s_check_lr("cosine middle", &c, 50, 0.055);               /* 0.01 + 0.09 * 0.5 */
     s_check_lr("cosine end", &c, 100, 0.01);
     s_check_lr("cosine past end", &c, 250, 0.01);
 
@@ -217,9 +217,9 @@ static void test_names_and_defaults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sgd_momentum),     cmocka_unit_test(test_sgd_weight_decay),
-        cmocka_unit_test(test_adam_two_steps),   cmocka_unit_test(test_adam_weight_decay),
-        cmocka_unit_test(test_lr_schedules),     cmocka_unit_test(test_names_and_defaults),
+        cmocka_unit_test(test_sgd_momentum),   cmocka_unit_test(test_sgd_weight_decay),
+        cmocka_unit_test(test_adam_two_steps), cmocka_unit_test(test_adam_weight_decay),
+        cmocka_unit_test(test_lr_schedules),   cmocka_unit_test(test_names_and_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
- * test_par: ed_par_for covers [0, n) exactly once with disjoint ranges, in parallel when the process
- * runs several BLAS threads and serially otherwise, and the optimizer steps it splits give the same
- * bits as the same steps run on one thread.
+ * test_par: ed_par_for covers [0, n) exactly once with disjoint ranges, in parallel when the
+ * process runs several BLAS threads and serially otherwise, and the optimizer steps it splits give
+ * the same bits as the same steps run on one thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>

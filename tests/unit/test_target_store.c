@@ -73,8 +73,13 @@ static ed_ts_layout s_layout(int K, int C, int64_t total, ed_ts_dtype dt, int to
     }
     lay.n_inputs = 1;
     lay.inputs = calloc(1, sizeof *lay.inputs);
-    lay.inputs[0] = (ed_ts_input){.path = strdup("data.npy"), .size = 1000, .head_hash = 7,
-                                  .tail_hash = 9, .start = 5, .end = 5 + total, .offset = 0};
+    lay.inputs[0] = (ed_ts_input){.path = strdup("data.npy"),
+                                  .size = 1000,
+                                  .head_hash = 7,
+                                  .tail_hash = 9,
+                                  .start = 5,
+                                  .end = 5 + total,
+                                  .offset = 0};
     return lay;
 }
 
@@ -148,9 +153,9 @@ static void test_half_numpy(void **state)
     (void)state;
     /* Hand-checked cases first: ties to even, subnormals, the largest half. */
     assert_int_equal(ed_half_from_float(1.0f), 0x3c00);
-    assert_int_equal(ed_half_from_float(1.0f + ldexpf(1, -11)), 0x3c00);       /* tie -> even */
-    assert_int_equal(ed_half_from_float(1.0f + 3 * ldexpf(1, -11)), 0x3c02);   /* tie -> even */
-    assert_int_equal(ed_half_from_float(ldexpf(1, -25)), 0x0000);              /* tie -> 0 */
+    assert_int_equal(ed_half_from_float(1.0f + ldexpf(1, -11)), 0x3c00);     /* tie -> even */
+    assert_int_equal(ed_half_from_float(1.0f + 3 * ldexpf(1, -11)), 0x3c02); /* tie -> even */
+    assert_int_equal(ed_half_from_float(ldexpf(1, -25)), 0x0000);            /* tie -> 0 */
     assert_int_equal(ed_half_from_float(3 * ldexpf(1, -25)), 0x0002);
     assert_int_equal(ed_half_from_float(65504.0f), 0x7bff);
     assert_int_equal(ed_half_from_float(65519.0f), 0x7bff);
@@ -173,7 +178,7 @@ static void test_half_numpy(void **state)
         uint32_t bits = (uint32_t)ed_rng_next(&rng);
         int e = (int)(ed_rng_next(&rng) % 40) + 127 - 30; /* 2^-30 .. 2^9 */
         if (i % 7 == 0)
-            bits &= ~0xfffu, bits |= 0x1000u;               /* exact ties */
+            bits &= ~0xfffu, bits |= 0x1000u; /* exact ties */
         bits = (bits & 0x807fffffu) | ((uint32_t)e << 23);
         memcpy(&z[i], &bits, 4);
     }
@@ -239,7 +244,8 @@ static void s_round_trip(ed_ts_dtype dt, int top_k, int n_shards, const char *wh
             float expect[10];
             if (top_k == 0) {
                 for (int c = 0; c < C; c++)
-                    expect[c] = dt == ED_TS_F32 ? src[c] : ed_half_to_float(ed_half_from_float(src[c]));
+                    expect[c] =
+                        dt == ED_TS_F32 ? src[c] : ed_half_to_float(ed_half_from_float(src[c]));
             } else { /* the documented rule, by brute force */
                 bool kept[10] = {0};
                 double rest = 0;
@@ -298,7 +304,8 @@ static void test_round_trip_topk(void **state)
     s_round_trip(ED_TS_F16, 10, 1, "float16 top-10 of 10");
 }
 
-/* ---- resume ------------------------------------------------------------------------------------ */
+/* ---- resume ------------------------------------------------------------------------------------
+ */
 
 static void test_resume(void **state)
 {
@@ -314,7 +321,8 @@ static void test_resume(void **state)
     /* Interrupted after 5000 samples (no commit), then resumed. */
     ed_ts_writer *w = ed_ts_writer_open(b, &lay, 0, 1, false, &err);
     assert_non_null(w);
-    float *m0 = malloc(sizeof(float) * (size_t)total * C), *m1 = malloc(sizeof(float) * (size_t)total * C);
+    float *m0 = malloc(sizeof(float) * (size_t)total * C),
+          *m1 = malloc(sizeof(float) * (size_t)total * C);
     for (int64_t g = 0; g < total; g++) {
         memcpy(m0 + g * C, z + (g * K + 0) * C, sizeof(float) * C);
         memcpy(m1 + g * C, z + (g * K + 1) * C, sizeof(float) * C);
@@ -370,7 +378,8 @@ static void test_resume(void **state)
     free(z);
 }
 
-/* ---- damaged stores ----------------------------------------------------------------------------- */
+/* ---- damaged stores -----------------------------------------------------------------------------
+ */
 
 static void s_cp(const char *from_dir, const char *to_dir, const char *name)
 {
@@ -465,7 +474,8 @@ static void test_damaged(void **state)
     free(z);
 }
 
-/* ---- identities ------------------------------------------------------------------------------- */
+/* ---- identities -------------------------------------------------------------------------------
+ */
 
 static void test_find_input(void **state)
 {

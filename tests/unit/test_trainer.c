@@ -3,10 +3,11 @@
  * independently, for each combine mode and soft-loss kind:
  *  - the targets built from K = 2 members' logits equal mean_k softmax(z_k/T) (prob),
  *    softmax(mean_k z_k / T) (logit) or mean_k z_k (l2), computed here in double;
- *  - the reported loss equals alpha * T^2 * mean_B CE(q, softmax(z/T)) + (1-alpha) * mean_L CE(y, z)
- *    (or alpha * mean_B 0.5 |z - t|^2 + ... for l2) computed here with plain double loops;
+ *  - the reported loss equals alpha * T^2 * mean_B CE(q, softmax(z/T)) + (1-alpha) * mean_L CE(y,
+ * z) (or alpha * mean_B 0.5 |z - t|^2 + ... for l2) computed here with plain double loops;
  *  - one plain-SGD step (lr eta, no momentum) moves every parameter by -eta * dObjective/dtheta,
- *    with the derivative taken by central finite differences of that same double-precision objective;
+ *    with the derivative taken by central finite differences of that same double-precision
+ * objective;
  *  - unlabeled rows contribute to the soft term only; a label >= classes is refused untouched;
  *  - ed_trainer_new refuses a bad config with ED_EINVAL and frees the model it was given.
  */
@@ -81,7 +82,8 @@ static void s_fixture(float *x, int32_t *y, float *zt, ed_rng *r)
         zt[i] = 3.0f * ed_rng_normal(r);
 }
 
-/* The targets of the two members zt under (mode, l2, T), in double: what ed_loss_targets must give. */
+/* The targets of the two members zt under (mode, l2, T), in double: what ed_loss_targets must give.
+ */
 static void s_targets(const float *zt, ed_combine_mode mode, bool l2, float T, float *q)
 {
     for (int i = 0; i < B; i++) {
@@ -144,8 +146,10 @@ static void test_step_matches_objective(void **state)
         float T;
         ed_combine_mode mode;
         ed_soft_loss soft;
-    } cases[] = {{1.0f, ED_COMBINE_PROB, ED_SOFT_CE},  {4.0f, ED_COMBINE_PROB, ED_SOFT_CE},
-                 {20.0f, ED_COMBINE_PROB, ED_SOFT_CE}, {3.0f, ED_COMBINE_LOGIT, ED_SOFT_CE},
+    } cases[] = {{1.0f, ED_COMBINE_PROB, ED_SOFT_CE},
+                 {4.0f, ED_COMBINE_PROB, ED_SOFT_CE},
+                 {20.0f, ED_COMBINE_PROB, ED_SOFT_CE},
+                 {3.0f, ED_COMBINE_LOGIT, ED_SOFT_CE},
                  {2.0f, ED_COMBINE_PROB, ED_SOFT_L2}};
     for (size_t ti = 0; ti < sizeof cases / sizeof cases[0]; ti++) {
         const float T = cases[ti].T, alpha = 0.7f, lr = 1e-3f;
@@ -162,7 +166,9 @@ static void test_step_matches_objective(void **state)
 
         double want_loss = s_objective(before->params, x, y, q, T, alpha, l2);
         ed_batch b = {.n = B, .dim = D, .dtype = ED_DTYPE_F32, .x = x, .y = y};
-        ed_loss_config lc = {.combine = cases[ti].mode, .temperature = T, .alpha = alpha,
+        ed_loss_config lc = {.combine = cases[ti].mode,
+                             .temperature = T,
+                             .alpha = alpha,
                              .soft_loss = cases[ti].soft};
         ed_step_stats st;
         ed_err err = {0};
@@ -215,7 +221,8 @@ static void test_hard_only_and_bad_label(void **state)
     ed_err err = {0};
     /* No targets: the hard loss over the 3 labeled rows only (alpha = 0 gives the same). */
     assert_int_equal(ed_trainer_step(t, &b, &lc, &st, &err), 0);
-    float got = (float)st.loss, want = (float)s_objective(before->params, x, y, q, 1.0f, 0.0f, false);
+    float got = (float)st.loss,
+          want = (float)s_objective(before->params, x, y, q, 1.0f, 0.0f, false);
     assert_true(tu_allclose("hard-only objective", &got, &want, 1, 1e-5, 1e-5));
 
     /* A label outside the classes: refused, parameters untouched. */

@@ -142,10 +142,15 @@ static void test_roundtrip_info(void **state)
     free(buf);
 
     ed_msg mi = {.kind = ED_MSG_MEMBER_INFO};
-    mi.u.info = (ed_member_info){.request_id = 7, .member = "member-3",
-                                 .fingerprint = "fnv1a64:0123456789abcdef", .input_dim = 784,
-                                 .classes = 10, .arch = "784,64,10", .ready = true,
-                                 .worker_id = "host:42", .max_batch = 1024};
+    mi.u.info = (ed_member_info){.request_id = 7,
+                                 .member = "member-3",
+                                 .fingerprint = "fnv1a64:0123456789abcdef",
+                                 .input_dim = 784,
+                                 .classes = 10,
+                                 .arch = "784,64,10",
+                                 .ready = true,
+                                 .worker_id = "host:42",
+                                 .max_batch = 1024};
     buf = s_pack(&mi, &len);
     s_decode_ok(buf, len, &d);
     assert_int_equal(d.kind, ED_MSG_MEMBER_INFO);
@@ -181,8 +186,11 @@ static void test_member_info_input_shape(void **state)
 {
     (void)state;
     ed_msg mi = {.kind = ED_MSG_MEMBER_INFO};
-    mi.u.info = (ed_member_info){.request_id = 8, .input_dim = 3 * 32 * 32, .classes = 10,
-                                 .arch = "3x32x32:conv8k3,gap,dense10", .ready = true,
+    mi.u.info = (ed_member_info){.request_id = 8,
+                                 .input_dim = 3 * 32 * 32,
+                                 .classes = 10,
+                                 .arch = "3x32x32:conv8k3,gap,dense10",
+                                 .ready = true,
                                  .input_shape = {3, 32, 32}};
     size_t len;
     uint8_t *buf = s_pack(&mi, &len);
@@ -195,7 +203,8 @@ static void test_member_info_input_shape(void **state)
     ed_wire_msg_clear(&d);
     free(buf);
 
-    /* A shape that does not multiply to input_dim, or a zero dim, is refused with the field named. */
+    /* A shape that does not multiply to input_dim, or a zero dim, is refused with the field named.
+     */
     const uint32_t bad[2][3] = {{3, 32, 31}, {3, 0, 32}};
     for (int k = 0; k < 2; k++) {
         memcpy(mi.u.info.input_shape, bad[k], sizeof bad[k]);
@@ -215,8 +224,8 @@ static void test_roundtrip_logit_request(void **state)
     for (size_t k = 0; k < sizeof px; k++)
         px[k] = (uint8_t)(k * 17);
     ed_msg m = {.kind = ED_MSG_LOGIT_REQUEST};
-    m.u.request = (ed_logit_request){.request_id = 99, .dtype = ED_DTYPE_U8, .batch = 3, .dim = 5,
-                                     .data = px};
+    m.u.request = (ed_logit_request){
+        .request_id = 99, .dtype = ED_DTYPE_U8, .batch = 3, .dim = 5, .data = px};
     size_t len;
     uint8_t *buf = s_pack(&m, &len);
     ed_msg d;
@@ -231,8 +240,8 @@ static void test_roundtrip_logit_request(void **state)
     free(buf);
 
     float x[2 * 4] = {0.5f, -1.0f, 3.25f, 1e-20f, -0.0f, 7.0f, 1e20f, 42.0f};
-    m.u.request = (ed_logit_request){.request_id = 1ULL << 40, .dtype = ED_DTYPE_F32, .batch = 2,
-                                     .dim = 4, .data = x};
+    m.u.request = (ed_logit_request){
+        .request_id = 1ULL << 40, .dtype = ED_DTYPE_F32, .batch = 2, .dim = 4, .data = x};
     buf = s_pack(&m, &len);
     s_decode_ok(buf, len, &d);
     assert_int_equal(d.u.request.dtype, ED_DTYPE_F32);
@@ -249,8 +258,12 @@ static void test_roundtrip_reply_and_error(void **state)
     (void)state;
     float z[2 * 3] = {1.0f, -2.0f, 3.5f, 0.25f, -8.0f, 1e-3f};
     ed_msg m = {.kind = ED_MSG_LOGIT_REPLY};
-    m.u.reply = (ed_logit_reply){.request_id = 5, .batch = 2, .classes = 3, .logits = z,
-                                 .member = "m0", .fingerprint = "fnv1a64:00000000000000ff",
+    m.u.reply = (ed_logit_reply){.request_id = 5,
+                                 .batch = 2,
+                                 .classes = 3,
+                                 .logits = z,
+                                 .member = "m0",
+                                 .fingerprint = "fnv1a64:00000000000000ff",
                                  .compute_us = 1234};
     size_t len;
     uint8_t *buf = s_pack(&m, &len);
@@ -269,8 +282,8 @@ static void test_roundtrip_reply_and_error(void **state)
     free(buf);
 
     ed_msg e = {.kind = ED_MSG_ERROR};
-    e.u.error = (ed_error_reply){.request_id = 77, .code = ED_ETOOBIG,
-                                 .message = "batch 2000 exceeds max_batch 1024"};
+    e.u.error = (ed_error_reply){
+        .request_id = 77, .code = ED_ETOOBIG, .message = "batch 2000 exceeds max_batch 1024"};
     buf = s_pack(&e, &len);
     s_decode_ok(buf, len, &d);
     assert_int_equal(d.kind, ED_MSG_ERROR);
@@ -315,7 +328,8 @@ static void test_random_bytes(void **state)
     }
     assert_true(rejected > 19000);
 
-    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                   0xff, 0xff, 0xff, 0xff, 0xff};
     s_expect_fail(junk, sizeof junk, ED_EFORMAT, "malformed protobuf frame (11 bytes)", 0);
     s_expect_fail("", 0, ED_EFORMAT, "empty frame", 0);
 }
@@ -327,8 +341,8 @@ static void test_truncated(void **state)
     for (int k = 0; k < 24; k++)
         x[k] = (float)k;
     ed_msg m = {.kind = ED_MSG_LOGIT_REQUEST};
-    m.u.request = (ed_logit_request){.request_id = 3, .dtype = ED_DTYPE_F32, .batch = 4, .dim = 6,
-                                     .data = x};
+    m.u.request =
+        (ed_logit_request){.request_id = 3, .dtype = ED_DTYPE_F32, .batch = 4, .dim = 6, .data = x};
     size_t len;
     uint8_t *buf = s_pack(&m, &len);
     for (size_t cut = 0; cut < len; cut++) {
@@ -358,8 +372,8 @@ static void test_wrong_version(void **state)
     assert_int_equal(buf[0], 0x08);
     assert_int_equal(buf[1], ED_PROTOCOL_VERSION);
     buf[1] = 2;
-    s_expect_fail(buf, len, ED_EVERSION, "protocol version 2 from the peer, this build speaks version 1",
-                  31);
+    s_expect_fail(buf, len, ED_EVERSION,
+                  "protocol version 2 from the peer, this build speaks version 1", 31);
     /* Version field absent = 0. */
     s_expect_fail(buf + 2, len - 2, ED_EVERSION, "protocol version 0", 31);
     free(buf);

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int tu_allclose(const char *what, const float *a, const float *b, size_t n, double atol, double rtol)
+int tu_allclose(const char *what, const float *a, const float *b, size_t n, double atol,
+                double rtol)
 {
     double worst = 0.0;
     size_t wi = 0;
@@ -23,8 +24,10 @@ int tu_allclose(const char *what, const float *a, const float *b, size_t n, doub
         }
     }
     if (worst > 1.0) {
-        fprintf(stderr, "%s: not close at [%zu]: got %.9g, want %.9g (|diff| %.3g, atol %.3g rtol %.3g)\n",
-                what, wi, (double)a[wi], (double)b[wi], fabs((double)a[wi] - (double)b[wi]), atol, rtol);
+        fprintf(stderr,
+                "%s: not close at [%zu]: got %.9g, want %.9g (|diff| %.3g, atol %.3g rtol %.3g)\n",
+                what, wi, (double)a[wi], (double)b[wi], fabs((double)a[wi] - (double)b[wi]), atol,
+                rtol);
         return 0;
     }
     return 1;

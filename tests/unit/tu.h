@@ -10,7 +10,8 @@
 
 /* Max |a-b| / (atol + rtol*|b|) over n elements; prints the worst index and both values to stderr
  * when it exceeds 1 (i.e. the arrays are not close). Returns 1 if close, 0 otherwise. */
-int tu_allclose(const char *what, const float *a, const float *b, size_t n, double atol, double rtol);
+int tu_allclose(const char *what, const float *a, const float *b, size_t n, double atol,
+                double rtol);
 
 /* A fresh path under $TMPDIR (or /tmp) ending in `suffix`, unique per call. Caller frees. */
 char *tu_temp_path(const char *suffix);
