@@ -24,9 +24,8 @@
 
 #define ED_HTTP_MAX_CONNECTIONS 8 /* concurrent connections; more are refused at accept */
 #define ED_HTTP_TIMEOUT_S 5       /* idle/slow connections are closed after this */
-#define ED_HTTP_MEMORY_LIMIT                                                                       \
-    (16 * 1024) /* per-connection buffer: bounds request line + headers                            \
-                 */
+/* Per-connection buffer: bounds the request line + headers. */
+#define ED_HTTP_MEMORY_LIMIT (16 * 1024)
 
 typedef struct ed_http ed_http;
 
