@@ -8,6 +8,20 @@
 
 #include "ed_version.h"
 
+ed_train_flags ed_train_flags_defaults(const char *arch)
+{
+    return (ed_train_flags){.arch = arch,
+                            .optimizer = "adam",
+                            .schedule = "cosine",
+                            .seed = 1,
+                            .epochs = 10,
+                            .batch_size = 128,
+                            .lr = 1e-3f,
+                            .momentum = 0.9f,
+                            .shuffle_buffer = 65536,
+                            .input_scale = 1.0f / 255.0f};
+}
+
 int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
 {
     const ed_cli_opt opts[ED_TRAIN_FLAGS_OPTS] = {

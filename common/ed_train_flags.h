@@ -37,6 +37,10 @@ typedef struct {
 
 #define ED_TRAIN_FLAGS_OPTS 19
 
+/* The defaults both `train` and `distill` start from (Adam, cosine schedule, seed 1, 10 epochs of
+ * batch 128 at lr 1e-3, a 65,536-sample shuffle buffer, pixels scaled by 1/255), with arch. */
+ed_train_flags ed_train_flags_defaults(const char *arch);
+
 /* Writes the ED_TRAIN_FLAGS_OPTS option entries bound to f's fields into out (f's current values
  * are the defaults --help shows); returns the number written. */
 int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out);

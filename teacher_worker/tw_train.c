@@ -288,16 +288,7 @@ int tw_train_main(int argc, char **argv)
         .train_start = 0,
         .train_end = -1,
         .member = "member",
-        .train = {.arch = "784,1200,1200,10",
-                  .optimizer = "adam",
-                  .schedule = "cosine",
-                  .seed = 1,
-                  .epochs = 10,
-                  .batch_size = 128,
-                  .lr = 1e-3f,
-                  .momentum = 0.9f,
-                  .shuffle_buffer = 65536,
-                  .input_scale = 1.0f / 255.0f},
+        .train = ed_train_flags_defaults("784,1200,1200,10"),
     };
     ed_cli_opt opts[10 + ED_TRAIN_FLAGS_OPTS] = {
         {"train-images", ED_CLI_STR, &o.train_images, "FILE",
