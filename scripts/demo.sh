@@ -123,18 +123,28 @@ EVAL_MEMBERS=$(IFS=,; echo "${MEMBERS[*]}")
 "$ST" eval --models "$OUT/models/student-hard.safetensors" "${TEST[@]/--test-/--}" --json "$OUT/hard.json" --no-confusion > /dev/null
 "$ST" eval --models "$OUT/models/student-distilled.safetensors" "${TEST[@]/--test-/--}" --json "$OUT/distilled.json" > "$OUT/logs/distilled-eval.txt"
 
-acc() { sed -n "s|.*\"$2\": {\"accuracy\": \([0-9.]*\).*|\1|p" "$1"; }
+# acc FILE KEY: the accuracy of KEY in an `eval --json` file (read with a JSON parser, not a pattern:
+# the layout of the file is cJSON's); a missing key stops the demo instead of printing 0%.
+acc() {
+  /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["accuracy"])' \
+      "$1" "$2" || { echo "demo: no accuracy for $2 in $1" >&2; exit 1; }
+}
 MEMBER_ACCS=()
 for m in "${MEMBERS[@]}"; do MEMBER_ACCS+=("$(acc "$OUT/members.json" "$m")"); done
 ENS=$(acc "$OUT/members.json" ensemble)
 HARD=$(acc "$OUT/hard.json" "$OUT/models/student-hard.safetensors")
 DIST=$(acc "$OUT/distilled.json" "$OUT/models/student-distilled.safetensors")
-{
-  printf '{\n  "members": [%s],\n' "$(IFS=,; echo "${MEMBER_ACCS[*]}" | sed 's/,/, /g')"
-  printf '  "ensemble": %s,\n  "student_hard": %s,\n  "student_distilled": %s,\n' "$ENS" "$HARD" "$DIST"
-  printf '  "labeled_fraction": %s,\n  "labeled": %d,\n  "unlabeled": %d,\n' "$FRACTION" "$LABELED" $((TRAIN_N - LABELED))
-  printf '  "member_arch": "%s",\n  "student_arch": "%s",\n  "seconds": %d\n}\n' "$MEMBER_ARCH" "$STUDENT_ARCH" $(( $(date +%s) - start ))
-} > "$OUT/demo.json"
+/usr/bin/python3 - "$OUT/demo.json" "$FRACTION" "$LABELED" $((TRAIN_N - LABELED)) "$MEMBER_ARCH" \
+    "$STUDENT_ARCH" $(( $(date +%s) - start )) "$ENS" "$HARD" "$DIST" "${MEMBER_ACCS[@]}" <<'PY'
+import json, sys
+out, frac, lab, unlab, march, sarch, secs, ens, hard, dist, *members = sys.argv[1:]
+doc = {"members": [float(m) for m in members], "ensemble": float(ens), "student_hard": float(hard),
+       "student_distilled": float(dist), "labeled_fraction": float(frac), "labeled": int(lab),
+       "unlabeled": int(unlab), "member_arch": march, "student_arch": sarch, "seconds": int(secs)}
+with open(out, "w") as f:
+    json.dump(doc, f, indent=2)
+    f.write("\n")
+PY
 
 printf '\n%-34s %s\n' "model (Fashion-MNIST test set)" "accuracy"
 for i in "${!MEMBERS[@]}"; do printf '%-34s %6.2f%%\n' "$MEMBER_TAG-${SEEDS[$i]} ($MEMBER_ARCH)" "$(awk -v a="${MEMBER_ACCS[$i]}" 'BEGIN{print 100*a}')"; done
