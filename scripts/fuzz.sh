@@ -69,11 +69,11 @@ echo "== fuzz summary (${SECONDS_PER_TARGET}s per target)"
 printf '  %s\n' "${summary[@]}"
 
 if [[ "${FUZZ_COVERAGE:-0}" == 1 ]]; then
-    declare -A SOURCES=([fuzz_wire_decode]="proto/ed_wire.c" [fuzz_data_reader]="common/ed_data.c"
-                        [fuzz_model_file]="common/ed_safetensors.c common/ed_model_file.c"
-                        [fuzz_target_store]="common/ed_ts_reader.c common/ed_target_store.c"
-                        [fuzz_arch_parse]="common/ed_layer.c"
-                        [fuzz_metrics_render]="common/ed_metrics.c")
+    declare -A SOURCES=([fuzz_wire_decode]="proto/ed_wire.c" [fuzz_data_reader]="common/data/ed_data.c"
+                        [fuzz_model_file]="common/files/ed_safetensors.c common/files/ed_model_file.c"
+                        [fuzz_target_store]="common/files/ed_ts_reader.c common/files/ed_target_store.c"
+                        [fuzz_arch_parse]="common/nn/ed_layer.c"
+                        [fuzz_metrics_render]="common/obs/ed_metrics.c")
     cov="$BUILD/cov"
     CC=clang cmake -S "$ROOT" -B "$cov" -DCMAKE_BUILD_TYPE=Debug -DEDISTILL_WERROR=OFF \
         -DCMAKE_C_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \

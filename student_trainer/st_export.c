@@ -2,7 +2,7 @@
  * st_export: `student_trainer export --model M.safetensors --onnx M.onnx`: writes any edistill
  * model file (the student, or a member) as an ONNX model that runs without edistill (onnxruntime,
  * OpenCV dnn): raw-pixel float input with the model's scaling baked in as the first nodes, logits
- * out, the fingerprint and member in the metadata (common/ed_onnx_write.h).
+ * out, the fingerprint and member in the metadata (common/onnx/ed_onnx_write.h).
  */
 #include "st_commands.h"
 

@@ -2,8 +2,8 @@
  * tw_keygen: `teacher_worker keygen --out PREFIX`: makes a CurveZMQ key pair with libzmq
  * (zmq_curve_keypair) and writes PREFIX.key (public + secret key, mode 0600, created with O_EXCL
  * so it is never readable by others) and PREFIX.pub (public key, 0644) in ZeroMQ's certificate
- * text format (common/ed_keys.h). Existing files are refused unless --force. The same command makes
- * worker and trainer key pairs; docs/SECURITY.md says which file goes where.
+ * text format (common/base/ed_keys.h). Existing files are refused unless --force. The same command
+ * makes worker and trainer key pairs; docs/SECURITY.md says which file goes where.
  */
 #include "tw_commands.h"
 

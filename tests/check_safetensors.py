@@ -5,7 +5,7 @@ Usage: check_safetensors.py MODEL.safetensors [--images IDX.gz --count N [--logi
 
 Parses the container without any edistill code and reads the "arch" metadata with its own parser
 (the MLP form "784,1200,10" or a layer stack "1x28x28:conv32k3p1,bn,relu,maxpool2,flatten,dense10",
-see common/ed_layer.h). Checks every tensor's byte range and each layer's tensors (PyTorch names
+see common/nn/ed_layer.h). Checks every tensor's byte range and each layer's tensors (PyTorch names
 and shapes: layers.{l}.weight (out, in[, k, k]), .bias, and BN's .running_mean / .running_var;
 legacy MLP layers are numbered by weight layer) and recomputes the FNV-1a 64 fingerprint over all
 tensor bytes in file order. Prints the architecture and exits 0 when everything matches, 1 (with a

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes tests/data/layer_fixture.txt: reference forward passes of layer stacks, by PyTorch.
 
-Independent reference for common/ed_layer_ops.c and common/ed_net.c (read by
+Independent reference for common/nn/ed_layer_ops.c and common/nn/ed_net.c (read by
 tests/unit/test_layer.c). Each case is an edistill architecture string; this script parses it with
 its own small parser into a torch.nn.Sequential (Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
 Flatten, Linear, ReLU, Dropout, BatchNorm1d/2d), fills the parameters and BN running statistics with

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes tests/data/softmax_fixture.txt: reference softmax / log-softmax with temperature.
 
-Independent numpy reference for common/ed_loss.c (ed_softmax_temp, ed_log_softmax_temp), read by
+Independent numpy reference for common/nn/ed_loss.c (ed_softmax_temp, ed_log_softmax_temp), read by
 tests/unit/test_loss.c. Regenerate with (needs numpy; the python3 first on PATH may lack it):
 
     /usr/bin/python3 tests/gen_softmax_fixture.py

@@ -3,7 +3,7 @@
 `teacher_worker serve`.
 
   serve_client.py make-model PATH [--arch 784,48,32,10] [--seed N]
-      Writes an edistill model file (safetensors, format documented in common/ed_model_file.h)
+      Writes an edistill model file (safetensors, format documented in common/files/ed_model_file.h)
       with random weights, written by Python alone, so the worker is checked against numpy.
 
   serve_client.py check --proto-dir DIR --model PATH --ready-file F --max-batch N [--kill-pid PID]

@@ -1,7 +1,7 @@
 /*
- * test_layer: checks the layer stack (common/ed_layer, ed_layer_ops, ed_net): architecture strings
- * (shapes, canonical form, errors that quote the offending token, the legacy MLP form), the forward
- * pass of every layer kind against PyTorch (tests/data/layer_fixture.txt, written by
+ * test_layer: checks the layer stack (common/nn/ed_layer, ed_layer_ops, ed_net): architecture
+ * strings (shapes, canonical form, errors that quote the offending token, the legacy MLP form), the
+ * forward pass of every layer kind against PyTorch (tests/data/layer_fixture.txt, written by
  * tests/gen_layer_fixture.py) to 1e-5, every parameter gradient against central finite differences
  * (conv with stride 1 and 2, padding 0 and 1; both pools; gap; batch norm in training mode; dropout
  * with fixed masks), BN folding, conv lowering in chunks, the legacy MLP bit-identical to ed_mlp,

@@ -1,5 +1,5 @@
 /*
- * test_loss: checks common/ed_loss against independent references: softmax / log-softmax values
+ * test_loss: checks common/nn/ed_loss against independent references: softmax / log-softmax values
  * against a numpy fixture (tests/gen_softmax_fixture.py -> tests/data/softmax_fixture.txt), loss
  * values against direct formulas, gradients by central finite differences, ensemble combination
  * against hand-computed numbers, and finiteness with huge logits.

@@ -1,6 +1,6 @@
 /*
- * test_mlp: checks common/ed_mlp: the forward pass against a naive triple-loop reference (with and
- * without dropout masks), every parameter gradient against central finite differences of a loss
+ * test_mlp: checks common/nn/ed_mlp: the forward pass against a naive triple-loop reference (with
+ * and without dropout masks), every parameter gradient against central finite differences of a loss
  * computed with the same forward (with dropout active, masks fixed by re-seeding the rng), the
  * workspace's shape checks, initialization statistics, and architecture string parsing.
  */

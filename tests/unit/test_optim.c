@@ -1,5 +1,5 @@
 /*
- * test_optim: checks common/ed_optim against values worked out by hand in the comments below:
+ * test_optim: checks common/nn/ed_optim against values worked out by hand in the comments below:
  * SGD with momentum (two steps, and weight decay), Adam (two steps with bias correction, and
  * decoupled weight decay), the learning-rate schedules with warm-up, and the name tables.
  */
