@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "ed_blas.h"
@@ -52,43 +51,8 @@
 #include "st_mixer.h"
 #include "st_label.h"
 #include "st_pool.h"
+#include "st_stop.h"
 #include "st_targets.h"
-
-/* Peak resident set size of this process, in MiB. */
-static double s_max_rss_mib(void)
-{
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
-}
-
-/* ---- signals: the handler only records the signal; the loop checks it between steps ---------- */
-
-static volatile sig_atomic_t s_stop_signal;
-
-static void s_on_signal(int sig)
-{
-    s_stop_signal = sig;
-}
-
-/* Installs the SIGINT/SIGTERM handlers (one-shot: a second signal gets the default action, so a
- * second Ctrl-C still kills a stuck run; checkpoint writes are atomic either way). */
-static void s_signals_install(struct sigaction old[2])
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND; /* no SA_RESTART: blocking waits return early with EINTR */
-    s_stop_signal = 0;
-    sigaction(SIGINT, &sa, &old[0]);
-    sigaction(SIGTERM, &sa, &old[1]);
-}
-
-static void s_signals_restore(const struct sigaction old[2])
-{
-    sigaction(SIGINT, &old[0], NULL);
-    sigaction(SIGTERM, &old[1], NULL);
-}
 
 /* ---- the student model file -------------------------------------------------------------- */
 
@@ -172,8 +136,6 @@ typedef enum { S_OK = 0, S_FAIL, S_TEACHERS, S_STOPPED } s_outcome;
 typedef struct {
     const st_distill_opts *o;
     ed_err err;
-    ed_stack arch;
-    ed_loss_config lc;
     ed_train_plan plan;
     st_mixer *mix;
     st_pool *pool;  /* live teachers (NULL: --targets alone) */
@@ -196,30 +158,10 @@ typedef struct {
     double test_acc, t_start;
 } s_run;
 
-/* Checks the flags that need no file or teacher. 0, or 2 (usage error, reported). */
+/* Opens the checkpoint to resume from, if any. 0, or 2 (usage error, reported). */
 static int s_check_usage(s_run *r)
 {
-    const st_distill_opts *o = r->o;
-    if (ed_train_flags_validate(&o->train, &r->arch, &r->err)) {
-        ed_log_error("%s", r->err.msg);
-        return 2;
-    }
-    int combine = ed_combine_parse(o->combine), soft = ed_soft_loss_parse(o->soft_loss);
-    const char *bad = combine < 0 ? "--combine" : soft < 0 ? "--soft-loss" : NULL;
-    if (bad) {
-        ed_log_error("%s: unknown value (see --help)", bad);
-        return 2;
-    }
-    if (!(o->temperature > 0) || o->alpha < 0 || o->alpha > 1 || o->inflight < 1) {
-        ed_log_error("need --temperature > 0, 0 <= --alpha <= 1 and --inflight >= 1");
-        return 2;
-    }
-    r->lc = (ed_loss_config){.combine = (ed_combine_mode)combine,
-                             .temperature = o->temperature,
-                             .alpha = o->alpha,
-                             .soft_loss = (ed_soft_loss)soft,
-                             .label_smoothing = o->train.label_smoothing};
-    if (st_distill_ckpt_open(o, &r->ck, &r->err)) {
+    if (st_distill_ckpt_open(r->o, &r->ck, &r->err)) {
         ed_log_error("%s", r->err.msg);
         return 2;
     }
@@ -236,20 +178,20 @@ static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset
     const long nl = st_mixer_labeled_count(r->mix), nu = st_mixer_unlabeled_count(r->mix);
     if (o->targets &&
         !(r->tg = st_targets_open(o->targets, lab, nl, u, nu, r->C, o->train.batch_size,
-                                  o->inflight, o->teachers != NULL, &r->err)))
+                                  o->pool.inflight, o->pool.teachers != NULL, &r->err)))
         return r->err.code;
-    if (!o->teachers)
+    if (!o->pool.teachers)
         return 0;
-    if (!(r->pool = st_pool_open(o->teachers, pc, &r->err)))
+    if (!(r->pool = st_pool_open(o->pool.teachers, pc, &r->err)))
         return r->err.code;
-    st_pool_set_stop_flag(r->pool, &s_stop_signal);
+    st_pool_set_stop_flag(r->pool, st_stop_flag());
     if (r->tg && st_targets_attach_pool(r->tg, r->pool, &r->err))
         return r->err.code;
     if (o->cache_targets &&
         (st_label_cache(r->pool, o->cache_targets, lab, nl, u, nu, r->C, o->train.batch_size,
-                        o->inflight, o->quiet, &r->err) ||
+                        o->pool.inflight, o->quiet, &r->err) ||
          !(r->tg = st_targets_open(o->cache_targets, lab, nl, u, nu, r->C, o->train.batch_size,
-                                   o->inflight, false, &r->err))))
+                                   o->pool.inflight, false, &r->err))))
         return r->err.code;
     return 0;
 }
@@ -271,35 +213,28 @@ static int s_open(s_run *r)
     if (!r->mix)
         return r->err.code;
     const int D = st_mixer_dim(r->mix);
-    r->C = ed_stack_classes(&r->arch);
-    if ((size_t)D != ed_stack_in_size(&r->arch))
+    r->C = ed_stack_classes(&r->o->arch);
+    if ((size_t)D != ed_stack_in_size(&r->o->arch))
         return ed_err_set(&r->err, ED_ESHAPE,
                           "the data have %d values per sample but --arch %s "
                           "starts with %zu",
-                          D, o->train.arch, ed_stack_in_size(&r->arch));
+                          D, o->train.arch, ed_stack_in_size(&r->o->arch));
     ed_train_flags_plan(
         &o->train, st_mixer_labeled_count(r->mix) + st_mixer_unlabeled_count(r->mix), &r->plan);
     st_pool_config pc = {.input_dim = D,
                          .classes = r->C,
                          .max_batch = o->train.batch_size,
-                         .depth = o->inflight,
-                         .dtype = st_mixer_dtype(r->mix),
-                         .timeout_s = o->timeout,
-                         .connect_timeout_s = o->connect_timeout,
-                         .quorum = o->quorum,
-                         .max_wait_s = o->max_wait,
-                         .resolve_interval_s = o->resolve_interval,
-                         .health_interval_s = o->health_interval};
-    st_curve_apply(o->curve, &pc);
+                         .dtype = st_mixer_dtype(r->mix)};
+    st_pool_flags_apply(&o->pool, &pc);
     pc.observe = r->om ? st_metrics_observe : NULL;
     pc.observe_arg = r->om;
     if (s_open_targets(r, &lab, &unl, &pc))
         return r->err.code;
-    st_metrics_attach(r->om, r->pool, o->quorum); /* pool NULL: targets from a store */
+    st_metrics_attach(r->om, r->pool, o->pool.quorum); /* pool NULL: targets from a store */
     r->K = s_members(r->pool, r->tg);
     for (int k = 0; k < r->K; k++)
         ed_log_info("member %d: %s", k, s_member_describe(r->pool, r->tg, k));
-    ed_net *m = ed_net_new(&r->arch);
+    ed_net *m = ed_net_new(&r->o->arch);
     if (!m)
         return ed_err_set(&r->err, ED_ENOMEM, "cannot allocate a %s student", o->train.arch);
     ed_rng init_rng;
@@ -402,7 +337,7 @@ static s_outcome s_train_batch(s_run *r, int head, long epoch_steps, const ed_ba
     }
     sums->degraded += degraded;
     ed_step_stats st;
-    if (ed_trainer_distill_step(r->t, b, r->member_logits, present, &r->lc, &st, &r->err)) {
+    if (ed_trainer_distill_step(r->t, b, r->member_logits, present, &r->o->loss, &st, &r->err)) {
         ed_err_wrap(&r->err, "epoch %d step %ld", r->pos.epoch, r->step);
         return S_FAIL;
     }
@@ -431,12 +366,12 @@ static s_outcome s_train_batch(s_run *r, int head, long epoch_steps, const ed_ba
      * The one at the end of the epoch is s_epoch_end's. */
     r->ck_written = false;
     if (o->checkpoint && sums->steps < epoch_steps &&
-        (s_stop_signal || (o->checkpoint_every > 0 && r->step % o->checkpoint_every == 0))) {
+        (*st_stop_flag() || (o->checkpoint_every > 0 && r->step % o->checkpoint_every == 0))) {
         if (s_checkpoint(r, &r->pos, sums, &r->err))
             return S_FAIL;
         ed_log_debug("checkpoint at step %ld -> %s", r->step, o->checkpoint);
     }
-    if (s_stop_signal && sums->steps < epoch_steps)
+    if (*st_stop_flag() && sums->steps < epoch_steps)
         return S_STOPPED; /* else: finish the epoch, which writes its checkpoint */
     return S_OK;
 }
@@ -490,7 +425,7 @@ static s_outcome s_epoch_steps(s_run *r, int epoch, long epoch_steps)
     int inflight = 0, head = 0;
     long submitted = r->sums.steps;
     s_outcome out = S_OK;
-    for (int s = 0; s < o->inflight && out == S_OK && inflight == s; s++)
+    for (int s = 0; s < o->pool.inflight && out == S_OK && inflight == s; s++)
         out = s_submit_next(r, s, epoch_steps, &submitted, &inflight); /* stops at the data's end */
     while (out == S_OK && inflight > 0) {
         ed_batch b;
@@ -506,7 +441,7 @@ static s_outcome s_epoch_steps(s_run *r, int epoch, long epoch_steps)
         out = s_train_batch(r, head, epoch_steps, &b, logits);
         if (out == S_OK)
             out = s_submit_next(r, head, epoch_steps, &submitted, &inflight);
-        head = (head + 1) % o->inflight;
+        head = (head + 1) % o->pool.inflight;
         char extra[128];
         const st_epoch_sums *sm = &r->sums;
         snprintf(extra, sizeof extra, "loss %.4f soft %.4f hard %.4f",
@@ -518,20 +453,6 @@ static s_outcome s_epoch_steps(s_run *r, int epoch, long epoch_steps)
 }
 
 /* The epoch's log line. */
-static void s_log_epoch(const s_run *r, int epoch, bool have_test, double secs, double rate,
-                        const st_pool_stats *ps)
-{
-    const st_epoch_sums *sm = &r->sums;
-    double train_acc = sm->labeled ? (double)sm->correct / (double)sm->labeled : 0.0;
-    ed_log_info("epoch %d/%d: loss %.4f (soft %.4f, hard %.4f)%s%.2f%% | %.1fs, %.0f samples/s, "
-                "teacher latency p50 %.1f ms p99 %.1f ms, waited %.1fs",
-                epoch, r->plan.epochs, sm->loss / (double)sm->samples,
-                sm->soft / (double)sm->samples, sm->labeled ? sm->hard / (double)sm->labeled : 0.0,
-                have_test ? " | test acc " : " | train acc (labeled) ",
-                100.0 * (have_test ? r->test_acc : train_acc), secs, rate, ps->latency_p50_ms,
-                ps->latency_p99_ms, ps->wait_ms / 1000.0);
-}
-
 /* After an epoch: test evaluation, the model file, the log and metrics lines, the checkpoint of
  * the next epoch's start. */
 static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
@@ -550,36 +471,35 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
     }
     const st_epoch_sums *sm = &r->sums;
     const double rate = secs > 0 ? (double)(sm->samples - samples_before) / secs : 0.0;
+    const st_epoch_record rec = {.epoch = epoch,
+                                 .epochs = r->plan.epochs,
+                                 .step = r->step,
+                                 .samples = sm->samples,
+                                 .labeled = sm->labeled,
+                                 .correct = sm->correct,
+                                 .steps = sm->steps,
+                                 .degraded = sm->degraded,
+                                 .loss_sum = sm->loss,
+                                 .soft_sum = sm->soft,
+                                 .hard_sum = sm->hard,
+                                 .seconds = secs,
+                                 .samples_per_s = rate,
+                                 .pool = &ps,
+                                 .members = r->pool,
+                                 .missing = r->missing,
+                                 .K = r->K,
+                                 .have_test = have_test,
+                                 .test_loss = res.loss,
+                                 .test_accuracy = r->test_acc,
+                                 .resumed_at_step =
+                                     epoch == r->resume_epoch && r->resuming ? r->first_step : -1};
     int rc = s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err);
     if (!rc)
         st_metrics_epoch(r->om, epoch, have_test ? r->test_acc : -1.0);
     if (!rc && !o->quiet)
-        s_log_epoch(r, epoch, have_test, secs, rate, &ps);
-    if (!rc && r->metrics) {
-        const st_epoch_record rec = {
-            .epoch = epoch,
-            .step = r->step,
-            .samples = sm->samples,
-            .labeled = sm->labeled,
-            .correct = sm->correct,
-            .steps = sm->steps,
-            .degraded = sm->degraded,
-            .loss_sum = sm->loss,
-            .soft_sum = sm->soft,
-            .hard_sum = sm->hard,
-            .seconds = secs,
-            .samples_per_s = rate,
-            .pool = &ps,
-            .members = r->pool,
-            .missing = r->missing,
-            .K = r->K,
-            .max_rss_mib = s_max_rss_mib(),
-            .have_test = have_test,
-            .test_loss = res.loss,
-            .test_accuracy = r->test_acc,
-            .resumed_at_step = epoch == r->resume_epoch && r->resuming ? r->first_step : -1};
+        st_distill_metrics_log(&rec);
+    if (!rc && r->metrics)
         rc = st_distill_metrics_write(r->metrics, o->metrics, &rec, &r->err);
-    }
     ed_eval_result_free(&res);
     if (rc)
         return rc;
@@ -616,7 +536,7 @@ static s_outcome s_epochs(s_run *r)
             return out;
         if (s_epoch_end(r, epoch, ed_now() - t_epoch, samples_before))
             return S_FAIL;
-        if (s_stop_signal && epoch < r->plan.epochs)
+        if (*st_stop_flag() && epoch < r->plan.epochs)
             return S_STOPPED;
     }
     return S_OK;
@@ -641,7 +561,7 @@ static void s_on_teachers_failed(s_run *r)
  * e.g. while waiting for dead teachers, leaves no checkpoint). Returns the exit status. */
 static int s_report_stop(const s_run *r)
 {
-    const char *sig = s_stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+    const char *sig = *st_stop_flag() == SIGINT ? "SIGINT" : "SIGTERM";
     const char *ck = r->o->checkpoint;
     const long total = r->plan.total_steps;
     if (!ck)
@@ -660,7 +580,7 @@ static int s_report_stop(const s_run *r)
         ed_log_error("stopped by %s after step %ld of %ld; the checkpoint could not be written to "
                      "%s (see the error above)",
                      sig, r->step, total, ck);
-    return 128 + (int)s_stop_signal;
+    return 128 + (int)*st_stop_flag();
 }
 
 /* The run completed: the final model file when a finished run was resumed, the summary line. */
@@ -722,7 +642,7 @@ static int s_distill(const st_distill_opts *o)
     }
     ed_blas_set_threads(o->train.blas_threads);
     s_outcome out = s_open(&r) || s_resume_and_outputs(&r) ? S_FAIL : S_OK;
-    struct sigaction old_sig[2];
+    st_stop_guard stop_guard;
     bool signals = false;
     if (out == S_OK) {
         ed_log_info("distilling %d member%s into %s (%zu parameters): %ld labeled + %ld unlabeled "
@@ -731,11 +651,11 @@ static int s_distill(const st_distill_opts *o)
                     r.K, r.K == 1 ? "" : "s", o->train.arch, r.t->model->n_params,
                     st_mixer_labeled_count(r.mix), st_mixer_unlabeled_count(r.mix),
                     r.plan.total_steps, r.plan.epochs, o->train.batch_size, (double)o->temperature,
-                    (double)o->alpha, o->combine, o->soft_loss, o->inflight);
+                    (double)o->alpha, o->combine, o->soft_loss, o->pool.inflight);
         r.t_start = ed_now();
         r.first_step = r.step = r.pos.step;
         r.test_acc = r.pos.test_acc;
-        s_signals_install(old_sig);
+        st_stop_install(&stop_guard);
         signals = true;
         out = s_epochs(&r);
         if (out == S_OK && s_finish(&r))
@@ -743,14 +663,14 @@ static int s_distill(const st_distill_opts *o)
         if (out == S_TEACHERS) {
             s_on_teachers_failed(&r);
             /* a signal while the pool waited for dead teachers is a stop, not a failure */
-            out = r.err.code == ED_ESTOPPED && s_stop_signal ? S_STOPPED : S_FAIL;
+            out = r.err.code == ED_ESTOPPED && *st_stop_flag() ? S_STOPPED : S_FAIL;
         }
     }
     rc = out == S_OK ? 0 : out == S_STOPPED ? s_report_stop(&r) : 1;
     if (out == S_FAIL)
         ed_log_error("%s", r.err.msg[0] ? r.err.msg : ed_strerror(r.err.code));
     if (signals)
-        s_signals_restore(old_sig);
+        st_stop_restore(&stop_guard);
     if (rc == 0)
         s_linger(&r);
     s_run_free(&r);
@@ -759,168 +679,9 @@ static int s_distill(const st_distill_opts *o)
 
 int st_distill_main(int argc, char **argv)
 {
-    st_distill_opts o = {
-        .teachers = NULL,
-        .labeled_images = ED_DATA_DEFAULT_DIR "train-images-idx3-ubyte.gz",
-        .labeled_labels = ED_DATA_DEFAULT_DIR "train-labels-idx1-ubyte.gz",
-        .unlabeled = NULL,
-        .test_images = NULL,
-        .test_labels = NULL,
-        .labeled_start = 0,
-        .labeled_end = -1,
-        .unlabeled_start = 0,
-        .unlabeled_end = -1,
-        .member = "student",
-        .out = NULL,
-        .metrics = NULL,
-        .dump_targets = NULL,
-        .combine = "prob",
-        .soft_loss = "ce",
-        .temperature = 4.0f,
-        .alpha = 0.9f,
-        .train = ed_train_flags_defaults("784,400,400,10"),
-        .inflight = 4,
-        .timeout = 10.0f,
-        .connect_timeout = 60.0f,
-        .max_wait = 60.0f,
-        .resolve_interval = 10.0f,
-        .health_interval = 2.0f,
-        .quorum = 0,
-        .quiet = false,
-        .checkpoint = NULL,
-        .checkpoint_every = 200,
-        .resume = false,
-        .resume_if_present = false,
-    };
-    ed_cli_opt opts[40 + ED_TRAIN_FLAGS_OPTS] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST",
-         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)",
-         "EDISTILL_TEACHERS", false},
-        {"targets", ED_CLI_STR, &o.targets, "STORE",
-         "train from a target store (student_trainer label) instead of live teachers; it must hold "
-         "this run's data files and ranges (with --teachers: the datasets it lacks go to the "
-         "teachers)",
-         NULL, false},
-        {"cache-targets", ED_CLI_STR, &o.cache_targets, "STORE",
-         "with --teachers: label this run's data into STORE once (float32; kept, resumable), then "
-         "train every epoch from it",
-         NULL, false},
-        {"labeled-images", ED_CLI_STR, &o.labeled_images, "FILE",
-         "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},
-        {"labeled-labels", ED_CLI_STR, &o.labeled_labels, "FILE", "their labels", NULL, false},
-        {"labeled-start", ED_CLI_LONG, &o.labeled_start, "N", "first labeled sample used", NULL,
-         false},
-        {"labeled-end", ED_CLI_LONG, &o.labeled_end, "N",
-         "one past the last labeled sample (-1: all)", NULL, false},
-        {"unlabeled", ED_CLI_STR, &o.unlabeled, "FILE",
-         "unlabeled samples, streamed (soft loss only)", NULL, false},
-        {"unlabeled-start", ED_CLI_LONG, &o.unlabeled_start, "N", "first unlabeled sample used",
-         NULL, false},
-        {"unlabeled-end", ED_CLI_LONG, &o.unlabeled_end, "N",
-         "one past the last unlabeled sample (-1: all)", NULL, false},
-        {"test-images", ED_CLI_STR, &o.test_images, "FILE",
-         "test samples, evaluated after each epoch", NULL, false},
-        {"test-labels", ED_CLI_STR, &o.test_labels, "FILE", "test labels", NULL, false},
-        {"member", ED_CLI_STR, &o.member, "NAME", "name recorded in the student model file", NULL,
-         false},
-        {"out", ED_CLI_STR, &o.out, "FILE", "student model file, rewritten atomically each epoch",
-         NULL, true},
-        {"metrics", ED_CLI_STR, &o.metrics, "FILE",
-         "one JSON line of metrics per epoch ('-': stdout)", NULL, false},
-        {"temperature", ED_CLI_FLOAT, &o.temperature, "T",
-         "softmax temperature of the soft targets", NULL, false},
-        {"alpha", ED_CLI_FLOAT, &o.alpha, "A", "weight of the soft loss (1 - A on the hard loss)",
-         NULL, false},
-        {"combine", ED_CLI_STR, &o.combine, "MODE",
-         "prob (mean of softmax(z/T)) or logit (softmax(mean z / T))", NULL, false},
-        {"soft-loss", ED_CLI_STR, &o.soft_loss, "KIND",
-         "ce (T^2 * soft cross-entropy) or l2 (logit matching)", NULL, false},
-        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL,
-         false},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS",
-         "deadline of one teacher request; a teacher that misses it is marked down", NULL, false},
-        {"quorum", ED_CLI_INT, &o.quorum, "K",
-         "members that must answer a batch (0: all); fewer answers -> a degraded batch", NULL,
-         false},
-        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS",
-         "how long a batch waits for its quorum before the run stops", NULL, false},
-        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS",
-         "re-resolve teacher host names (elastic membership)", NULL, false},
-        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS",
-         "ping idle and down teachers", NULL, false},
-        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS",
-         "wait for teachers to report ready", NULL, false},
-        {"dump-targets", ED_CLI_STR, &o.dump_targets, "FILE",
-         "write every batch's soft targets as raw float32", NULL, false},
-        {"checkpoint", ED_CLI_STR, &o.checkpoint, "FILE",
-         "checkpoint file for an exact resume, rewritten atomically (refused if it exists, unless "
-         "resuming)",
-         "EDISTILL_CHECKPOINT", false},
-        {"checkpoint-every", ED_CLI_LONG, &o.checkpoint_every, "N",
-         "steps between checkpoints (0: only at epoch ends, on SIGINT/SIGTERM and teacher failure)",
-         NULL, false},
-        {"resume", ED_CLI_FLAG, &o.resume, NULL,
-         "continue the run saved in --checkpoint (error if there is none, or if a setting differs)",
-         NULL, false},
-        {"resume-if-present", ED_CLI_FLAG, &o.resume_if_present, NULL,
-         "like --resume, but start a new run when there is no checkpoint yet (for "
-         "restart-on-failure schedulers)",
-         NULL, false},
-        {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
-        {"metrics-listen", ED_CLI_STR, &o.metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
-         ED_HTTP_LISTEN_ENV, false},
-        {"metrics-linger", ED_CLI_FLOAT, &o.metrics_linger, "SECONDS",
-         "after a finished run, keep serving /metrics this long so Prometheus scrapes the final "
-         "values",
-         NULL, false},
-        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE",
-         "CurveZMQ: this trainer's secret key file (teacher_worker keygen; mode 0600); its .pub "
-         "goes into the workers' --curve-clients",
-         "EDISTILL_CURVE_CLIENT_SECRET", false},
-        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE",
-         "the teachers' public key: one .pub file shared by all, or a file of `TEACHERS-ENTRY KEY` "
-         "lines (docs/SECURITY.md)",
-         "EDISTILL_CURVE_SERVER_KEYS", false},
-    };
-    int n_opts = 0;
-    while (opts[n_opts].name)
-        n_opts++;
-    n_opts += ed_train_flags_options(&o.train, opts + n_opts);
-    const ed_cli_spec spec = {
-        "student_trainer distill (--teachers LIST | --targets STORE) --out FILE [options]",
-        "Distills an ensemble into a compact student: every batch of labeled and unlabeled data\n"
-        "goes to every member; their softened outputs, averaged per sample, are the soft targets.\n"
-        "Replicas (teachers with the same weights fingerprint) count once in the average.\n"
-        "With --checkpoint, SIGINT/SIGTERM finish the current step, write the checkpoint and exit\n"
-        "with status 130/143; rerun the same command with --resume to continue exactly.",
-        opts, n_opts,
-        "example:\n  student_trainer distill --teachers tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 "
-        "\\\n"
-        "      --labeled-end 3000 --unlabeled " ED_DATA_DEFAULT_DIR
-        "train-images-idx3-ubyte.gz \\\n"
-        "      --unlabeled-start 3000 --out models/student.safetensors --metrics -"};
-    ed_err err = {0};
+    st_distill_opts o;
     int rc;
-    if (!ed_cli_parse_command(&spec, "student_trainer distill", argc, argv, &rc))
+    if (!st_distill_opts_parse(&o, argc, argv, &rc))
         return rc;
-    if (!o.teachers && !o.targets) {
-        ed_log_error("give --teachers LIST (live teachers) or --targets STORE (a target store "
-                     "written by `student_trainer label`), or both");
-        return 2;
-    }
-    if (o.cache_targets && (!o.teachers || o.targets)) {
-        ed_log_error("--cache-targets needs --teachers (to fill it) and no --targets");
-        return 2;
-    }
-    if ((o.test_images == NULL) != (o.test_labels == NULL)) {
-        ed_log_error("give both --test-images and --test-labels");
-        return 2;
-    }
-    static st_curve curve; /* the pool keeps pointers into it */
-    if (st_curve_load(&curve, o.curve_secret, o.curve_server_keys, &err) < 0) {
-        ed_log_error("%s", err.msg);
-        return 2;
-    }
-    o.curve = &curve;
     return s_distill(&o);
 }

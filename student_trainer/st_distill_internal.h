@@ -1,19 +1,21 @@
 /*
  * st_distill_internal: the state `student_trainer distill` shares between its files: the options
- * (st_distill.c parses them), the epoch's running sums and the run's position (what a checkpoint
- * records besides the trainer: st_distill_ckpt.c). Not a public API.
+ * (st_distill_opts.c parses them), the epoch's running sums and the run's position (what a
+ * checkpoint records besides the trainer: st_distill_ckpt.c). Not a public API.
  */
 #ifndef ST_DISTILL_INTERNAL_H
 #define ST_DISTILL_INTERNAL_H
 
 #include <stdbool.h>
 
+#include "ed_layer.h"
+#include "ed_loss.h"
 #include "ed_train_flags.h"
-#include "st_curve.h"
 #include "st_mixer.h"
+#include "st_pool_flags.h"
 
 typedef struct {
-    const char *teachers;
+    st_pool_flags pool;  /* --teachers, in flight, deadlines, quorum, CURVE (st_pool_flags) */
     const char *targets; /* --targets STORE: soft targets from a store (with --teachers: mixed) */
     const char *cache_targets; /* --cache-targets STORE: label into it once, then train from it */
     const char *labeled_images, *labeled_labels, *unlabeled, *test_images, *test_labels;
@@ -25,14 +27,12 @@ typedef struct {
     const char *combine, *soft_loss;
     float temperature, alpha;
     ed_train_flags train; /* student architecture, optimizer, schedule, batching, seed, ... */
-    int inflight;
-    float timeout, connect_timeout, max_wait, resolve_interval, health_interval;
-    int quorum;
     bool quiet;
-    const char *curve_secret, *curve_server_keys;
-    const st_curve *curve;      /* loaded from the two above; curve->on false: plaintext */
     const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz (st_metrics), or NULL */
     float metrics_linger;       /* keep serving /metrics this long after the run (final scrape) */
+    /* Derived by st_distill_opts_parse from the above: */
+    ed_stack arch;       /* the student's architecture (--arch) */
+    ed_loss_config loss; /* combine mode, T, alpha, soft-loss kind, label smoothing */
 } st_distill_opts;
 
 typedef struct {
@@ -51,5 +51,11 @@ typedef struct {
     long metrics_bytes;         /* length of the metrics file, -1 when none or stdout */
     long dump_bytes;            /* length of the targets dump, -1 when none */
 } st_position;
+
+/* Parses distill's command line into o (defaults, the option table, the checks, the CURVE keys).
+ * Returns true to run; false when the command ends here with exit status *rc (0 after --help, 2
+ * after a usage error, reported through ed_log_error). o must outlive the run (the pool keeps
+ * pointers into o->pool.curve). */
+bool st_distill_opts_parse(st_distill_opts *o, int argc, char **argv, int *rc);
 
 #endif

@@ -7,6 +7,9 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "ed_log.h"
+#include "ed_proc.h"
+
 static double s_div(double a, long b)
 {
     return b ? a / (double)b : 0.0;
@@ -61,7 +64,7 @@ static cJSON *s_record(const st_epoch_record *r)
     cJSON_AddNumberToObject(o, "teacher_wait_s", ps->wait_ms / 1000.0);
     cJSON_AddNumberToObject(o, "bytes_sent", (double)ps->bytes_sent);
     cJSON_AddNumberToObject(o, "bytes_received", (double)ps->bytes_received);
-    cJSON_AddNumberToObject(o, "max_rss_mib", r->max_rss_mib);
+    cJSON_AddNumberToObject(o, "max_rss_mib", ed_proc_peak_rss_bytes() / (1024.0 * 1024.0));
     cJSON_AddNumberToObject(o, "degraded_batches", (double)r->degraded);
     s_add_missing(o, r);
     s_add_teachers(o, r);
@@ -86,4 +89,19 @@ int st_distill_metrics_write(FILE *f, const char *path, const st_epoch_record *r
     if (bad)
         return ed_err_set(err, ED_EIO, "%s: cannot write the metrics record", path);
     return 0;
+}
+
+void st_distill_metrics_log(const st_epoch_record *r)
+{
+    const double acc = r->have_test ? r->test_accuracy
+                       : r->labeled ? (double)r->correct / (double)r->labeled
+                                    : 0.0;
+    ed_log_info("epoch %d/%d: loss %.4f (soft %.4f, hard %.4f)%s%.2f%% | %.1fs, %.0f samples/s, "
+                "teacher latency p50 %.1f ms p99 %.1f ms, waited %.1fs",
+                r->epoch, r->epochs, r->loss_sum / (double)r->samples,
+                r->soft_sum / (double)r->samples,
+                r->labeled ? r->hard_sum / (double)r->labeled : 0.0,
+                r->have_test ? " | test acc " : " | train acc (labeled) ", 100.0 * acc, r->seconds,
+                r->samples_per_s, r->pool->latency_p50_ms, r->pool->latency_p99_ms,
+                r->pool->wait_ms / 1000.0);
 }

@@ -15,8 +15,8 @@
 
 /* What one epoch's record holds. */
 typedef struct {
-    int epoch;
-    long step; /* steps completed in all */
+    int epoch, epochs; /* this epoch (1-based) of `epochs` */
+    long step;         /* steps completed in all */
     long samples, labeled, correct, steps, degraded;
     double loss_sum, soft_sum, hard_sum; /* summed over samples (hard: over labeled samples) */
     double seconds, samples_per_s;
@@ -24,14 +24,16 @@ typedef struct {
     const st_pool *members;    /* for the member names and count */
     const long *missing;       /* [K] batches each member was missing from */
     int K;                     /* members at the start of the run (missing has K entries) */
-    double max_rss_mib;
     bool have_test;
     double test_loss, test_accuracy;
     long resumed_at_step; /* < 0: not the epoch a resumed run started in */
 } st_epoch_record;
 
-/* Writes r as one JSON line to f and flushes it. ED_EIO (naming `path`) if the write fails,
- * ED_ENOMEM if the record cannot be built. */
+/* Logs the epoch's summary line (losses, accuracy, rate, teacher latency, time blocked). */
+void st_distill_metrics_log(const st_epoch_record *r);
+
+/* Writes r (with this process's peak RSS) as one JSON line to f and flushes it. ED_EIO (naming
+ * `path`) if the write fails, ED_ENOMEM if the record cannot be built. */
 int st_distill_metrics_write(FILE *f, const char *path, const st_epoch_record *r, ed_err *err);
 
 #endif

@@ -37,7 +37,7 @@ int st_export_main(int argc, char **argv)
         rc = ed_onnx_model_export(m, &meta, onnx, &err);
     ed_net_destroy(&m);
     if (rc < 0) {
-        fprintf(stderr, "student_trainer export: %s\n", err.msg);
+        ed_cli_report("student_trainer export", &err);
         return 1;
     }
     char fp[32];

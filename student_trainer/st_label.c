@@ -30,28 +30,21 @@
 #include "ed_cli.h"
 #include "ed_log.h"
 #include "ed_paths.h"
+#include "ed_proc.h"
 #include "ed_progress.h"
 #include "ed_target_store.h"
-#include "st_curve.h"
 #include "st_pool.h"
+#include "st_pool_flags.h"
+#include "st_stop.h"
 
 typedef struct {
-    const char *teachers, *store, *shard, *dtype, *metrics;
+    st_pool_flags pool; /* --teachers, in flight, deadlines, quorum, CURVE */
+    const char *store, *shard, *dtype, *metrics;
     const char *labeled_images, *unlabeled;
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
-    int classes, top_k, batch_size, inflight, blas_threads, quorum;
-    float timeout, connect_timeout, max_wait, resolve_interval, health_interval;
+    int classes, top_k, batch_size, blas_threads;
     bool resume, quiet;
-    const char *curve_secret, *curve_server_keys;
-    const st_curve *curve;
 } st_label_opts;
-
-static volatile sig_atomic_t s_stop_signal;
-
-static void s_on_signal(int sig)
-{
-    s_stop_signal = sig;
-}
 
 int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int *dim,
                     ed_dtype *dtype, ed_err *err)
@@ -328,7 +321,6 @@ static int s_pipeline(const st_label_run *o, st_pool *pool, ed_ts_writer *w, s_r
 static int s_write_metrics(const st_label_run *run, const ed_ts_layout *lay, int64_t samples,
                            double secs, ed_err *err)
 {
-    struct rusage ru;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "shard", run->shard);
     cJSON_AddNumberToObject(o, "shards", run->n_shards);
@@ -336,8 +328,7 @@ static int s_write_metrics(const st_label_run *run, const ed_ts_layout *lay, int
     cJSON_AddNumberToObject(o, "samples", (double)samples);
     cJSON_AddNumberToObject(o, "seconds", secs);
     cJSON_AddNumberToObject(o, "samples_per_s", secs > 0 ? (double)samples / secs : 0.0);
-    cJSON_AddNumberToObject(o, "max_rss_mib",
-                            getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0);
+    cJSON_AddNumberToObject(o, "max_rss_mib", ed_proc_peak_rss_bytes() / (1024.0 * 1024.0));
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     FILE *f = text ? fopen(run->metrics, "a") : NULL;
@@ -416,61 +407,47 @@ static int s_label(const st_label_opts *o)
     ed_dtype dtype = ED_DTYPE_U8;
     int dt = ed_ts_dtype_parse(o->dtype);
     if (dt < 0 || o->classes < 1 || o->classes > ED_TS_MAX_CLASSES || o->top_k < 0 ||
-        o->top_k > o->classes || o->batch_size < 1 || o->inflight < 1) {
-        fprintf(stderr,
-                "student_trainer label: need --dtype float16|float32, 1 <= --classes <= %d, "
-                "0 <= --top-k <= classes, --batch-size >= 1, --inflight >= 1\n",
-                ED_TS_MAX_CLASSES);
+        o->top_k > o->classes || o->batch_size < 1) {
+        ed_cli_reportf("student_trainer label",
+                       "need --dtype float16|float32, 1 <= --classes <= %d, "
+                       "0 <= --top-k <= classes, --batch-size >= 1",
+                       ED_TS_MAX_CLASSES);
         return 2;
     }
     lay.dtype = (ed_ts_dtype)dt;
     if (o->shard && ed_ts_shard_parse(o->shard, &shard, &n_shards, &err)) {
-        fprintf(stderr, "student_trainer label: %s\n", err.msg);
+        ed_cli_report("student_trainer label", &err);
         return 2;
     }
     ed_blas_set_threads(o->blas_threads);
     if (s_inputs(o, &lay, &dim, &dtype, &err))
         goto fail;
-    st_pool_config pc = {.input_dim = dim,
-                         .classes = o->classes,
-                         .max_batch = o->batch_size,
-                         .depth = o->inflight,
-                         .dtype = dtype,
-                         .timeout_s = o->timeout,
-                         .connect_timeout_s = o->connect_timeout,
-                         .quorum = o->quorum,
-                         .max_wait_s = o->max_wait,
-                         .resolve_interval_s = o->resolve_interval,
-                         .health_interval_s = o->health_interval};
-    st_curve_apply(o->curve, &pc);
-    if (!(pool = st_pool_open(o->teachers, &pc, &err)))
+    st_pool_config pc = {
+        .input_dim = dim, .classes = o->classes, .max_batch = o->batch_size, .dtype = dtype};
+    st_pool_flags_apply(&o->pool, &pc);
+    if (!(pool = st_pool_open(o->pool.teachers, &pc, &err)))
         goto fail;
-    st_pool_set_stop_flag(pool, &s_stop_signal);
+    st_pool_set_stop_flag(pool, st_stop_flag());
     st_label_members(pool, &lay);
     const st_label_run run = {.store = o->store,
                               .shard = shard,
                               .n_shards = n_shards,
                               .resume = o->resume,
                               .batch_size = o->batch_size,
-                              .inflight = o->inflight,
+                              .inflight = o->pool.inflight,
                               .quiet = o->quiet,
                               .sample_bytes = (size_t)dim * ed_dtype_size(dtype),
-                              .stop = &s_stop_signal,
+                              .stop = st_stop_flag(),
                               .metrics = o->metrics};
-    struct sigaction sa = {.sa_handler = s_on_signal, .sa_flags = SA_RESETHAND}, old[2];
-    sigemptyset(&sa.sa_mask);
-    s_stop_signal = 0;
-    sigaction(SIGINT, &sa, &old[0]);
-    sigaction(SIGTERM, &sa, &old[1]);
+    st_stop_guard stop_guard;
+    st_stop_install(&stop_guard);
     int lrc = st_label_store(pool, &lay, &run, &err);
-    sigaction(SIGINT, &old[0], NULL);
-    sigaction(SIGTERM, &old[1], NULL);
-    if (lrc && s_stop_signal) {
-        fprintf(stderr,
-                "student_trainer label: stopped by signal %d (%s): continue with the same "
-                "command plus --resume\n",
-                (int)s_stop_signal, err.msg);
-        rc = 128 + (int)s_stop_signal;
+    st_stop_restore(&stop_guard);
+    if (lrc && *st_stop_flag()) {
+        ed_cli_reportf("student_trainer label",
+                       "stopped by signal %d (%s): continue with the same command plus --resume",
+                       (int)*st_stop_flag(), err.msg);
+        rc = 128 + (int)*st_stop_flag();
         goto done;
     }
     if (lrc)
@@ -478,7 +455,7 @@ static int s_label(const st_label_opts *o)
     rc = 0;
     goto done;
 fail:
-    fprintf(stderr, "student_trainer label: %s\n", err.msg[0] ? err.msg : ed_strerror(err.code));
+    ed_cli_report("student_trainer label", &err);
 done:
     st_pool_close(&pool);
     ed_ts_layout_free(&lay);
@@ -488,6 +465,7 @@ done:
 int st_label_main(int argc, char **argv)
 {
     st_label_opts o = {
+        .pool = st_pool_flags_defaults(),
         .dtype = "float16",
         .labeled_start = 0,
         .labeled_end = -1,
@@ -496,17 +474,8 @@ int st_label_main(int argc, char **argv)
         .classes = 10,
         .top_k = 0,
         .batch_size = 256,
-        .inflight = 4,
-        .timeout = 10.0f,
-        .connect_timeout = 60.0f,
-        .max_wait = 60.0f,
-        .resolve_interval = 10.0f,
-        .health_interval = 2.0f,
     };
-    ed_cli_opt opts[] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST",
-         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)",
-         "EDISTILL_TEACHERS", true},
+    ed_cli_opt opts[24 + ST_POOL_FLAGS_OPTS] = {
         {"store", ED_CLI_STR, &o.store, "DIR",
          "the target store (a directory of shards, docs/TARGET_STORE.md)", "EDISTILL_STORE", true},
         {"shard", ED_CLI_STR, &o.shard, "I/N",
@@ -533,20 +502,6 @@ int st_label_main(int argc, char **argv)
          "keep only the K largest logits per member and the mean of the rest (0: all)", NULL,
          false},
         {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per teacher request", NULL, false},
-        {"inflight", ED_CLI_INT, &o.inflight, "N", "batches in flight to the teachers", NULL,
-         false},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS", "deadline of one teacher request", NULL,
-         false},
-        {"quorum", ED_CLI_INT, &o.quorum, "K",
-         "members that must answer (a batch without all of them stops the run)", NULL, false},
-        {"max-wait", ED_CLI_FLOAT, &o.max_wait, "SECONDS",
-         "how long a batch may wait for its members", NULL, false},
-        {"resolve-interval", ED_CLI_FLOAT, &o.resolve_interval, "SECONDS",
-         "re-resolve teacher host names", NULL, false},
-        {"health-interval", ED_CLI_FLOAT, &o.health_interval, "SECONDS",
-         "ping idle and down teachers", NULL, false},
-        {"connect-timeout", ED_CLI_FLOAT, &o.connect_timeout, "SECONDS",
-         "wait for teachers to report ready", NULL, false},
         {"blas-threads", ED_CLI_INT, &o.blas_threads, "N",
          "OpenBLAS threads of in-process teachers (0: default)", NULL, false},
         {"resume", ED_CLI_FLAG, &o.resume, NULL,
@@ -554,29 +509,30 @@ int st_label_main(int argc, char **argv)
         {"metrics", ED_CLI_STR, &o.metrics, "FILE",
          "append one JSON line (samples, seconds, samples/s, peak RSS) when done", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
-        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE",
-         "CurveZMQ: this client's secret key file", "EDISTILL_CURVE_CLIENT_SECRET", false},
-        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE",
-         "the teachers' public key(s) (docs/SECURITY.md)", "EDISTILL_CURVE_SERVER_KEYS", false},
     };
+    int n_opts = 0;
+    while (opts[n_opts].name)
+        n_opts++;
+    n_opts += st_pool_flags_options(&o.pool, ST_POOL_FLAGS_ALL, true,
+                                    "members that must answer (a batch without all of them stops "
+                                    "the run)",
+                                    opts + n_opts);
     const ed_cli_spec spec = {
         "student_trainer label --teachers LIST --store DIR [--shard I/N] [options]",
         "Streams input files through the ensemble once and stores every member's raw logits\n"
         "(docs/TARGET_STORE.md); `student_trainer distill --targets DIR` trains from them.\n"
         "N jobs with --shard 0/N .. N-1/N write one store together; SIGINT/SIGTERM stop after\n"
         "the batch in hand; --resume continues.",
-        opts, (int)(sizeof opts / sizeof opts[0]),
+        opts, n_opts,
         "example:\n  student_trainer label --teachers m1.safetensors,m2.safetensors \\\n"
         "      --unlabeled /data/shards/ --store store/ --shard 3/8"};
     int rc;
     if (!ed_cli_parse_command(&spec, "student_trainer label", argc, argv, &rc))
         return rc;
-    static st_curve curve; /* the pool keeps pointers into it */
     ed_err err = {0};
-    if (st_curve_load(&curve, o.curve_secret, o.curve_server_keys, &err) < 0) {
-        fprintf(stderr, "student_trainer label: %s\n", err.msg);
+    if (st_pool_flags_check(&o.pool, &err) < 0) {
+        ed_cli_report("student_trainer label", &err);
         return 2;
     }
-    o.curve = &curve;
     return s_label(&o);
 }

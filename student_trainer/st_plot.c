@@ -253,11 +253,12 @@ int st_plot_main(int argc, char **argv)
     int nl = llist ? s_split(llist, names, S_MAX_RUNS) : 0;
     ed_err err = {0};
     if (n <= 0 || (llist && nl != n) || !s_printable(out) || !s_printable(title)) {
-        fprintf(stderr, "student_trainer plot: %s\n",
-                n == 0                                     ? "--metrics: no file given"
-                : n < 0                                    ? "--metrics: at most 16 files"
-                : !s_printable(out) || !s_printable(title) ? "--out/--title: control characters"
-                                                           : "--labels: give one name per file");
+        ed_cli_reportf("student_trainer plot", "%s",
+                       n == 0  ? "--metrics: no file given"
+                       : n < 0 ? "--metrics: at most 16 files"
+                       : !s_printable(out) || !s_printable(title)
+                           ? "--out/--title: control characters"
+                           : "--labels: give one name per file");
         free(mlist);
         free(llist);
         return 2;
@@ -268,7 +269,7 @@ int st_plot_main(int argc, char **argv)
     }
     rc = s_plot(files, names, n, out, title, &err);
     if (rc)
-        fprintf(stderr, "student_trainer plot: %s\n", err.msg);
+        ed_cli_report("student_trainer plot", &err);
     else
         printf("%s: %d run%s plotted\n", out, n, n == 1 ? "" : "s");
     free(mlist);

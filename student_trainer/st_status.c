@@ -19,15 +19,8 @@
 
 #include "ed_cli.h"
 #include "ed_log.h"
-#include "st_curve.h"
 #include "st_pool.h"
-
-typedef struct {
-    const char *teachers;
-    float timeout;
-    bool json;
-    const char *curve_secret, *curve_server_keys;
-} s_opts;
+#include "st_pool_flags.h"
 
 /* True when the run would find every member with a live replica. */
 static bool s_all_ok(const st_pool *pool)
@@ -115,58 +108,43 @@ static int s_print_json(const st_pool *pool, bool ok)
 
 int st_status_main(int argc, char **argv)
 {
-    s_opts o = {.timeout = 5.0f};
-    const ed_cli_opt opts[] = {
-        {"teachers", ED_CLI_STR, &o.teachers, "LIST",
-         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files",
-         "EDISTILL_TEACHERS", true},
-        {"timeout", ED_CLI_FLOAT, &o.timeout, "SECONDS",
-         "how long to wait for every teacher's member info", NULL, false},
-        {"json", ED_CLI_FLAG, &o.json, NULL, "print JSON instead of a table", NULL, false},
-        {"curve-secret", ED_CLI_STR, &o.curve_secret, "FILE",
-         "CurveZMQ: this trainer's secret key file (as for distill)",
-         "EDISTILL_CURVE_CLIENT_SECRET", false},
-        {"curve-server-keys", ED_CLI_STR, &o.curve_server_keys, "FILE",
-         "the teachers' public key(s) (as for distill)", "EDISTILL_CURVE_SERVER_KEYS", false},
+    st_pool_flags pf = st_pool_flags_defaults();
+    pf.timeout = 5.0f;
+    bool json = false;
+    ed_cli_opt opts[1 + ST_POOL_FLAGS_OPTS] = {
+        {"json", ED_CLI_FLAG, &json, NULL, "print JSON instead of a table", NULL, false},
     };
+    const int n_opts = 1 + st_pool_flags_options(&pf, ST_POOL_FLAGS_PROBE, true, NULL, opts + 1);
     const ed_cli_spec spec = {
         "student_trainer status --teachers LIST [--json]",
         "Asks every teacher for its member info and prints one row per endpoint: member,\n"
         "fingerprint, arch, state, round trip, live replicas of its member. Exits 1 when a member\n"
         "has no live replica or an endpoint did not answer within --timeout.",
-        opts, (int)(sizeof opts / sizeof opts[0]),
+        opts, n_opts,
         "example:\n  student_trainer status --teachers tcp://10.0.0.5:5555,tcp://10.0.0.6:5555 "
         "--json"};
     int rc;
     if (!ed_cli_parse_command(&spec, "student_trainer status", argc, argv, &rc))
         return rc;
-    if (!(o.timeout > 0)) {
-        fprintf(stderr, "student_trainer status: --timeout must be > 0\n");
-        return 2;
-    }
     ed_err err = {0};
-    static st_curve curve; /* the pool keeps pointers into it */
-    if (st_curve_load(&curve, o.curve_secret, o.curve_server_keys, &err) < 0) {
-        fprintf(stderr, "student_trainer status: %s\n", err.msg);
+    if (st_pool_flags_check(&pf, &err) < 0) {
+        ed_cli_report("student_trainer status", &err);
         return 2;
     }
-    st_pool_config pc = {.input_dim = 1,
-                         .classes = 1,
-                         .max_batch = 1,
-                         .depth = 1,
-                         .timeout_s = o.timeout,
-                         .connect_timeout_s = o.timeout,
-                         .max_wait_s = o.timeout,
-                         .health_interval_s = 1.0,
-                         .probe = true};
-    st_curve_apply(&curve, &pc);
-    st_pool *pool = st_pool_open(o.teachers, &pc, &err);
+    /* A probe: every wait is --timeout, one slot, pings every second, no re-resolution. */
+    pf.inflight = 1;
+    pf.connect_timeout = pf.max_wait = pf.timeout;
+    pf.health_interval = 1.0f;
+    pf.resolve_interval = 0.0f;
+    st_pool_config pc = {.input_dim = 1, .classes = 1, .max_batch = 1, .probe = true};
+    st_pool_flags_apply(&pf, &pc);
+    st_pool *pool = st_pool_open(pf.teachers, &pc, &err);
     if (!pool) {
-        fprintf(stderr, "student_trainer status: %s\n", err.msg);
+        ed_cli_report("student_trainer status", &err);
         return 1;
     }
     bool ok = s_all_ok(pool);
-    if (o.json)
+    if (json)
         s_print_json(pool, ok);
     else
         s_print_table(pool);

@@ -53,13 +53,13 @@ int tw_import_main(int argc, char **argv)
                               "member-a.safetensors --input-scale 0.00392157"};
     int rc;
     if (argc > 64) {
-        fprintf(stderr, "teacher_worker import: too many arguments\n");
+        ed_cli_reportf("teacher_worker import", "too many arguments");
         return 2;
     }
     if (!ed_cli_parse_command(&spec, "teacher_worker import", n, args, &rc))
         return rc;
     if (!in) {
-        fprintf(stderr, "teacher_worker import: no ONNX file given\n");
+        ed_cli_reportf("teacher_worker import", "no ONNX file given");
         return 2;
     }
     io.member = member;
@@ -71,7 +71,7 @@ int tw_import_main(int argc, char **argv)
         rc = ed_model_save(out, m, &meta, &err);
     ed_net_destroy(&m);
     if (rc < 0) {
-        fprintf(stderr, "teacher_worker import: %s\n", err.msg);
+        ed_cli_report("teacher_worker import", &err);
         return 1;
     }
     char fp[32];

@@ -8,6 +8,8 @@
  */
 #include "ed_metrics.h"
 
+#include "ed_proc.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -501,10 +503,7 @@ static double s_fn_rss(void *arg)
 static double s_fn_peak_rss(void *arg)
 {
     (void)arg;
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        return 0;
-    return (double)ru.ru_maxrss * 1024.0; /* Linux: kilobytes */
+    return ed_proc_peak_rss_bytes();
 }
 
 int ed_metrics_add_process(ed_metrics *r, ed_err *err)
