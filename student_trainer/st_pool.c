@@ -174,14 +174,15 @@ static int s_service(st_pool *p, double max_block, ed_err *err)
     stp_deadlines(p, now);
     stp_health(p, now);
     if (p->cfg.resolve_interval_s > 0 && now >= p->next_resolve) {
-        /* A new address that cannot be added is not fatal mid-run (the known teachers carry on),
-         * but it is reported, once per distinct cause. */
-        ed_err rerr = {0};
-        if (stp_resolve(p, &rerr) && strcmp(rerr.msg, p->resolve_error)) {
-            ed_log_warn("teacher names: %s; carrying on with the known teachers", rerr.msg);
-            stp_fmt(p->resolve_error, sizeof p->resolve_error, "%s", rerr.msg);
-        }
+        stp_resolve_start(p); /* answers are applied by stp_resolve_poll, never waited for */
         p->next_resolve = now + p->cfg.resolve_interval_s;
+    }
+    /* A new address that cannot be added is not fatal mid-run (the known teachers carry on), but
+     * it is reported, once per distinct cause. */
+    ed_err rerr = {0};
+    if (stp_resolve_poll(p, &rerr) && strcmp(rerr.msg, p->resolve_error)) {
+        ed_log_warn("teacher names: %s; carrying on with the known teachers", rerr.msg);
+        stp_fmt(p->resolve_error, sizeof p->resolve_error, "%s", rerr.msg);
     }
     return s_retry_waiting(p, err);
 }
@@ -402,6 +403,7 @@ void st_pool_close(st_pool **pp)
     if (!pp || !*pp)
         return;
     st_pool *p = *pp;
+    stp_resolve_cancel(p);
     for (int i = 0; i < p->n_reps; i++)
         stp_free_replica(p, &p->reps[i]);
     if (p->zctx)

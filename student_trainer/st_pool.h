@@ -21,9 +21,10 @@
  * max_wait_s, then the wait fails naming the missing members.
  *
  * Elastic membership. A "tcp://NAME:PORT" whose NAME is not a numeric address is resolved with
- * getaddrinfo (every A/AAAA record becomes a replica endpoint) and re-resolved every
- * resolve_interval_s: new addresses join (as replicas, or as new members when their fingerprint is
- * new), vanished ones are dropped. This is what a headless Kubernetes Service looks like.
+ * getaddrinfo at open (every A/AAAA record becomes a replica endpoint) and re-resolved every
+ * resolve_interval_s without blocking the loop (getaddrinfo_a, st_resolve.c): new addresses join
+ * (as replicas, or as new members when their fingerprint is new), vanished ones are dropped. This
+ * is what a headless Kubernetes Service looks like.
  */
 #ifndef ST_POOL_H
 #define ST_POOL_H

@@ -22,42 +22,80 @@ int st_pool_flags_options(st_pool_flags *f, st_pool_flags_set set, bool teachers
     const bool all = set == ST_POOL_FLAGS_ALL;
     int n = 0;
     opts[n++] = (ed_cli_opt){
-        "teachers", ED_CLI_STR, &f->teachers, "LIST",
+        "teachers",
+        ED_CLI_STR,
+        &f->teachers,
+        "LIST",
         "comma-separated teacher endpoints (tcp://, ipc://) and/or model files (in-process)",
-        "EDISTILL_TEACHERS", teachers_required};
-    opts[n++] = (ed_cli_opt){"timeout", ED_CLI_FLOAT, &f->timeout, "SECONDS",
+        "EDISTILL_TEACHERS",
+        teachers_required};
+    opts[n++] = (ed_cli_opt){"timeout",
+                             ED_CLI_FLOAT,
+                             &f->timeout,
+                             "SECONDS",
                              all ? "deadline of one teacher request; a teacher that misses it is "
                                    "marked down"
                                  : "how long to wait for every teacher's member info",
-                             NULL, false};
+                             NULL,
+                             false};
     if (all) {
-        opts[n++] = (ed_cli_opt){"inflight", ED_CLI_INT, &f->inflight, "N",
-                                 "batches in flight to the teachers", NULL, false};
-        opts[n++] = (ed_cli_opt){"quorum", ED_CLI_INT, &f->quorum, "K",
+        opts[n++] = (ed_cli_opt){
+            "inflight", ED_CLI_INT, &f->inflight, "N", "batches in flight to the teachers",
+            NULL,       false};
+        opts[n++] = (ed_cli_opt){"quorum",
+                                 ED_CLI_INT,
+                                 &f->quorum,
+                                 "K",
                                  quorum_help ? quorum_help
                                              : "members that must answer a batch (0: all); "
                                                "fewer answers -> a degraded batch",
-                                 NULL, false};
-        opts[n++] = (ed_cli_opt){"max-wait", ED_CLI_FLOAT, &f->max_wait, "SECONDS",
+                                 NULL,
+                                 false};
+        opts[n++] = (ed_cli_opt){"max-wait",
+                                 ED_CLI_FLOAT,
+                                 &f->max_wait,
+                                 "SECONDS",
                                  "how long a batch waits for its quorum before the run stops",
-                                 NULL, false};
-        opts[n++] = (ed_cli_opt){"resolve-interval", ED_CLI_FLOAT, &f->resolve_interval,
+                                 NULL,
+                                 false};
+        opts[n++] = (ed_cli_opt){"resolve-interval",
+                                 ED_CLI_FLOAT,
+                                 &f->resolve_interval,
                                  "SECONDS",
                                  "re-resolve teacher host names (elastic membership; 0: never)",
-                                 NULL, false};
-        opts[n++] = (ed_cli_opt){"health-interval", ED_CLI_FLOAT, &f->health_interval, "SECONDS",
-                                 "ping idle and down teachers", NULL, false};
-        opts[n++] = (ed_cli_opt){"connect-timeout", ED_CLI_FLOAT, &f->connect_timeout, "SECONDS",
-                                 "wait for teachers to report ready", NULL, false};
+                                 NULL,
+                                 false};
+        opts[n++] = (ed_cli_opt){"health-interval",
+                                 ED_CLI_FLOAT,
+                                 &f->health_interval,
+                                 "SECONDS",
+                                 "ping idle and down teachers",
+                                 NULL,
+                                 false};
+        opts[n++] = (ed_cli_opt){"connect-timeout",
+                                 ED_CLI_FLOAT,
+                                 &f->connect_timeout,
+                                 "SECONDS",
+                                 "wait for teachers to report ready",
+                                 NULL,
+                                 false};
     }
-    opts[n++] = (ed_cli_opt){"curve-secret", ED_CLI_STR, &f->curve_secret, "FILE",
+    opts[n++] = (ed_cli_opt){"curve-secret",
+                             ED_CLI_STR,
+                             &f->curve_secret,
+                             "FILE",
                              "CurveZMQ: this trainer's secret key file (teacher_worker keygen; "
                              "mode 0600); its .pub goes into the workers' --curve-clients",
-                             "EDISTILL_CURVE_CLIENT_SECRET", false};
-    opts[n++] = (ed_cli_opt){"curve-server-keys", ED_CLI_STR, &f->curve_server_keys, "FILE",
+                             "EDISTILL_CURVE_CLIENT_SECRET",
+                             false};
+    opts[n++] = (ed_cli_opt){"curve-server-keys",
+                             ED_CLI_STR,
+                             &f->curve_server_keys,
+                             "FILE",
                              "the teachers' public key: one .pub file shared by all, or a file of "
                              "`TEACHERS-ENTRY KEY` lines (docs/SECURITY.md)",
-                             "EDISTILL_CURVE_SERVER_KEYS", false};
+                             "EDISTILL_CURVE_SERVER_KEYS",
+                             false};
     return n;
 }
 

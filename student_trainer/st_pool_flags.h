@@ -25,8 +25,8 @@ typedef struct {
 
 /* Which options a command shows. */
 typedef enum {
-    ST_POOL_FLAGS_ALL,    /* distill, label: the whole table */
-    ST_POOL_FLAGS_PROBE,  /* status: --teachers, --timeout (every wait), CURVE */
+    ST_POOL_FLAGS_ALL,   /* distill, label: the whole table */
+    ST_POOL_FLAGS_PROBE, /* status: --teachers, --timeout (every wait), CURVE */
 } st_pool_flags_set;
 
 /* The most entries st_pool_flags_options writes. */

@@ -36,6 +36,7 @@ typedef struct {
     char host[256];             /* ST_SRC_DNS */
     char port[16];              /* ST_SRC_DNS */
     bool resolved_once;
+    struct st_resolve_req *lookup; /* ST_SRC_DNS: a re-resolution in flight (st_resolve.c) */
 } st_teacher_source;
 
 typedef enum {
@@ -157,10 +158,18 @@ int stp_read_socket(st_pool *p, int ri, ed_err *err);
 /* Timers: pings with backoff, request deadlines, DNS re-resolution. */
 void stp_health(st_pool *p, double now);
 void stp_deadlines(st_pool *p, double now);
-/* Re-resolves the DNS sources. Addresses that cannot be added (no CURVE key for the entry, too many
- * replicas, ...) are left out, with nothing left open; returns the first such error (in err), 0 if
- * every address was added or known. */
+/* Rebuilds member k's description ("name (fingerprint) at ep1, ep2"). */
+void stp_describe_member(st_pool *p, int k);
+/* DNS sources (st_resolve.c). stp_resolve resolves every name now, blocking (at open).
+ * stp_resolve_start asks again without blocking (a lookup per name not already in flight);
+ * stp_resolve_poll applies the answers that are in; stp_resolve_cancel drops the lookups (close).
+ * Addresses that cannot be added (no CURVE key for the entry, too many replicas, ...) are left
+ * out, with nothing left open; resolve and poll return the first such error (in err), 0 if every
+ * address was added or known. */
 int stp_resolve(st_pool *p, ed_err *err);
+void stp_resolve_start(st_pool *p);
+int stp_resolve_poll(st_pool *p, ed_err *err);
+void stp_resolve_cancel(st_pool *p);
 
 /* Tells the configured observer (if any) about a pool event. */
 static inline void stp_observe(const st_pool *p, st_pool_event ev, int member, const char *where,

@@ -91,7 +91,7 @@ int stp_live_replicas(const st_pool *p, int k)
     return n;
 }
 
-static void s_describe_member(st_pool *p, int k)
+void stp_describe_member(st_pool *p, int k)
 {
     st_member *m = &p->members[k];
     int off = stp_fmt(m->desc, sizeof m->desc, "%s (%s) at", m->name, m->fingerprint);
@@ -389,7 +389,7 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
     }
     r->member = k;
     r->state = ST_R_UP;
-    s_describe_member(p, k);
+    stp_describe_member(p, k);
     return 0;
 }
 
@@ -588,75 +588,4 @@ void stp_deadlines(st_pool *p, double now)
             }
         }
     }
-}
-
-/* Re-resolves DNS sources: new addresses join, vanished ones leave. */
-int stp_resolve(st_pool *p, ed_err *err)
-{
-    int first_rc = 0;
-    for (int si = 0; si < p->n_sources; si++) {
-        st_teacher_source *src = &p->sources[si];
-        if (src->kind != ST_SRC_DNS)
-            continue;
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        struct addrinfo *res = NULL;
-        int gai = getaddrinfo(src->host, src->port, &hints, &res);
-        if (gai) {
-            ed_log_warn("teacher name %s: cannot resolve (%s); keeping its %s teachers", src->host,
-                        gai_strerror(gai), src->resolved_once ? "known" : "(no)");
-            continue;
-        }
-        for (int i = 0; i < p->n_reps; i++)
-            p->reps[i].seen = false;
-        for (struct addrinfo *a = res; a; a = a->ai_next) {
-            char ip[INET6_ADDRSTRLEN], ep[ST_ENDPOINT_LEN];
-            if (a->ai_family == AF_INET) {
-                inet_ntop(AF_INET, &((struct sockaddr_in *)a->ai_addr)->sin_addr, ip, sizeof ip);
-                snprintf(ep, sizeof ep, "tcp://%s:%s", ip, src->port);
-            } else if (a->ai_family == AF_INET6) {
-                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr, ip, sizeof ip);
-                snprintf(ep, sizeof ep, "tcp://[%s]:%s", ip, src->port);
-            } else {
-                continue;
-            }
-            int found = -1;
-            for (int i = 0; i < p->n_reps && found < 0; i++)
-                if (p->reps[i].source == si && p->reps[i].state != ST_R_FREE &&
-                    p->reps[i].state != ST_R_GONE && !strcmp(p->reps[i].where, ep))
-                    found = i;
-            if (found >= 0) {
-                p->reps[found].seen = true;
-            } else {
-                ed_err aerr = {0};
-                int rc = stp_add_remote(p, si, ep, &aerr);
-                if (rc == 0) {
-                    if (src->resolved_once)
-                        ed_log_info("teacher name %s: new address %s", src->host, ep);
-                    for (int i = 0; i < p->n_reps; i++)
-                        if (p->reps[i].source == si && !strcmp(p->reps[i].where, ep))
-                            p->reps[i].seen = true;
-                } else if (!first_rc) {
-                    /* Its entry was freed again; the first failure goes to the caller. */
-                    first_rc = rc;
-                    if (err)
-                        *err = aerr;
-                }
-            }
-        }
-        freeaddrinfo(res);
-        for (int i = 0; i < p->n_reps; i++) {
-            st_replica *r = &p->reps[i];
-            if (r->source != si || r->seen || r->state == ST_R_FREE || r->state == ST_R_GONE)
-                continue;
-            ed_log_warn("teacher %s left %s's addresses: dropping it", r->where, src->host);
-            stp_mark_down(p, i, "its address was removed");
-            r->state = ST_R_GONE;
-            stp_free_replica(p, r);
-            r->state = ST_R_FREE;
-            if (r->member >= 0)
-                s_describe_member(p, r->member);
-        }
-        src->resolved_once = true;
-    }
-    return first_rc;
 }

@@ -4,7 +4,9 @@
 # (ip netns exec bind-mounts /etc/netns/NAME/hosts) maps teachers.edistill.test to loopback
 # addresses inside that namespace; the trainer re-resolves the name while it runs:
 #   - an address added to the name joins as a new replica,
-#   - an address removed from the name is dropped, and its member carries on on its other replica.
+#   - an address removed from the name is dropped, and its member carries on on its other replica;
+#   - a name whose DNS server never answers does not stall the run: re-resolution is asynchronous
+#     (the namespace's resolv.conf points at a black hole on its own loopback that counts queries).
 # Needs root and iproute2; otherwise it is skipped (exit 77).
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
@@ -63,4 +65,39 @@ wait "$TRAINER" || { cat "$WORK/s.err" >&2; fail "the elastic run did not comple
 [[ $(sed -n 's/.*"degraded_batches":\([0-9]*\).*/\1/p' "$WORK/s.jsonl" | awk '{ s += $1 } END { print s + 0 }') == 0 ]] ||
   fail "degraded batches although m1 always had a live replica"
 pass "run completed over the changing membership without a degraded batch ($(lines) epochs)"
+# --- a DNS server that never answers: the loop must not wait for it -------------------------------
+printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' > "/etc/netns/$NS/resolv.conf"
+printf '127.0.0.1 localhost\n127.0.0.2 teachers.edistill.test\n127.0.0.3 slow.edistill.test\n' > "$HOSTS"
+ip netns exec "$NS" /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 53))
+open(sys.argv[1], "w").close()
+n = 0
+while True:
+    s.recvfrom(4096); n += 1
+    with open(sys.argv[1], "w") as f: f.write(str(n))
+' "$WORK/dns.queries" &
+E2E_PIDS+=($!)
+for _ in $(seq 1 100); do [[ -f "$WORK/dns.queries" ]] && break; sleep 0.05; done
+ns_worker "$WORK/m1.safetensors" 127.0.0.2 2>/dev/null || true   # 127.0.0.2's worker was dropped, not stopped
+ip netns exec "$NS" "$ST" distill --teachers tcp://teachers.edistill.test:5555,tcp://slow.edistill.test:5555 \
+    --labeled-end 1000 --unlabeled "$TRAIN_X" --unlabeled-start 1000 --unlabeled-end 20000 \
+    --arch 784,64,10 --batch-size 64 --blas-threads 1 --epochs 14 --resolve-interval 0.3 \
+    --timeout 2 --out "$WORK/b.safetensors" --metrics "$WORK/b.jsonl" >/dev/null 2>"$WORK/b.err" &
+TRAINER=$!
+E2E_PIDS+=("$TRAINER")
+for _ in $(seq 1 600); do [[ -f "$WORK/b.jsonl" && $(wc -l < "$WORK/b.jsonl") -ge 1 ]] && break; sleep 0.05; done
+grep -v 'slow.edistill.test' "$HOSTS" > "$WORK/hosts.new"; cat "$WORK/hosts.new" > "$HOSTS"  # now only DNS knows it
+wait "$TRAINER" || { cat "$WORK/b.err" >&2; fail "the run with a dead DNS server did not complete"; }
+queries=$(cat "$WORK/dns.queries"); queries=${queries:-0}
+[[ $queries -ge 1 ]] || { cat "$WORK/b.err" >&2; fail "the trainer never asked the DNS server (test set-up)"; }
+grep -q "teacher name slow.edistill.test: cannot resolve" "$WORK/b.err" ||
+  { cat "$WORK/b.err" >&2; fail "no warning about the unresolvable name"; }
+# A blocking lookup would hold the loop 4+ s every 0.3 s re-resolution: each later epoch would take
+# many times the first. The bound is loose on purpose (a stall detector, not a timing goal).
+secs=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' "$WORK/b.jsonl")
+awk -v q="$queries" 'NR == 1 { first = $1; next } { if ($1 > 3 * first + 3) bad = bad " epoch " NR ": " $1 " s" }
+     END { if (bad != "") { print "stalled (first epoch " first " s):" bad > "/dev/stderr"; exit 1 } }' <<< "$secs" ||
+  fail "the run stalled while the DNS server did not answer"
+pass "DNS server black-holed ($queries queries unanswered): epochs took $(echo $secs | tr '\n' ' ')s, no stall"
 echo "elastic membership checks passed"
