@@ -25,7 +25,12 @@
 struct st_resolve_req {
     struct gaicb cb;
     struct addrinfo hints;
+    struct st_resolve_req *next; /* in s_orphans */
 };
+
+/* Lookups still running when their pool closed: glibc's resolver thread writes into them when it
+ * gives up, so they are never freed; kept reachable here (one per dead name per closed pool). */
+static struct st_resolve_req *s_orphans;
 
 /* The address set `res` is now source si's: new addresses join (each a new replica), replicas of
  * si whose address is gone are dropped. Returns the first address that could not be added. */
@@ -178,6 +183,8 @@ void stp_resolve_cancel(st_pool *p)
             if (gai_suspend(list, 1, &limit) != 0 && gai_error(&q->cb) == EAI_INPROGRESS) {
                 ed_log_debug("teacher name %s: lookup still running at close; left to finish",
                              p->sources[si].host);
+                q->next = s_orphans;
+                s_orphans = q;
                 continue;
             }
         }
