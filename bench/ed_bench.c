@@ -12,6 +12,10 @@
  * forward), alternating request by request, with p50 / p99 per batch size; the logits must agree
  * exactly. ed_bench pair     : logits/s of two workers serving the same weights (an edistill model
  * file and its ONNX export), requests alternating; same fingerprint and logits required.
+ * ed_bench limit    : the BLAS limit of on-the-fly distillation: the sgemm calls of one step of the
+ *                     reference workload alone (K member forwards + the student's forward and
+ *                     backward, same shapes and transposes), in GFLOP/s and samples/s; bench/run.sh
+ *                     divides the measured distillation rate by it (distill_vs_limit).
  *
  * Each prints one JSON object on stdout. Times are medians over repeats, so one noisy repeat on a
  * shared machine moves nothing. Not a test: it never fails on slow numbers, only on broken ones.
@@ -675,6 +679,77 @@ static int s_cmd_pair(int argc, char **argv)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* limit                                                                                          */
+
+static int s_cmd_limit(int argc, char **argv)
+{
+    const char *member_arch = "784,1200,1200,10", *student_arch = "784,800,800,10";
+    int members = 5, batch = 128, repeats = 9, iters = 10, threads = 0;
+    const ed_cli_opt opts[] = {
+        {"members", ED_CLI_INT, &members, "K", "ensemble members forwarded per step", NULL, false},
+        {"member-arch", ED_CLI_STR, &member_arch, "W0,W1,..", "member architecture", NULL, false},
+        {"student-arch", ED_CLI_STR, &student_arch, "W0,W1,..", "student architecture", NULL,
+         false},
+        {"batch", ED_CLI_INT, &batch, "N", "rows per step", NULL, false},
+        {"repeats", ED_CLI_INT, &repeats, "N", "repeats (median reported)", NULL, false},
+        {"iters", ED_CLI_INT, &iters, "N", "steps timed per repeat", NULL, false},
+        {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
+    };
+    const ed_cli_spec spec = {
+        "ed_bench limit [options]",
+        "The sgemm calls of one on-the-fly distillation step alone (K member forwards, the\n"
+        "student's forward and backward): the GEMM FLOPs per sample and the rate the BLAS reaches\n"
+        "on them, i.e. the samples/s no implementation of the step can beat on these threads.",
+        opts, (int)(sizeof opts / sizeof opts[0]), NULL};
+    ed_err err = {0};
+    int rc = ed_cli_parse(&spec, argc, argv, &err);
+    if (rc)
+        return rc > 0 ? 0 : (fprintf(stderr, "ed_bench limit: %s\n", err.msg), 2);
+    if (members < 0 || batch < 1 || repeats < 1 || iters < 1)
+        return fprintf(stderr, "ed_bench limit: members >= 0; batch, repeats, iters >= 1\n"), 2;
+    ed_blas_set_threads(threads);
+    ed_rng r;
+    ed_rng_seed(&r, 13);
+    ed_mlp *mm = s_random_model(member_arch, &r, &err), *sm = NULL;
+    if (mm)
+        sm = s_random_model(student_arch, &r, &err);
+    if (!mm || !sm)
+        return fprintf(stderr, "ed_bench limit: %s\n", err.msg), 1;
+    ed_mlp_ws *mws = ed_mlp_ws_new(&mm->arch, batch, false),
+              *sws = ed_mlp_ws_new(&sm->arch, batch, true);
+    double *rate = calloc((size_t)repeats, sizeof *rate);
+    if (!mws || !sws || !rate)
+        return fprintf(stderr, "ed_bench limit: out of memory\n"), 1;
+    s_fill_uniform(mws->act[0], (size_t)batch * (size_t)ed_arch_in(&mm->arch), &r);
+    s_fill_uniform(sws->act[0], (size_t)batch * (size_t)ed_arch_in(&sm->arch), &r);
+    const s_fwd_shapes msh = {&mm->arch, batch, (const float *const *)mm->W, mws->act};
+    const double flops_step =
+        members * ed_arch_forward_flops(&mm->arch) * batch + s_step_flops(&sm->arch, batch);
+    for (int rep = -1; rep < repeats; rep++) { /* rep -1: warm-up */
+        double t0 = ed_now();
+        for (int i = 0; i < iters; i++) {
+            for (int k = 0; k < members; k++)
+                s_sgemm_forward(&msh);
+            s_sgemm_step(&sm->arch, batch, sm->W, sws->act, sws->dW, sws->dbuf);
+        }
+        if (rep >= 0)
+            rate[rep] = flops_step * iters / (ed_now() - t0) / 1e9;
+    }
+    const double g = s_quantile(rate, repeats, 0.5), per_sample = flops_step / batch;
+    printf("{\"members\":%d,\"member_arch\":\"%s\",\"student_arch\":\"%s\",\"batch\":%d,"
+           "\"repeats\":%d,\"iters\":%d,\"blas\":\"%s\",\"threads\":%d,"
+           "\"gemm_mflop_per_sample\":%.3f,\"sgemm_gflops\":%.2f,\"limit_samples_per_s\":%.1f}\n",
+           members, member_arch, student_arch, batch, repeats, iters, ed_blas_describe(), threads,
+           per_sample / 1e6, g, g * 1e9 / per_sample);
+    free(rate);
+    ed_mlp_ws_destroy(&mws);
+    ed_mlp_ws_destroy(&sws);
+    ed_mlp_destroy(&mm);
+    ed_mlp_destroy(&sm);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ed_blas_setup(argv);
@@ -688,7 +763,9 @@ int main(int argc, char **argv)
         return s_cmd_request(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "pair"))
         return s_cmd_pair(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "limit"))
+        return s_cmd_limit(argc - 1, argv + 1);
     fprintf(argc >= 2 && strcmp(argv[1], "--help") ? stderr : stdout,
-            "usage: ed_bench forward|step|conv|request|pair [options]   (each has --help)\n");
+            "usage: ed_bench forward|step|conv|request|pair|limit [options]   (each has --help)\n");
     return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
 }

@@ -104,6 +104,26 @@ def main():
             "members": d, "threads": a.threads, "ratio": worst, "ratio_is": "the smallest over K",
             "goal": 0.90, "met": worst >= 0.90}
 
+    # distill_vs_limit: the K = 5 distillation rates against the BLAS limit of their step.
+    l2, la, lb = one(R("limit_2t.json")), one(R("limit_1t_a.json")), one(R("limit_1t_b.json"))
+    ri5 = med([r["samples_per_s"] for r in lines(R("inproc_k5.jsonl"))])
+    rr5 = med([r["samples_per_s"] for r in lines(R("remote_k5.jsonl"))])
+    if l2 and la and lb and ri5 and rr5:
+        lim_in, lim_re = l2["limit_samples_per_s"], la["limit_samples_per_s"] + lb["limit_samples_per_s"]
+        dl = {"gemm_mflop_per_sample": l2["gemm_mflop_per_sample"], "blas": l2["blas"], "goal": 0.90,
+             "inprocess": {"samples_per_s": rnd(ri5, 1), "limit_samples_per_s": rnd(lim_in, 1),
+                           "sgemm_gflops": l2["sgemm_gflops"], "threads": "2", "ratio": rnd(ri5 / lim_in)},
+             "workers": {"samples_per_s": rnd(rr5, 1), "limit_samples_per_s": rnd(lim_re, 1),
+                         "sgemm_gflops": rnd(la["sgemm_gflops"] + lb["sgemm_gflops"], 2),
+                         "threads": "2 processes x 1", "ratio": rnd(rr5 / lim_re)}}
+        dl["met"] = dl["inprocess"]["ratio"] >= 0.90 and dl["workers"]["ratio"] >= 0.90
+        res["distill_vs_limit"] = dl
+        for key, lim, rate, th in (("in-process", lim_in, ri5, "2 threads"),
+                                   ("workers", lim_re, rr5, "2 x 1 thread")):
+            rows.append((f"distill_vs_limit K=5 {key}",
+                         f"{rate:.0f} vs {lim:.0f} samples/s ({l2['gemm_mflop_per_sample']:.1f} MFLOP/sample, {th})",
+                         rate / lim, ">= 0.90", rate / lim >= 0.90))
+
     off = [r["samples_per_s"] for r in lines(R("metrics_off.jsonl"))]
     on = [r["samples_per_s"] for r in lines(R("metrics_on.jsonl"))]
     if off and on:

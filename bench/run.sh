@@ -9,6 +9,8 @@
 #                                             vs one serving its model file (same weights)
 #   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
+#   distill_vs_limit                          those K = 5 rates / ed_bench limit (the step's sgemm
+#                                             calls alone at the same shapes and threads)
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
 #   wire_bytes_per_sample                     bytes on the wire per sample per member, u8 vs f32
 #   conv_forward_vs_sgemm                     ed_bench conv (the reference CNN's second conv, batch 128)
@@ -190,6 +192,16 @@ for K in 1 3 5; do
   fi
   stop_workers
 done
+
+# ---- the BLAS limit of the step (distill_vs_limit): its sgemm calls alone, K = 5 --------------
+# In-process members run 2 BLAS threads; workers and the trainer run 1 each, side by side on the
+# two cores, so that limit is two 1-thread processes at once (their rates added).
+log "distill_vs_limit: the step's sgemm calls alone (K=5, batch 128; 2 threads, then 2 x 1 thread)"
+"$EB" limit --members 5 --batch 128 --blas-threads 2 >"$RAW/limit_2t.json"
+"$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_a.json" &
+LIMIT_PID=$!
+"$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_b.json"
+wait "$LIMIT_PID"
 
 # ---- metrics: the same K=3 run with every process serving /metrics, scraped each second ---------
 # One set of workers with --metrics-listen, one without, both up; the runs alternate on/off. The

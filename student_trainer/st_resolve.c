@@ -129,8 +129,8 @@ void stp_resolve_start(st_pool *p)
         if (!q)
             return; /* tried again at the next interval */
         q->hints = (struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        q->cb = (struct gaicb){.ar_name = src->host, .ar_service = src->port,
-                               .ar_request = &q->hints};
+        q->cb =
+            (struct gaicb){.ar_name = src->host, .ar_service = src->port, .ar_request = &q->hints};
         struct gaicb *list[1] = {&q->cb};
         int gai = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
         if (gai) {
