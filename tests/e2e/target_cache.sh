@@ -11,7 +11,9 @@
 #      student, and the same store byte for byte; SIGTERM likewise (exit 143);
 #  (d) a run killed in epoch 2/3 and resumed reads the store (no teacher requests);
 #  (e) a store (complete, or being filled) of other data or members is refused naming the
-#      difference.
+#      difference;
+#  (f) rows of degraded batches (--quorum 1, a member paused) are not stored; a later run with
+#      every member completes the store, which then equals numpy's logits.
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
 "$PY" "$SRC/tests/e2e/exact_teachers.py" "$WORK"
@@ -156,6 +158,31 @@ c4=$(computed)
 grep -Eq "resuming from .*: epoch [23]," "$s.err" || fail "the stop did not land in epoch 2/3: $(cat "$s.err")"
 [[ $c4 -eq $c3 && "$(fp "$s.out")" == "$REF" ]] || fail "resumed after epoch 1: $((c4 - c3)) samples computed, $(fp "$s.out")"
 pass "killed in epoch $(sed -n 's/.*resuming from .*: epoch \([0-9]\),.*/\1/p' "$s.err") and resumed: 0 samples computed, same student"
+
+# (f) degraded batches: member 2 paused early in epoch 1 (--quorum 1): its batches are trained on
+# with member 1 alone and their rows are not stored; a second run completes the fill with both
+# members, and the store then holds exactly numpy's logits (no row of a degraded batch).
+s="$WORK/deg"
+for attempt in 1 2 3; do
+  rm -rf "$s" "$s.ck" "$s.jsonl"
+  "$ST" distill --teachers "$EPS" --cache-targets "$s" "${COMMON[@]}" --out "$s.safetensors" \
+      --quorum 1 --timeout 1 --health-interval 0.3 --checkpoint "$s.ck" --checkpoint-every 1 \
+      --metrics "$s.jsonl" > "$s.out" 2> "$s.err" &
+  pid=$!
+  for _ in $(seq 1 2000); do [[ -f "$s.ck" ]] && break; kill -0 $pid 2>/dev/null || break; sleep 0.005; done
+  kill -STOP "$PID_B"; sleep 1.5; kill -CONT "$PID_B"
+  wait $pid || { cat "$s.err"; fail "degraded run"; }
+  grep -q "degraded batches: not stored" "$s.err" && break
+  echo "note: no degraded batch (epoch 1 ended before member 2 was paused; attempt $attempt); again"
+  [[ $attempt -lt 3 ]] || fail "no degraded batch in 3 attempts"
+done
+deg=$("$PY" -c 'import json,sys; print(sum(json.loads(l)["degraded_batches"] for l in open(sys.argv[1])))' "$s.jsonl")
+[[ $deg -gt 0 ]] || fail "the log says degraded, the metrics count $deg degraded batches"
+"$ST" distill --teachers "$EPS" --cache-targets "$s" "${COMMON[@]}" --epochs 1 --out "$s.safetensors" \
+    > "$s.out" 2> "$s.err2" || { cat "$s.err2"; fail "run completing the degraded store"; }
+[[ -f "$(index "$s")" ]] || fail "the store is not complete after a run with every member: $(cat "$s.err2")"
+"$PY" "$SRC/tests/check_target_store.py" "$s" "$WORK/ref.f32" || fail "the store holds targets of a degraded batch"
+pass "degraded batches ($deg): trained on, not stored; completed later with both members: store == numpy's logits"
 
 # (e) refusals naming the difference.
 expect_fail "complete store, other range" "other data or members.*input 1 .*\[500, 2000\) vs \[500, 1900\)" \
