@@ -333,7 +333,7 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
     }
     if (!rc && run->metrics)
         rc = s_write_metrics(run, lay, rd.end - first, ed_now() - t0, err);
-    if (!rc && !run->quiet_summary) {
+    if (!rc) {
         double secs = ed_now() - t0;
         printf("%s: shard %d of %d complete: samples [%lld, %lld), %d members, %s%s, %lld labeled "
                "now in %.1fs (%.0f samples/s)\n",

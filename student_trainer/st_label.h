@@ -20,7 +20,6 @@ typedef struct {
     bool resume;                       /* continue a partial shard, accept a complete one */
     int batch_size, inflight;          /* <= the pool's max_batch and depth */
     bool quiet;                        /* no progress lines */
-    bool quiet_summary;                /* no summary line on stdout */
     size_t sample_bytes;               /* raw bytes per sample of the inputs */
     const volatile sig_atomic_t *stop; /* non-zero: stop after the batches in flight */
     const char *metrics;               /* append one JSON line (samples/s, RSS) on success */

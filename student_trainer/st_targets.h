@@ -5,6 +5,9 @@
  * treats both sources alike; a batch's rows are looked up by their dataset and sample number
  * (ed_batch.idx), so any shuffling and mixing of the run works, and the logits are the ones the
  * teachers returned when the store was labeled (bit for bit with a float32 store).
+ * Rows the store lacks (a dataset it does not hold, or with --cache-targets a sample not filled
+ * yet: st_targets_open_fill) go to an attached pool as one sub-batch of the same slot; when
+ * filling, their replies are stored (st_target_cache.h).
  */
 #ifndef ST_TARGETS_H
 #define ST_TARGETS_H
