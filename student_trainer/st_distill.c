@@ -169,7 +169,8 @@ static int s_check_usage(s_run *r)
 }
 
 /* The teachers and/or the target store: --targets (with --teachers: mixed), --cache-targets
- * (the teachers' replies fill the store, later epochs read it: st_target_cache), or live teachers. */
+ * (the teachers' replies fill the store, later epochs read it: st_target_cache), or live teachers.
+ */
 static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset_spec *unl,
                           const st_pool_config *pc)
 {

@@ -27,8 +27,9 @@ typedef struct {
     int *live_rows;    /* (max_batch) their positions in the batch */
     unsigned char *lx; /* (max_batch, dim) the rows sent to the pool */
     int32_t *ly;
-    const float *out[ED_TS_MAX_MEMBERS]; /* what wait hands out: ptr[k], NULL for a missing member */
-    bool missed[ED_TS_MAX_MEMBERS];      /* member k did not answer the slot's live rows */
+    const float
+        *out[ED_TS_MAX_MEMBERS];    /* what wait hands out: ptr[k], NULL for a missing member */
+    bool missed[ED_TS_MAX_MEMBERS]; /* member k did not answer the slot's live rows */
 } s_slot;
 
 struct st_targets {
@@ -37,8 +38,8 @@ struct st_targets {
     int64_t offset[2]; /* store number of the labeled / unlabeled range's first sample */
     bool has[2];
     s_slot *slots;
-    float *row;    /* (K, C) one sample */
-    st_pool *pool; /* mixing: live teachers for the datasets the store lacks */
+    float *row;         /* (K, C) one sample */
+    st_pool *pool;      /* mixing: live teachers for the datasets the store lacks */
     ed_ts_filler *fill; /* --cache-targets: the store being filled (NULL: read r) */
     const char *dir;
     int64_t synced, total; /* fill count at the last sync; samples of the store */
@@ -303,8 +304,8 @@ int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err)
             sl->live_rows[sl->n_live++] = i;
             continue;
         }
-        int rc = t->fill ? ed_ts_filler_get(t->fill, g, t->row, err)
-                         : ed_ts_read(t->r, g, t->row, err);
+        int rc =
+            t->fill ? ed_ts_filler_get(t->fill, g, t->row, err) : ed_ts_read(t->r, g, t->row, err);
         if (rc)
             return rc;
         for (int k = 0; k < t->K; k++)
@@ -317,8 +318,8 @@ int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err)
 }
 
 /* --cache-targets: stores the live rows' logits (when every member answered; the rows of a degraded
- * batch stay unfilled and are asked again when they next come), syncs every ED_TS_SYNC_ROWS rows and
- * finishes the store when its last row is in. */
+ * batch stay unfilled and are asked again when they next come), syncs every ED_TS_SYNC_ROWS rows
+ * and finishes the store when its last row is in. */
 static int s_fill(st_targets *t, s_slot *sl, bool all, ed_err *err)
 {
     if (!all) {
@@ -330,8 +331,8 @@ static int s_fill(st_targets *t, s_slot *sl, bool all, ed_err *err)
         for (int k = 0; k < t->K; k++)
             memcpy(t->row + (size_t)k * (size_t)t->C, sl->ptr[k] + (size_t)r * (size_t)t->C,
                    sizeof(float) * (size_t)t->C);
-        int rc = ed_ts_filler_put(t->fill, t->offset[sl->y[r] >= 0 ? 0 : 1] + sl->idx[r], t->row,
-                                  err);
+        int rc =
+            ed_ts_filler_put(t->fill, t->offset[sl->y[r] >= 0 ? 0 : 1] + sl->idx[r], t->row, err);
         if (rc == ED_EINVAL) { /* a non-finite logit: trained on as live, never stored */
             ed_log_warn("%s: not stored", err->msg);
             t->uncached++;
@@ -410,8 +411,7 @@ void st_targets_epoch_log(st_targets *t, int epoch)
                      ed_ts_filler_complete(t->fill) ? ", complete" : "");
         ed_log_info("epoch %d targets: %ld rows from the store, %ld from the teachers%s%s", epoch,
                     t->from_store, t->from_teachers,
-                    t->uncached ? " (degraded batches: not stored, asked again later)" : "",
-                    state);
+                    t->uncached ? " (degraded batches: not stored, asked again later)" : "", state);
     }
     t->from_store = t->from_teachers = t->uncached = 0;
 }

@@ -139,9 +139,9 @@ typedef struct ed_ts_filler ed_ts_filler;
  * a warning). ED_EBUSY when another process has the store open. Memory: total / 8 bytes. */
 ed_ts_filler *ed_ts_filler_open(const char *dir, const ed_ts_layout *lay, ed_err *err);
 
-int64_t ed_ts_filler_count(const ed_ts_filler *f);         /* rows filled */
-bool ed_ts_filler_has(const ed_ts_filler *f, int64_t g);   /* is sample g filled */
-bool ed_ts_filler_complete(const ed_ts_filler *f);         /* committed */
+int64_t ed_ts_filler_count(const ed_ts_filler *f);       /* rows filled */
+bool ed_ts_filler_has(const ed_ts_filler *f, int64_t g); /* is sample g filled */
+bool ed_ts_filler_complete(const ed_ts_filler *f);       /* committed */
 
 /* Sample g's (n_members, classes) logits as stored. ED_EINVAL when g is not filled; ED_EIO. */
 int ed_ts_filler_get(ed_ts_filler *f, int64_t g, float *row, ed_err *err);

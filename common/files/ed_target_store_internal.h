@@ -30,7 +30,6 @@ int ed_ts_layout_from_json(const cJSON *o, ed_ts_layout *lay, const char *where,
 /* Deep copy (inputs and paths). ED_ENOMEM. */
 int ed_ts_layout_copy(ed_ts_layout *dst, const ed_ts_layout *src, ed_err *err);
 
-
 /* A .npy 1.0 header for a C-order array of shape (d0, d1, d2) and dtype descr ("<f2", "<f4",
  * "<u2"), space-padded so the data starts at a multiple of 64. Returns its length (<= cap). */
 size_t ed_ts_npy_header(char *buf, size_t cap, const char *descr, int64_t d0, int d1, int d2);

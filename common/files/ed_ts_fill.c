@@ -70,8 +70,8 @@ static int s_create(ed_ts_filler *f, const char *apath, const char *fpath, ed_er
     if (ftruncate(f->fd, 0) != 0 || lseek(f->fd, 0, SEEK_SET) != 0)
         return ed_err_set(err, ED_EIO, "%s: cannot create: %s", apath, strerror(errno));
     char hdr[256];
-    f->header_bytes = ed_ts_npy_header(hdr, sizeof hdr, "<f4", f->lay.total, f->lay.n_members,
-                                       f->lay.classes);
+    f->header_bytes =
+        ed_ts_npy_header(hdr, sizeof hdr, "<f4", f->lay.total, f->lay.n_members, f->lay.classes);
     const size_t vals = f->row_bytes / 4 * S_CHUNK_ROWS;
     float *nan = malloc(vals * sizeof(float));
     if (!nan)
@@ -103,8 +103,8 @@ static int s_create(ed_ts_filler *f, const char *apath, const char *fpath, ed_er
 static int s_scan(ed_ts_filler *f, const char *apath, ed_err *err)
 {
     char hdr[256], got[256];
-    f->header_bytes = ed_ts_npy_header(hdr, sizeof hdr, "<f4", f->lay.total, f->lay.n_members,
-                                       f->lay.classes);
+    f->header_bytes =
+        ed_ts_npy_header(hdr, sizeof hdr, "<f4", f->lay.total, f->lay.n_members, f->lay.classes);
     struct stat sb;
     if (fstat(f->fd, &sb) != 0 ||
         (uint64_t)sb.st_size != f->header_bytes + (uint64_t)f->lay.total * f->row_bytes ||
@@ -258,8 +258,8 @@ int ed_ts_filler_get(ed_ts_filler *f, int64_t g, float *row, ed_err *err)
 int ed_ts_filler_put(ed_ts_filler *f, int64_t g, const float *row, ed_err *err)
 {
     if (g < 0 || g >= f->lay.total)
-        return ed_err_set(err, ED_EINVAL, "%s: sample %lld outside [0, %lld)", f->dir,
-                          (long long)g, (long long)f->lay.total);
+        return ed_err_set(err, ED_EINVAL, "%s: sample %lld outside [0, %lld)", f->dir, (long long)g,
+                          (long long)f->lay.total);
     if (ed_ts_filler_has(f, g))
         return 0;
     if (!s_row_filled(row, f->row_bytes / 4))

@@ -81,8 +81,8 @@ static int s_sync(ed_ts_writer *w, ed_err *err)
     ed_ts_add_hex(o, "logits_fnv1a64", w->hash[S_LOGITS]);
     ed_ts_add_hex(o, "indices_fnv1a64", w->hash[S_INDICES]);
     char *path = s_path(w, "progress.json", "");
-    int rc =
-        path ? ed_ts_write_json(path, o, err) : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "oom"));
+    int rc = path ? ed_ts_write_json(path, o, err)
+                  : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "oom"));
     free(path);
     return rc;
 }

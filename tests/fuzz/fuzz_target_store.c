@@ -93,9 +93,15 @@ static void s_check_reader(void)
  * only finite rows for the samples it counts as filled. */
 static void s_check_filler(void)
 {
-    ed_ts_layout lay = {.classes = 3, .n_members = 2, .dtype = ED_TS_F32, .total = 4, .n_inputs = 1};
-    ed_ts_input in = {.path = (char *)"x.npy", .size = 100, .head_hash = 1, .tail_hash = 2,
-                      .start = 0, .end = 4, .offset = 0};
+    ed_ts_layout lay = {
+        .classes = 3, .n_members = 2, .dtype = ED_TS_F32, .total = 4, .n_inputs = 1};
+    ed_ts_input in = {.path = (char *)"x.npy",
+                      .size = 100,
+                      .head_hash = 1,
+                      .tail_hash = 2,
+                      .start = 0,
+                      .end = 4,
+                      .offset = 0};
     lay.inputs = &in;
     for (int k = 0; k < 2; k++) {
         snprintf(lay.member[k].name, sizeof lay.member[k].name, "m%d", k);

@@ -5,8 +5,8 @@
  * trips over several shards; resume after an interrupted shard gives the same bytes as an
  * uninterrupted write; damaged stores (truncated, missing, other members, wrong count, flipped
  * byte, mixed shard counts) refused with messages naming the shard; input identity look-ups; a
- * store filled in a shuffled order, interrupted (with a torn row) and continued is the same bytes as
- * one written in order.
+ * store filled in a shuffled order, interrupted (with a torn row) and continued is the same bytes
+ * as one written in order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -341,8 +341,8 @@ static void test_fill(void **state)
     s_expect_err(ed_ts_filler_open(b, &lay, &err) ? 0 : err.code, &err, ED_EBUSY, "another run",
                  NULL);
     for (int64_t i = 0; i < 5000; i++)
-        assert_int_equal(ed_ts_filler_put(f, i * 7919 % total, z + (i * 7919 % total) * K * C, &err),
-                         0);
+        assert_int_equal(
+            ed_ts_filler_put(f, i * 7919 % total, z + (i * 7919 % total) * K * C, &err), 0);
     assert_int_equal(ed_ts_filler_count(f), 5000);
     float row[6], bad[6] = {1, 2, NAN, 4, 5, 6};
     int64_t hole = 0;
