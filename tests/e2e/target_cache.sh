@@ -120,6 +120,8 @@ for sig in KILL TERM; do
     echo "note: epoch 1 ended before the teachers were paused (attempt $attempt); again"
     [[ $attempt -lt 4 ]] || fail "$sig: could not stop the run in epoch 1 in 4 attempts"
   done
+  expect_fail "--targets on a store being filled" "being filled by .distill --cache-targets" \
+    "$ST" distill --targets "$s" "${COMMON[@]}" --out "$WORK/x.safetensors"
   if [[ $sig == TERM ]]; then # (e) the store being filled belongs to this data and these members
     expect_fail "store being filled, other range" "other data or members.*input 1 .*\[500, 2000\) vs \[500, 1900\)" \
       "$ST" distill --teachers "$EPS" --cache-targets "$s" "${COMMON[@]}" --unlabeled-end 1900 --out "$WORK/x.safetensors"
