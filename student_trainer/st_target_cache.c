@@ -45,11 +45,11 @@ int st_target_cache_layout(const st_pool *pool, const ed_dataset_spec *lab, long
     return rc;
 }
 
-/* Whether dir holds a shard index (a complete shard of some store). */
-static bool s_has_index(const char *dir)
+/* Whether dir holds a file matching shard-*-of-*<suffix> other than a progress or fill record. */
+static bool s_has(const char *dir, const char *suffix)
 {
     char pattern[4200];
-    snprintf(pattern, sizeof pattern, "%s/shard-*-of-*.json", dir);
+    snprintf(pattern, sizeof pattern, "%s/shard-*-of-*%s", dir, suffix);
     glob_t g;
     bool found = false;
     if (glob(pattern, 0, NULL, &g) == 0) {
@@ -106,7 +106,12 @@ st_targets *st_target_cache_open(const char *dir, st_pool *pool, const ed_datase
         ed_err_wrap(err, "--cache-targets %s", dir);
         return NULL;
     }
-    if (s_has_index(dir)) {
+    if (s_has(dir, ".partial")) {
+        ed_err_set(err, ED_EINVAL,
+                   "--cache-targets %s: an unfinished `student_trainer label` shard is there "
+                   "(finish it with label --resume, or use another directory)",
+                   dir);
+    } else if (s_has(dir, ".json")) {
         t = s_open_complete(dir, &lay, lab, nl, nu ? unl : NULL, nu, max_batch, depth, err);
     } else {
         ed_ts_filler *fill = ed_ts_filler_open(dir, &lay, err);

@@ -164,14 +164,15 @@ static int s_check_record(const ed_ts_filler *f, const char *fpath, ed_err *err)
     return rc;
 }
 
-/* Opens the .filling array (or the final array of a commit interrupted before its index). */
-static int s_open_array(ed_ts_filler *f, const char *apath, ed_err *err)
+/* Opens the .filling array (or, with a fill record, the final array of a commit interrupted
+ * before its index: the record is removed only after the index is written). */
+static int s_open_array(ed_ts_filler *f, const char *apath, bool have_record, ed_err *err)
 {
     char *final = s_path(f, "logits.npy");
     if (!final)
         return ed_err_set(err, ED_ENOMEM, "out of memory");
     struct stat sb;
-    if (stat(apath, &sb) != 0 && stat(final, &sb) == 0 && rename(final, apath) != 0)
+    if (have_record && stat(apath, &sb) != 0 && stat(final, &sb) == 0 && rename(final, apath) != 0)
         ed_log_warn("%s: cannot rename back to %s: %s", final, apath, strerror(errno));
     free(final);
     f->fd = open(apath, O_RDWR | O_CREAT, 0644);
@@ -210,7 +211,7 @@ ed_ts_filler *ed_ts_filler_open(const char *dir, const ed_ts_layout *lay, ed_err
     if (!rc && have_record)
         rc = s_check_record(f, fpath, err);
     if (!rc)
-        rc = s_open_array(f, apath, err);
+        rc = s_open_array(f, apath, have_record, err);
     if (!rc && have_record) {
         ed_err scan = {0};
         if (s_scan(f, apath, &scan) == ED_ETRUNC) {

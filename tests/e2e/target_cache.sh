@@ -191,6 +191,9 @@ expect_fail "complete store, other range" "other data or members.*input 1 .*\[50
   "$ST" distill --teachers "$EPS" --cache-targets "$WORK/c1" "${COMMON[@]}" --unlabeled-end 1900 --out "$WORK/x.safetensors"
 expect_fail "complete store, other members" "other data or members.*2 members vs 1" \
   "$ST" distill --teachers "$EP_A" --cache-targets "$WORK/c1" "${COMMON[@]}" --out "$WORK/x.safetensors"
+mkdir -p "$WORK/lp" && : > "$WORK/lp/shard-00000-of-00002.logits.npy.partial"
+expect_fail "a directory with an unfinished label shard" "unfinished .student_trainer label. shard" \
+  "$ST" distill --teachers "$EPS" --cache-targets "$WORK/lp" "${COMMON[@]}" --out "$WORK/x.safetensors"
 expect_fail "--cache-targets without teachers" "give --teachers" \
   "$ST" distill --cache-targets "$WORK/c1" "${COMMON[@]}" --out "$WORK/x.safetensors"
 echo "target_cache: all checks passed"
