@@ -318,8 +318,8 @@ int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err)
 }
 
 /* --cache-targets: stores the live rows' logits (when every member answered; the rows of a degraded
- * batch stay unfilled and are asked again when they next come), syncs every ED_TS_SYNC_ROWS rows
- * and finishes the store when its last row is in. */
+ * batch stay unfilled and are asked again when they next come), syncs every ST_TARGETS_SYNC_ROWS
+ * rows and finishes the store when its last row is in. */
 static int s_fill(st_targets *t, s_slot *sl, bool all, ed_err *err)
 {
     if (!all) {
@@ -409,9 +409,13 @@ void st_targets_epoch_log(st_targets *t, int epoch)
             snprintf(state, sizeof state, "; %s: %lld samples stored%s", t->dir,
                      (long long)ed_ts_filler_count(t->fill),
                      ed_ts_filler_complete(t->fill) ? ", complete" : "");
+        char uncached[96] = "";
+        if (t->uncached)
+            snprintf(uncached, sizeof uncached,
+                     " (%ld not stored: degraded batches or non-finite logits; asked again later)",
+                     t->uncached);
         ed_log_info("epoch %d targets: %ld rows from the store, %ld from the teachers%s%s", epoch,
-                    t->from_store, t->from_teachers,
-                    t->uncached ? " (degraded batches: not stored, asked again later)" : "", state);
+                    t->from_store, t->from_teachers, uncached, state);
     }
     t->from_store = t->from_teachers = t->uncached = 0;
 }
