@@ -145,13 +145,20 @@ static int s_check_record(const ed_ts_filler *f, const char *fpath, ed_err *err)
     free(text);
     ed_ts_layout old;
     char what[512];
-    int rc = !o || strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "format"))
-                              ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "format"))
-                              : "",
-                          S_FILL_FORMAT)
-                 ? ed_err_set(err, ED_EFORMAT,
-                              "%s: not a fill record (remove the directory to start over)", fpath)
-                 : ed_ts_layout_from_json(o, &old, fpath, err);
+    const char *format = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "format"));
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(o, "format_version");
+    int rc = 0;
+    if (!o || !format || strcmp(format, S_FILL_FORMAT))
+        rc = ed_err_set(err, ED_EFORMAT,
+                        "%s: not a fill record (remove the directory to start over)", fpath);
+    else if (!cJSON_IsNumber(version) || version->valuedouble != ED_TS_FORMAT_VERSION)
+        rc = ed_err_set(err, ED_EVERSION,
+                        "%s: fill record of format version %g, this edistill reads %d (use the "
+                        "edistill that started the fill, or remove the directory)",
+                        fpath, cJSON_IsNumber(version) ? version->valuedouble : -1.0,
+                        ED_TS_FORMAT_VERSION);
+    else
+        rc = ed_ts_layout_from_json(o, &old, fpath, err);
     cJSON_Delete(o);
     if (rc)
         return rc;
