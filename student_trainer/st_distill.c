@@ -49,9 +49,9 @@
 #include "st_distill_metrics.h"
 #include "st_metrics.h"
 #include "st_mixer.h"
-#include "st_label.h"
 #include "st_pool.h"
 #include "st_stop.h"
+#include "st_target_cache.h"
 #include "st_targets.h"
 
 /* ---- the student model file -------------------------------------------------------------- */
@@ -169,7 +169,8 @@ static int s_check_usage(s_run *r)
 }
 
 /* The teachers and/or the target store: --targets (with --teachers: mixed), --cache-targets
- * (label the run's data once with the teachers, then train from the store), or live teachers. */
+ * (the teachers' replies fill the store, later epochs read it: st_target_cache), or live teachers.
+ */
 static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset_spec *unl,
                           const st_pool_config *pc)
 {
@@ -188,10 +189,8 @@ static int s_open_targets(s_run *r, const ed_dataset_spec *lab, const ed_dataset
     if (r->tg && st_targets_attach_pool(r->tg, r->pool, &r->err))
         return r->err.code;
     if (o->cache_targets &&
-        (st_label_cache(r->pool, o->cache_targets, lab, nl, u, nu, r->C, o->train.batch_size,
-                        o->pool.inflight, o->quiet, &r->err) ||
-         !(r->tg = st_targets_open(o->cache_targets, lab, nl, u, nu, r->C, o->train.batch_size,
-                                   o->pool.inflight, false, &r->err))))
+        !(r->tg = st_target_cache_open(o->cache_targets, r->pool, lab, nl, u, nu, r->C,
+                                       o->train.batch_size, o->pool.inflight, &r->err)))
         return r->err.code;
     return 0;
 }
@@ -329,7 +328,7 @@ static s_outcome s_train_batch(s_run *r, int head, long epoch_steps, const ed_ba
     for (int k = 0; k < Kb; k++) {
         if (logits[k])
             r->member_logits[present++] = logits[k];
-        if (!r->tg && st_pool_missed(r->pool, head, k)) {
+        if (r->tg ? st_targets_missed(r->tg, head, k) : st_pool_missed(r->pool, head, k)) {
             degraded = true;
             if (k < r->K)
                 sums->missing[k]++;
@@ -498,6 +497,8 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
         st_metrics_epoch(r->om, epoch, have_test ? r->test_acc : -1.0);
     if (!rc && !o->quiet)
         st_distill_metrics_log(&rec);
+    if (r->tg)
+        st_targets_epoch_log(r->tg, epoch);
     if (!rc && r->metrics)
         rc = st_distill_metrics_write(r->metrics, o->metrics, &rec, &r->err);
     ed_eval_result_free(&res);

@@ -80,8 +80,8 @@ bool st_distill_opts_parse(st_distill_opts *o, int argc, char **argv, int *rc)
          "teachers)",
          NULL, false},
         {"cache-targets", ED_CLI_STR, &o->cache_targets, "STORE",
-         "with --teachers: label this run's data into STORE once (float32; kept, resumable), then "
-         "train every epoch from it",
+         "with --teachers: the first epoch stores the teachers' replies in STORE (float32; kept, "
+         "resumable), the next epochs train from it without asking the teachers",
          NULL, false},
         {"labeled-images", ED_CLI_STR, &o->labeled_images, "FILE",
          "labeled samples (IDX, .npy, CSV; .gz ok)", NULL, false},

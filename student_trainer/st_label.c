@@ -128,54 +128,6 @@ int st_label_dataset_inputs(const ed_dataset_spec *spec, long count, ed_dataset_
     return 0;
 }
 
-int st_label_cache(st_pool *pool, const char *store, const ed_dataset_spec *lab, long lab_count,
-                   const ed_dataset_spec *unl, long unl_count, int classes, int batch_size,
-                   int inflight, bool quiet, ed_err *err)
-{
-    ed_dataset_spec *parts[2] = {NULL, NULL}, *specs = NULL;
-    char **files[2] = {NULL, NULL};
-    int n[2] = {0, 0}, nf[2] = {0, 0};
-    ed_ts_layout lay = {.classes = classes, .dtype = ED_TS_F32};
-    int dim = 0;
-    ed_dtype dtype = ED_DTYPE_U8;
-    int rc = lab_count > 0
-                 ? st_label_dataset_inputs(lab, lab_count, &parts[0], &n[0], &files[0], &nf[0], err)
-                 : 0;
-    if (!rc && unl && unl_count > 0)
-        rc = st_label_dataset_inputs(unl, unl_count, &parts[1], &n[1], &files[1], &nf[1], err);
-    if (!rc && !(specs = calloc((size_t)(n[0] + n[1] + 1), sizeof *specs)))
-        rc = ed_err_set(err, ED_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < n[0] + n[1]; i++)
-        specs[i] = i < n[0] ? parts[0][i] : parts[1][i - n[0]];
-    if (!rc)
-        rc = st_label_inputs(specs, n[0] + n[1], &lay, &dim, &dtype, err);
-    if (!rc) {
-        st_label_members(pool, &lay);
-        const st_label_run run = {.store = store,
-                                  .n_shards = 1,
-                                  .resume = true,
-                                  .batch_size = batch_size,
-                                  .inflight = inflight,
-                                  .quiet = quiet,
-                                  .quiet_summary = true,
-                                  .sample_bytes = (size_t)dim * ed_dtype_size(dtype)};
-        const double t0 = ed_now();
-        rc = st_label_store(pool, &lay, &run, err);
-        if (rc)
-            ed_err_wrap(err, "--cache-targets %s", store);
-        else
-            ed_log_info("target cache %s: %lld samples ready (%.1fs); every epoch trains from it",
-                        store, (long long)lay.total, ed_now() - t0);
-    }
-    ed_ts_layout_free(&lay);
-    free(specs);
-    for (int i = 0; i < 2; i++) {
-        free(parts[i]);
-        ed_paths_free(&files[i], nf[i]);
-    }
-    return rc;
-}
-
 /* label's inputs: --labeled-images (its range) first, then the --unlabeled list. */
 static int s_inputs(const st_label_opts *o, ed_ts_layout *lay, int *dim, ed_dtype *dtype,
                     ed_err *err)
@@ -381,7 +333,7 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
     }
     if (!rc && run->metrics)
         rc = s_write_metrics(run, lay, rd.end - first, ed_now() - t0, err);
-    if (!rc && !run->quiet_summary) {
+    if (!rc) {
         double secs = ed_now() - t0;
         printf("%s: shard %d of %d complete: samples [%lld, %lld), %d members, %s%s, %lld labeled "
                "now in %.1fs (%.0f samples/s)\n",

@@ -1,6 +1,6 @@
 /*
  * st_label: labeling input files with the ensemble into a target store, for `student_trainer
- * label` and for `distill --cache-targets` (which labels its own data before training from it).
+ * label`; st_target_cache (`distill --cache-targets`) builds its layout with the same helpers.
  */
 #ifndef ST_LABEL_H
 #define ST_LABEL_H
@@ -20,7 +20,6 @@ typedef struct {
     bool resume;                       /* continue a partial shard, accept a complete one */
     int batch_size, inflight;          /* <= the pool's max_batch and depth */
     bool quiet;                        /* no progress lines */
-    bool quiet_summary;                /* no summary line on stdout */
     size_t sample_bytes;               /* raw bytes per sample of the inputs */
     const volatile sig_atomic_t *stop; /* non-zero: stop after the batches in flight */
     const char *metrics;               /* append one JSON line (samples/s, RSS) on success */
@@ -45,13 +44,5 @@ void st_label_members(const st_pool *pool, ed_ts_layout *lay);
  * ED_ESTOPPED when *run->stop became non-zero (the shard stays partial: resume continues it);
  * ED_EPEER when a member did not answer a batch. */
 int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *run, ed_err *err);
-
-/* distill --cache-targets: makes `store` hold the run's datasets (the labeled range, then the
- * unlabeled file(s); empty ones left out) for the pool's members as float32, labeling now what is
- * missing (an interrupted labeling continues; a complete store is reused as is). ED_EINVAL naming
- * the difference when the store there belongs to other data or members. */
-int st_label_cache(st_pool *pool, const char *store, const ed_dataset_spec *lab, long lab_count,
-                   const ed_dataset_spec *unl, long unl_count, int classes, int batch_size,
-                   int inflight, bool quiet, ed_err *err);
 
 #endif

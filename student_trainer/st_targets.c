@@ -12,6 +12,8 @@
 #include "ed_target_store.h"
 #include "st_label.h"
 
+#define ST_TARGETS_SYNC_ROWS 4096 /* --cache-targets: rows between fsyncs of the store */
+
 typedef struct {
     int n;
     unsigned char *x; /* (max_batch, dim) raw samples */
@@ -25,6 +27,9 @@ typedef struct {
     int *live_rows;    /* (max_batch) their positions in the batch */
     unsigned char *lx; /* (max_batch, dim) the rows sent to the pool */
     int32_t *ly;
+    const float
+        *out[ED_TS_MAX_MEMBERS];    /* what wait hands out: ptr[k], NULL for a missing member */
+    bool missed[ED_TS_MAX_MEMBERS]; /* member k did not answer the slot's live rows */
 } s_slot;
 
 struct st_targets {
@@ -33,10 +38,15 @@ struct st_targets {
     int64_t offset[2]; /* store number of the labeled / unlabeled range's first sample */
     bool has[2];
     s_slot *slots;
-    float *row;    /* (K, C) one sample */
-    st_pool *pool; /* mixing: live teachers for the datasets the store lacks */
+    float *row;         /* (K, C) one sample */
+    st_pool *pool;      /* mixing: live teachers for the datasets the store lacks */
+    ed_ts_filler *fill; /* --cache-targets: the store being filled (NULL: read r) */
+    const char *dir;
+    int64_t synced, total; /* fill count at the last sync; samples of the store */
+    long from_store, from_teachers, uncached; /* rows since the last st_targets_epoch_log */
     char kind[32];
     char describe[ED_TS_MAX_MEMBERS][160];
+    char fingerprint[ED_TS_MAX_MEMBERS][32];
 };
 
 /* Finds one dataset of the run among the store's inputs: one file and range, or the files of a
@@ -72,6 +82,40 @@ static int s_find(st_targets *t, int which, const ed_dataset_spec *spec, long co
     if (rc)
         return ed_err_wrap(err, "--targets: the %s data", which ? "unlabeled" : "labeled");
     t->has[which] = true;
+    return 0;
+}
+
+/* The part of opening both sources share: names, and the slots' buffers. */
+static int s_setup(st_targets *t, const ed_ts_layout *lay, const char *dir, const char *how,
+                   ed_err *err)
+{
+    t->dir = dir;
+    if (lay->top_k)
+        snprintf(t->kind, sizeof t->kind, "%s top-%d", ed_ts_dtype_name(lay->dtype), lay->top_k);
+    else
+        snprintf(t->kind, sizeof t->kind, "%s", ed_ts_dtype_name(lay->dtype));
+    for (int k = 0; k < t->K; k++) {
+        snprintf(t->describe[k], sizeof t->describe[k], "%s (%s) %s %s store %.80s",
+                 lay->member[k].name, lay->member[k].fingerprint, how, t->kind, dir);
+        memcpy(t->fingerprint[k], lay->member[k].fingerprint, sizeof t->fingerprint[k]);
+    }
+    t->slots = calloc((size_t)t->depth, sizeof *t->slots);
+    t->row = malloc(sizeof(float) * (size_t)t->K * (size_t)t->C);
+    if (!t->slots || !t->row)
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
+    const size_t mb = (size_t)t->max_batch;
+    for (int s = 0; s < t->depth; s++) {
+        s_slot *sl = &t->slots[s];
+        sl->y = malloc(sizeof(int32_t) * mb);
+        sl->idx = malloc(sizeof(int64_t) * mb);
+        sl->z = malloc(sizeof(float) * (size_t)t->K * mb * (size_t)t->C);
+        sl->live_rows = malloc(sizeof(int) * mb);
+        sl->ly = malloc(sizeof(int32_t) * mb);
+        if (!sl->y || !sl->idx || !sl->z || !sl->live_rows || !sl->ly)
+            return ed_err_set(err, ED_ENOMEM, "out of memory");
+        for (int k = 0; k < t->K; k++)
+            sl->ptr[k] = sl->z + (size_t)k * mb * (size_t)t->C;
+    }
     return 0;
 }
 
@@ -116,35 +160,39 @@ st_targets *st_targets_open(const char *dir, const ed_dataset_spec *labeled, lon
             ed_err_set(err, ED_ENOTFOUND, "--targets %s: the run has no data", dir);
         goto fail;
     }
-    if (lay->top_k)
-        snprintf(t->kind, sizeof t->kind, "%s top-%d", ed_ts_dtype_name(lay->dtype), lay->top_k);
-    else
-        snprintf(t->kind, sizeof t->kind, "%s", ed_ts_dtype_name(lay->dtype));
-    for (int k = 0; k < t->K; k++)
-        snprintf(t->describe[k], sizeof t->describe[k], "%s (%s) from the %s store %.80s",
-                 lay->member[k].name, lay->member[k].fingerprint, t->kind, dir);
-    t->slots = calloc((size_t)depth, sizeof *t->slots);
-    t->row = malloc(sizeof(float) * (size_t)t->K * (size_t)t->C);
-    if (!t->slots || !t->row)
-        goto oom;
-    for (int s = 0; s < depth; s++) {
-        s_slot *sl = &t->slots[s];
-        sl->y = malloc(sizeof(int32_t) * (size_t)max_batch);
-        sl->idx = malloc(sizeof(int64_t) * (size_t)max_batch);
-        sl->z = malloc(sizeof(float) * (size_t)t->K * (size_t)max_batch * (size_t)t->C);
-        sl->live_rows = malloc(sizeof(int) * (size_t)max_batch);
-        sl->ly = malloc(sizeof(int32_t) * (size_t)max_batch);
-        if (!sl->y || !sl->idx || !sl->z || !sl->live_rows || !sl->ly)
-            goto oom;
-        for (int k = 0; k < t->K; k++)
-            sl->ptr[k] = sl->z + (size_t)k * (size_t)max_batch * (size_t)t->C;
-    }
+    if (s_setup(t, lay, dir, "from the", err))
+        goto fail;
     return t;
-oom:
-    ed_err_set(err, ED_ENOMEM, "out of memory");
 fail:
     st_targets_close(&t);
     return NULL;
+}
+
+st_targets *st_targets_open_fill(ed_ts_filler **fill, const char *dir, const ed_ts_layout *lay,
+                                 const int64_t offset[2], const bool has[2], int max_batch,
+                                 int depth, ed_err *err)
+{
+    st_targets *t = calloc(1, sizeof *t);
+    if (!t) {
+        ed_ts_filler_destroy(fill);
+        ed_err_set(err, ED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    t->fill = *fill;
+    *fill = NULL;
+    t->K = lay->n_members;
+    t->C = lay->classes;
+    t->max_batch = max_batch;
+    t->depth = depth;
+    t->synced = ed_ts_filler_count(t->fill);
+    t->total = lay->total;
+    for (int i = 0; i < 2; i++) {
+        t->offset[i] = offset[i];
+        t->has[i] = has[i];
+    }
+    if (s_setup(t, lay, dir, "cached in the", err))
+        st_targets_close(&t);
+    return t;
 }
 
 void st_targets_close(st_targets **pt)
@@ -164,6 +212,7 @@ void st_targets_close(st_targets **pt)
     free(t->slots);
     free(t->row);
     ed_ts_close(&t->r);
+    ed_ts_filler_destroy(&t->fill);
     free(t);
     *pt = NULL;
 }
@@ -180,7 +229,7 @@ const char *st_targets_member_describe(const st_targets *t, int k)
 
 const char *st_targets_member_fingerprint(const st_targets *t, int k)
 {
-    return ed_ts_reader_layout(t->r)->member[k].fingerprint;
+    return t->fingerprint[k];
 }
 
 const char *st_targets_kind(const st_targets *t)
@@ -244,20 +293,74 @@ int st_targets_submit(st_targets *t, int slot, const ed_batch *b, ed_err *err)
     sl->dim = b->dim;
     sl->dtype = b->dtype;
     sl->n_live = 0;
+    for (int k = 0; k < t->K; k++) {
+        sl->out[k] = sl->ptr[k];
+        sl->missed[k] = false;
+    }
     for (int i = 0; i < b->n; i++) {
         const int src = b->y[i] >= 0 ? 0 : 1;
-        if (!t->has[src]) {
+        const int64_t g = t->offset[src] + b->idx[i];
+        if (!t->has[src] || (t->fill && !ed_ts_filler_has(t->fill, g))) {
             sl->live_rows[sl->n_live++] = i;
             continue;
         }
-        int rc = ed_ts_read(t->r, t->offset[src] + b->idx[i], t->row, err);
+        int rc =
+            t->fill ? ed_ts_filler_get(t->fill, g, t->row, err) : ed_ts_read(t->r, g, t->row, err);
         if (rc)
             return rc;
         for (int k = 0; k < t->K; k++)
             memcpy((float *)sl->ptr[k] + (size_t)i * (size_t)t->C,
                    t->row + (size_t)k * (size_t)t->C, sizeof(float) * (size_t)t->C);
     }
+    t->from_store += b->n - sl->n_live;
+    t->from_teachers += sl->n_live;
     return s_submit_live(t, sl, slot, sb, err);
+}
+
+/* --cache-targets: stores the live rows' logits (when every member answered; the rows of a degraded
+ * batch stay unfilled and are asked again when they next come), syncs every ST_TARGETS_SYNC_ROWS
+ * rows and finishes the store when its last row is in. */
+static int s_fill(st_targets *t, s_slot *sl, bool all, ed_err *err)
+{
+    if (!all) {
+        t->uncached += sl->n_live;
+        return 0;
+    }
+    for (int i = 0; i < sl->n_live; i++) {
+        const int r = sl->live_rows[i];
+        for (int k = 0; k < t->K; k++)
+            memcpy(t->row + (size_t)k * (size_t)t->C, sl->ptr[k] + (size_t)r * (size_t)t->C,
+                   sizeof(float) * (size_t)t->C);
+        int rc =
+            ed_ts_filler_put(t->fill, t->offset[sl->y[r] >= 0 ? 0 : 1] + sl->idx[r], t->row, err);
+        if (rc == ED_EINVAL) { /* a non-finite logit: trained on as live, never stored */
+            ed_log_warn("%s: not stored", err->msg);
+            t->uncached++;
+        } else if (rc) {
+            return rc;
+        }
+    }
+    const int64_t n = ed_ts_filler_count(t->fill);
+    if (n - t->synced >= ST_TARGETS_SYNC_ROWS && !ed_ts_filler_complete(t->fill)) {
+        int rc = ed_ts_filler_sync(t->fill, err);
+        if (rc)
+            return rc;
+        t->synced = n;
+    }
+    return st_targets_fill_done(t, err);
+}
+
+int st_targets_fill_done(st_targets *t, ed_err *err)
+{
+    if (!t->fill || ed_ts_filler_complete(t->fill) || ed_ts_filler_count(t->fill) < t->total)
+        return 0;
+    int rc = ed_ts_filler_commit(t->fill, err);
+    if (rc)
+        return ed_err_wrap(err, "--cache-targets %s", t->dir);
+    ed_log_info("target cache %s complete: %lld samples (float32); the teachers are no longer "
+                "asked for targets",
+                t->dir, (long long)ed_ts_filler_count(t->fill));
+    return 0;
 }
 
 int st_targets_wait(st_targets *t, int slot, ed_batch *batch, const float *const **logits,
@@ -272,19 +375,47 @@ int st_targets_wait(st_targets *t, int slot, ed_batch *batch, const float *const
         int rc = st_pool_wait(t->pool, slot, &sub, &live, err);
         if (rc)
             return rc;
+        bool all = true;
         for (int k = 0; k < t->K; k++) {
-            if (!live[k])
-                return ed_err_set(err, ED_EPEER,
-                                  "member %d did not answer: a batch mixing stored "
-                                  "and live targets needs every member",
-                                  k);
+            if (!live[k]) { /* degraded: the whole batch is averaged without member k */
+                sl->missed[k] = true;
+                sl->out[k] = NULL;
+                all = false;
+                continue;
+            }
             for (int i = 0; i < sl->n_live; i++)
                 memcpy((float *)sl->ptr[k] + (size_t)sl->live_rows[i] * (size_t)t->C,
                        live[k] + (size_t)i * (size_t)t->C, sizeof(float) * (size_t)t->C);
         }
+        if (t->fill && (rc = s_fill(t, sl, all, err)))
+            return rc;
     }
     *batch = (ed_batch){
         .n = sl->n, .dim = sl->dim, .dtype = sl->dtype, .x = sl->x, .y = sl->y, .idx = sl->idx};
-    *logits = sl->ptr;
+    *logits = sl->out;
     return 0;
+}
+
+bool st_targets_missed(const st_targets *t, int slot, int k)
+{
+    return slot >= 0 && slot < t->depth && k >= 0 && k < t->K && t->slots[slot].missed[k];
+}
+
+void st_targets_epoch_log(st_targets *t, int epoch)
+{
+    if (t->fill || t->pool) {
+        char state[160] = "";
+        if (t->fill)
+            snprintf(state, sizeof state, "; %s: %lld samples stored%s", t->dir,
+                     (long long)ed_ts_filler_count(t->fill),
+                     ed_ts_filler_complete(t->fill) ? ", complete" : "");
+        char uncached[96] = "";
+        if (t->uncached)
+            snprintf(uncached, sizeof uncached,
+                     " (%ld not stored: degraded batches or non-finite logits; asked again later)",
+                     t->uncached);
+        ed_log_info("epoch %d targets: %ld rows from the store, %ld from the teachers%s%s", epoch,
+                    t->from_store, t->from_teachers, uncached, state);
+    }
+    t->from_store = t->from_teachers = t->uncached = 0;
 }

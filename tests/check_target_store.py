@@ -40,7 +40,7 @@ def fail(msg):
 def load_store(store):
     shards = []
     for path in sorted(glob.glob(os.path.join(store, "shard-*-of-*.json"))):
-        if path.endswith(".progress.json"):
+        if path.endswith((".progress.json", ".fill.json")):  # unfinished: label / --cache-targets
             continue
         with open(path) as f:
             idx = json.load(f)

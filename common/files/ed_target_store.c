@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ed_fs.h"
 #include "ed_hash.h"
 #include "ed_target_store_internal.h"
 
@@ -153,7 +154,7 @@ int ed_ts_parse_hex64(const char *s, uint64_t *out)
     return 0;
 }
 
-static void s_add_hex(cJSON *o, const char *key, uint64_t v)
+void ed_ts_add_hex(cJSON *o, const char *key, uint64_t v)
 {
     char hex[24];
     snprintf(hex, sizeof hex, "%016" PRIx64, v);
@@ -179,8 +180,8 @@ void ed_ts_layout_to_json(const ed_ts_layout *lay, cJSON *o)
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "path", in->path ? in->path : "");
         cJSON_AddNumberToObject(j, "size", (double)in->size);
-        s_add_hex(j, "head_fnv1a64", in->head_hash);
-        s_add_hex(j, "tail_fnv1a64", in->tail_hash);
+        ed_ts_add_hex(j, "head_fnv1a64", in->head_hash);
+        ed_ts_add_hex(j, "tail_fnv1a64", in->tail_hash);
         cJSON_AddNumberToObject(j, "start", (double)in->start);
         cJSON_AddNumberToObject(j, "end", (double)in->end);
         cJSON_AddNumberToObject(j, "offset", (double)in->offset);
@@ -396,4 +397,68 @@ char *ed_ts_read_text(const char *path, ed_err *err)
     }
     fclose(f);
     return text;
+}
+
+cJSON *ed_ts_json_head(const ed_ts_layout *lay, const char *format, int shard, int n_shards,
+                       int64_t begin, int64_t end)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format", format);
+    cJSON_AddNumberToObject(o, "format_version", ED_TS_FORMAT_VERSION);
+    cJSON_AddNumberToObject(o, "shard", shard);
+    cJSON_AddNumberToObject(o, "shards", n_shards);
+    cJSON_AddNumberToObject(o, "start", (double)begin);
+    cJSON_AddNumberToObject(o, "end", (double)end);
+    ed_ts_layout_to_json(lay, o);
+    return o;
+}
+
+static int s_write_text(FILE *f, void *ctx, ed_err *err)
+{
+    const char *text = ctx;
+    if (fputs(text, f) < 0 || fputc('\n', f) < 0)
+        return ed_err_set(err, ED_EIO, "write failed");
+    return 0;
+}
+
+int ed_ts_write_json(const char *path, cJSON *o, ed_err *err)
+{
+    char *text = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (!text)
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
+    int rc = ed_fs_write_atomic(path, s_write_text, text, err);
+    free(text);
+    return rc;
+}
+
+int ed_ts_write_index(const char *dir, const char *base, const ed_ts_layout *lay, int shard,
+                      int n_shards, int64_t begin, int64_t end, int n_arrays,
+                      const size_t *header_bytes, const uint64_t *hash, ed_err *err)
+{
+    static const char *suffix[2] = {"logits.npy", "indices.npy"};
+    cJSON *o = ed_ts_json_head(lay, ED_TS_FORMAT, shard, n_shards, begin, end);
+    cJSON *arrays = cJSON_AddObjectToObject(o, "arrays");
+    for (int a = 0; a < n_arrays && a < 2; a++) {
+        char file[64];
+        snprintf(file, sizeof file, "%s.%s", base, suffix[a]);
+        cJSON *j = cJSON_AddObjectToObject(arrays, a == 0 ? "logits" : "indices");
+        cJSON_AddStringToObject(j, "file", file);
+        cJSON_AddStringToObject(j, "dtype", a == 0 ? ed_ts_dtype_descr(lay->dtype) : "<u2");
+        double shape[3] = {(double)(end - begin), lay->n_members,
+                           a == 0 ? ed_ts_row_width(lay) : lay->top_k};
+        cJSON_AddItemToObject(j, "shape", cJSON_CreateDoubleArray(shape, 3));
+        cJSON_AddNumberToObject(j, "header_bytes", (double)header_bytes[a]);
+        ed_ts_add_hex(j, "fnv1a64", hash[a]);
+    }
+    size_t n = strlen(dir) + strlen(base) + 8;
+    char *ipath = malloc(n);
+    if (!ipath) {
+        cJSON_Delete(o);
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
+    }
+    snprintf(ipath, n, "%s/%s.json", dir, base);
+    int rc = ed_ts_write_json(ipath, o, err);
+    free(ipath);
+    return rc;
 }

@@ -28,6 +28,7 @@
 #define ED_TARGET_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ed_error.h"
@@ -76,6 +77,11 @@ typedef struct {
 /* Frees the layout's inputs (and their paths); the struct itself is the caller's. */
 void ed_ts_layout_free(ed_ts_layout *lay);
 
+/* 0 when the layouts are equal (members, classes, dtype, top-k, inputs by identity and range,
+ * total); else writes the first difference, a's value first ("member 1: fnv1a64:.. (m2) vs
+ * fnv1a64:.. (m3)", "input 1 (train.gz): samples [500, 3000) vs [500, 2900)") into what. */
+int ed_ts_layout_diff(const ed_ts_layout *a, const ed_ts_layout *b, char *what, size_t n);
+
 /* Fills id->size, head_hash and tail_hash of the file at path (path, range and offset untouched).
  * ED_ENOTFOUND / ED_EIO naming the path. */
 int ed_ts_file_identity(const char *path, ed_ts_input *id, ed_err *err);
@@ -120,6 +126,41 @@ int ed_ts_writer_commit(ed_ts_writer *w, ed_err *err);
 
 /* Closes; an uncommitted shard stays partial (continue it with resume). Accepts NULL. */
 void ed_ts_writer_destroy(ed_ts_writer **pw);
+
+/* ---- filler: one float32 shard filled in any sample order (distill --cache-targets) ---------- */
+
+typedef struct ed_ts_filler ed_ts_filler;
+
+/* Starts or continues filling a one-shard float32 store (every logit, no top-k) of layout lay
+ * (copied) in dir (created if needed); docs/TARGET_STORE.md, "Filling in any order". Fresh: the
+ * array is preallocated with every row unfilled (NaN) and the layout recorded. Continuing: the
+ * recorded layout must equal lay (ED_EINVAL naming what differs, the directory's first); the rows
+ * already filled are found by scanning the array (a damaged array is refilled from the start, with
+ * a warning). ED_EBUSY when another process has the store open. Memory: total / 8 bytes. */
+ed_ts_filler *ed_ts_filler_open(const char *dir, const ed_ts_layout *lay, ed_err *err);
+
+int64_t ed_ts_filler_count(const ed_ts_filler *f);       /* rows filled */
+bool ed_ts_filler_has(const ed_ts_filler *f, int64_t g); /* is sample g filled */
+bool ed_ts_filler_complete(const ed_ts_filler *f);       /* committed */
+
+/* Sample g's (n_members, classes) logits as stored. ED_EINVAL when g is not filled; ED_EIO. */
+int ed_ts_filler_get(ed_ts_filler *f, int64_t g, float *row, ed_err *err);
+
+/* Stores sample g's (n_members, classes) logits (member-major) at its position; a no-op when g is
+ * filled already. ED_EINVAL for g out of range or a NaN/infinite value (nothing written); ED_EIO.
+ * Not durable until ed_ts_filler_sync, but a crash never makes a row look filled that is not. */
+int ed_ts_filler_put(ed_ts_filler *f, int64_t g, const float *row, ed_err *err);
+
+/* fdatasync of the array (rows put so far survive a power loss). */
+int ed_ts_filler_sync(ed_ts_filler *f, ed_err *err);
+
+/* Once every row is filled: fsync, checksum, rename the array to its final name and write the
+ * shard's index atomically, last: the store is complete (ed_ts_open reads it). get keeps working.
+ * ED_EINVAL before every row is filled. */
+int ed_ts_filler_commit(ed_ts_filler *f, ed_err *err);
+
+/* Syncs (best effort) and closes; an uncommitted fill continues at the next open. Accepts NULL. */
+void ed_ts_filler_destroy(ed_ts_filler **pf);
 
 /* ---- reader --------------------------------------------------------------------------------- */
 

@@ -30,12 +30,27 @@ int ed_ts_layout_from_json(const cJSON *o, ed_ts_layout *lay, const char *where,
 /* Deep copy (inputs and paths). ED_ENOMEM. */
 int ed_ts_layout_copy(ed_ts_layout *dst, const ed_ts_layout *src, ed_err *err);
 
-/* 0 when equal; else writes what differs ("member 1: fnv1a64:.. vs fnv1a64:..") into what. */
-int ed_ts_layout_diff(const ed_ts_layout *a, const ed_ts_layout *b, char *what, size_t n);
-
 /* A .npy 1.0 header for a C-order array of shape (d0, d1, d2) and dtype descr ("<f2", "<f4",
  * "<u2"), space-padded so the data starts at a multiple of 64. Returns its length (<= cap). */
 size_t ed_ts_npy_header(char *buf, size_t cap, const char *descr, int64_t d0, int d1, int d2);
+
+/* Adds key: "%016x" of v to o. */
+void ed_ts_add_hex(cJSON *o, const char *key, uint64_t v);
+
+/* The object an index (format ED_TS_FORMAT) or a progress record starts with: format, version,
+ * shard, shards, start, end and the layout's fields. */
+cJSON *ed_ts_json_head(const ed_ts_layout *lay, const char *format, int shard, int n_shards,
+                       int64_t begin, int64_t end);
+
+/* Writes o (consumed, may be NULL: ED_ENOMEM) pretty-printed to path atomically (ed_fs). */
+int ed_ts_write_json(const char *path, cJSON *o, ed_err *err);
+
+/* Writes dir/base.json, the shard's index, atomically: its arrays (logits, and indices when
+ * n_arrays is 2) named base.logits.npy / base.indices.npy with their header sizes and FNV-1a 64
+ * checksums. The arrays must be in place: the index's presence marks the shard complete. */
+int ed_ts_write_index(const char *dir, const char *base, const ed_ts_layout *lay, int shard,
+                      int n_shards, int64_t begin, int64_t end, int n_arrays,
+                      const size_t *header_bytes, const uint64_t *hash, ed_err *err);
 
 /* Hex "%016llx" parse: 0 on success. */
 int ed_ts_parse_hex64(const char *s, uint64_t *out);

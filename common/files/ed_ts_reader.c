@@ -264,12 +264,14 @@ static int s_list(const char *dir, char ***names, int *n, ed_err *err)
                           "%s",
                           dir, strerror(errno));
     int cap = 0, rc = 0;
-    bool partial = false;
+    bool partial = false, filling = false;
     struct dirent *e;
     while (!rc && (e = readdir(d))) {
         int ns;
         if (strstr(e->d_name, ".partial"))
             partial = true;
+        if (strstr(e->d_name, ".filling"))
+            filling = true;
         if (s_index_name(e->d_name, &ns) < 0)
             continue;
         if (*n == cap) {
@@ -293,9 +295,11 @@ static int s_list(const char *dir, char ***names, int *n, ed_err *err)
                         "%s: no shard index (shard-IIIII-of-NNNNN.json) in the "
                         "store%s",
                         dir,
-                        partial ? ": its labeling is unfinished (continue it with "
-                                  "`student_trainer label ... --resume`)"
-                                : "");
+                        filling   ? ": it is being filled by `distill --cache-targets` "
+                                    "(its first epoch; rerun or resume that run to finish it)"
+                        : partial ? ": its labeling is unfinished (continue it with "
+                                    "`student_trainer label ... --resume`)"
+                                  : "");
     if (!rc)
         qsort(*names, (size_t)*n, sizeof **names, s_cmp_name);
     return rc;

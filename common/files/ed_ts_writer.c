@@ -66,41 +66,7 @@ static size_t s_header(const ed_ts_writer *w, int a, char *buf, size_t cap)
 /* The object both the index and the progress record start with. */
 static cJSON *s_json_head(const ed_ts_writer *w, const char *format)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "format", format);
-    cJSON_AddNumberToObject(o, "format_version", ED_TS_FORMAT_VERSION);
-    cJSON_AddNumberToObject(o, "shard", w->shard);
-    cJSON_AddNumberToObject(o, "shards", w->n_shards);
-    cJSON_AddNumberToObject(o, "start", (double)w->begin);
-    cJSON_AddNumberToObject(o, "end", (double)w->end);
-    ed_ts_layout_to_json(&w->lay, o);
-    return o;
-}
-
-static int s_write_text(FILE *f, void *ctx, ed_err *err)
-{
-    const char *text = ctx;
-    if (fputs(text, f) < 0 || fputc('\n', f) < 0)
-        return ed_err_set(err, ED_EIO, "write failed");
-    return 0;
-}
-
-static int s_write_json(const char *path, cJSON *o, ed_err *err)
-{
-    char *text = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (!text)
-        return ed_err_set(err, ED_ENOMEM, "out of memory");
-    int rc = ed_fs_write_atomic(path, s_write_text, text, err);
-    free(text);
-    return rc;
-}
-
-static void s_add_hex(cJSON *o, const char *key, uint64_t v)
-{
-    char hex[24];
-    snprintf(hex, sizeof hex, "%016" PRIx64, v);
-    cJSON_AddStringToObject(o, key, hex);
+    return ed_ts_json_head(&w->lay, format, w->shard, w->n_shards, w->begin, w->end);
 }
 
 /* fflush + fsync of the arrays, then the progress record: samples up to w->next are durable. */
@@ -112,11 +78,11 @@ static int s_sync(ed_ts_writer *w, ed_err *err)
                               s_suffix[a], strerror(errno));
     cJSON *o = s_json_head(w, "edistill-targets-progress");
     cJSON_AddNumberToObject(o, "done", (double)(w->next - w->begin));
-    s_add_hex(o, "logits_fnv1a64", w->hash[S_LOGITS]);
-    s_add_hex(o, "indices_fnv1a64", w->hash[S_INDICES]);
+    ed_ts_add_hex(o, "logits_fnv1a64", w->hash[S_LOGITS]);
+    ed_ts_add_hex(o, "indices_fnv1a64", w->hash[S_INDICES]);
     char *path = s_path(w, "progress.json", "");
-    int rc =
-        path ? s_write_json(path, o, err) : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "oom"));
+    int rc = path ? ed_ts_write_json(path, o, err)
+                  : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "oom"));
     free(path);
     return rc;
 }
@@ -402,26 +368,8 @@ int ed_ts_writer_append(ed_ts_writer *w, int n, const float *const *logits, ed_e
 
 static int s_write_index(ed_ts_writer *w, ed_err *err)
 {
-    cJSON *o = s_json_head(w, ED_TS_FORMAT);
-    cJSON *arrays = cJSON_AddObjectToObject(o, "arrays");
-    for (int a = 0; a < w->n_arrays; a++) {
-        char file[64];
-        snprintf(file, sizeof file, "%s.%s", w->base, s_suffix[a]);
-        cJSON *j = cJSON_AddObjectToObject(arrays, a == S_LOGITS ? "logits" : "indices");
-        cJSON_AddStringToObject(j, "file", file);
-        cJSON_AddStringToObject(j, "dtype",
-                                a == S_LOGITS ? ed_ts_dtype_descr(w->lay.dtype) : "<u2");
-        double shape[3] = {(double)(w->end - w->begin), w->lay.n_members,
-                           a == S_LOGITS ? ed_ts_row_width(&w->lay) : w->lay.top_k};
-        cJSON_AddItemToObject(j, "shape", cJSON_CreateDoubleArray(shape, 3));
-        cJSON_AddNumberToObject(j, "header_bytes", (double)w->header_bytes[a]);
-        s_add_hex(j, "fnv1a64", w->hash[a]);
-    }
-    char *ipath = s_path(w, "json", "");
-    int rc = ipath ? s_write_json(ipath, o, err)
-                   : (cJSON_Delete(o), ed_err_set(err, ED_ENOMEM, "out of memory"));
-    free(ipath);
-    return rc;
+    return ed_ts_write_index(w->dir, w->base, &w->lay, w->shard, w->n_shards, w->begin, w->end,
+                             w->n_arrays, w->header_bytes, w->hash, err);
 }
 
 int ed_ts_writer_sync(ed_ts_writer *w, ed_err *err)

@@ -6,7 +6,8 @@
 #  (b) float16 store: the student's test accuracy differs from the live one by < 0.3 points (the
 #      difference is printed); a top-k store trains too;
 #      mixing a store of the unlabeled set with live teachers for the labeled rows: the same student;
-#      --cache-targets labels the run's data once and trains from it (same student), reuses it;
+#      --cache-targets fills the store in epoch 1 and trains from it (same student), reuses it
+#      (more in target_cache.sh);
 #  (c) label SIGKILLed after a progress record and resumed writes the same bytes;
 #      a run from the store SIGKILLed after its first checkpoint and resumed ends bit-identical;
 #  (e) sharded inputs: --unlabeled as a directory / glob / list of .npy shards trains the same
@@ -21,36 +22,8 @@ for s in 1 2 3; do
   "$TW" train --train-end 2000 --arch 784,64,10 --epochs 1 --seed $s --member "m$s" \
       --blas-threads 1 --out "$WORK/m$s.safetensors" --quiet
 done
-# Deterministic teachers for the bit-identity check. A teacher's float32 forward pass depends on
-# where a sample sits in its batch (BLAS blocking), so ordinary teachers give slightly different
-# logits for the same sample in different batches (and epochs): no store can reproduce that. These
-# teachers compute exactly (inputs p/256 - 1/2, weights in {-1,0,1}/64 and {-1,0,1}/8: every partial
-# sum is representable), so their logits are the same in any batch.
-"$PY" - "$WORK" "$SRC/tests/e2e" <<'PY'
-import json, struct, sys
-import numpy as np
-sys.path.insert(0, sys.argv[2])
-from serve_client import fnv1a64
-for seed in (1, 2):
-    rng = np.random.default_rng(seed)
-    tensors = [("layers.0.weight", rng.integers(-1, 2, (32, 784)) / 64.0),
-               ("layers.0.bias", rng.integers(-8, 9, 32) / 64.0),
-               ("layers.1.weight", rng.integers(-1, 2, (10, 32)) / 8.0),
-               ("layers.1.bias", rng.integers(-8, 9, 10) / 8.0)]
-    tensors = [(n, t.astype("<f4")) for n, t in tensors]
-    blob = b"".join(t.tobytes() for _, t in tensors)
-    meta = {"format": "edistill-mlp", "format_version": "1", "arch": "784,32,10", "classes": "10",
-            "input_scale": repr(1.0 / 256.0), "input_offset": "-0.5", "member": f"x{seed}",
-            "provenance": "{}", "fingerprint": "fnv1a64:%016x" % fnv1a64(blob)}
-    header, pos = {"__metadata__": meta}, 0
-    for name, t in tensors:
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [pos, pos + t.nbytes]}
-        pos += t.nbytes
-    hj = json.dumps(header).encode()
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    with open(f"{sys.argv[1]}/x{seed}.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(hj)) + hj + blob)
-PY
+# Deterministic teachers for the bit-identity check (batch-independent logits: see the script).
+"$PY" "$SRC/tests/e2e/exact_teachers.py" "$WORK"
 T="$WORK/m1.safetensors,$WORK/m2.safetensors"
 X="$WORK/x1.safetensors,$WORK/x2.safetensors"
 DATA=(--labeled-end 500 --unlabeled "$TRAIN_X" --unlabeled-start 500 --unlabeled-end 3000)
@@ -96,17 +69,17 @@ expect_fail "mixing with other teachers" "member 1 is fnv1a64:.* in the store bu
     --out "$WORK/x.safetensors"
 pass "stored targets for the unlabeled set + live teachers for the labeled set: bit-identical"
 
-# --cache-targets: labels the run's data once, trains every epoch from it; a rerun reuses it.
+# --cache-targets: epoch 1 fills the store, epoch 2 reads it; a rerun reuses it.
 for run in 1 2; do
   "$ST" distill --teachers "$X" --cache-targets "$WORK/cache" "${COMMON[@]}" \
       --out "$WORK/cache.safetensors" > "$WORK/cache$run.out" 2> "$WORK/cache$run.err"
   [[ "$(fp "$WORK/cache$run.out")" == "$(fp "$WORK/live.out")" ]] ||
     fail "--cache-targets run $run: $(fp "$WORK/cache$run.out") != live $(fp "$WORK/live.out")"
 done
-grep -q "labeling samples" "$WORK/cache1.err" || fail "the first --cache-targets run did not label"
-! grep -q "labeling samples" "$WORK/cache2.err" || fail "the second --cache-targets run labeled again"
+grep -q "teachers are no longer asked" "$WORK/cache1.err" || fail "the first --cache-targets run did not fill the store"
+grep -q "is complete.*not asked" "$WORK/cache2.err" || fail "the second --cache-targets run did not reuse the store"
 pass "--cache-targets: filled once, reused; student bit-identical to live"
-expect_fail "cache of other members" "another store.*member 1" \
+expect_fail "cache of other members" "other data or members.*member 1" \
   "$ST" distill --teachers "$WORK/x1.safetensors,$WORK/m3.safetensors" --cache-targets "$WORK/cache" \
     "${COMMON[@]}" --out "$WORK/x.safetensors"
 

@@ -201,6 +201,17 @@ def store_corpus():
     write(t, "topk.store", store_input(idx, rv, ri))
     write(t, "truncated.store", store_input(store_index(4, 2, 3, "float16", 0, {"logits": (z, raw)}), raw[:-3]))
     write(t, "bad_index.store", store_input(b'{"format": "edistill-targets", "format_version": 1}', raw))
+    # A store being filled in any order (fuzz_target_store's fixed fill layout): rows 1 and 3 filled.
+    import json
+    fill = json.loads(store_index(4, 2, 3, "float32", 0, {}))
+    fill["format"] = "edistill-targets-fill"
+    del fill["arrays"]
+    f = np.full((4, 2, 3), np.nan, dtype="<f4")
+    f[1] = rng.standard_normal((2, 3))
+    f[3] = rng.standard_normal((2, 3))
+    f[3, 1, 2] = np.nan  # a torn row: unfilled
+    write(t, "fill.store", store_input(json.dumps(fill).encode(), npy(f)))
+    write(t, "fill_short.store", store_input(json.dumps(fill).encode(), npy(f)[:-5]))
 
 
 def onnx_corpus():

@@ -4,7 +4,9 @@
  * through a store read by tests/check_target_store.py with numpy alone); float32 and top-k round
  * trips over several shards; resume after an interrupted shard gives the same bytes as an
  * uninterrupted write; damaged stores (truncated, missing, other members, wrong count, flipped
- * byte, mixed shard counts) refused with messages naming the shard; input identity look-ups.
+ * byte, mixed shard counts) refused with messages naming the shard; input identity look-ups; a
+ * store filled in a shuffled order, interrupted (with a torn row) and continued is the same bytes
+ * as one written in order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -304,6 +306,102 @@ static void test_round_trip_topk(void **state)
     s_round_trip(ED_TS_F16, 10, 1, "float16 top-10 of 10");
 }
 
+/* ---- filling in any order (distill --cache-targets) ------------------------------------------
+ */
+
+/* Same bytes in two files (a store written in order and one filled in any order). */
+static void s_same_file(const char *a, const char *b)
+{
+    size_t na = 0, nb = 0;
+    void *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
+    assert_non_null(da);
+    assert_non_null(db);
+    if (na != nb || memcmp(da, db, na))
+        fail_msg("%s and %s differ", a, b);
+    free(da);
+    free(db);
+}
+
+static void test_fill(void **state)
+{
+    (void)state;
+    const int K = 2, C = 3;
+    const int64_t total = 9000; /* > 2 chunks of the scan */
+    float *z = s_random_logits(total, K, C, 5);
+    char *a = s_tempdir(), *b = s_tempdir();
+    ed_ts_layout lay = s_layout(K, C, total, ED_TS_F32, 0, 0);
+    ed_ts_layout other = s_layout(K, C, total, ED_TS_F32, 0, 1);
+    ed_err err;
+    if (s_write(a, &lay, z, 0, 0, 1, &err))
+        fail_msg("%s", err.msg);
+    /* 5000 samples in a shuffled order (g = i * 7919 mod total), then interrupted. */
+    ed_ts_filler *f = ed_ts_filler_open(b, &lay, &err);
+    if (!f)
+        fail_msg("%s", err.msg);
+    s_expect_err(ed_ts_filler_open(b, &lay, &err) ? 0 : err.code, &err, ED_EBUSY, "another run",
+                 NULL);
+    for (int64_t i = 0; i < 5000; i++)
+        assert_int_equal(
+            ed_ts_filler_put(f, i * 7919 % total, z + (i * 7919 % total) * K * C, &err), 0);
+    assert_int_equal(ed_ts_filler_count(f), 5000);
+    float row[6], bad[6] = {1, 2, NAN, 4, 5, 6};
+    int64_t hole = 0;
+    while (ed_ts_filler_has(f, hole))
+        hole++;
+    s_expect_err(ed_ts_filler_put(f, hole, bad, &err), &err, ED_EINVAL, "NaN", NULL);
+    s_expect_err(ed_ts_filler_get(f, hole, row, &err), &err, ED_EINVAL, "not filled", NULL);
+    s_expect_err(ed_ts_filler_commit(f, &err), &err, ED_EINVAL, "5000 of 9000", NULL);
+    ed_ts_filler_destroy(&f);
+    /* A torn write (a crash in the middle of a row): that row reads as unfilled. */
+    char *arr = malloc(strlen(b) + 64);
+    sprintf(arr, "%s/shard-00000-of-00001.logits.npy.filling", b);
+    FILE *fp = fopen(arr, "r+b");
+    assert_non_null(fp);
+    const float nan = NAN;
+    assert_int_equal(fseek(fp, 128 + (long)(7919 * K * C + 4) * 4, SEEK_SET), 0);
+    assert_int_equal(fwrite(&nan, 4, 1, fp), 1);
+    fclose(fp);
+    s_expect_err(ed_ts_filler_open(b, &other, &err) ? 0 : err.code, &err, ED_EINVAL,
+                 "other data or members", "member 0");
+    f = ed_ts_filler_open(b, &lay, &err);
+    if (!f)
+        fail_msg("%s", err.msg);
+    assert_int_equal(ed_ts_filler_count(f), 4999);
+    assert_false(ed_ts_filler_has(f, 7919));
+    assert_true(ed_ts_filler_has(f, 2 * 7919 % total));
+    assert_int_equal(ed_ts_filler_get(f, 2 * 7919 % total, row, &err), 0);
+    assert_memory_equal(row, z + (2 * 7919 % total) * K * C, sizeof row);
+    for (int64_t g = total - 1; g >= 0; g--) /* the rest, and the ones filled again (no-ops) */
+        assert_int_equal(ed_ts_filler_put(f, g, z + g * K * C, &err), 0);
+    assert_int_equal(ed_ts_filler_commit(f, &err), 0);
+    assert_true(ed_ts_filler_complete(f));
+    assert_int_equal(ed_ts_filler_get(f, 7919, row, &err), 0);
+    assert_memory_equal(row, z + 7919 * K * C, sizeof row);
+    ed_ts_filler_destroy(&f);
+    /* The same store, byte for byte, as one written in order: index and array. */
+    char pa[4096], pb[4096];
+    for (int i = 0; i < 2; i++) {
+        const char *suffix = i ? "json" : "logits.npy";
+        snprintf(pa, sizeof pa, "%s/shard-00000-of-00001.%s", a, suffix);
+        snprintf(pb, sizeof pb, "%s/shard-00000-of-00001.%s", b, suffix);
+        s_same_file(pa, pb);
+    }
+    snprintf(pb, sizeof pb, "%s/shard-00000-of-00001.fill.json", b);
+    assert_int_not_equal(access(pb, F_OK), 0);
+    ed_ts_reader *r = ed_ts_open(b, &err);
+    if (!r)
+        fail_msg("%s", err.msg);
+    ed_ts_close(&r);
+    s_rm_rf(a);
+    s_rm_rf(b);
+    ed_ts_layout_free(&lay);
+    ed_ts_layout_free(&other);
+    free(arr);
+    free(a);
+    free(b);
+    free(z);
+}
+
 /* ---- resume ------------------------------------------------------------------------------------
  */
 
@@ -527,7 +625,7 @@ int main(void)
         cmocka_unit_test(test_half_numpy),     cmocka_unit_test(test_round_trip_f32),
         cmocka_unit_test(test_round_trip_f16), cmocka_unit_test(test_round_trip_topk),
         cmocka_unit_test(test_resume),         cmocka_unit_test(test_damaged),
-        cmocka_unit_test(test_find_input),
+        cmocka_unit_test(test_find_input),     cmocka_unit_test(test_fill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
