@@ -73,7 +73,7 @@ X1="$WORK/train-images-idx3-ubyte"
 Y1="$WORK/train-labels-idx1-ubyte"
 zcat "$FMNIST/train-images-idx3-ubyte.gz" >"$X1"
 zcat "$FMNIST/train-labels-idx1-ubyte.gz" >"$Y1"
-"$PY" - "$X1" "$WORK" <<'EOF'
+[[ -n "${BENCH_ONLY:-}" ]] || "$PY" - "$X1" "$WORK" <<'EOF'
 import struct, sys, numpy as np
 src, work = sys.argv[1], sys.argv[2]
 with open(src, "rb") as f:
@@ -137,6 +137,29 @@ stop_workers() {
   WPIDS=()
 }
 
+# The student runs of the distillation rows.
+DISTILL_COMMON=(--labeled-images "$X1" --labeled-labels "$Y1" --labeled-end 3000
+                --unlabeled "$X1" --unlabeled-start 3000 --arch "$STUDENT_ARCH"
+                --temperature 4 --alpha 0.9 --combine prob --optimizer adam --lr 1e-3
+                --batch-size 128 --quiet)
+# distill NAME TEACHERS BLAS [args...]: one run, its metrics line appended to $RAW/NAME.jsonl
+distill() {
+  local name=$1 teachers=$2 blas=$3; shift 3
+  "$ST" distill --teachers "$teachers" "${DISTILL_COMMON[@]}" --blas-threads "$blas" \
+      --out "$WORK/student.safetensors" --metrics "$WORK/m.jsonl" "$@" >/dev/null 2>>"$WORK/distill.log"
+  head -n1 "$WORK/m.jsonl" >>"$RAW/$name.jsonl"
+}
+
+# BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code), its table in
+# bench/results-metrics_overhead.json.
+if [[ -n "${BENCH_ONLY:-}" ]]; then
+  [[ $BENCH_ONLY == metrics_overhead ]] || { echo "bench: BENCH_ONLY=metrics_overhead is the only one" >&2; exit 2; }
+  source "$SRC/bench/metrics.sh"
+  "$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$SRC/bench/results-$BENCH_ONLY.json" \
+      --seconds $(($(date +%s) - t_begin))
+  exit 0
+fi
+
 # ---- in-process kernels -----------------------------------------------------------------------
 log "forward_vs_sgemm ($MEMBER_ARCH, batch 256)"
 "$EB" forward --arch "$MEMBER_ARCH" --batch 256 --repeats 9 --iters 10 >"$RAW/forward.json"
@@ -166,17 +189,6 @@ MODELS=("${SAVE_MODELS[@]}")
 WORKER_BLAS=$SAVE_WB
 
 # ---- distillation: remote vs in-process, K = 1, 3, 5 ------------------------------------------
-DISTILL_COMMON=(--labeled-images "$X1" --labeled-labels "$Y1" --labeled-end 3000
-                --unlabeled "$X1" --unlabeled-start 3000 --arch "$STUDENT_ARCH"
-                --temperature 4 --alpha 0.9 --combine prob --optimizer adam --lr 1e-3
-                --batch-size 128 --quiet)
-# distill NAME TEACHERS BLAS [args...]: one run, its metrics line appended to $RAW/NAME.jsonl
-distill() {
-  local name=$1 teachers=$2 blas=$3; shift 3
-  "$ST" distill --teachers "$teachers" "${DISTILL_COMMON[@]}" --blas-threads "$blas" \
-      --out "$WORK/student.safetensors" --metrics "$WORK/m.jsonl" "$@" >/dev/null 2>>"$WORK/distill.log"
-  head -n1 "$WORK/m.jsonl" >>"$RAW/$name.jsonl"
-}
 for K in 1 3 5; do
   log "distill_remote_vs_inprocess K=$K ($REPEATS repeats of $STEPS steps each side)"
   local_list=$(IFS=,; echo "${MODELS[*]:0:K}")
@@ -204,25 +216,7 @@ LIMIT_PID=$!
 wait "$LIMIT_PID"
 
 # ---- metrics: the same K=3 run with every process serving /metrics, scraped each second ---------
-# One set of workers with --metrics-listen, one without, both up; the runs alternate on/off. The
-# scraper (one Python process, like a Prometheus scrape every second) runs during the "on" runs.
-log "metrics_overhead (K=3 over ZeroMQ, $REPEATS repeats of $STEPS steps: metrics on vs off)"
-start_workers 3; EP_OFF=$ENDPOINTS; OFF_WPIDS=("${WPIDS[@]}")
-start_workers 3 --metrics-listen 127.0.0.1:0; EP_ON=$ENDPOINTS
-MTARGETS=()
-for ((k = 1; k <= 3; k++)); do MTARGETS+=("http://$(sed -n 's/^metrics=//p' "$WORK/w$k.ready")/metrics"); done
-TPORT=$("$PY" "$SRC/tests/e2e/serve_client.py" free-port)
-MTARGETS+=("http://127.0.0.1:$TPORT/metrics")
-for ((r = 0; r < REPEATS; r++)); do
-  distill "metrics_off" "$EP_OFF" "$TRAINER_BLAS" --steps "$STEPS"
-  "$PY" "$SRC/tests/e2e/metrics_client.py" scrape-loop --interval 1 "${MTARGETS[@]}" \
-      >"$WORK/scrape.log" 2>&1 &
-  SCRAPER=$!
-  distill "metrics_on" "$EP_ON" "$TRAINER_BLAS" --steps "$STEPS" --metrics-listen "127.0.0.1:$TPORT"
-  kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true
-done
-stop_workers
-WPIDS=("${OFF_WPIDS[@]}"); stop_workers
+source "$SRC/bench/metrics.sh"
 
 # ---- memory: the trainer streaming 1x vs 10x the unlabeled data -------------------------------
 # One small in-process member and a small student, so 660,000 samples stream in seconds; the
