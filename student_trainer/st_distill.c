@@ -201,7 +201,7 @@ static int s_open(s_run *r)
     const st_distill_opts *o = r->o;
     /* The listener first: /healthz answers (and /readyz says 503) while data and teachers load. */
     if (o->metrics_listen && *o->metrics_listen) {
-        if (!(r->om = st_metrics_new(o->metrics_listen, &r->err)))
+        if (!(r->om = st_metrics_new(o->metrics_listen, ST_METRICS_DISTILL, &r->err)))
             return r->err.code;
         ed_log_info("metrics on http://%s/metrics (/healthz, /readyz)", st_metrics_address(r->om));
     }

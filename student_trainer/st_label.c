@@ -28,6 +28,7 @@
 #include "ed_clock.h"
 #include "ed_blas.h"
 #include "ed_cli.h"
+#include "ed_http.h"
 #include "ed_log.h"
 #include "ed_paths.h"
 #include "ed_proc.h"
@@ -44,6 +45,7 @@ typedef struct {
     long labeled_start, labeled_end, unlabeled_start, unlabeled_end;
     int classes, top_k, batch_size, blas_threads;
     bool resume, quiet;
+    const char *metrics_listen; /* --metrics-listen */
 } st_label_opts;
 
 int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int *dim,
@@ -251,17 +253,21 @@ static int s_pipeline(const st_label_run *o, st_pool *pool, ed_ts_writer *w, s_r
         if (rc)
             return rc;
         for (int k = 0; k < K; k++)
-            if (!logits[k])
+            if (!logits[k]) {
+                st_metrics_label_missing(o->om);
                 return ed_err_set(err, ED_EPEER,
                                   "member %s did not answer a batch: a store needs "
                                   "every member's logits (continue with --resume once it is back)",
                                   st_pool_member_describe(pool, k));
+            }
         if (st_pool_member_count(pool) != K)
             return ed_err_set(err, ED_EPEER,
                               "a new member joined during labeling: a store's "
                               "members are fixed (label again with the new ensemble)");
         if ((rc = ed_ts_writer_append(w, b.n, logits, err)))
             return rc;
+        st_metrics_label_written(o->om, b.n, (size_t)b.n * ed_ts_writer_sample_bytes(w),
+                                 ed_ts_writer_next(w) - ed_ts_writer_begin(w));
         head = (head + 1) % o->inflight;
         inflight--;
         ed_progress_update(&prog, (long)(ed_ts_writer_next(w) - begin), NULL);
@@ -305,6 +311,8 @@ int st_label_store(st_pool *pool, const ed_ts_layout *lay, const st_label_run *r
     int rc = 0;
     rd.next = ed_ts_writer_next(w);
     rd.end = ed_ts_writer_end(w);
+    st_metrics_label_shard(run->om, run->store, run->shard, run->n_shards,
+                           rd.end - ed_ts_writer_begin(w), rd.next - ed_ts_writer_begin(w));
     rd.x = malloc((size_t)run->batch_size * (size_t)run->sample_bytes);
     rd.y = malloc(sizeof(int32_t) * (size_t)run->batch_size);
     rd.idx = malloc(sizeof(int64_t) * (size_t)run->batch_size);
@@ -372,13 +380,22 @@ static int s_label(const st_label_opts *o)
         return 2;
     }
     ed_blas_set_threads(o->blas_threads);
+    st_metrics *om = NULL; /* first: /healthz answers while the inputs are read */
+    if (o->metrics_listen && *o->metrics_listen) {
+        if (!(om = st_metrics_new(o->metrics_listen, ST_METRICS_LABEL, &err)))
+            goto fail;
+        ed_log_info("metrics on http://%s/metrics (/healthz, /readyz)", st_metrics_address(om));
+    }
     if (s_inputs(o, &lay, &dim, &dtype, &err))
         goto fail;
     st_pool_config pc = {
         .input_dim = dim, .classes = o->classes, .max_batch = o->batch_size, .dtype = dtype};
     st_pool_flags_apply(&o->pool, &pc);
+    pc.observe = om ? st_metrics_observe : NULL;
+    pc.observe_arg = om;
     if (!(pool = st_pool_open(o->pool.teachers, &pc, &err)))
         goto fail;
+    st_metrics_attach(om, pool, o->pool.quorum);
     st_pool_set_stop_flag(pool, st_stop_flag());
     st_label_members(pool, &lay);
     const st_label_run run = {.store = o->store,
@@ -390,7 +407,8 @@ static int s_label(const st_label_opts *o)
                               .quiet = o->quiet,
                               .sample_bytes = (size_t)dim * ed_dtype_size(dtype),
                               .stop = st_stop_flag(),
-                              .metrics = o->metrics};
+                              .metrics = o->metrics,
+                              .om = om};
     st_stop_guard stop_guard;
     st_stop_install(&stop_guard);
     int lrc = st_label_store(pool, &lay, &run, &err);
@@ -410,6 +428,7 @@ fail:
     ed_cli_report("student_trainer label", &err);
 done:
     st_pool_close(&pool);
+    st_metrics_destroy(&om);
     ed_ts_layout_free(&lay);
     return rc;
 }
@@ -461,6 +480,8 @@ int st_label_main(int argc, char **argv)
         {"metrics", ED_CLI_STR, &o.metrics, "FILE",
          "append one JSON line (samples, seconds, samples/s, peak RSS) when done", NULL, false},
         {"quiet", ED_CLI_FLAG, &o.quiet, NULL, "no progress output", NULL, false},
+        {"metrics-listen", ED_CLI_STR, &o.metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
+         ED_HTTP_LISTEN_ENV, false},
     };
     int n_opts = 0;
     while (opts[n_opts].name)

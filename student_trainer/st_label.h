@@ -11,6 +11,7 @@
 
 #include "ed_data.h"
 #include "ed_target_store.h"
+#include "st_metrics.h"
 #include "st_pool.h"
 
 /* One labeling job: which shard of which store, and how to drive the pool. */
@@ -23,6 +24,7 @@ typedef struct {
     size_t sample_bytes;               /* raw bytes per sample of the inputs */
     const volatile sig_atomic_t *stop; /* non-zero: stop after the batches in flight */
     const char *metrics;               /* append one JSON line (samples/s, RSS) on success */
+    st_metrics *om;                    /* --metrics-listen series, or NULL */
 } st_label_run;
 
 /* lay->inputs and lay->total from datasets (images path and range; labels ignored), in order,

@@ -1,4 +1,4 @@
-/* st_metrics: trainer metrics and health endpoints (see st_metrics.h). */
+/* st_metrics: the metrics and health endpoints of distill and label (see st_metrics.h). */
 #include "st_metrics.h"
 
 #include <math.h>
@@ -32,7 +32,9 @@ struct st_metrics {
     const st_pool *pool;
     int quorum;
     ed_metric *steps, *samples, *labeled, *epoch, *loss, *soft, *hard, *acc, *test_acc, *rate;
-    ed_metric *degraded, *blocked, *members, *ready, *ckpt_time;
+    ed_metric *degraded, *blocked, *members, *ready;
+    ed_metric *bytes, *shard_samples, *progress, *shard_info; /* label */
+    double shard_total;                                       /* label: samples of the shard */
     s_member mem[ST_POOL_MAX_MEMBERS];
     s_replica reps[S_MAX_REPLICA_SERIES];
     int n_reps;
@@ -60,7 +62,8 @@ static ed_metric *s_c(st_metrics *m, const char *name, const char *help, ed_err 
     return ed_metrics_counter(m->reg, name, help, NULL, 0, err);
 }
 
-static int s_register(st_metrics *m, ed_err *err)
+/* distill's series. */
+static int s_register_distill(st_metrics *m, ed_err *err)
 {
     const char *lh = "Loss of the last step, by term (total objective, soft term before alpha, "
                      "hard term before 1 - alpha).";
@@ -77,22 +80,50 @@ static int s_register(st_metrics *m, ed_err *err)
                        "Accuracy on the labeled rows of the epoch so far (0..1).", err)) ||
         !(m->rate = s_g(m, "edistill_trainer_samples_per_second",
                         "Training throughput over the last second or more.", err)) ||
-        !(m->degraded =
-              s_c(m, "edistill_trainer_degraded_batches_total",
-                  "Batches averaged over fewer than all members (quorum policy).", err)) ||
         !(m->blocked = s_c(m, "edistill_trainer_teacher_wait_seconds_total",
                            "Time the training loop spent blocked waiting for teachers.", err)) ||
-        !(m->members = s_g(m, "edistill_trainer_members", "Ensemble members known.", err)) ||
-        !(m->ready = s_g(m, "edistill_trainer_ready",
-                         "1 while a quorum of members has a live replica.", err)) ||
         !ed_metrics_gauge_fn(m->reg, "edistill_trainer_checkpoint_age_seconds",
                              "Seconds since the last checkpoint was written (NaN: none yet).", NULL,
                              0, s_ckpt_age, m, err))
         return err->code;
+    return 0;
+}
+
+/* label's series (the shard's info series comes with st_metrics_label_shard). */
+static int s_register_label(st_metrics *m, ed_err *err)
+{
+    if (!(m->samples = s_c(m, "edistill_label_samples_total",
+                           "Samples labeled and written to the store by this process.", err)) ||
+        !(m->bytes =
+              s_c(m, "edistill_label_written_bytes_total",
+                  "Bytes of logits (and top-k indices) written to the store's arrays.", err)) ||
+        !(m->shard_samples =
+              s_g(m, "edistill_label_shard_samples", "Samples of the shard being labeled.", err)) ||
+        !(m->progress = s_g(m, "edistill_label_shard_progress_ratio",
+                            "Fraction of the shard written (0..1), samples written before a "
+                            "--resume included.",
+                            err)))
+        return err->code;
+    return 0;
+}
+
+/* Series of both commands: members, readiness, the process. */
+static int s_register(st_metrics *m, st_metrics_kind kind, ed_err *err)
+{
+    if ((kind == ST_METRICS_LABEL ? s_register_label(m, err) : s_register_distill(m, err)) < 0)
+        return err->code;
+    if (!(m->degraded = s_c(m, "edistill_trainer_degraded_batches_total",
+                            "Batches that came back without every member (distill: averaged "
+                            "over a quorum; label: the run stops).",
+                            err)) ||
+        !(m->members = s_g(m, "edistill_trainer_members", "Ensemble members known.", err)) ||
+        !(m->ready = s_g(m, "edistill_trainer_ready",
+                         "1 while a quorum of members has a live replica.", err)))
+        return err->code;
     return ed_metrics_add_process(m->reg, err);
 }
 
-st_metrics *st_metrics_new(const char *listen, ed_err *err)
+st_metrics *st_metrics_new(const char *listen, st_metrics_kind kind, ed_err *err)
 {
     st_metrics *m = calloc(1, sizeof *m);
     if (!m || !(m->reg = ed_metrics_new())) {
@@ -100,7 +131,7 @@ st_metrics *st_metrics_new(const char *listen, ed_err *err)
         goto fail;
     }
     atomic_init(&m->ckpt_at_bits, 0);
-    if (s_register(m, err) < 0 || !(m->http = ed_http_start(listen, m->reg, err)))
+    if (s_register(m, kind, err) < 0 || !(m->http = ed_http_start(listen, m->reg, err)))
         goto fail;
     return m;
 fail:
@@ -275,6 +306,41 @@ void st_metrics_checkpoint(st_metrics *m)
     uint64_t bits;
     memcpy(&bits, &now, sizeof bits);
     atomic_store(&m->ckpt_at_bits, bits);
+}
+
+void st_metrics_label_shard(st_metrics *m, const char *store, int shard, int n_shards,
+                            int64_t samples, int64_t done)
+{
+    if (!m)
+        return;
+    char sh[32];
+    snprintf(sh, sizeof sh, "%d/%d", shard, n_shards);
+    ed_label l[2] = {{"store", store}, {"shard", sh}};
+    if (!m->shard_info)
+        m->shard_info = ed_metrics_gauge(m->reg, "edistill_label_info",
+                                         "The shard being labeled: store directory and shard "
+                                         "(I/N); always 1.",
+                                         l, 2, NULL);
+    ed_metric_set(m->shard_info, 1);
+    m->shard_total = (double)samples;
+    ed_metric_set(m->shard_samples, (double)samples);
+    ed_metric_set(m->progress, samples > 0 ? (double)done / (double)samples : 1.0);
+}
+
+void st_metrics_label_missing(st_metrics *m)
+{
+    if (m)
+        ed_metric_inc(m->degraded);
+}
+
+void st_metrics_label_written(st_metrics *m, int n, size_t bytes, int64_t done)
+{
+    if (!m)
+        return;
+    ed_metric_add(m->samples, n);
+    ed_metric_add(m->bytes, (double)bytes);
+    if (m->shard_total > 0)
+        ed_metric_set(m->progress, (double)done / m->shard_total);
 }
 
 void st_metrics_destroy(st_metrics **pm)

@@ -109,6 +109,8 @@ ed_ts_writer *ed_ts_writer_open(const char *dir, const ed_ts_layout *lay, int sh
 int64_t ed_ts_writer_next(const ed_ts_writer *w);
 int64_t ed_ts_writer_end(const ed_ts_writer *w);
 int64_t ed_ts_writer_begin(const ed_ts_writer *w); /* the shard's first sample */
+/* Bytes one sample takes in the shard's arrays (logits, plus indices with top-k). */
+size_t ed_ts_writer_sample_bytes(const ed_ts_writer *w);
 
 /* Appends n samples: logits[k] points to member k's (n, classes) raw logits. ED_EINVAL for a
  * non-finite logit, one beyond float16's range (|z| > 65504) in a float16 store, or more samples

@@ -287,6 +287,14 @@ int64_t ed_ts_writer_begin(const ed_ts_writer *w)
     return w->begin;
 }
 
+size_t ed_ts_writer_sample_bytes(const ed_ts_writer *w)
+{
+    size_t n = 0;
+    for (int a = 0; a < w->n_arrays; a++)
+        n += w->row_bytes[a];
+    return n;
+}
+
 static void s_put_value(const ed_ts_writer *w, unsigned char *dst, size_t i, float v)
 {
     if (w->lay.dtype == ED_TS_F32) {

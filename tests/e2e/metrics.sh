@@ -10,7 +10,9 @@
 #    loopback only, its own data dir, bounded run) scrapes 2 workers and a distill run: the
 #    trainer's step counter increases, each worker's request counter equals the requests the
 #    trainer sent it, and the member info series exist;
-#  - student_trainer status (table, JSON, a dead endpoint, CURVE) and plot (a PNG of 2 runs).
+#  - student_trainer status (table, JSON, a dead endpoint, CURVE) and plot (a PNG of 2 runs);
+#  - `student_trainer label --metrics-listen`, held mid-run: its sample, byte and progress series
+#    agree with each other and with its teacher request counters, /readyz 200, promtool passes.
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
 # Debian's prometheus (promtool too): installed here when missing and root, else named.
@@ -213,4 +215,46 @@ printf '{"epoch":1,"step":5}\nnot json\n' > "$WORK/bad.jsonl"
 expect_fail "plot of a broken metrics file" "bad.jsonl:2: not a metrics record" \
     "$ST" plot --metrics "$WORK/bad.jsonl" --out "$WORK/bad.png"
 pass "plot: 2 runs on one PNG ($(stat -c %s "$WORK/curves.png") bytes)"
+# 7. label --metrics-listen, held mid-run like the distill run above (worker A stopped: the label
+#    pipeline waits for it, its values stay put) so that one scrape sees consistent values.
+M_L="127.0.0.1:$(free_port)"
+"$ST" label --teachers "$EP_A,$EP_B" --unlabeled "$TRAIN_X" --unlabeled-end 20000 --batch-size 1 \
+    --inflight 1 --store "$WORK/store" --metrics-listen "$M_L" --quiet 2>"$WORK/label.err" &
+LABEL=$!
+E2E_PIDS+=("$LABEL")
+$MC wait-value "http://$M_L/metrics" edistill_label_samples_total --min 1 >/dev/null ||
+  { cat "$WORK/label.err" >&2; fail "label: no labeled sample counted on /metrics"; }
+kill -STOP "$PID_A"
+sleep 0.3 # the batch in flight settles; then every value stays put
+$MC get "http://$M_L/metrics" > "$WORK/l.prom" || fail "GET label /metrics"
+$MC get "http://$M_L/readyz" >/dev/null || fail "label /readyz not 200 with both members up"
+kill -CONT "$PID_A"
+kill -TERM "$LABEL"
+wait "$LABEL" && rc=0 || rc=$?
+[[ $rc -eq 143 ]] || { cat "$WORK/label.err" >&2; fail "label stopped by SIGTERM exited $rc, not 143"; }
+promtool check metrics < "$WORK/l.prom" || fail "promtool check metrics (label)"
+$PY - "$WORK/l.prom" "$EP_A" "$EP_B" <<'PYEOF' || fail "label metrics: $(grep -v '^#' "$WORK/l.prom")"
+import re, sys
+v = {}
+for line in open(sys.argv[1]):
+    if not line.startswith("#"):
+        name, _, value = line.rstrip("\n").rpartition(" ")
+        v[name] = float(value)
+n = v["edistill_label_samples_total"]
+assert 0 < n < 20000, n
+assert v["edistill_label_shard_samples"] == 20000
+assert abs(v["edistill_label_shard_progress_ratio"] - n / 20000) < 1e-12
+assert v["edistill_label_written_bytes_total"] == n * 2 * 10 * 2  # 2 members, 10 classes, float16
+assert v["edistill_trainer_ready"] == 1 and v["edistill_trainer_members"] == 2
+assert v["edistill_trainer_degraded_batches_total"] == 0
+assert v['edistill_label_info{store="%s",shard="0/1"}' % sys.argv[1].replace("l.prom", "store")] == 1
+for m, ep in (("m1", sys.argv[2]), ("m2", sys.argv[3])):
+    sent = v['edistill_trainer_teacher_requests_total{member="%s",replica="%s"}' % (m, ep)]
+    answered = v['edistill_trainer_teacher_request_duration_seconds_count{member="%s"}' % m]
+    # batch 1, inflight 1: the one batch in flight may have reached and left either member
+    assert sent in (n, n + 1) and answered in (n, n + 1) and answered <= sent, (m, sent, answered, n)
+for s in ("process_start_time_seconds", "edistill_process_peak_rss_bytes"):
+    assert v[s] > 0, s
+PYEOF
+pass "label --metrics-listen: $(sed -n 's/^edistill_label_samples_total //p' "$WORK/l.prom") samples labeled, consistent series, /readyz 200, promtool ok"
 echo "metrics acceptance checks passed"

@@ -10,6 +10,8 @@
       a body, unknown paths and methods, and more slowloris connections (headers sent a byte at a
       time, never finished) than its connection limit. Then, once those have been timed out, /metrics
       must answer again and count exactly the good client's logit requests. Prints that count.
+  metrics_client.py wait-value URL SERIES --min X [--timeout S]
+                                                   poll (every 5 ms) until SERIES >= X; print it
   metrics_client.py prom-query PROM_URL QUERY      print "labels value" lines of an instant query
   metrics_client.py scrape-loop [--interval S] URL...   GET every URL each S seconds until killed
                                                    (bench/run.sh's stand-in for Prometheus)
@@ -239,6 +241,24 @@ def prom_query(args):
         print(f"{{{labels}}} {r['value'][1]}")
 
 
+def wait_value(args):
+    deadline = time.time() + args.timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            st, body, _ = http_get(args.url, timeout=1.0)
+            if st == 200:
+                last = sample_value(body, args.series)
+                if last >= args.min:
+                    print(f"{last:.17g}")
+                    return
+        except (OSError, CheckFailed):
+            pass  # not listening yet, or the series not registered yet
+        time.sleep(0.005)
+    raise CheckFailed(f"{args.series} at {args.url} did not reach {args.min} in {args.timeout}s "
+                      f"(last {last})")
+
+
 def scrape_loop(args):
     n = 0
     while True:
@@ -266,6 +286,11 @@ def main():
     h.add_argument("--model", required=True)
     h.add_argument("--ready-file", required=True)
     h.add_argument("--requests", type=int, default=200)
+    w = sub.add_parser("wait-value")
+    w.add_argument("url")
+    w.add_argument("series")
+    w.add_argument("--min", type=float, required=True)
+    w.add_argument("--timeout", type=float, default=30.0)
     sl = sub.add_parser("scrape-loop")
     sl.add_argument("--interval", type=float, default=1.0)
     sl.add_argument("urls", nargs="+")
@@ -284,6 +309,8 @@ def main():
             print(f"{sample_value(body, args.series):.17g}")
         elif args.cmd == "hostile":
             hostile(args)
+        elif args.cmd == "wait-value":
+            wait_value(args)
         elif args.cmd == "scrape-loop":
             scrape_loop(args)
         else:
