@@ -18,6 +18,7 @@
 #   store_bytes_per_sample, multi_shard_memory
 #   metrics_overhead                          distill K=3 over ZeroMQ with --metrics-listen on the
 #                                             workers and the trainer, scraped every second, vs off
+#                                             (bench/metrics.sh)
 #   pytorch_*                                 bench/torch_ref.py, if python3-torch is installed
 #                                             (pytorch_cnn_member_epoch: the reference CNN member,
 #                                             BENCH_CNN_SAMPLES images, teacher_worker train vs torch)
@@ -31,7 +32,8 @@
 # over the cores: the teachers compute the next batches on one core while the student trains on the
 # other. Measured here on a quiet machine, a 2-thread trainer instead oversubscribes the cores
 # (3 runnable BLAS threads for K = 1) and loses 20-30% (K=1 remote/in-process 0.81 vs 1.19). Knobs: BENCH_REPEATS, BENCH_STEPS, BENCH_WORKER_BLAS,
-# BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_REJOIN_RESTARTS, BENCH_KEEP=1 (keep the work directory).
+# BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_REJOIN_RESTARTS, BENCH_KEEP=1 (keep the work directory),
+# BENCH_METRICS_PAIRS, BENCH_ONLY=metrics_overhead (that row alone, bench/metrics.sh).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build}" && pwd)
