@@ -224,10 +224,10 @@ LABEL=$!
 E2E_PIDS+=("$LABEL")
 $MC wait-value "http://$M_L/metrics" edistill_label_samples_total --min 1 >/dev/null ||
   { cat "$WORK/label.err" >&2; fail "label: no labeled sample counted on /metrics"; }
-kill -STOP "$PID_A"
-sleep 0.3 # the batch in flight settles; then every value stays put
-$MC get "http://$M_L/metrics" > "$WORK/l.prom" || fail "GET label /metrics"
 $MC get "http://$M_L/readyz" >/dev/null || fail "label /readyz not 200 with both members up"
+kill -STOP "$PID_A"
+# The batch in flight settles (two scrapes 0.2 s apart agree); then every value stays put.
+$MC settled "http://$M_L/metrics" > "$WORK/l.prom" || fail "label /metrics did not settle"
 kill -CONT "$PID_A"
 kill -TERM "$LABEL"
 wait "$LABEL" && rc=0 || rc=$?

@@ -12,6 +12,8 @@
       must answer again and count exactly the good client's logit requests. Prints that count.
   metrics_client.py wait-value URL SERIES --min X [--timeout S]
                                                    poll (every 5 ms) until SERIES >= X; print it
+  metrics_client.py settled URL [--timeout S]      GET /metrics every 0.2 s until two bodies agree
+                                                   (but for process_* lines); print the last
   metrics_client.py prom-query PROM_URL QUERY      print "labels value" lines of an instant query
   metrics_client.py scrape-loop [--interval S] URL...   GET every URL each S seconds until killed
                                                    (bench/run.sh's stand-in for Prometheus)
@@ -259,6 +261,21 @@ def wait_value(args):
                       f"(last {last})")
 
 
+def settled(args):
+    deadline = time.time() + args.timeout
+    prev = None
+    while time.time() < deadline:
+        st, body, _ = http_get(args.url)
+        check(st == 200, f"GET {args.url}: status {st}")
+        key = [l for l in body.splitlines() if not l.startswith("process_")]
+        if key == prev:
+            sys.stdout.write(body)
+            return
+        prev = key
+        time.sleep(0.2)
+    raise CheckFailed(f"{args.url}: the values kept changing for {args.timeout}s")
+
+
 def scrape_loop(args):
     n = 0
     while True:
@@ -291,6 +308,9 @@ def main():
     w.add_argument("series")
     w.add_argument("--min", type=float, required=True)
     w.add_argument("--timeout", type=float, default=30.0)
+    se = sub.add_parser("settled")
+    se.add_argument("url")
+    se.add_argument("--timeout", type=float, default=20.0)
     sl = sub.add_parser("scrape-loop")
     sl.add_argument("--interval", type=float, default=1.0)
     sl.add_argument("urls", nargs="+")
@@ -311,6 +331,8 @@ def main():
             hostile(args)
         elif args.cmd == "wait-value":
             wait_value(args)
+        elif args.cmd == "settled":
+            settled(args)
         elif args.cmd == "scrape-loop":
             scrape_loop(args)
         else:
