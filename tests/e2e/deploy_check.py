@@ -417,8 +417,10 @@ def cmd_k8s_label(mdir, ldir, outdir, overrides):
         check(opt(argv, "--teachers") == want, f"label --teachers {opt(argv, '--teachers')} != {want}")
         check(all("$(" not in a for a in argv), f"unexpanded $(VAR): {argv}")
         write_argv(os.path.join(outdir, f"label-{i}.argv"), argv)
+    lport = s_http_checks(spec["template"]["metadata"], c, opt(argv, "--metrics-listen"), "label Job")
     ok(f"label Job: Indexed, {shards} shards = completions = parallelism, --shard I/{shards} --resume, "
-       f"teachers {want}, PVC and Secret of deploy/k8s")
+       f"teachers {want}, PVC and Secret of deploy/k8s; probes and prometheus.io/port on metrics "
+       f"port {lport}")
 
 
 # ---------------------------------------------------------------------------------------------

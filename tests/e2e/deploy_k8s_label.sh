@@ -3,7 +3,8 @@
 #  - yamllint; `kubectl kustomize deploy/k8s/label` renders it when kubectl is on PATH;
 #  - tests/e2e/deploy_check.py k8s-label: schema (python3-kubernetes models), Indexed with
 #    completions = parallelism = SHARDS, SHARD from the completion-index annotation, --shard
-#    $(SHARD)/$(SHARDS) --resume, the teachers' headless Service, PVC and Secret of deploy/k8s;
+#    $(SHARD)/$(SHARDS) --resume, the teachers' headless Service, PVC and Secret of deploy/k8s,
+#    probes and prometheus.io/port on the --metrics-listen port;
 #  - the checker refuses a broken copy (completions that disagree with SHARDS);
 #  - every pod's exact command (index 0..SHARDS-1, $(VAR)s expanded, sizes overridden small) runs
 #    against 2 real CURVE teachers (the Service name and paths rewritten to loopback and temp
@@ -53,7 +54,8 @@ export PATH="$BUILD/student_trainer:$PATH"
 run_pod() {
   cp "$WORK/argv/label-$1.argv" "$WORK/argv/label-$1.run"
   $PYCHECK rewrite "$WORK/argv/label-$1.run" "/models/=$WORK/models/" "/data/=$FMNIST/" \
-    "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS" "/etc/edistill/keys/=$WORK/keys-trainer/"
+    "tcp://edistill-teachers.edistill.svc.cluster.local:5555=$TEACHERS" "/etc/edistill/keys/=$WORK/keys-trainer/" \
+    "0.0.0.0:9100=127.0.0.1:0"
   mapfile -d '' ARGV < "$WORK/argv/label-$1.run"
   "${ARGV[@]}" > "$WORK/pod-$1.out" 2>&1 || { cat "$WORK/pod-$1.out" >&2; fail "pod $1"; }
 }
