@@ -23,15 +23,15 @@ MTARGETS+=("http://127.0.0.1:$TPORT/metrics")
     >"$WORK/scrape.log" 2>&1 &
 SCRAPER=$!
 PIDS+=("$SCRAPER")
-sleep 1 # its start-up done
-kill -STOP "$SCRAPER"
+for _ in $(seq 1 100); do grep -q started "$WORK/scrape.log" && break; sleep 0.1; done # start-up done
+kill -STOP "$SCRAPER" 2>/dev/null || true
 for ((r = 0; r < 2 * PAIRS; r++)); do
   if (((r + r / 2) % 2 == 0)); then # r = 0 1 2 3 4 ...: off on on off off on ...
     distill "metrics_off" "$EP_OFF" "$TRAINER_BLAS" --steps "$STEPS"
   else
-    kill -CONT "$SCRAPER"
+    kill -CONT "$SCRAPER" 2>/dev/null || true
     distill "metrics_on" "$EP_ON" "$TRAINER_BLAS" --steps "$STEPS" --metrics-listen "127.0.0.1:$TPORT"
-    kill -STOP "$SCRAPER"
+    kill -STOP "$SCRAPER" 2>/dev/null || true
   fi
 done
 kill -TERM "$SCRAPER" 2>/dev/null || true; kill -CONT "$SCRAPER" 2>/dev/null || true

@@ -277,6 +277,7 @@ def settled(args):
 
 
 def scrape_loop(args):
+    print(f"scrape-loop: started, {len(args.urls)} targets", flush=True)  # bench waits for this
     n = 0
     while True:
         t0 = time.time()
