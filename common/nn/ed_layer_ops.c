@@ -6,6 +6,7 @@
  * taken from the ed_layer (validated by the parser), so kernels do no checking of their own.
  */
 #include "ed_layer_ops.h"
+#include "ed_par.h"
 #include "ed_simd.h"
 
 #include <cblas.h>
@@ -47,6 +48,35 @@ void ed_dense_backward(float *dx, float *dW, float *db, const float *dy, const f
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * Parallel items: the non-GEMM passes run on the cores OpenBLAS was given (ed_par), split into
+ * independent items (rows, samples, channels, planes) so every split gives bit-identical results.
+ * ed_par_for splits on multiples of 16 elements: an item is 16 of its elements.
+ * --------------------------------------------------------------------------------------------- */
+
+typedef void (*s_item_fn)(int lo, int hi, const void *a);
+
+typedef struct {
+    s_item_fn fn;
+    const void *a;
+} s_items;
+
+static void s_items_body(size_t lo, size_t hi, void *ctx)
+{
+    const s_items *it = ctx;
+    it->fn((int)(lo / 16), (int)(hi / 16), it->a);
+}
+
+/* fn over items [0, count), in parallel when each part gets at least min_items. */
+static void s_par_items(int count, int min_items, s_item_fn fn, const void *a)
+{
+    if (count <= 0)
+        return;
+    s_items it = {fn, a};
+    ed_par_for((size_t)count * 16, (size_t)(min_items < 1 ? 1 : min_items) * 16, s_items_body,
+               &it);
+}
+
+/* ------------------------------------------------------------------------------------------------
  * Convolution (im2col + sgemm)
  * --------------------------------------------------------------------------------------------- */
 
@@ -72,71 +102,134 @@ static void s_valid_range(int kj, const ed_layer *L, int *lo, int *hi)
         *hi = *lo;
 }
 
-/* col (C*k*k, G*OHW): row r = (c, ki, kj), column g*OHW + oy*OW + ox holds x[g][c][iy][ix] with
- * iy = oy*s - pad + ki, ix = ox*s - pad + kj, or 0 outside the input. */
-static void s_im2col(float *restrict col, const float *restrict x, int G, const ed_layer *L)
+/* Arguments of the conv passes run as parallel items. */
+typedef struct {
+    float *col, *out, *db;
+    const float *x, *in, *b;
+    int G, n0;
+    const ed_layer *L;
+} s_conv_job;
+
+/* Rows [r0, r1) of im2col: col (C*k*k, G*OHW), row r = (c, ki, kj), column g*OHW + oy*OW + ox
+ * holds x[g][c][iy][ix] with iy = oy*s - pad + ki, ix = ox*s - pad + kj, or 0 outside the input.
+ * The border columns of a row are zeroed, the inside is a straight copy (no per-element test). */
+static void s_im2col_rows(int r0, int r1, const void *a)
 {
-    const int C = L->in.c, H = L->in.h, W = L->in.w, K = L->k, S = L->stride, P = L->pad;
-    const int OH = L->out.h, OW = L->out.w;
-    const size_t ohw = (size_t)OH * OW, ld = (size_t)G * ohw, chw = (size_t)C * H * W;
-    for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                float *restrict row = col + ((size_t)(c * K + ki) * K + kj) * ld;
-                for (int g = 0; g < G; g++) {
-                    const float *restrict plane = x + (size_t)g * chw + (size_t)c * H * W;
-                    float *restrict dst = row + (size_t)g * ohw;
-                    for (int oy = 0; oy < OH; oy++) {
-                        const int iy = oy * S - P + ki;
-                        float *restrict d = dst + (size_t)oy * OW;
-                        if (iy < 0 || iy >= H) {
-                            memset(d, 0, (size_t)OW * sizeof(float));
-                            continue;
-                        }
-                        const float *restrict src = plane + (size_t)iy * W;
-                        int lo, hi;
-                        s_valid_range(kj, L, &lo, &hi);
-                        for (int ox = 0; ox < lo; ox++)
-                            d[ox] = 0.0f;
-                        if (S == 1 && hi > lo)
-                            memcpy(d + lo, src + (lo - P + kj), (size_t)(hi - lo) * sizeof(float));
-                        else
-                            for (int ox = lo; ox < hi; ox++)
-                                d[ox] = src[ox * S - P + kj];
-                        for (int ox = hi; ox < OW; ox++)
-                            d[ox] = 0.0f;
-                    }
+    const s_conv_job *j = a;
+    const ed_layer *L = j->L;
+    const int H = L->in.h, W = L->in.w, K = L->k, S = L->stride, P = L->pad;
+    const int OH = L->out.h, OW = L->out.w, G = j->G;
+    const size_t ohw = (size_t)OH * OW, ld = (size_t)G * ohw, chw = (size_t)L->in.c * H * W;
+    for (int r = r0; r < r1; r++) {
+        const int c = r / (K * K), ki = r / K % K, kj = r % K;
+        int lo, hi;
+        s_valid_range(kj, L, &lo, &hi);
+        const int off = kj - P;
+        float *restrict row = j->col + (size_t)r * ld;
+        for (int g = 0; g < G; g++) {
+            const float *restrict plane = j->x + (size_t)g * chw + (size_t)c * H * W;
+            float *restrict dst = row + (size_t)g * ohw;
+            for (int oy = 0; oy < OH; oy++) {
+                const int iy = oy * S - P + ki;
+                float *restrict d = dst + (size_t)oy * OW;
+                if (iy < 0 || iy >= H) {
+                    for (int ox = 0; ox < OW; ox++)
+                        d[ox] = 0.0f;
+                    continue;
                 }
+                const float *restrict src = plane + (size_t)iy * W;
+                for (int ox = 0; ox < lo; ox++)
+                    d[ox] = 0.0f;
+                if (S == 1)
+                    for (int ox = lo; ox < hi; ox++)
+                        d[ox] = src[ox + off];
+                else
+                    for (int ox = lo; ox < hi; ox++)
+                        d[ox] = src[ox * S + off];
+                for (int ox = hi; ox < OW; ox++)
+                    d[ox] = 0.0f;
             }
+        }
+    }
 }
 
-/* dx (G, C, H, W) = col2im(col): the transpose of s_im2col (overlapping windows add up). */
-static void s_col2im(float *restrict dx, const float *restrict col, int G, const ed_layer *L)
+static void s_im2col(float *col, const float *x, int G, const ed_layer *L)
 {
+    const s_conv_job j = {.col = col, .x = x, .G = G, .L = L};
+    const int rows = L->in.c * L->k * L->k;
+    /* a part is worth a thread wake-up from about 4k floats on */
+    const size_t per_row = (size_t)G * L->out.h * L->out.w;
+    s_par_items(rows, (int)(4096 / per_row + 1), s_im2col_rows, &j);
+}
+
+/* Samples [g0, g1) of col2im: dx (G, C, H, W), the transpose of im2col (windows add up). */
+static void s_col2im_samples(int g0, int g1, const void *a)
+{
+    const s_conv_job *j = a;
+    const ed_layer *L = j->L;
     const int C = L->in.c, H = L->in.h, W = L->in.w, K = L->k, S = L->stride, P = L->pad;
     const int OH = L->out.h, OW = L->out.w;
-    const size_t ohw = (size_t)OH * OW, ld = (size_t)G * ohw, chw = (size_t)C * H * W;
-    memset(dx, 0, (size_t)G * chw * sizeof(float));
-    for (int c = 0; c < C; c++)
-        for (int ki = 0; ki < K; ki++)
-            for (int kj = 0; kj < K; kj++) {
-                const float *restrict row = col + ((size_t)(c * K + ki) * K + kj) * ld;
-                for (int g = 0; g < G; g++) {
-                    float *restrict plane = dx + (size_t)g * chw + (size_t)c * H * W;
-                    const float *restrict src = row + (size_t)g * ohw;
-                    for (int oy = 0; oy < OH; oy++) {
-                        const int iy = oy * S - P + ki;
-                        if (iy < 0 || iy >= H)
-                            continue;
-                        float *restrict d = plane + (size_t)iy * W;
-                        const float *restrict s = src + (size_t)oy * OW;
-                        int lo, hi;
-                        s_valid_range(kj, L, &lo, &hi);
-                        for (int ox = lo; ox < hi; ox++)
-                            d[ox * S - P + kj] += s[ox];
-                    }
-                }
+    const size_t ohw = (size_t)OH * OW, ld = (size_t)j->G * ohw, chw = (size_t)C * H * W;
+    memset(j->out + (size_t)g0 * chw, 0, (size_t)(g1 - g0) * chw * sizeof(float));
+    for (int g = g0; g < g1; g++)
+        for (int r = 0; r < C * K * K; r++) {
+            const int c = r / (K * K), ki = r / K % K, kj = r % K, off = kj - P;
+            int lo, hi;
+            s_valid_range(kj, L, &lo, &hi);
+            float *restrict plane = j->out + (size_t)g * chw + (size_t)c * H * W;
+            const float *restrict src = j->col + (size_t)r * ld + (size_t)g * ohw;
+            for (int oy = 0; oy < OH; oy++) {
+                const int iy = oy * S - P + ki;
+                if (iy < 0 || iy >= H)
+                    continue;
+                float *restrict d = plane + (size_t)iy * W;
+                const float *restrict s = src + (size_t)oy * OW;
+                if (S == 1)
+                    for (int ox = lo; ox < hi; ox++)
+                        d[ox + off] += s[ox];
+                else
+                    for (int ox = lo; ox < hi; ox++)
+                        d[ox * S + off] += s[ox];
             }
+        }
+}
+
+/* Samples [g0, g1) of the forward's output: y (n0 + g) = gemm columns of sample g + bias. */
+static void s_conv_out_samples(int g0, int g1, const void *a)
+{
+    const s_conv_job *j = a;
+    const int OC = j->L->units;
+    const size_t ohw = (size_t)j->L->out.h * j->L->out.w, ld = (size_t)j->G * ohw;
+    for (int g = g0; g < g1; g++) {
+        float *yo = j->out + (size_t)(j->n0 + g) * OC * ohw;
+        for (int oc = 0; oc < OC; oc++) {
+            float *restrict d = yo + (size_t)oc * ohw;
+            const float *restrict s = j->in + (size_t)oc * ld + (size_t)g * ohw;
+            const float bias = j->b[oc];
+            for (size_t p = 0; p < ohw; p++)
+                d[p] = s[p] + bias;
+        }
+    }
+}
+
+/* Channels [o0, o1) of the backward's gather: gemm (OC, G*OHW) <- dy (n0.., OC, OHW), and db +=
+ * the channel's sums (sample by sample, in order). */
+static void s_conv_gather_channels(int o0, int o1, const void *a)
+{
+    const s_conv_job *j = a;
+    const int OC = j->L->units, G = j->G;
+    const size_t ohw = (size_t)j->L->out.h * j->L->out.w, ld = (size_t)G * ohw;
+    for (int oc = o0; oc < o1; oc++)
+        for (int g = 0; g < G; g++) {
+            const float *restrict s = j->in + ((size_t)(j->n0 + g) * OC + oc) * ohw;
+            float *restrict d = j->col + (size_t)oc * ld + (size_t)g * ohw;
+            float acc = 0.0f;
+            for (size_t p = 0; p < ohw; p++) {
+                d[p] = s[p];
+                acc += s[p];
+            }
+            j->db[oc] += acc;
+        }
 }
 
 void ed_conv_forward(float *y, const float *x, const float *W, const float *b, float *col,
@@ -151,16 +244,8 @@ void ed_conv_forward(float *y, const float *x, const float *W, const float *b, f
         /* gemm (OC, G*OHW) = W (OC, ckk) col (ckk, G*OHW) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, ckk, 1.0f, W, ckk, col,
                     (int)ld, 0.0f, gemm, (int)ld);
-        for (int g = 0; g < G; g++) {
-            float *yo = y + (size_t)(n0 + g) * OC * ohw;
-            for (int oc = 0; oc < OC; oc++) {
-                float *restrict d = yo + (size_t)oc * ohw;
-                const float *restrict s = gemm + (size_t)oc * ld + (size_t)g * ohw;
-                const float bias = b[oc];
-                for (size_t p = 0; p < ohw; p++)
-                    d[p] = s[p] + bias;
-            }
-        }
+        const s_conv_job j = {.out = y, .in = gemm, .b = b, .G = G, .n0 = n0, .L = L};
+        s_par_items(G, 1, s_conv_out_samples, &j);
     }
 }
 
@@ -174,19 +259,8 @@ void ed_conv_backward(float *dx, float *dW, float *db, const float *dy, const fl
         const int G = B - n0 < chunk ? B - n0 : chunk;
         const size_t ld = (size_t)G * ohw;
         /* gemm (OC, G*OHW) <- dy (G, OC, OHW); db += its row sums */
-        for (int g = 0; g < G; g++) {
-            const float *dyo = dy + (size_t)(n0 + g) * OC * ohw;
-            for (int oc = 0; oc < OC; oc++) {
-                const float *restrict s = dyo + (size_t)oc * ohw;
-                float *restrict d = gemm + (size_t)oc * ld + (size_t)g * ohw;
-                float acc = 0.0f;
-                for (size_t p = 0; p < ohw; p++) {
-                    d[p] = s[p];
-                    acc += s[p];
-                }
-                db[oc] += acc;
-            }
-        }
+        const s_conv_job gj = {.col = gemm, .in = dy, .db = db, .G = G, .n0 = n0, .L = L};
+        s_par_items(OC, 1, s_conv_gather_channels, &gj);
         s_im2col(col, x + (size_t)n0 * in_sz, G, L);
         /* dW (OC, ckk) (+)= gemm (OC, G*OHW) col^T (G*OHW, ckk) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, ckk, (int)ld, 1.0f, gemm, (int)ld,
@@ -196,7 +270,8 @@ void ed_conv_backward(float *dx, float *dW, float *db, const float *dy, const fl
         /* col (ckk, G*OHW) = W^T (ckk, OC) gemm (OC, G*OHW) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, (int)ld, OC, 1.0f, W, ckk, gemm,
                     (int)ld, 0.0f, col, (int)ld);
-        s_col2im(dx + (size_t)n0 * in_sz, col, G, L);
+        const s_conv_job cj = {.out = dx + (size_t)n0 * in_sz, .col = col, .G = G, .L = L};
+        s_par_items(G, 1, s_col2im_samples, &cj);
     }
 }
 
@@ -204,14 +279,25 @@ void ed_conv_backward(float *dx, float *dW, float *db, const float *dy, const fl
  * Pools
  * --------------------------------------------------------------------------------------------- */
 
-void ed_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, const ed_layer *L)
+/* Arguments of the pooling and batch-norm passes run as parallel items. */
+typedef struct {
+    float *y, *xhat, *mean, *var, *istd, *dgamma, *dbeta;
+    const float *x, *dy, *gamma, *beta, *hat, *sd; /* hat, sd: backward's x_hat and istd */
+    int32_t *argmax;
+    int B;
+    const ed_layer *L;
+} s_plane_job;
+
+/* Planes [p0, p1) of the max pool (one plane = one channel of one sample). */
+static void s_maxpool_planes(int p0, int p1, const void *a)
 {
+    const s_plane_job *j = a;
+    const ed_layer *L = j->L;
     const int H = L->in.h, W = L->in.w, K = L->k, S = L->stride, OH = L->out.h, OW = L->out.w;
-    const size_t planes = (size_t)B * L->in.c;
-    for (size_t pl = 0; pl < planes; pl++) {
-        const float *restrict xp = x + pl * H * W;
-        float *restrict yp = y + pl * OH * OW;
-        int32_t *ap = argmax ? argmax + pl * OH * OW : NULL;
+    for (int pl = p0; pl < p1; pl++) {
+        const float *restrict xp = j->x + (size_t)pl * H * W;
+        float *restrict yp = j->y + (size_t)pl * OH * OW;
+        int32_t *ap = j->argmax ? j->argmax + (size_t)pl * OH * OW : NULL;
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 int best = oy * S * W + ox * S;
@@ -229,6 +315,13 @@ void ed_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, const 
                     ap[oy * OW + ox] = best;
             }
     }
+}
+
+void ed_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, const ed_layer *L)
+{
+    const s_plane_job j = {.y = y, .argmax = argmax, .x = x, .L = L};
+    const int hw = L->in.h * L->in.w;
+    s_par_items(B * L->in.c, 4096 / hw + 1, s_maxpool_planes, &j);
 }
 
 void ed_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int B,
@@ -340,42 +433,67 @@ void ed_dropout_backward(float *restrict dx, const float *restrict dy, const flo
  * Batch norm: channel c of sample n is the plane x + (n*C + c)*HW.
  * --------------------------------------------------------------------------------------------- */
 
+/* Sum of p[0..n) (and of (p[i] - mu)^2 when sq): float lanes inside one plane, so the loop
+ * vectorizes; the caller adds the planes up in double. */
+static float s_plane_sum(const float *restrict p, size_t n, bool sq, float mu)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            const float v = sq ? (p[i + k] - mu) * (p[i + k] - mu) : p[i + k];
+            acc[k] += v;
+        }
+    float s = 0.0f;
+    for (; i < n; i++)
+        s += sq ? (p[i] - mu) * (p[i] - mu) : p[i];
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+/* Channels [c0, c1) of the training batch norm. */
+static void s_bn_train_channels(int c0, int c1, const void *a)
+{
+    const s_plane_job *j = a;
+    const int C = j->L->in.c, B = j->B;
+    const size_t hw = (size_t)j->L->in.h * j->L->in.w;
+    const double M = (double)B * (double)hw;
+    for (int c = c0; c < c1; c++) {
+        double s = 0.0;
+        for (int n = 0; n < B; n++)
+            s += s_plane_sum(j->x + ((size_t)n * C + c) * hw, hw, false, 0.0f);
+        const double mu = s / M;
+        const float muf = (float)mu;
+        double v = 0.0;
+        for (int n = 0; n < B; n++)
+            v += s_plane_sum(j->x + ((size_t)n * C + c) * hw, hw, true, muf);
+        v /= M;
+        j->mean[c] = muf;
+        j->var[c] = (float)v;
+        const float is = (float)(1.0 / sqrt(v + (double)ED_BN_EPS));
+        j->istd[c] = is;
+        const float g = j->gamma[c], bt = j->beta[c];
+        for (int n = 0; n < B; n++) {
+            const size_t o = ((size_t)n * C + c) * hw;
+            const float *restrict xp = j->x + o;
+            float *restrict hp = j->xhat + o, *restrict yp = j->y + o;
+            for (size_t i = 0; i < hw; i++) {
+                const float h = (xp[i] - muf) * is;
+                hp[i] = h;
+                yp[i] = g * h + bt;
+            }
+        }
+    }
+}
+
 void ed_bn_forward_train(float *y, float *xhat, float *mean, float *var, float *istd,
                          const float *x, const float *gamma, const float *beta, int B,
                          const ed_layer *L)
 {
-    const int C = L->in.c;
-    const size_t hw = (size_t)L->in.h * L->in.w;
-    const double M = (double)B * (double)hw;
-    for (int c = 0; c < C; c++) {
-        double s = 0.0;
-        for (int n = 0; n < B; n++) {
-            const float *p = x + ((size_t)n * C + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                s += p[i];
-        }
-        const double mu = s / M;
-        double v = 0.0;
-        for (int n = 0; n < B; n++) {
-            const float *p = x + ((size_t)n * C + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                v += (p[i] - mu) * (p[i] - mu);
-        }
-        v /= M;
-        mean[c] = (float)mu;
-        var[c] = (float)v;
-        const float is = (float)(1.0 / sqrt(v + (double)ED_BN_EPS));
-        istd[c] = is;
-        const float g = gamma[c], bt = beta[c], muf = (float)mu;
-        for (int n = 0; n < B; n++) {
-            const size_t o = ((size_t)n * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                const float h = (x[o + i] - muf) * is;
-                xhat[o + i] = h;
-                y[o + i] = g * h + bt;
-            }
-        }
-    }
+    const s_plane_job j = {.y = y, .xhat = xhat, .mean = mean, .var = var, .istd = istd, .x = x,
+                           .gamma = gamma, .beta = beta, .B = B, .L = L};
+    s_par_items(L->in.c, 1, s_bn_train_channels, &j);
 }
 
 void ed_bn_forward_infer(float *y, const float *x, const float *gamma, const float *beta,
@@ -393,30 +511,55 @@ void ed_bn_forward_infer(float *y, const float *x, const float *gamma, const flo
         }
 }
 
-void ed_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *xhat,
-                    const float *gamma, const float *istd, int B, const ed_layer *L)
+/* Channels [c0, c1) of the batch-norm backward (dx = j->y, or none when NULL). */
+static void s_bn_backward_channels(int c0, int c1, const void *a)
 {
-    const int C = L->in.c;
-    const size_t hw = (size_t)L->in.h * L->in.w;
+    const s_plane_job *j = a;
+    const int C = j->L->in.c, B = j->B;
+    const size_t hw = (size_t)j->L->in.h * j->L->in.w;
     const float M = (float)((double)B * (double)hw);
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         double sdy = 0.0, sdyx = 0.0;
         for (int n = 0; n < B; n++) {
             const size_t o = ((size_t)n * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                sdy += dy[o + i];
-                sdyx += (double)dy[o + i] * xhat[o + i];
+            const float *restrict dp = j->dy + o, *restrict hp = j->hat + o;
+            float a1[8] = {0}, a2[8] = {0}, s1 = 0.0f, s2 = 0.0f;
+            size_t i = 0;
+            for (; i + 8 <= hw; i += 8)
+                for (int k = 0; k < 8; k++) {
+                    a1[k] += dp[i + k];
+                    a2[k] += dp[i + k] * hp[i + k];
+                }
+            for (; i < hw; i++) {
+                s1 += dp[i];
+                s2 += dp[i] * hp[i];
             }
+            for (int k = 0; k < 8; k++) {
+                s1 += a1[k];
+                s2 += a2[k];
+            }
+            sdy += s1;
+            sdyx += s2;
         }
-        dgamma[c] = (float)sdyx;
-        dbeta[c] = (float)sdy;
-        if (!dx)
+        j->dgamma[c] = (float)sdyx;
+        j->dbeta[c] = (float)sdy;
+        if (!j->y)
             continue;
-        const float k = gamma[c] * istd[c] / M, a = (float)sdy, bq = (float)sdyx;
+        const float k = j->gamma[c] * j->sd[c] / M, a0 = (float)sdy, bq = (float)sdyx;
         for (int n = 0; n < B; n++) {
             const size_t o = ((size_t)n * C + c) * hw;
+            const float *restrict dp = j->dy + o, *restrict hp = j->hat + o;
+            float *restrict xp = j->y + o;
             for (size_t i = 0; i < hw; i++)
-                dx[o + i] = k * (M * dy[o + i] - a - xhat[o + i] * bq);
+                xp[i] = k * (M * dp[i] - a0 - hp[i] * bq);
         }
     }
+}
+
+void ed_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *xhat,
+                    const float *gamma, const float *istd, int B, const ed_layer *L)
+{
+    const s_plane_job j = {.y = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .hat = xhat,
+                           .gamma = gamma, .sd = istd, .B = B, .L = L};
+    s_par_items(L->in.c, 1, s_bn_backward_channels, &j);
 }
