@@ -33,7 +33,9 @@
 # other. Measured here on a quiet machine, a 2-thread trainer instead oversubscribes the cores
 # (3 runnable BLAS threads for K = 1) and loses 20-30% (K=1 remote/in-process 0.81 vs 1.19). Knobs: BENCH_REPEATS, BENCH_STEPS, BENCH_WORKER_BLAS,
 # BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_REJOIN_RESTARTS, BENCH_KEEP=1 (keep the work directory),
-# BENCH_METRICS_PAIRS, BENCH_ONLY=metrics_overhead (that row alone, bench/metrics.sh).
+# BENCH_METRICS_PAIRS, BENCH_ONLY=metrics_overhead (that row alone, bench/metrics.sh),
+# BENCH_ONLY=cnn (only conv_forward_vs_sgemm and pytorch_cnn_member_epoch, written to
+# bench/results-cnn.json; BENCH_CNN_REPEATS [3] alternating edistill/PyTorch runs).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build}" && pwd)
@@ -152,13 +154,44 @@ distill() {
   head -n1 "$WORK/m.jsonl" >>"$RAW/$name.jsonl"
 }
 
-# BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code), its table in
-# bench/results-metrics_overhead.json.
+# cnn_torch_rows CORE: pytorch_cnn_member_epoch, `teacher_worker train` of the reference CNN member
+# and the same net in PyTorch, alternating run by run (CORE: OpenBLAS kernels for PyTorch's BLAS).
+cnn_torch_rows() {
+  local CORE=$1 r
+  CS=${BENCH_CNN_SAMPLES:-12800}
+  log "PyTorch and edistill training the reference CNN member ($CS samples, batch 128)"
+  for ((r = 0; r < ${BENCH_CNN_REPEATS:-${BENCH_TORCH_REPEATS:-2}}; r++)); do
+    "$TW" train --arch "$CNN_ARCH" --steps $((CS / 128)) --seed 1 --member c \
+        --out "$WORK/c.safetensors" --train-images "$X1" --train-labels "$Y1" --batch-size 128 \
+        --optimizer adam --lr 1e-3 --schedule constant --blas-threads 2 --quiet \
+        --metrics "$WORK/c.jsonl" >/dev/null 2>>"$WORK/train.log"
+    head -n1 "$WORK/c.jsonl" >>"$RAW/ed_cnn_epoch.jsonl"
+    OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$CORE} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} \
+        OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 \
+        "$PY" "$SRC/bench/torch_ref.py" --images "$X1" --labels "$Y1" --cnn-arch "$CNN_ARCH" \
+        --cnn-samples "$CS" --threads 2 >>"$RAW/torch_cnn.jsonl" 2>>"$WORK/torch.log"
+  done
+}
+
+# BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code); BENCH_ONLY=cnn:
+# conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone. The table goes to
+# bench/results-$BENCH_ONLY.json.
 if [[ -n "${BENCH_ONLY:-}" ]]; then
-  [[ $BENCH_ONLY == metrics_overhead ]] || { echo "bench: BENCH_ONLY=metrics_overhead is the only one" >&2; exit 2; }
-  source "$SRC/bench/metrics.sh"
+  case $BENCH_ONLY in
+    metrics_overhead)
+      source "$SRC/bench/metrics.sh" ;;
+    cnn)
+      log "conv_forward_vs_sgemm (32x14x14 conv64k3p1, batch 128)"
+      "$EB" conv --arch "32x14x14:conv64k3p1,flatten" --batch 128 --repeats 9 --iters 5 >"$RAW/conv.json"
+      "$EB" forward --arch "$MEMBER_ARCH" --batch 16 --repeats 1 --iters 1 >"$WORK/blas.json"
+      CORE=$(sed -n 's/.*"blas":"OpenBLAS (\([A-Za-z0-9]*\) kernels.*/\1/p' "$WORK/blas.json")
+      if [[ -z "${BENCH_SKIP_TORCH:-}" ]] && "$PY" -c 'import torch' 2>/dev/null; then
+        cnn_torch_rows "$CORE"
+      fi ;;
+    *) echo "bench: BENCH_ONLY is metrics_overhead or cnn, not '$BENCH_ONLY'" >&2; exit 2 ;;
+  esac
   "$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$SRC/bench/results-$BENCH_ONLY.json" \
-      --seconds $(($(date +%s) - t_begin))
+      --threads "in-process runs: 2 OpenBLAS threads" --seconds $(($(date +%s) - t_begin))
   exit 0
 fi
 
@@ -272,19 +305,7 @@ else
         "$PY" "$SRC/bench/torch_ref.py" --models "$all" --images "$X1" --labels "$Y1" \
         --samples "$TS" --threads 2 >>"$RAW/torch.jsonl" 2>>"$WORK/torch.log"
   done
-  CS=${BENCH_CNN_SAMPLES:-12800}
-  log "PyTorch and edistill training the reference CNN member ($CS samples, batch 128)"
-  for ((r = 0; r < ${BENCH_TORCH_REPEATS:-2}; r++)); do
-    "$TW" train --arch "$CNN_ARCH" --steps $((CS / 128)) --seed 1 --member c \
-        --out "$WORK/c.safetensors" --train-images "$X1" --train-labels "$Y1" --batch-size 128 \
-        --optimizer adam --lr 1e-3 --schedule constant --blas-threads 2 --quiet \
-        --metrics "$WORK/c.jsonl" >/dev/null 2>>"$WORK/train.log"
-    head -n1 "$WORK/c.jsonl" >>"$RAW/ed_cnn_epoch.jsonl"
-    OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$CORE} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4} \
-        OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 \
-        "$PY" "$SRC/bench/torch_ref.py" --images "$X1" --labels "$Y1" --cnn-arch "$CNN_ARCH" \
-        --cnn-samples "$CS" --threads 2 >>"$RAW/torch_cnn.jsonl" 2>>"$WORK/torch.log"
-  done
+  cnn_torch_rows "$CORE"
 fi
 
 log "rejoin after a worker restart (tests/e2e/rejoin.sh, ${BENCH_REJOIN_RESTARTS:-20} restarts)"

@@ -298,6 +298,18 @@ static void s_maxpool_planes(int p0, int p1, const void *a)
         const float *restrict xp = j->x + (size_t)pl * H * W;
         float *restrict yp = j->y + (size_t)pl * OH * OW;
         int32_t *ap = j->argmax ? j->argmax + (size_t)pl * OH * OW : NULL;
+        if (K == 2 && S == 2 && ap) { /* the usual pool: the same comparisons, unrolled */
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    const int i0 = 2 * oy * W + 2 * ox, i[4] = {i0, i0 + 1, i0 + W, i0 + W + 1};
+                    int best = i0;
+                    for (int q = 1; q < 4; q++)
+                        best = xp[i[q]] > xp[best] ? i[q] : best;
+                    yp[oy * OW + ox] = xp[best];
+                    ap[oy * OW + ox] = best;
+                }
+            continue;
+        }
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 int best = oy * S * W + ox * S;
@@ -324,15 +336,27 @@ void ed_maxpool_forward(float *y, int32_t *argmax, const float *x, int B, const 
     s_par_items(B * L->in.c, 4096 / hw + 1, s_maxpool_planes, &j);
 }
 
+/* Planes [p0, p1) of the max pool's backward: each plane zeroed, then its maxima get dy. */
+static void s_maxpool_back_planes(int p0, int p1, const void *a)
+{
+    const s_plane_job *j = a;
+    const size_t hw = (size_t)j->L->in.h * j->L->in.w, ohw = (size_t)j->L->out.h * j->L->out.w;
+    for (size_t pl = (size_t)p0; pl < (size_t)p1; pl++) {
+        float *restrict d = j->y + pl * hw;
+        const float *restrict g = j->dy + pl * ohw;
+        const int32_t *restrict am = j->argmax + pl * ohw;
+        memset(d, 0, hw * sizeof(float));
+        for (size_t o = 0; o < ohw; o++)
+            d[am[o]] += g[o];
+    }
+}
+
 void ed_maxpool_backward(float *dx, const float *dy, const int32_t *argmax, int B,
                          const ed_layer *L)
 {
-    const size_t hw = (size_t)L->in.h * L->in.w, ohw = (size_t)L->out.h * L->out.w;
-    const size_t planes = (size_t)B * L->in.c;
-    memset(dx, 0, planes * hw * sizeof(float));
-    for (size_t pl = 0; pl < planes; pl++)
-        for (size_t o = 0; o < ohw; o++)
-            dx[pl * hw + (size_t)argmax[pl * ohw + o]] += dy[pl * ohw + o];
+    const s_plane_job j = {.y = dx, .dy = dy, .argmax = (int32_t *)argmax, .L = L};
+    const int hw = L->in.h * L->in.w;
+    s_par_items(B * L->in.c, 4096 / hw + 1, s_maxpool_back_planes, &j);
 }
 
 void ed_avgpool_forward(float *y, const float *x, int B, const ed_layer *L)
@@ -398,19 +422,44 @@ void ed_gap_backward(float *dx, const float *dy, int B, const ed_layer *L)
  * Element-wise
  * --------------------------------------------------------------------------------------------- */
 
+/* Element-wise passes of large activations are split over the cores from this many floats on. */
+#define S_PAR_ELEMS ((size_t)1 << 15)
+
+typedef struct {
+    float *out;
+    const float *a, *b;
+} s_ew_job;
+
 ED_VECTOR_CLONES
-void ed_relu_forward(float *restrict y, const float *restrict x, size_t n)
+static void s_relu_range(size_t lo, size_t hi, void *ctx)
 {
-    for (size_t i = 0; i < n; i++)
+    const s_ew_job *j = ctx;
+    float *restrict y = j->out;
+    const float *restrict x = j->a;
+    for (size_t i = lo; i < hi; i++)
         y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 ED_VECTOR_CLONES
-void ed_relu_backward(float *restrict dx, const float *restrict dy, const float *restrict y,
-                      size_t n)
+static void s_relu_back_range(size_t lo, size_t hi, void *ctx)
 {
-    for (size_t i = 0; i < n; i++)
+    const s_ew_job *j = ctx;
+    float *restrict dx = j->out;
+    const float *restrict dy = j->a, *restrict y = j->b;
+    for (size_t i = lo; i < hi; i++)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void ed_relu_forward(float *y, const float *x, size_t n)
+{
+    s_ew_job j = {y, x, NULL};
+    ed_par_for(n, S_PAR_ELEMS, s_relu_range, &j);
+}
+
+void ed_relu_backward(float *dx, const float *dy, const float *y, size_t n)
+{
+    s_ew_job j = {dx, dy, y};
+    ed_par_for(n, S_PAR_ELEMS, s_relu_back_range, &j);
 }
 
 ED_VECTOR_CLONES
