@@ -110,6 +110,39 @@ typedef struct {
     const ed_layer *L;
 } s_conv_job;
 
+/* One im2col row of a stride-1 conv as wide as its input (OW == W, e.g. k3p1): over the output rows
+ * that see the input, the row is the input plane shifted by a constant, so it is one contiguous copy
+ * per sample, then the lo/hi border columns (which the copy filled from neighbouring rows) are
+ * zeroed; the rows outside the input are zeroed. planes: channel c of sample 0, stride chw. */
+static void s_im2col_row_same(float *restrict row, const float *restrict planes, size_t chw, int G,
+                              int ki, int off, int lo, int hi, const ed_layer *L)
+{
+    const int H = L->in.h, W = L->in.w, P = L->pad, OH = L->out.h;
+    const size_t ohw = (size_t)OH * W;
+    const int oy_lo = P - ki > 0 ? P - ki : 0, oy_end = H + P - ki < OH ? H + P - ki : OH;
+    for (int g = 0; g < G; g++) {
+        float *restrict d = row + (size_t)g * ohw;
+        if (oy_end <= oy_lo || hi <= lo) {
+            memset(d, 0, ohw * sizeof(float));
+            continue;
+        }
+        const float *restrict src = planes + (size_t)g * chw;
+        /* d[oy*W + ox] = src[(oy + ki - P)*W + ox + off]: first to last valid element */
+        const long first = (long)oy_lo * W + lo, last = (long)(oy_end - 1) * W + hi;
+        const long shift = (long)(ki - P) * W + off;
+        memset(d, 0, (size_t)first * sizeof(float));
+        memcpy(d + first, src + first + shift, (size_t)(last - first) * sizeof(float));
+        memset(d + last, 0, (ohw - (size_t)last) * sizeof(float));
+        for (int oy = oy_lo; oy < oy_end; oy++) {
+            float *restrict e = d + (size_t)oy * W;
+            for (int ox = 0; ox < lo; ox++)
+                e[ox] = 0.0f;
+            for (int ox = hi; ox < W; ox++)
+                e[ox] = 0.0f;
+        }
+    }
+}
+
 /* Rows [r0, r1) of im2col: col (C*k*k, G*OHW), row r = (c, ki, kj), column g*OHW + oy*OW + ox
  * holds x[g][c][iy][ix] with iy = oy*s - pad + ki, ix = ox*s - pad + kj, or 0 outside the input.
  * The border columns of a row are zeroed, the inside is a straight copy (no per-element test). */
@@ -126,6 +159,10 @@ static void s_im2col_rows(int r0, int r1, const void *a)
         s_valid_range(kj, L, &lo, &hi);
         const int off = kj - P;
         float *restrict row = j->col + (size_t)r * ld;
+        if (S == 1 && OW == W) {
+            s_im2col_row_same(row, j->x + (size_t)c * H * W, chw, G, ki, off, lo, hi, L);
+            continue;
+        }
         for (int g = 0; g < G; g++) {
             const float *restrict plane = j->x + (size_t)g * chw + (size_t)c * H * W;
             float *restrict dst = row + (size_t)g * ohw;
