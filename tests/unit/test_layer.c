@@ -19,7 +19,9 @@
 
 #include <cmocka.h>
 
+#include "ed_blas.h"
 #include "ed_layer.h"
+#include "ed_layer_ops.h"
 #include "ed_mlp.h"
 #include "ed_net.h"
 #include "ed_rng.h"
@@ -426,6 +428,52 @@ static void test_conv_chunks(void **state)
     ed_net_destroy(&m);
 }
 
+/* The passes split over the cores (ed_par: BN, max pool, ReLU, by channel / plane / range) give the
+ * same bits on 1 and on 2 threads, on sizes large enough to be split. */
+static void test_passes_split_invariant(void **state)
+{
+    (void)state;
+    ed_stack s = s_parse("8x28x28:bn,relu,maxpool2,flatten");
+    const ed_layer *bn = &s.layers[0], *mp = &s.layers[2];
+    enum { B = 16, C = 8, HW = 784, N = B * C * HW, NP = N / 4 };
+    float *x = malloc(N * sizeof(float)), *g = malloc(C * 2 * sizeof(float));
+    float *out[2][6];
+    int32_t *am[2];
+    for (int t = 0; t < 2; t++) {
+        for (int k = 0; k < 6; k++)
+            out[t][k] = malloc(N * sizeof(float));
+        am[t] = malloc(NP * sizeof(int32_t));
+    }
+    s_fill(x, N, 2.0f, 21);
+    s_fill(g, 2 * C, 1.0f, 22);
+    float stats[2][5 * C];
+    const int saved = ed_blas_threads();
+    for (int t = 0; t < 2; t++) {
+        ed_blas_set_threads(t + 1);
+        float *y = out[t][0], *xhat = out[t][1], *r = out[t][2], *p = out[t][3], *d = out[t][4];
+        float *e = out[t][5];
+        float *st = stats[t];
+        ed_bn_forward_train(y, xhat, st, st + C, st + 2 * C, x, g, g + C, B, bn);
+        ed_relu_forward(r, y, N);
+        ed_maxpool_forward(p, am[t], r, B, mp);
+        ed_maxpool_backward(d, x, am[t], B, mp); /* x stands in for dy (NP values read) */
+        ed_relu_backward(e, d, r, N);
+        ed_bn_backward(y, st + 3 * C, st + 4 * C, e, xhat, g, st + 2 * C, B, bn);
+    }
+    ed_blas_set_threads(saved);
+    for (int k = 0; k < 6; k++)
+        assert_memory_equal(out[0][k], out[1][k], N * sizeof(float));
+    assert_memory_equal(am[0], am[1], NP * sizeof(int32_t));
+    assert_memory_equal(stats[0], stats[1], sizeof stats[0]);
+    for (int t = 0; t < 2; t++) {
+        for (int k = 0; k < 6; k++)
+            free(out[t][k]);
+        free(am[t]);
+    }
+    free(x);
+    free(g);
+}
+
 static void test_legacy_matches_mlp(void **state)
 {
     (void)state;
@@ -507,7 +555,7 @@ int main(void)
         cmocka_unit_test(test_grad_conv),       cmocka_unit_test(test_grad_pools),
         cmocka_unit_test(test_grad_bn_dropout), cmocka_unit_test(test_fold_bn),
         cmocka_unit_test(test_conv_chunks),     cmocka_unit_test(test_legacy_matches_mlp),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusals),        cmocka_unit_test(test_passes_split_invariant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
