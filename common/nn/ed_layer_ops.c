@@ -72,8 +72,7 @@ static void s_par_items(int count, int min_items, s_item_fn fn, const void *a)
     if (count <= 0)
         return;
     s_items it = {fn, a};
-    ed_par_for((size_t)count * 16, (size_t)(min_items < 1 ? 1 : min_items) * 16, s_items_body,
-               &it);
+    ed_par_for((size_t)count * 16, (size_t)(min_items < 1 ? 1 : min_items) * 16, s_items_body, &it);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -111,8 +110,8 @@ typedef struct {
 } s_conv_job;
 
 /* One im2col row of a stride-1 conv as wide as its input (OW == W, e.g. k3p1): over the output rows
- * that see the input, the row is the input plane shifted by a constant, so it is one contiguous copy
- * per sample, then the lo/hi border columns (which the copy filled from neighbouring rows) are
+ * that see the input, the row is the input plane shifted by a constant, so it is one contiguous
+ * copy per sample, then the lo/hi border columns (which the copy filled from neighbouring rows) are
  * zeroed; the rows outside the input are zeroed. planes: channel c of sample 0, stride chw. */
 static void s_im2col_row_same(float *restrict row, const float *restrict planes, size_t chw, int G,
                               int ki, int off, int lo, int hi, const ed_layer *L)
@@ -577,8 +576,16 @@ void ed_bn_forward_train(float *y, float *xhat, float *mean, float *var, float *
                          const float *x, const float *gamma, const float *beta, int B,
                          const ed_layer *L)
 {
-    const s_plane_job j = {.y = y, .xhat = xhat, .mean = mean, .var = var, .istd = istd, .x = x,
-                           .gamma = gamma, .beta = beta, .B = B, .L = L};
+    const s_plane_job j = {.y = y,
+                           .xhat = xhat,
+                           .mean = mean,
+                           .var = var,
+                           .istd = istd,
+                           .x = x,
+                           .gamma = gamma,
+                           .beta = beta,
+                           .B = B,
+                           .L = L};
     s_par_items(L->in.c, 1, s_bn_train_channels, &j);
 }
 
@@ -645,7 +652,14 @@ static void s_bn_backward_channels(int c0, int c1, const void *a)
 void ed_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *xhat,
                     const float *gamma, const float *istd, int B, const ed_layer *L)
 {
-    const s_plane_job j = {.y = dx, .dgamma = dgamma, .dbeta = dbeta, .dy = dy, .hat = xhat,
-                           .gamma = gamma, .sd = istd, .B = B, .L = L};
+    const s_plane_job j = {.y = dx,
+                           .dgamma = dgamma,
+                           .dbeta = dbeta,
+                           .dy = dy,
+                           .hat = xhat,
+                           .gamma = gamma,
+                           .sd = istd,
+                           .B = B,
+                           .L = L};
     s_par_items(L->in.c, 1, s_bn_backward_channels, &j);
 }
