@@ -84,6 +84,7 @@ class Runner:
         self.done = 0
         self.total = 0
         self.ran = 0         # runs actually executed (not from the cache)
+        self.no_run = args.no_run  # report from the cache only: run nothing
         self.env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
 
     def log(self, msg):
@@ -108,6 +109,8 @@ class Runner:
         cfg = dict(arch=s["member_arch"], epochs=s["member_epochs"], n=s["n_train"], seed=i,
                    dropout=DROPOUT, batch=s["batch"])
         path = os.path.join(self.cache, "members", "m%d-%s.safetensors" % (i, chash(cfg)))
+        if not os.path.exists(path) and self.no_run:
+            return None
         if not os.path.exists(path):
             t = time.time()
             self.call([self.tw, "train", "--arch", s["member_arch"], "--epochs",
@@ -126,10 +129,14 @@ class Runner:
         """A float32 store of the first k members' logits. split: ("all",) = the training range
         as one input; ("split", n) = labeled [0, n) + unlabeled [n, N); ("test",) = the test set."""
         ms = self.members(k)
+        if None in ms:
+            return None
         cfg = dict(members=[os.path.basename(m) for m in ms], split=list(split), n=self.s["n_train"])
         d = os.path.join(self.cache, "stores", "%s-k%d-%s" % (split[0], k, chash(cfg)))
         if os.path.exists(os.path.join(d, "done")):
             return d
+        if self.no_run:
+            return None
         N = self.s["n_train"]
         if split[0] == "all":
             data = ["--unlabeled", TRAIN_X, "--unlabeled-end", str(N)]
@@ -174,6 +181,9 @@ class Runner:
             self.log("%s | %s | seed %d: %.2f%% (cached)" % (exp, row, seed,
                                                               100 * record["accuracy"]))
             return record
+        if self.no_run:
+            self.done += 1
+            return None
         store = self.store(k, split)
         w = os.path.join(self.cache, "work", key)
         argv = [self.st, "distill", "--targets", store, "--labeled-images", TRAIN_X,
@@ -252,7 +262,7 @@ def teacher_stats(z, y):
 
 # ---- the experiment list ---------------------------------------------------------------------
 
-def plan(r):
+def plan(r, on_progress=None):
     """Every student run of the issue's list, in order. Returns the list of run records."""
     s = r.s
     N, big, (c1, c2) = s["n_train"], s["big"], s["compact"]
@@ -312,7 +322,11 @@ def plan(r):
                             alpha=al, unlabeled=unl, **kw)
     r.total = len(jobs)
     for a, kw in jobs:
-        add(r.student(*a, **kw))
+        rec = r.student(*a, **kw)
+        if rec:
+            add(rec)
+            if on_progress:
+                on_progress(runs)
     return runs
 
 
@@ -325,8 +339,34 @@ def priv_grid(s, full):
 
 # ---- the report -------------------------------------------------------------------------------
 
+NAN = float("nan")
+NO_TEACHERS = dict(members=[NAN], prob=NAN, logit=NAN)
+
+
 def pct(x):
-    return "%.2f" % (100 * x)
+    return "-" if x != x else "%.2f" % (100 * x)
+
+
+def mean(xs):
+    xs = [x for x in xs if x == x]
+    return float(np.mean(xs)) if xs else NAN
+
+
+def best(items, f):
+    """The item with the largest f (NaN: not measured, never the best); items[0] if none."""
+    vals = [(f(i), n, i) for n, i in enumerate(items)]
+    vals = [v for v in vals if v[0] == v[0]]
+    return max(vals)[2] if vals else items[0]
+
+
+def seed_cells(rs):
+    """'a | b': the accuracy of each seed's run ('-' when not done)."""
+    by = {r["seed"]: r["accuracy"] for r in rs}
+    return " | ".join(pct(by.get(seed, NAN)) for seed in SEEDS)
+
+
+def ratio(a, b):
+    return "-" if a != a or b != b or b == 0 else "%.2f" % (a / b)
 
 
 class Report:
@@ -341,7 +381,7 @@ class Report:
 
     def acc(self, exp, row):
         rs = self.rows.get((exp, row), [])
-        return float(np.mean([r["accuracy"] for r in rs])) if rs else float("nan")
+        return mean([r["accuracy"] for r in rs])
 
     def line(self, s=""):
         self.out.append(s)
@@ -353,18 +393,19 @@ class Report:
             rs = sorted(self.rows.get((exp, row), []), key=lambda r: r["seed"])
             if not rs:
                 continue
-            vals = " | ".join(pct(r["accuracy"]) for r in rs)
+            vals = seed_cells(rs)
             gap = ""
             if ref:
                 hard, ens = ref
-                gap = " %.2f |" % ((self.acc(exp, row) - hard) / (ens - hard)) \
-                    if ens != hard else " - |"
+                gap = " %s |" % ratio(self.acc(exp, row) - hard, ens - hard)
             self.line("| %s | **%s** | %s |%s" % (row, pct(self.acc(exp, row)), vals, gap))
         self.line()
 
     def plot(self, name, title, xlabel, series, logx=False):
         """series: [(label, [(x, y), ...])]; writes docs/img/NAME.png with gnuplot."""
-        if not shutil.which("gnuplot"):
+        series = [(lab, [(x, y) for x, y in pts if y == y]) for lab, pts in series]
+        series = [(lab, pts) for lab, pts in series if pts]
+        if not shutil.which("gnuplot") or not series:
             return None
         os.makedirs(self.img, exist_ok=True)
         dat = os.path.join(self.img, name + ".dat")
@@ -381,16 +422,19 @@ class Report:
                   "set output '%s'\nset title '%s'\nset xlabel '%s'\n"
                   "set ylabel 'test accuracy (%%)'\nset grid\nset key bottom right\n%s"
                   "plot %s\n" % (png, title, xlabel, "set logscale x\n" if logx else "", plots))
-        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+        ok = subprocess.run(["gnuplot"], input=script, text=True).returncode == 0
         os.remove(dat)
+        if not ok:
+            print("experiments: gnuplot failed on %s (see above)" % name, file=sys.stderr)
+            return None
         return os.path.relpath(png, os.path.dirname(self.path))
 
     def verdict(self, ok):
-        return "**met**" if ok else "**not met**"
+        return "not measured yet" if ok is None else "**met**" if ok else "**not met**"
 
     def write(self):
         d, s = self.d, SCALES[self.d["scale"]]
-        te = d["teachers"]
+        te = {k: d["teachers"].get(k, NO_TEACHERS) for k in ("k1", "k2", "k3", "k5", "train")}
         L = self.line
         L("# edistill: the method's claims, measured")
         L()
@@ -412,26 +456,31 @@ class Report:
         L("Machine: %s. Total wall time %.0f s (%d runs executed now, the rest from the cache)."
           % (d["machine"], d["wall_s"], d["runs_executed"]))
         L()
+        missing = d["runs_planned"] - len(d["runs"])
+        if missing:
+            L("> **Partial report**: %d of the %d planned runs are not done yet; their cells show "
+              "`-`. Run `make experiments` again to continue." % (missing, d["runs_planned"]))
+            L()
         ens_p, ens_l = te["k5"]["prob"], te["k5"]["logit"]
         # 1
         big = "2x800"
         temps = s["temps"]
-        bestT = max(temps, key=lambda T: self.acc("2 temperature", "%s T=%g" % (big, T)))
+        bestT = best(temps, lambda T: self.acc("2 temperature", "%s T=%g" % (big, T)))
         hard = self.acc("1 hinton", "%s hard" % big)
         L("## 1. Hinton's table, analogue")
         L()
         L("| model | test accuracy (%) | training accuracy (%) |")
         L("|---|---|---|")
         L("| one member (mean of %d) | %s | %s |" % (len(te["k5"]["members"]),
-                                                    pct(np.mean(te["k5"]["members"])),
-                                                    pct(np.mean(te["train"]["members"]))))
+                                                    pct(mean(te["k5"]["members"])),
+                                                    pct(mean(te["train"]["members"]))))
         L("| ensemble, mean of probabilities | %s | %s |" % (pct(ens_p), pct(te["train"]["prob"])))
         L("| ensemble, mean of logits | %s | %s |" % (pct(ens_l), pct(te["train"]["logit"])))
         for row, exp in (("%s hard" % big, "1 hinton"), ("%s T=20" % big, "2 temperature")):
             rs = self.rows.get((exp, row), [])
             tr = [r["train_accuracy"] for r in rs if "train_accuracy" in r]
             L("| %s (%s) | %s | %s |" % (row, s["big"], pct(self.acc(exp, row)),
-                                        pct(np.mean(tr)) if tr else "-"))
+                                        pct(mean(tr))))
         L()
         rows = ["%s hard" % big, "%s T=20" % big, "%s T=%g" % (big, bestT)]
         L("Students (\"gap closed\" = (distilled - hard) / (ensemble prob - hard)); the best T of "
@@ -441,24 +490,26 @@ class Report:
         self.line("|---|---|---|---|---|")
         for arch in (big,) + tuple(s["compact"]):
             h = self.acc("1 hinton", "%s hard" % arch)
-            bt = max(temps, key=lambda T: self.acc("2 temperature", "%s T=%g" % (arch, T)))
+            bt = best(temps, lambda T: self.acc("2 temperature", "%s T=%g" % (arch, T)))
             for exp, row in (("1 hinton", "%s hard" % arch), ("2 temperature", "%s T=20" % arch),
                              ("2 temperature", "%s T=%g" % (arch, bt))):
                 rs = sorted(self.rows.get((exp, row), []), key=lambda r: r["seed"])
                 a = self.acc(exp, row)
-                gap = "-" if row.endswith("hard") else "%.2f" % ((a - h) / (ens_p - h))
+                gap = "-" if row.endswith("hard") else ratio(a - h, ens_p - h)
                 L("| %s%s | **%s** | %s | %s |" % (row, " (best T)" if exp.startswith("2") and
                                                    row.endswith("T=%g" % bt) else "", pct(a),
-                                                   " | ".join(pct(r["accuracy"]) for r in rs), gap))
+                                                   seed_cells(rs), gap))
         L()
         dist20 = self.acc("2 temperature", "%s T=20" % big)
-        if dist20 <= hard:
+        if dist20 != dist20 or hard != hard:
+            pass
+        elif dist20 <= hard:
             L("Distillation at T=20 does **not** beat hard labels for %s here (%s vs %s): with "
               "all %d labels and no regularization the hard student already reaches %s on its "
               "training set; see the training accuracies above." % (
                   big, pct(dist20), pct(hard), s["n_train"],
-                  pct(np.mean([r.get("train_accuracy", float("nan")) for r in
-                               self.rows.get(("1 hinton", "%s hard" % big), [])]))))
+                  pct(mean([r.get("train_accuracy", NAN) for r in
+                            self.rows.get(("1 hinton", "%s hard" % big), [])]))))
         else:
             L("Distillation at T=20 beats hard labels for %s by %.2f points (rows above)." %
               (big, 100 * (dist20 - hard)))
@@ -503,7 +554,7 @@ class Report:
                         key=lambda r: r["seed"])
             L("| %d | %s | **%s** | %s |" % (k, pct(te["k%d" % k]["prob"]),
                                             pct(self.acc("5 ensemble size", "K=%d" % k)),
-                                            " | ".join(pct(r["accuracy"]) for r in rs)))
+                                            seed_cells(rs)))
         L()
         img = self.plot("ensemble_size", "accuracy vs ensemble size", "members K",
                         [("distilled student", [(k, self.acc("5 ensemble size", "K=%d" % k))
@@ -550,8 +601,7 @@ class Report:
                     grid = [(self.acc("8 privileged", "%s n=%d T=%g alpha=%g%s" %
                                       (vname, n, T, a, suffix)), T, a)
                             for T, a in priv_grid(s, vi == 0 and not suffix)]
-                    best = max(grid)
-                    cells.append(best)
+                    cells.append(best(grid, lambda g: g[0]))
                 priv[(vname, n)] = (h, cells)
                 L("| %s | %d | %s | **%s** (T=%g, alpha=%g) | **%s** (T=%g, alpha=%g) |" % (
                     vname, n, pct(h), pct(cells[0][0]), cells[0][1], cells[0][2],
@@ -576,22 +626,24 @@ class Report:
         u3 = self.acc("3 few labels", "3% soft + rest unlabeled")
         nl = self.acc("4 no labels", "alpha=1, unlabeled stream only")
         ph, pc = priv[("7x7", pn)]
+        def ge(a, b):
+            return None if a != a or b != b else bool(a >= b)
         goals = [
             ("%s of the labels: soft targets on those samples alone >= hard + 4 points" % n3,
-             "%s vs %s (section 3)" % (pct(s3), pct(h3)), s3 >= h3 + 0.04),
+             "%s vs %s (section 3)" % (pct(s3), pct(h3)), ge(s3, h3 + 0.04)),
             ("%s of the labels + the rest streamed unlabeled: within 1 point of the ensemble" % n3,
-             "%s vs %s (sections 3, 1)" % (pct(u3), pct(ens_p)), u3 >= ens_p - 0.01),
+             "%s vs %s (sections 3, 1)" % (pct(u3), pct(ens_p)), ge(u3, ens_p - 0.01)),
             ("no labels (alpha = 1, unlabeled stream only): within 1 point of the ensemble",
-             "%s vs %s (sections 4, 1)" % (pct(nl), pct(ens_p)), nl >= ens_p - 0.01),
+             "%s vs %s (sections 4, 1)" % (pct(nl), pct(ens_p)), ge(nl, ens_p - 0.01)),
             ("privileged information: distilled 7x7 >= hard 7x7 + 3 points at n = %d" % pn,
-             "%s vs %s (section 8)" % (pct(pc[0][0]), pct(ph)), pc[0][0] >= ph + 0.03),
+             "%s vs %s (section 8)" % (pct(pc[0][0]), pct(ph)), ge(pc[0][0], ph + 0.03)),
         ]
         L("| goal | measured | |")
         L("|---|---|---|")
         for g, m, ok in goals:
             L("| %s | %s | %s |" % (g, m, self.verdict(ok)))
         L()
-        self.d["goals"] = [dict(goal=g, measured=m, met=bool(ok)) for g, m, ok in goals]
+        self.d["goals"] = [dict(goal=g, measured=m, met=ok) for g, m, ok in goals]
         L("## Commands")
         L()
         L("One example of each kind of command the run issued (every run's full configuration is "
@@ -629,6 +681,8 @@ def main():
     ap.add_argument("--report")
     ap.add_argument("--img")
     ap.add_argument("--cache")
+    ap.add_argument("--no-run", action="store_true",
+                    help="write the results and the report from the cache only (a partial run)")
     args = ap.parse_args()
     scale = "quick" if args.quick else "full"
     q = "-quick" if args.quick else ""
@@ -647,20 +701,35 @@ def main():
     y_train = idx_labels(TRAIN_Y, r.s["n_train"])
     for k in (1, 2, 3, 5):
         k = min(k, r.s["n_members"])
-        teachers["k%d" % k] = teacher_stats(store_logits(r.store(k, ("test",))), y_test)
-    teachers["train"] = teacher_stats(store_logits(r.store(r.s["n_members"], ("all",))), y_train)
-    runs = plan(r)
-    data = dict(scale=scale, machine=mach, wall_s=round(time.time() - r.t0, 1),
-                runs_executed=r.ran, teachers=teachers, runs=runs, results_file=args.results,
-                commands=r.commands, settings={k: (list(v) if isinstance(v, tuple) else v)
-                                               for k, v in r.s.items() if k != "views"},
-                views=r.s["views"], seeds=list(SEEDS), t_work=T_WORK, alpha=ALPHA)
-    os.makedirs(os.path.dirname(args.report), exist_ok=True)
-    Report(data, args.img, args.report).write()
-    os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    with open(args.results + ".tmp", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(args.results + ".tmp", args.results)
+        st = r.store(k, ("test",))
+        if st:
+            teachers["k%d" % k] = teacher_stats(store_logits(st), y_test)
+    st = r.store(r.s["n_members"], ("all",))
+    if st:
+        teachers["train"] = teacher_stats(store_logits(st), y_train)
+    last = [time.time()]
+
+    def write(runs, planned):
+        data = dict(scale=scale, machine=mach, wall_s=round(time.time() - r.t0, 1),
+                    runs_executed=r.ran, runs_planned=planned, teachers=teachers, runs=runs,
+                    results_file=args.results, commands=r.commands,
+                    settings={k: (list(v) if isinstance(v, tuple) else v)
+                              for k, v in r.s.items() if k != "views"},
+                    views=r.s["views"], seeds=list(SEEDS), t_work=T_WORK, alpha=ALPHA)
+        os.makedirs(os.path.dirname(args.report), exist_ok=True)
+        Report(data, args.img, args.report).write()
+        os.makedirs(os.path.dirname(args.results), exist_ok=True)
+        with open(args.results + ".tmp", "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(args.results + ".tmp", args.results)
+
+    def progress(runs):  # a partial report every 10 minutes of a long run
+        if time.time() - last[0] > 600:
+            write(runs, r.total)
+            last[0] = time.time()
+
+    runs = plan(r, progress)
+    write(runs, r.total)
     print("experiments: %d runs (%d executed) in %.0fs -> %s, %s" % (
         len(runs), r.ran, time.time() - r.t0, args.results, args.report), flush=True)
 

@@ -2,7 +2,8 @@
 # `make experiments` machinery (issue 14) at its QUICK scale (EXPERIMENTS_QUICK=1, every experiment
 # at a tiny scale, about 2 minutes): scripts/experiments.py trains members, labels stores, runs every
 # student row with edistill's programs, and writes the results JSON and the report. A run killed
-# part-way continues where it stopped (fewer runs executed the second time). Checked: every
+# part-way continues where it stopped (fewer runs executed the second time), and --no-run writes a
+# partial report from the cache meanwhile. Checked: every
 # run of the issue's list is there with 2 seeds, config, accuracy and wall time; the report has
 # every section, its tables, the numbers-to-reach verdicts and the plots (PNG); a second invocation
 # takes every run from the cache (nothing re-executed) and writes the same results. Accuracies are
@@ -28,6 +29,11 @@ for _ in $(seq 1 1200); do
 done
 kill -KILL -- "-$pid" 2>/dev/null || fail "the driver ended before it was interrupted"
 wait "$pid" 2>/dev/null || true
+# --no-run: the partial report from the cache alone (no program started)
+EXPERIMENTS_QUICK=1 "${X[@]}" --no-run > "$WORK/partial.log" 2>&1 || { cat "$WORK/partial.log" >&2; fail "--no-run"; }
+grep -q "runs (0 executed)" "$WORK/partial.log" || fail "--no-run executed runs: $(tail -n1 "$WORK/partial.log")"
+grep -q "^> \*\*Partial report\*\*: [0-9]* of the [0-9]* planned runs are not done yet" "$WORK/docs/RESULTS.md" ||
+  fail "the partial report does not say it is partial"
 EXPERIMENTS_QUICK=1 "${X[@]}" > "$WORK/run1.log" 2>&1 || { tail -n 30 "$WORK/run1.log" >&2; fail "the quick run"; }
 t1=$(date +%s)
 total=$(sed -n 's/^experiments: \([0-9]*\) runs (\([0-9]*\) executed).*/\1/p' "$WORK/run1.log")
@@ -64,6 +70,7 @@ for sec in ["## 1. Hinton", "## 2. Temperature", "## 3. Few labels", "## 4. No l
             "## Numbers to reach", "## Commands", "Machine: ", "gap closed"]:
     assert sec in report, sec
 assert report.count("**met**") + report.count("**not met**") == 4
+assert "Partial report" not in report and d["runs_planned"] == len(runs)
 assert "student_trainer distill --targets" in report and "--student-view avgpool:4" in report
 for png in ("temperature", "few_labels", "ensemble_size"):
     p = os.path.join(os.path.dirname(sys.argv[2]), "img", png + ".png")
