@@ -112,8 +112,12 @@ int st_eval_main(int argc, char **argv)
                  : ed_err_set(&err, ED_ENOMEM, "out of memory");
     rc = 1;
     ed_view view;
-    if (K < 0 || ed_view_parse(o.view, &view, &err))
+    if (K < 0)
         goto fail;
+    if (ed_view_parse(o.view, &view, &err)) {
+        ed_err_wrap(&err, "--student-view");
+        goto fail;
+    }
     for (int k = 0; k < K; k++)
         if (!(members[k] = ed_member_open(paths[k], o.batch_size, &err)))
             goto fail;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Privileged information (issue 14), with real processes, in a few seconds: teachers trained on
 # 28x28 Fashion-MNIST, a 7x7 student that never sees the 28x28 images:
-#  (a) --student-view avgpool:4 (computed from the teachers' batch) and aligned student files
-#      (.npy written by tests/e2e/student_view.py with numpy, holding exactly the avgpool:4 view)
-#      train the same student bit for bit; the student model file records its own input (arch 49,
-#      ...) and scaling;
+#  (a) --student-view avgpool:4 (computed from the teachers' batch), aligned student files (.npy
+#      written by tests/e2e/student_view.py with numpy, holding exactly the avgpool:4 view) and
+#      student files read through the view train the same student bit for bit; the student model
+#      file records its own input (arch 49,...) and scaling;
 #  (b) `eval` of the student on the 7x7 test file and, with --student-view, on the original test
 #      file gives the accuracy distill reported; the student beats chance clearly;
 #  (c) a student file with a different count is refused naming both files and both counts; a view
@@ -57,7 +57,11 @@ prov = json.loads(meta["provenance"])
 assert prov["student-view"] == "avgpool:4", prov
 print("  model file: arch %s, input_scale %s, student-view %s" % (meta["arch"], meta["input_scale"], prov["student-view"]))
 PYEOF
-pass "--student-view avgpool:4 and aligned .npy student files: the same student $(fp view), test accuracy $(acc view)"
+# student files read through a view: the teachers' own files as the student's, pooled on reading
+run fileview --teachers "$T" "${COMMON[@]}" --labeled-student-images "$TRAIN_X" \
+    --unlabeled-student-images "$TRAIN_X" --student-view avgpool:4
+[[ "$(fp fileview)" == "$(fp view)" ]] || fail "student files through avgpool:4: $(fp fileview), the built-in view $(fp view)"
+pass "--student-view avgpool:4, aligned .npy student files and student files read through the view: the same student $(fp view), test accuracy $(acc view)"
 
 # (b) eval on the student's view: the 7x7 file, and the original file through --student-view.
 "$ST" eval --models "$WORK/view.safetensors" --images "$WORK/test7.npy" --labels "$TEST_Y" \
@@ -86,6 +90,8 @@ expect_fail "a view that does not fit" "avgpool:5 needs square single-channel sa
   "$ST" distill --teachers "$T" "${COMMON[@]}" --student-view avgpool:5 --out "$WORK/x.safetensors"
 expect_fail "an unknown view" "student-view: view 'maxpool:2': unknown" \
   "$ST" distill --teachers "$T" "${COMMON[@]}" --student-view maxpool:2 --out "$WORK/x.safetensors"
+expect_fail "eval with an unknown view" "student-view: view 'avgpool:0'" \
+  "$ST" eval --models "$WORK/view.safetensors" --student-view avgpool:0
 expect_fail "an --arch for 28x28 with a 7x7 view" "student's data have 49 values per sample but --arch 784,32,10" \
   "$ST" distill --teachers "$T" "${COMMON[@]}" --student-view avgpool:4 --arch 784,32,10 --out "$WORK/x.safetensors"
 
