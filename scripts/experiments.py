@@ -204,8 +204,7 @@ class Runner:
         wall = time.time() - t
         record["accuracy"] = self.evaluate(w + ".safetensors", TEST_X, TEST_Y, view)
         if train_acc:
-            record["train_accuracy"] = self.evaluate(w + ".safetensors", TRAIN_X, TRAIN_Y, view,
-                                                     n=N)
+            record["train_accuracy"] = self.evaluate(w + ".safetensors", TRAIN_X, TRAIN_Y, view)
         record["wall_s"] = round(wall, 2)
         with open(res_path + ".tmp", "w") as f:
             json.dump({k2: record[k2] for k2 in ("accuracy", "wall_s", "train_accuracy")
@@ -220,7 +219,9 @@ class Runner:
                                                          wall))
         return record
 
-    def evaluate(self, model, images, labels, view, n=None):
+    def evaluate(self, model, images, labels, view):
+        """Accuracy of a model file on a whole labeled file (the training accuracy of the quick
+        scale is therefore over all 60,000 samples, not its 3,000)."""
         out = os.path.join(self.cache, "work", "eval.json")
         argv = [self.st, "eval", "--models", model, "--images", images, "--labels", labels,
                 "--no-confusion", "--json", out]
