@@ -4,7 +4,8 @@
 #  (a) --student-view avgpool:4 (computed from the teachers' batch), aligned student files (.npy
 #      written by tests/e2e/student_view.py with numpy, holding exactly the avgpool:4 view) and
 #      student files read through the view train the same student bit for bit; the student model
-#      file records its own input (arch 49,...) and scaling;
+#      file records its own input (arch 49,...) and scaling; with 2 teacher_worker processes over
+#      tcp the run is the same as with in-process teachers;
 #  (b) `eval` of the student on the 7x7 test file and, with --student-view, on the original test
 #      file gives the accuracy distill reported; the student beats chance clearly;
 #  (c) a student file with a different count is refused naming both files and both counts; a view
@@ -62,6 +63,14 @@ run fileview --teachers "$T" "${COMMON[@]}" --labeled-student-images "$TRAIN_X" 
     --unlabeled-student-images "$TRAIN_X" --student-view avgpool:4
 [[ "$(fp fileview)" == "$(fp view)" ]] || fail "student files through avgpool:4: $(fp fileview), the built-in view $(fp view)"
 pass "--student-view avgpool:4, aligned .npy student files and student files read through the view: the same student $(fp view), test accuracy $(acc view)"
+
+# ... and over the wire: 2 teacher_worker processes get the 28x28 batches, the student the view.
+start_worker "$WORK/m1.safetensors" "$WORK/a.ready" --blas-threads 1 --max-batch 64; EP_A=$WORKER_EP
+start_worker "$WORK/m2.safetensors" "$WORK/b.ready" --blas-threads 1 --max-batch 64; EP_B=$WORKER_EP
+run remote --teachers "$EP_A,$EP_B" "${COMMON[@]}" --student-view avgpool:4 --metrics-listen 127.0.0.1:0
+[[ "$(fp remote)" == "$(fp view)" ]] || fail "over tcp: student $(fp remote), in-process $(fp view)"
+cmp "$WORK/view.q" "$WORK/remote.q" || fail "over tcp: the soft targets differ"
+pass "2 remote teacher_workers (tcp) and a 7x7 student: the same student and targets as in-process"
 
 # (b) eval on the student's view: the 7x7 file, and the original file through --student-view.
 "$ST" eval --models "$WORK/view.safetensors" --images "$WORK/test7.npy" --labels "$TEST_Y" \
