@@ -430,6 +430,12 @@ class Report:
             return None
         return os.path.relpath(png, os.path.dirname(self.path))
 
+    def finding(self, text, *values):
+        """A one-line claim citing its rows; left out while a value it rests on is missing."""
+        if all(v == v for v in values):
+            self.line("**Finding.** " + text)
+            self.line()
+
     def verdict(self, ok):
         return "not measured yet" if ok is None else "**met**" if ok else "**not met**"
 
@@ -526,6 +532,15 @@ class Report:
         if img:
             L("![accuracy vs T](%s)" % img)
             L()
+        bts = [best(temps, lambda T, n=n: self.acc("2 temperature", "%s T=%g" % (n, T)))
+               for n in names]
+        accs = [self.acc("2 temperature", "%s T=%g" % (n, T)) for n, T in zip(names, bts)]
+        self.finding("the best T is %s (rows %s). \"Small students want a low T\" %s here: the "
+                     "smallest student's best T (%g) is %s the largest's (%g)." % (
+                         ", ".join("%g for %s" % (T, n) for n, T in zip(names, bts)),
+                         ", ".join("`%s T=%g`" % (n, T) for n, T in zip(names, bts)),
+                         "holds" if bts[-1] <= bts[0] else "does not hold", bts[-1],
+                         "at most" if bts[-1] <= bts[0] else "above", bts[0]), *accs)
         # 3
         L("## 3. Few labels")
         L()
@@ -540,10 +555,23 @@ class Report:
         if img:
             L("![accuracy vs labeled fraction](%s)" % img)
             L()
+        for f in fr:
+            h, so, un = (self.acc("3 few labels", "%g%% %s" % (100 * f, k)) for k in kinds)
+            self.finding("with %g%% of the labels, soft targets on those samples alone: %+.2f "
+                         "points relative to hard labels (`%g%% soft, labeled only` vs `%g%% "
+                         "hard`); with the rest streamed unlabeled: %+.2f points relative to the "
+                         "ensemble (`%g%% soft + rest unlabeled`)." % (
+                             100 * f, 100 * (so - h), 100 * f, 100 * f, 100 * (un - ens_p),
+                             100 * f), h, so, un, ens_p)
         # 4
         L("## 4. No labels at all")
         L()
         self.table("4 no labels", ["alpha=1, unlabeled stream only"])
+        nl = self.acc("4 no labels", "alpha=1, unlabeled stream only")
+        self.finding("without a single label the student is %+.2f points relative to the "
+                     "ensemble (row `alpha=1, unlabeled stream only`, section 1's ensemble) and "
+                     "%+.2f relative to the student trained on all labels (`2x800 hard`)." % (
+                         100 * (nl - ens_p), 100 * (nl - hard)), nl, ens_p, hard)
         # 5
         L("## 5. Ensemble size")
         L()
@@ -564,13 +592,25 @@ class Report:
         if img:
             L("![accuracy vs K](%s)" % img)
             L()
+        a1, a5 = self.acc("5 ensemble size", "K=1"), self.acc("5 ensemble size", "K=5")
+        self.finding("distilling 5 members instead of 1 changes the student by %+.2f points (rows "
+                     "`K=1`, `K=5`); the ensembles differ by %+.2f." % (
+                         100 * (a5 - a1), 100 * (te["k5"]["prob"] - te["k1"]["prob"])),
+                     a1, a5, te["k1"]["prob"], te["k5"]["prob"])
         # 6
         L("## 6. Rival regularizers")
         L()
-        self.table("6 regularizers", ["hard labels, none"] +
-                   ["label smoothing %g" % e for e in LABEL_SMOOTHING] +
-                   ["dropout 0.2/0.5", "weight decay %s" % WEIGHT_DECAY,
-                    "distillation T=%g" % T_WORK])
+        regs = (["label smoothing %g" % e for e in LABEL_SMOOTHING] +
+                ["dropout 0.2/0.5", "weight decay %s" % WEIGHT_DECAY])
+        self.table("6 regularizers", ["hard labels, none"] + regs + ["distillation T=%g" % T_WORK])
+        rb = best(regs, lambda r: self.acc("6 regularizers", r))
+        ra, da = self.acc("6 regularizers", rb), self.acc("6 regularizers",
+                                                          "distillation T=%g" % T_WORK)
+        self.finding("the best rival regularizer is `%s` (%s); distillation (`distillation T=%g`) "
+                     "is %+.2f points from it and %+.2f from no regularization." % (
+                         rb, pct(ra), T_WORK, 100 * (da - ra),
+                         100 * (da - self.acc("6 regularizers", "hard labels, none"))),
+                     ra, da, self.acc("6 regularizers", "hard labels, none"))
         # 7
         L("## 7. Combination and loss")
         L()
@@ -579,6 +619,11 @@ class Report:
         L("L2 logit matching regresses the student's logits on the members' mean logits (T and the "
           "combine mode do not enter).")
         L()
+        cl = ["prob mean, soft CE", "logit mean, soft CE", "L2 logit matching"]
+        cb = best(cl, lambda r: self.acc("7 combine/loss", r))
+        self.finding("`%s` is the best of the three (%s)." % (cb, ", ".join(
+            "%s %s" % (r, pct(self.acc("7 combine/loss", r))) for r in cl)),
+            *[self.acc("7 combine/loss", r) for r in cl])
         # 8
         L("## 8. Privileged information")
         L()
