@@ -653,6 +653,13 @@ class Report:
                     vname, n, pct(h), pct(cells[0][0]), cells[0][1], cells[0][2],
                     pct(cells[1][0]), cells[1][1], cells[1][2]))
         L()
+        for vname in s["views"]:
+            gains = [(n, priv[(vname, n)][1][0][0] - priv[(vname, n)][0]) for n in s["priv_n"]]
+            self.finding("the %s student distilled from 28x28 teachers, relative to hard labels on "
+                         "the same samples: %s (rows `%s n=N hard` and the best `%s n=N T=.. "
+                         "alpha=..`)." % (vname, ", ".join("%+.2f points at n = %d" % (100 * g, n)
+                                                           for n, g in gains), vname, vname),
+                         *[g for _, g in gains])
         pn = 1000 if 1000 in s["priv_n"] else s["priv_n"][1]
         L("The T x alpha grid of the 7x7 student distilled on its n = %d labeled samples "
           "(hard labels: %s):" % (pn, pct(self.acc("8 privileged", "7x7 n=%d hard" % pn))))
