@@ -79,6 +79,15 @@ class Runner:
         self.cache = args.cache
         for d in ("members", "stores", "runs", "work"):
             os.makedirs(os.path.join(self.cache, d), exist_ok=True)
+        # A student's model file and checkpoint are rewritten (and fsync'd) at every epoch end, and
+        # a run on a few hundred labeled samples has hundreds of epochs: keep them in memory
+        # (tmpfs) when the machine has one. Interrupted runs still continue (the checkpoint stays
+        # there until the machine reboots).
+        shm = "/dev/shm"
+        self.work = os.environ.get("EXPERIMENTS_WORK") or (
+            os.path.join(shm, "edistill-experiments-%s" % chash(os.path.abspath(self.cache)))
+            if os.path.isdir(shm) and os.access(shm, os.W_OK) else
+            os.path.join(self.cache, "work"))
         self.t0 = time.time()
         self.commands = []   # (what, argv) of one example of each kind, for the report
         self.done = 0
@@ -185,14 +194,17 @@ class Runner:
             self.done += 1
             return None
         store = self.store(k, split)
-        w = os.path.join(self.cache, "work", key)
+        os.makedirs(self.work, exist_ok=True)
+        w = os.path.join(self.work, key)
         argv = [self.st, "distill", "--targets", store, "--labeled-images", TRAIN_X,
                 "--labeled-labels", TRAIN_Y, "--labeled-end", str(nl), "--arch", arch,
                 "--steps", str(steps), "--batch-size", str(s["batch"]), "--seed", str(seed),
                 "--temperature", str(T), "--alpha", str(alpha), "--combine", combine,
                 "--soft-loss", soft_loss, "--blas-threads", "2", "--quiet", *extra,
-                "--out", w + ".safetensors", "--checkpoint", w + ".ck", "--checkpoint-every",
-                "500", "--resume-if-present"]
+                "--out", w + ".safetensors"]
+        if nl + (N - nl if unlabeled else 0) >= 20000:  # long epochs: resumable mid-run
+            argv += ["--checkpoint", w + ".ck", "--checkpoint-every", "500",
+                     "--resume-if-present"]
         if unlabeled:
             argv += ["--unlabeled", TRAIN_X, "--unlabeled-start", str(nl), "--unlabeled-end",
                      str(N)]
@@ -222,7 +234,7 @@ class Runner:
     def evaluate(self, model, images, labels, view):
         """Accuracy of a model file on a whole labeled file (the training accuracy of the quick
         scale is therefore over all 60,000 samples, not its 3,000)."""
-        out = os.path.join(self.cache, "work", "eval.json")
+        out = os.path.join(self.work, "eval.json")
         argv = [self.st, "eval", "--models", model, "--images", images, "--labels", labels,
                 "--no-confusion", "--json", out]
         if view:
@@ -783,6 +795,8 @@ def main():
 
     runs = plan(r, progress)
     write(runs, r.total)
+    if not r.no_run and len(runs) == r.total and r.work.startswith("/dev/shm/"):
+        shutil.rmtree(r.work, ignore_errors=True)  # everything done: nothing left to resume
     print("experiments: %d runs (%d executed) in %.0fs -> %s, %s" % (
         len(runs), r.ran, time.time() - r.t0, args.results, args.report), flush=True)
 
