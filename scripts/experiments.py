@@ -14,8 +14,11 @@ finished runs are reused, and an interrupted distill run continues from its chec
 stopped. EXPERIMENTS_QUICK=1 (or --quick) runs every experiment at a tiny scale (minutes) into a
 separate cache, results file and report; the ctest e2e_experiments checks that path.
 
-usage: experiments.py [--build DIR] [--quick] [--results FILE] [--report FILE] [--img DIR]
-                      [--cache DIR] [--only-report]
+Experiment 9 (a CNN ensemble distilled into the MLP student) is optional: EXPERIMENTS_CNN=1 or
+--cnn. Students' model files and checkpoints live in /dev/shm (EXPERIMENTS_WORK overrides).
+
+usage: experiments.py [--build DIR] [--quick] [--cnn] [--results FILE] [--report FILE]
+                      [--img DIR] [--cache DIR] [--no-run]
 """
 import argparse
 import hashlib
@@ -47,14 +50,18 @@ SCALES = {
                                          "14x14": ("avgpool:2", "196,256,10")},
                  temps=(1, 2, 4, 8, 20), priv_temps=(1, 2, 5, 10),
                  priv_alphas=(0.25, 0.5, 0.75, 1.0), priv_small=((2, 0.5), (2, 1.0), (5, 0.5),
-                                                                 (5, 1.0))),
+                                                                 (5, 1.0)),
+                 cnn_arch="1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,"
+                          "flatten,dense128,relu,dropout0.3,dense10", cnn_members=3, cnn_epochs=5),
     "quick": dict(n_train=3000, n_members=5, member_arch="784,48,10", member_epochs=1,
                   big="784,32,32,10", compact=("784,16,10", "784,8,10"), steps=60,
                   batch=64, fractions=(0.01, 0.03, 0.05, 0.10), priv_n=(300, 1000, 2000),
                   priv_steps=40, views={"7x7": ("avgpool:4", "49,32,10"),
                                         "14x14": ("avgpool:2", "196,32,10")},
                   temps=(1, 2, 4, 8, 20), priv_temps=(1, 10), priv_alphas=(0.5, 1.0),
-                  priv_small=((4, 0.75),)),
+                  priv_small=((4, 0.75),),
+                  cnn_arch="1x28x28:conv4k3p1,relu,maxpool2,flatten,dense10", cnn_members=2,
+                  cnn_epochs=1),
 }
 T_WORK = 4          # the temperature of experiments 3-7 (experiment 2 measures the others)
 ALPHA = 0.9         # weight of the soft term in every distilled row (1 - alpha on the hard term)
@@ -94,6 +101,7 @@ class Runner:
         self.total = 0
         self.ran = 0         # runs actually executed (not from the cache)
         self.no_run = args.no_run  # report from the cache only: run nothing
+        self.cnn = args.cnn
         self.env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
 
     def log(self, msg):
@@ -113,31 +121,35 @@ class Runner:
         return r.stdout
 
     # ---- members and stores ---------------------------------------------------------------
-    def member(self, i):
+    def member(self, i, kind="mlp"):
+        """Member i (1-based): an MLP (member_arch, dropout) or, kind "cnn", a CNN (cnn_arch)."""
         s = self.s
-        cfg = dict(arch=s["member_arch"], epochs=s["member_epochs"], n=s["n_train"], seed=i,
-                   dropout=DROPOUT, batch=s["batch"])
-        path = os.path.join(self.cache, "members", "m%d-%s.safetensors" % (i, chash(cfg)))
+        arch, epochs, reg = s["member_arch"], s["member_epochs"], DROPOUT
+        if kind == "cnn":
+            arch, epochs, reg = s["cnn_arch"], s["cnn_epochs"], ()
+        cfg = dict(arch=arch, epochs=epochs, n=s["n_train"], seed=i, dropout=reg,
+                   batch=s["batch"])
+        name = ("m%d" if kind == "mlp" else "c%d") % i
+        path = os.path.join(self.cache, "members", "%s-%s.safetensors" % (name, chash(cfg)))
         if not os.path.exists(path) and self.no_run:
             return None
         if not os.path.exists(path):
             t = time.time()
-            self.call([self.tw, "train", "--arch", s["member_arch"], "--epochs",
-                       str(s["member_epochs"]), "--train-end", str(s["n_train"]), "--seed",
-                       str(i), "--member", "m%d" % i, *DROPOUT, "--batch-size", str(s["batch"]),
-                       "--blas-threads", "2", "--quiet", "--out", path + ".tmp"],
-                      "train a member")
+            self.call([self.tw, "train", "--arch", arch, "--epochs", str(epochs), "--train-end",
+                       str(s["n_train"]), "--seed", str(i), "--member", name, *reg,
+                       "--batch-size", str(s["batch"]), "--blas-threads", "2", "--quiet",
+                       "--out", path + ".tmp"], "train a member" + (" (CNN)" if reg == () else ""))
             os.replace(path + ".tmp", path)
-            self.log("member m%d trained in %.0fs" % (i, time.time() - t))
+            self.log("member %s trained in %.0fs" % (name, time.time() - t))
         return path
 
-    def members(self, k):
-        return [self.member(i) for i in range(1, k + 1)]
+    def members(self, k, kind="mlp"):
+        return [self.member(i, kind) for i in range(1, k + 1)]
 
-    def store(self, k, split):
+    def store(self, k, split, kind="mlp"):
         """A float32 store of the first k members' logits. split: ("all",) = the training range
         as one input; ("split", n) = labeled [0, n) + unlabeled [n, N); ("test",) = the test set."""
-        ms = self.members(k)
+        ms = self.members(k, kind)
         if None in ms:
             return None
         cfg = dict(members=[os.path.basename(m) for m in ms], split=list(split), n=self.s["n_train"])
@@ -167,7 +179,7 @@ class Runner:
     # ---- one student run -------------------------------------------------------------------
     def student(self, exp, row, seed, arch, *, k=None, split=("all",), labeled=None,
                 unlabeled=False, alpha=ALPHA, T=T_WORK, combine="prob", soft_loss="ce",
-                extra=(), view=None, steps=None, train_acc=False):
+                extra=(), view=None, steps=None, train_acc=False, teachers="mlp"):
         """One student: distill --targets from the store of (k members, split). labeled: labeled
         samples [0, labeled) (None: all N); unlabeled: also stream [labeled, N) unlabeled
         (labeled 0: the unlabeled stream alone)."""
@@ -180,6 +192,8 @@ class Runner:
                    unlabeled=unlabeled, alpha=alpha, T=T, combine=combine, soft_loss=soft_loss,
                    extra=list(extra), view=view, steps=steps, batch=s["batch"], seed=seed,
                    members=dict(arch=s["member_arch"], epochs=s["member_epochs"]))
+        if teachers != "mlp":  # (absent for the MLP ensemble: the keys of earlier runs hold)
+            cfg["members"] = dict(arch=s["cnn_arch"], epochs=s["cnn_epochs"], kind=teachers)
         key = chash(cfg)
         res_path = os.path.join(self.cache, "runs", key + ".json")
         record = dict(experiment=exp, row=row, seed=seed, config=cfg, key=key)
@@ -193,7 +207,7 @@ class Runner:
         if self.no_run:
             self.done += 1
             return None
-        store = self.store(k, split)
+        store = self.store(k, split, teachers)
         os.makedirs(self.work, exist_ok=True)
         w = os.path.join(self.work, key)
         argv = [self.st, "distill", "--targets", store, "--labeled-images", TRAIN_X,
@@ -333,6 +347,10 @@ def plan(r, on_progress=None):
                         job("8 privileged", "%s n=%d T=%g alpha=%g%s" %
                             (vname, n, T, al, " + unlabeled" if unl else ""), seed, varch, T=T,
                             alpha=al, unlabeled=unl, **kw)
+        # 9 (optional, EXPERIMENTS_CNN=1 / --cnn): a CNN ensemble distilled into the MLP student
+        if r.cnn:
+            job("9 CNN ensemble", "2x800 from the CNN ensemble, T=%g" % T_WORK, seed, big,
+                k=s["cnn_members"], teachers="cnn")
     r.total = len(jobs)
     for a, kw in jobs:
         rec = r.student(*a, **kw)
@@ -682,6 +700,27 @@ class Report:
             L("| %g | %s |" % (T, " | ".join(pct(self.acc("8 privileged", "7x7 n=%d T=%g alpha=%g"
                                                           % (pn, T, a))) for a in s["priv_alphas"])))
         L()
+        cnn_row = "2x800 from the CNN ensemble, T=%g" % T_WORK
+        L("## 9. A CNN ensemble distilled into the MLP student (optional)")
+        L()
+        if ("9 CNN ensemble", cnn_row) not in self.rows:
+            L("Not run (`EXPERIMENTS_CNN=1 make experiments` adds it: %d CNN members `%s`, %d "
+              "epochs)." % (s["cnn_members"], s["cnn_arch"], s["cnn_epochs"]))
+            L()
+        else:
+            tc = d["teachers"].get("cnn", NO_TEACHERS)
+            L("CNN members `%s` (%d, %d epochs, no dropout): each %s, ensemble %s (mean of "
+              "probabilities). The MLP ensemble of section 1: %s." % (
+                  s["cnn_arch"], s["cnn_members"], s["cnn_epochs"],
+                  ", ".join(pct(a) for a in tc["members"]), pct(tc["prob"]), pct(ens_p)))
+            L()
+            self.table("9 CNN ensemble", [cnn_row])
+            c9 = self.acc("9 CNN ensemble", cnn_row)
+            m9 = self.acc("2 temperature", "2x800 T=%g" % T_WORK)
+            self.finding("the 2x800 student distilled from the CNN ensemble: %+.2f points "
+                         "relative to the same student distilled from the MLP ensemble (`2x800 "
+                         "T=%g`, section 2) and %+.2f relative to hard labels (`2x800 hard`)." % (
+                             100 * (c9 - m9), T_WORK, 100 * (c9 - hard)), c9, m9, hard)
         # numbers to reach
         L("## Numbers to reach")
         L()
@@ -746,6 +785,9 @@ def main():
     ap.add_argument("--report")
     ap.add_argument("--img")
     ap.add_argument("--cache")
+    ap.add_argument("--cnn", action="store_true",
+                    default=os.environ.get("EXPERIMENTS_CNN", "") not in ("", "0"),
+                    help="also experiment 9: a CNN ensemble distilled into the MLP student")
     ap.add_argument("--no-run", action="store_true",
                     help="write the results and the report from the cache only (a partial run)")
     args = ap.parse_args()
@@ -772,6 +814,9 @@ def main():
     st = r.store(r.s["n_members"], ("all",))
     if st:
         teachers["train"] = teacher_stats(store_logits(st), y_train)
+    st = r.store(r.s["cnn_members"], ("test",), "cnn") if r.cnn else None
+    if st:
+        teachers["cnn"] = teacher_stats(store_logits(st), y_test)
     last = [time.time()]
 
     def write(runs, planned):

@@ -67,6 +67,7 @@ for k in ("k1", "k2", "k3", "k5", "train"):
 assert len(d["goals"]) == 4 and all(isinstance(g["met"], bool) for g in d["goals"])
 for sec in ["## 1. Hinton", "## 2. Temperature", "## 3. Few labels", "## 4. No labels",
             "## 5. Ensemble size", "## 6. Rival regularizers", "## 7. Combination", "## 8. Privileged",
+            "## 9. A CNN ensemble",
             "## Numbers to reach", "## Commands", "Machine: ", "gap closed"]:
     assert sec in report, sec
 assert report.count("**met**") + report.count("**not met**") == 4
