@@ -212,9 +212,8 @@ static int s_open(s_run *r)
     ed_dataset_spec unl = {o->unlabeled, NULL, o->unlabeled_start, o->unlabeled_end};
     r->mix = st_mixer_open(&lab, o->unlabeled ? &unl : NULL, o->train.batch_size,
                            o->train.shuffle_buffer, o->train.seed, &r->err);
-    if (!r->mix || (st_student_on(&o->student) &&
-                    st_student_attach(&o->student, r->mix, &lab, o->unlabeled ? &unl : NULL,
-                                      o->pool.inflight, &r->ss, &r->err)))
+    if (!r->mix || st_student_attach(&o->student, r->mix, &lab, o->unlabeled ? &unl : NULL,
+                                     o->pool.inflight, &r->ss, &r->err))
         return r->err.code;
     const int D = st_mixer_dim(r->mix), SD = st_mixer_student_dim(r->mix);
     r->C = ed_stack_classes(&r->o->arch);

@@ -80,6 +80,8 @@ int st_student_attach(const st_student_opts *o, st_mixer *mix, const ed_dataset_
                       const ed_dataset_spec *unl, int depth, st_student_slots **slots, ed_err *err)
 {
     int rc;
+    if (!st_student_on(o))
+        return 0; /* the student sees what the teachers see: no slots */
     if (!o->labeled_images) {
         rc = st_mixer_set_student(mix, NULL, NULL, &o->view, err);
     } else {

@@ -53,11 +53,11 @@ void st_student_provenance(const st_student_opts *o, cJSON *obj);
  * exactly when there is one. ED_EINVAL with the message for the user. */
 int st_student_check(st_student_opts *o, const char *unlabeled, ed_err *err);
 
-/* Opens the student's side of the mixer: compares the student files' sample counts with the
- * teachers' files (ED_ESHAPE naming both files and both counts), then st_mixer_set_student with the
- * same ranges, and makes *slots (st_student_slots_new for depth pipeline slots; the caller
- * destroys it, also after an error). lab/unl: the teachers' datasets (unl NULL without an
- * unlabeled set). */
+/* Opens the student's side of the mixer (nothing when !st_student_on: *slots stays NULL): compares
+ * the student files' sample counts with the teachers' files (ED_ESHAPE naming both files and both
+ * counts), then st_mixer_set_student with the same ranges, and makes *slots (st_student_slots_new
+ * for depth pipeline slots; the caller destroys it, also after an error). lab/unl: the teachers'
+ * datasets (unl NULL without an unlabeled set). */
 int st_student_attach(const st_student_opts *o, st_mixer *mix, const ed_dataset_spec *lab,
                       const ed_dataset_spec *unl, int depth, st_student_slots **slots, ed_err *err);
 
