@@ -43,7 +43,9 @@ SEEDS = (1, 2)
 # The two scales. "full" is the experiment (about 80 minutes of a quiet 2-core machine,
 # estimate in the report); "quick" the same list at a tiny scale, for the test of the machinery.
 SCALES = {
-    "full": dict(n_train=60000, n_members=5, member_arch="784,1200,1200,10", member_epochs=10,
+    # member_epochs: 10 epochs left the dropout members underfit (88.2% test, 90.1% train, ensemble
+    # 88.4%) below the unregularized 2x800 student trained on hard labels (90.3%, 94.5% train).
+    "full": dict(n_train=60000, n_members=5, member_arch="784,1200,1200,10", member_epochs=30,
                  big="784,800,800,10", compact=("784,64,10", "784,30,10"), steps=4690,
                  batch=128, fractions=(0.01, 0.03, 0.05, 0.10), priv_n=(300, 1000, 5000),
                  priv_steps=2000, views={"7x7": ("avgpool:4", "49,256,10"),
@@ -532,7 +534,8 @@ class Report:
                              ("2 temperature", "%s T=%g" % (arch, bt))):
                 rs = sorted(self.rows.get((exp, row), []), key=lambda r: r["seed"])
                 a = self.acc(exp, row)
-                gap = "-" if row.endswith("hard") else ratio(a - h, ens_p - h)
+                gap = "-" if row.endswith("hard") else (
+                    ratio(a - h, ens_p - h) if ens_p > h else "n/a (ensemble below hard)")
                 L("| %s%s | **%s** | %s | %s |" % (row, " (best T)" if exp.startswith("2") and
                                                    row.endswith("T=%g" % bt) else "", pct(a),
                                                    seed_cells(rs), gap))
