@@ -8,7 +8,7 @@ PACKAGES=(
   cmake make gcc pkg-config clang-format
   libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libuv1-dev zlib1g-dev libcjson-dev libcmocka-dev libmicrohttpd-dev
-  prometheus gnuplot-nox                           # tests/e2e/metrics.sh (Prometheus, promtool), student_trainer plot
+  prometheus gnuplot-nox                           # tests/e2e/metrics.sh (Prometheus, promtool), student_trainer plot, make experiments
   dataset-fashion-mnist python3-numpy
   python3-zmq python3-protobuf protobuf-compiler   # tests/e2e/serve.sh: the Python reference client
   docker-compose yamllint python3-yaml python3-kubernetes shellcheck iproute2  # tests/e2e/deploy_*.sh, multihost.sh

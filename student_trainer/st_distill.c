@@ -51,6 +51,7 @@
 #include "st_mixer.h"
 #include "st_pool.h"
 #include "st_stop.h"
+#include "st_student.h"
 #include "st_target_cache.h"
 #include "st_targets.h"
 
@@ -104,6 +105,7 @@ static char *s_provenance(const st_distill_opts *o, const st_pool *pool, const s
     cJSON_AddNumberToObject(p, "labeled_end", (double)o->labeled_end);
     if (o->unlabeled)
         cJSON_AddStringToObject(p, "unlabeled", o->unlabeled);
+    st_student_provenance(&o->student, p);
     cJSON *members = cJSON_AddArrayToObject(p, "teachers");
     for (int k = 0; k < s_members(pool, tg); k++)
         cJSON_AddItemToArray(members, cJSON_CreateString(s_member_describe(pool, tg, k)));
@@ -141,6 +143,7 @@ typedef struct {
     st_pool *pool;  /* live teachers (NULL: --targets alone) */
     st_targets *tg; /* --targets / --cache-targets: the store (mixes with pool) */
     ed_trainer *t;
+    st_student_slots *ss; /* privileged information: the student's batches in flight, or NULL */
     FILE *metrics, *dump;
     const float **member_logits; /* [ST_POOL_MAX_MEMBERS] the logits of the members present */
     long *missing;               /* [K] */
@@ -209,15 +212,17 @@ static int s_open(s_run *r)
     ed_dataset_spec unl = {o->unlabeled, NULL, o->unlabeled_start, o->unlabeled_end};
     r->mix = st_mixer_open(&lab, o->unlabeled ? &unl : NULL, o->train.batch_size,
                            o->train.shuffle_buffer, o->train.seed, &r->err);
-    if (!r->mix)
+    if (!r->mix || st_student_attach(&o->student, r->mix, &lab, o->unlabeled ? &unl : NULL,
+                                     o->pool.inflight, &r->ss, &r->err))
         return r->err.code;
-    const int D = st_mixer_dim(r->mix);
+    const int D = st_mixer_dim(r->mix), SD = st_mixer_student_dim(r->mix);
     r->C = ed_stack_classes(&r->o->arch);
-    if ((size_t)D != ed_stack_in_size(&r->o->arch))
+    if ((size_t)SD != ed_stack_in_size(&r->o->arch))
         return ed_err_set(&r->err, ED_ESHAPE,
-                          "the data have %d values per sample but --arch %s "
+                          "the %s have %d values per sample but --arch %s "
                           "starts with %zu",
-                          D, o->train.arch, ed_stack_in_size(&r->o->arch));
+                          st_mixer_has_student(r->mix) ? "student's data" : "data", SD,
+                          o->train.arch, ed_stack_in_size(&r->o->arch));
     ed_train_flags_plan(
         &o->train, st_mixer_labeled_count(r->mix) + st_mixer_unlabeled_count(r->mix), &r->plan);
     st_pool_config pc = {.input_dim = D,
@@ -386,6 +391,8 @@ static s_outcome s_submit_next(s_run *r, int slot, long epoch_steps, long *submi
         return S_FAIL;
     if (n == 0)
         return S_OK;
+    if (st_student_slots_put(r->ss, slot, r->mix, &b, &r->err))
+        return S_FAIL;
     if (s_submit(r->pool, r->tg, slot, &b, &r->err))
         return S_TEACHERS;
     ++*inflight;
@@ -437,7 +444,10 @@ static s_outcome s_epoch_steps(s_run *r, int epoch, long epoch_steps)
         }
         inflight--;
         r->blocked_s = ed_now() - t_wait;
-        out = s_train_batch(r, head, epoch_steps, &b, logits);
+        ed_batch sb; /* the student's rows of these samples (b itself without a student view) */
+        if (st_student_slots_get(r->ss, head, &b, &sb, &r->err))
+            return S_FAIL;
+        out = s_train_batch(r, head, epoch_steps, &sb, logits);
         if (out == S_OK)
             out = s_submit_next(r, head, epoch_steps, &submitted, &inflight);
         head = (head + 1) % o->pool.inflight;
@@ -463,8 +473,8 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
     const bool have_test = o->test_images && o->test_labels;
     if (have_test) {
         ed_dataset_spec ts = {o->test_images, o->test_labels, 0, -1};
-        if (ed_eval_net(r->t->model, r->t->input_scale, r->t->input_offset, &ts, 256, &res,
-                        &r->err))
+        if (ed_eval_net_view(r->t->model, r->t->input_scale, r->t->input_offset, &ts,
+                             &o->student.view, 256, &res, &r->err))
             return r->err.code;
         r->test_acc = ed_eval_accuracy(&res);
     }
@@ -614,6 +624,7 @@ static void s_run_free(s_run *r)
     free(r->member_logits);
     free(r->missing);
     ed_trainer_destroy(&r->t);
+    st_student_slots_destroy(&r->ss);
     st_targets_close(&r->tg);
     st_pool_close(&r->pool);
     st_metrics_destroy(&r->om);

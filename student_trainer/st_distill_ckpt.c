@@ -77,6 +77,7 @@ char *st_distill_ckpt_config(const st_distill_opts *o, const st_mixer *mix, cons
     cJSON_AddNumberToObject(c, "unlabeled-end", (double)o->unlabeled_end);
     cJSON_AddNumberToObject(c, "labeled-count", (double)st_mixer_labeled_count(mix));
     cJSON_AddNumberToObject(c, "unlabeled-count", (double)st_mixer_unlabeled_count(mix));
+    st_student_provenance(&o->student, c); /* privileged information: only when on */
     /* Members by weights fingerprint, sorted: endpoints may move. */
     if (tg && strcmp(st_targets_kind(tg), "float32"))
         cJSON_AddStringToObject(c, "targets", st_targets_kind(tg));

@@ -13,6 +13,7 @@
 #include "ed_train_flags.h"
 #include "st_mixer.h"
 #include "st_pool_flags.h"
+#include "st_student.h"
 
 typedef struct {
     st_pool_flags pool;  /* --teachers, in flight, deadlines, quorum, CURVE (st_pool_flags) */
@@ -26,7 +27,8 @@ typedef struct {
     bool resume, resume_if_present;
     const char *combine, *soft_loss;
     float temperature, alpha;
-    ed_train_flags train; /* student architecture, optimizer, schedule, batching, seed, ... */
+    ed_train_flags train;    /* student architecture, optimizer, schedule, batching, seed, ... */
+    st_student_opts student; /* privileged information: the student's own view (st_student) */
     bool quiet;
     const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz (st_metrics), or NULL */
     float metrics_linger;       /* keep serving /metrics this long after the run (final scrape) */

@@ -22,7 +22,8 @@ static int s_validate(st_distill_opts *o, ed_err *err)
                           "--cache-targets needs --teachers (to fill it) and no --targets");
     if ((o->test_images == NULL) != (o->test_labels == NULL))
         return ed_err_set(err, ED_EINVAL, "give both --test-images and --test-labels");
-    if (ed_train_flags_validate(&o->train, &o->arch, err))
+    if (ed_train_flags_validate(&o->train, &o->arch, err) ||
+        st_student_check(&o->student, o->unlabeled, err))
         return ED_EINVAL;
     int combine = ed_combine_parse(o->combine), soft = ed_soft_loss_parse(o->soft_loss);
     if (combine < 0 || soft < 0)
@@ -73,7 +74,7 @@ static void s_defaults(st_distill_opts *o)
 bool st_distill_opts_parse(st_distill_opts *o, int argc, char **argv, int *rc)
 {
     s_defaults(o);
-    ed_cli_opt opts[32 + ST_POOL_FLAGS_OPTS + ED_TRAIN_FLAGS_OPTS] = {
+    ed_cli_opt opts[32 + ST_POOL_FLAGS_OPTS + ED_TRAIN_FLAGS_OPTS + ST_STUDENT_OPTS] = {
         {"targets", ED_CLI_STR, &o->targets, "STORE",
          "train from a target store (student_trainer label) instead of live teachers; it must hold "
          "this run's data files and ranges (with --teachers: the datasets it lacks go to the "
@@ -142,6 +143,7 @@ bool st_distill_opts_parse(st_distill_opts *o, int argc, char **argv, int *rc)
         n_opts++;
     n_opts += st_pool_flags_options(&o->pool, ST_POOL_FLAGS_ALL, false, NULL, opts + n_opts);
     n_opts += ed_train_flags_options(&o->train, opts + n_opts);
+    n_opts += st_student_options(&o->student, opts + n_opts);
     const ed_cli_spec spec = {
         "student_trainer distill (--teachers LIST | --targets STORE) --out FILE [options]",
         "Distills an ensemble into a compact student: every batch of labeled and unlabeled data\n"

@@ -19,6 +19,7 @@
 
 typedef struct {
     const char *models, *images, *labels, *json;
+    const char *view; /* --student-view: evaluate on a view of --images (ed_view) */
     int batch_size;
     bool no_confusion;
 } st_eval_opts;
@@ -86,6 +87,10 @@ int st_eval_main(int argc, char **argv)
         {"labels", ED_CLI_STR, &o.labels, "FILE", "labels", NULL, false},
         {"batch-size", ED_CLI_INT, &o.batch_size, "N", "samples per forward pass", NULL, false},
         {"json", ED_CLI_STR, &o.json, "FILE", "also write the results as JSON", NULL, false},
+        {"student-view", ED_CLI_STR, &o.view, "VIEW",
+         "read --images through a view first (avgpool:K, as distill --student-view): a student "
+         "trained on a view, evaluated on the original files",
+         NULL, false},
         {"no-confusion", ED_CLI_FLAG, &o.no_confusion, NULL, "skip the per-class summary", NULL,
          false},
     };
@@ -106,18 +111,23 @@ int st_eval_main(int argc, char **argv)
     int K = list ? s_split_models(list, paths, ST_MAX_MODELS, &err)
                  : ed_err_set(&err, ED_ENOMEM, "out of memory");
     rc = 1;
+    ed_view view;
     if (K < 0)
         goto fail;
+    if (ed_view_parse(o.view, &view, &err)) {
+        ed_err_wrap(&err, "--student-view");
+        goto fail;
+    }
     for (int k = 0; k < K; k++)
         if (!(members[k] = ed_member_open(paths[k], o.batch_size, &err)))
             goto fail;
     ed_dataset_spec data = {o.images, o.labels, 0, -1};
     for (int k = 0; k < K; k++)
-        if (ed_eval_run(&members[k], 1, &data, o.batch_size, &results[k], &err)) {
+        if (ed_eval_run_view(&members[k], 1, &data, &view, o.batch_size, &results[k], &err)) {
             ed_err_wrap(&err, "evaluating %s", paths[k]);
             goto fail;
         }
-    if (K > 1 && ed_eval_run(members, K, &data, o.batch_size, &results[K], &err))
+    if (K > 1 && ed_eval_run_view(members, K, &data, &view, o.batch_size, &results[K], &err))
         goto fail;
 
     printf("%-40s %-16s %9s %8s\n", "model", "member", "accuracy", "loss");

@@ -13,6 +13,9 @@ typedef struct {
     long left;    /* not yet delivered this epoch */
     ed_batch cur; /* the loader's current batch */
     int pos;      /* next sample of cur */
+    uint64_t seed;
+    ed_loader *sloader; /* the student's aligned file (st_mixer_set_student), or NULL */
+    ed_batch scur;      /* its current batch: the same samples as cur */
 } st_source;
 
 struct st_mixer {
@@ -22,22 +25,45 @@ struct st_mixer {
     ed_dtype dtype;
     size_t sample_bytes;
     ed_rng rng;
+    long shuffle_buffer;
     uint8_t *x;   /* (batch_size, dim) of dtype */
     int32_t *y;   /* (batch_size) */
     int64_t *idx; /* (batch_size) sample numbers within their source's range */
+    /* privileged information (st_mixer_set_student): the student's row of every sample */
+    bool student;
+    ed_view view; /* computed from the teacher rows when there are no student files */
+    int sdim;
+    ed_dtype sdtype;
+    size_t s_sample_bytes;
+    uint8_t *sx; /* (batch_size, sdim) of sdtype */
 };
+
+/* Opens a loader over spec (through view, may be NULL). The student's loader of a source gets the
+ * same seed, batch size and shuffle buffer as the source's own: equal counts then give the same
+ * order, which s_take checks sample by sample. */
+static ed_loader *s_loader_open(const ed_dataset_spec *spec, const ed_view *view, int batch,
+                                long shuffle, uint64_t seed, long *count, ed_err *err)
+{
+    ed_stream *st = ed_stream_open(spec, err);
+    if (!st)
+        return NULL;
+    if (ed_stream_set_view(st, view, err)) {
+        ed_stream_destroy(&st);
+        return NULL;
+    }
+    *count = ed_stream_count(st);
+    ed_loader_config lc = {
+        .batch_size = batch, .shuffle_buffer = shuffle, .seed = seed, .drop_last = false};
+    return ed_loader_new(&st, &lc, err);
+}
 
 static int s_source_open(st_source *s, const ed_dataset_spec *spec, int batch, long shuffle,
                          uint64_t seed, ed_err *err)
 {
-    ed_stream *st = ed_stream_open(spec, err);
-    if (!st)
-        return err ? err->code : ED_EIO;
-    s->count = s->left = ed_stream_count(st);
-    ed_loader_config lc = {
-        .batch_size = batch, .shuffle_buffer = shuffle, .seed = seed, .drop_last = false};
-    s->loader = ed_loader_new(&st, &lc, err);
-    return s->loader ? 0 : (err ? err->code : ED_ENOMEM);
+    s->seed = seed;
+    s->loader = s_loader_open(spec, NULL, batch, shuffle, seed, &s->count, err);
+    s->left = s->count;
+    return s->loader ? 0 : (err && err->code ? err->code : ED_EIO);
 }
 
 st_mixer *st_mixer_open(const ed_dataset_spec *labeled, const ed_dataset_spec *unlabeled,
@@ -49,6 +75,7 @@ st_mixer *st_mixer_open(const ed_dataset_spec *labeled, const ed_dataset_spec *u
         return NULL;
     }
     m->batch_size = batch_size;
+    m->shuffle_buffer = shuffle_buffer;
     ed_rng_seed(&m->rng, seed ^ 0x4d4958ULL);
     if (s_source_open(&m->src[0], labeled, batch_size, shuffle_buffer, seed * 2 + 1, err))
         goto fail;
@@ -89,8 +116,11 @@ void st_mixer_destroy(st_mixer **pm)
     if (!pm || !*pm)
         return;
     st_mixer *m = *pm;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         ed_loader_destroy(&m->src[i].loader);
+        ed_loader_destroy(&m->src[i].sloader);
+    }
+    free(m->sx);
     free(m->x);
     free(m->y);
     free(m->idx);
@@ -108,6 +138,11 @@ long st_mixer_unlabeled_count(const st_mixer *m)
     return m->src[1].loader ? m->src[1].count : 0;
 }
 
+int st_mixer_batch_size(const st_mixer *m)
+{
+    return m->batch_size;
+}
+
 int st_mixer_dim(const st_mixer *m)
 {
     return m->dim;
@@ -118,17 +153,49 @@ ed_dtype st_mixer_dtype(const st_mixer *m)
     return m->dtype;
 }
 
-/* Copies the next sample of source s into row i of the batch. */
+/* The next batch of loader l into *b; the end of the epoch here is a truncated file. */
+static int s_refill(ed_loader *l, ed_batch *b, ed_err *err)
+{
+    int n = ed_loader_next(l, b, err);
+    if (n == 0)
+        return ed_err_set(err, ED_ETRUNC, "%s ended before its declared count",
+                          ed_stream_path(ed_loader_stream(l)));
+    return n < 0 ? n : 0;
+}
+
+/* Copies the student's row of the sample at s->pos into row i of the student batch. */
+static int s_take_student(st_mixer *m, st_source *s, int i, ed_err *err)
+{
+    uint8_t *row = m->sx + (size_t)i * m->s_sample_bytes;
+    if (!s->sloader) {
+        ed_view_apply(&m->view, (const uint8_t *)s->cur.x + (size_t)s->pos * m->sample_bytes,
+                      m->dtype, 1, (float *)(void *)row);
+        return 0;
+    }
+    if (s->scur.n != s->cur.n || s->scur.idx[s->pos] != s->cur.idx[s->pos])
+        return ed_err_set(
+            err, ED_EINVAL, "%s is out of step with %s at sample %lld (internal error)",
+            ed_stream_path(ed_loader_stream(s->sloader)),
+            ed_stream_path(ed_loader_stream(s->loader)), (long long)s->cur.idx[s->pos]);
+    memcpy(row, (const uint8_t *)s->scur.x + (size_t)s->pos * m->s_sample_bytes, m->s_sample_bytes);
+    return 0;
+}
+
+/* Copies the next sample of source s into row i of the batch (and of the student's batch). */
 static int s_take(st_mixer *m, st_source *s, bool labeled, int i, ed_err *err)
 {
     if (s->pos >= s->cur.n) {
-        int n = ed_loader_next(s->loader, &s->cur, err);
-        if (n < 0)
-            return n;
-        if (n == 0)
-            return ed_err_set(err, ED_ETRUNC, "%s ended before its declared count",
-                              ed_stream_path(ed_loader_stream(s->loader)));
+        int rc = s_refill(s->loader, &s->cur, err);
+        if (rc == 0 && s->sloader)
+            rc = s_refill(s->sloader, &s->scur, err);
+        if (rc)
+            return rc;
         s->pos = 0;
+    }
+    if (m->student) {
+        int rc = s_take_student(m, s, i, err);
+        if (rc)
+            return rc;
     }
     memcpy(m->x + (size_t)i * m->sample_bytes,
            (const uint8_t *)s->cur.x + (size_t)s->pos * m->sample_bytes, m->sample_bytes);
@@ -164,6 +231,8 @@ int st_mixer_reset(st_mixer *m, ed_err *err)
         if (!s->loader)
             continue;
         int rc = ed_loader_reset(s->loader, err);
+        if (rc == 0 && s->sloader)
+            rc = ed_loader_reset(s->sloader, err);
         if (rc)
             return rc;
         s->left = s->count;
@@ -186,9 +255,12 @@ int st_mixer_restart(st_mixer *m, const st_mixer_state *state, ed_err *err)
     if (rc)
         return rc;
     m->rng = state->mix;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (m->src[i].loader)
             ed_loader_rng_set(m->src[i].loader, &state->loader[i]);
+        if (m->src[i].sloader) /* in step with its source: the same states */
+            ed_loader_rng_set(m->src[i].sloader, &state->loader[i]);
+    }
     return 0;
 }
 
@@ -204,4 +276,71 @@ int st_mixer_skip(st_mixer *m, long n, ed_err *err)
                               "the epoch ended after %ld of the %ld batches to skip", i, n);
     }
     return 0;
+}
+
+int st_mixer_set_student(st_mixer *m, const ed_dataset_spec *labeled,
+                         const ed_dataset_spec *unlabeled, const ed_view *view, ed_err *err)
+{
+    const bool unl = m->src[1].loader != NULL;
+    if (m->student || (!labeled && (unlabeled || !ed_view_on(view))) ||
+        (labeled && unl != (unlabeled != NULL)))
+        return ed_err_set(err, ED_EINVAL,
+                          "st_mixer_set_student: student files for every source (or none, and "
+                          "a view)");
+    m->view = *view;
+    if (!labeled && ed_view_bind(&m->view, m->dim, err))
+        return err->code;
+    const ed_dataset_spec *specs[2] = {labeled, unlabeled};
+    for (int i = 0; labeled && i < 2; i++) {
+        st_source *s = &m->src[i];
+        if (!s->loader)
+            continue;
+        long count = 0;
+        s->sloader =
+            s_loader_open(specs[i], view, m->batch_size, m->shuffle_buffer, s->seed, &count, err);
+        if (!s->sloader)
+            return err && err->code ? err->code : ED_EIO;
+        if (count != s->count)
+            return ed_err_set(err, ED_ESHAPE, "%s: %ld samples in range, the teachers' have %ld",
+                              specs[i]->images, count, s->count);
+        const ed_stream *st = ed_loader_stream(s->sloader);
+        const int dim = ed_stream_dim(st);
+        const ed_dtype dt = ed_stream_dtype(st);
+        if (i == 1 && (dim != m->sdim || dt != m->sdtype))
+            return ed_err_set(err, ED_ESHAPE, "%s has %d %s values per sample, %s has %d %s",
+                              specs[1]->images, dim, ed_dtype_name(dt), specs[0]->images, m->sdim,
+                              ed_dtype_name(m->sdtype));
+        m->sdim = dim;
+        m->sdtype = dt;
+    }
+    if (!labeled) {
+        m->sdim = m->view.out_dim;
+        m->sdtype = ED_DTYPE_F32;
+    }
+    m->s_sample_bytes = (size_t)m->sdim * ed_dtype_size(m->sdtype);
+    if (!(m->sx = malloc(m->s_sample_bytes * (size_t)m->batch_size)))
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
+    m->student = true;
+    return 0;
+}
+
+bool st_mixer_has_student(const st_mixer *m)
+{
+    return m->student;
+}
+
+ed_dtype st_mixer_student_dtype(const st_mixer *m)
+{
+    return m->student ? m->sdtype : m->dtype;
+}
+
+int st_mixer_student_dim(const st_mixer *m)
+{
+    return m->student ? m->sdim : m->dim;
+}
+
+void st_mixer_student(const st_mixer *m, const ed_batch *b, ed_batch *out)
+{
+    *out = (ed_batch){
+        .n = b->n, .dim = m->sdim, .dtype = m->sdtype, .x = m->sx, .y = m->y, .idx = m->idx};
 }

@@ -13,6 +13,7 @@
 #include "ed_data.h"
 #include "ed_error.h"
 #include "ed_rng.h"
+#include "ed_view.h"
 
 typedef struct st_mixer st_mixer;
 
@@ -24,7 +25,25 @@ void st_mixer_destroy(st_mixer **pm);
 long st_mixer_labeled_count(const st_mixer *m);
 long st_mixer_unlabeled_count(const st_mixer *m);
 int st_mixer_dim(const st_mixer *m);
+int st_mixer_batch_size(const st_mixer *m);
 ed_dtype st_mixer_dtype(const st_mixer *m);
+
+/* Privileged information: the student gets its own row of every sample, aligned with the
+ * teachers' rows. With student files (labeled, and unlabeled when the mixer has an unlabeled
+ * source: the same count and order as the teachers' files, the same ranges) each is read by its
+ * own loader in step with its source's (same seed: the same shuffle); through `view` when it is
+ * on. Without files (both NULL) the student's rows are `view` (on) of the teachers' rows. Call
+ * once, right after st_mixer_open. ED_ESHAPE when a file's count in range differs from the
+ * teachers' (naming the file and both counts) or the student files disagree on shape. */
+int st_mixer_set_student(st_mixer *m, const ed_dataset_spec *labeled,
+                         const ed_dataset_spec *unlabeled, const ed_view *view, ed_err *err);
+bool st_mixer_has_student(const st_mixer *m);
+/* Values per sample of the student's rows (the teachers' dim without a student). */
+int st_mixer_student_dim(const st_mixer *m);
+ed_dtype st_mixer_student_dtype(const st_mixer *m);
+/* The student's batch of b, the batch the last st_mixer_next returned: the same n, labels and
+ * sample numbers; valid until the next st_mixer_next. */
+void st_mixer_student(const st_mixer *m, const ed_batch *b, ed_batch *out);
 
 /* Next batch of the epoch (size, 0 at the end, < 0 on a read error); valid until the next call.
  * out->idx[i] is row i's sample number within its source's range: the labeled source for rows

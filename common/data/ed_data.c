@@ -15,8 +15,10 @@
 
 #include "ed_data_internal.h"
 #include "ed_paths.h"
+#include "ed_view.h"
 
 #define S_LABEL_CHUNK 4096 /* labels converted per step */
+#define S_VIEW_CHUNK 256   /* raw samples read per step under a view */
 
 struct ed_stream {
     edd_src img; /* the (current) sample file */
@@ -30,6 +32,8 @@ struct ed_stream {
     long end;
     ed_dtype dtype;
     unsigned char *lab_chunk; /* S_LABEL_CHUNK * lab.esize bytes, binary label files only */
+    ed_view view;             /* ed_stream_set_view: reads deliver the view (float32) */
+    unsigned char *view_raw;  /* S_VIEW_CHUNK raw samples under a view */
 };
 
 /* ---- sharded inputs ------------------------------------------------------------------------- */
@@ -194,6 +198,7 @@ void ed_stream_destroy(ed_stream **ps)
     ed_paths_free(&s->files, s->n_files);
     free(s->first);
     free(s->lab_chunk);
+    free(s->view_raw);
     free(s);
     *ps = NULL;
 }
@@ -205,12 +210,28 @@ long ed_stream_count(const ed_stream *s)
 
 int ed_stream_dim(const ed_stream *s)
 {
-    return s->img.dim;
+    return ed_view_on(&s->view) ? s->view.out_dim : s->img.dim;
 }
 
 ed_dtype ed_stream_dtype(const ed_stream *s)
 {
-    return s->dtype;
+    return ed_view_on(&s->view) ? ED_DTYPE_F32 : s->dtype;
+}
+
+int ed_stream_set_view(ed_stream *s, const ed_view *view, ed_err *err)
+{
+    if (!ed_view_on(view))
+        return 0;
+    if (ed_view_on(&s->view))
+        return ed_err_set(err, ED_EINVAL, "%s: the stream has a view already", s->img.path);
+    ed_view v = *view;
+    if (ed_view_bind(&v, s->img.dim, err))
+        return ed_err_wrap(err, "%s", s->img.path);
+    s->view_raw = malloc((size_t)S_VIEW_CHUNK * (size_t)s->img.dim * ed_dtype_size(s->dtype));
+    if (!s->view_raw)
+        return ed_err_set(err, ED_ENOMEM, "%s: out of memory", s->img.path);
+    s->view = v;
+    return 0;
 }
 
 bool ed_stream_has_labels(const ed_stream *s)
@@ -292,10 +313,9 @@ static int s_read_labels(ed_stream *s, int32_t *y, long n, ed_err *err)
     return 0;
 }
 
-long ed_stream_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err)
+/* ed_stream_read without the view: the file's own samples. */
+static long s_read_raw(ed_stream *s, void *x, int32_t *y, long n, ed_err *err)
 {
-    if (!s || n < 0 || (!x && n > 0))
-        return ed_err_set(err, ED_EINVAL, "ed_stream_read: bad arguments");
     if (s->files)
         return s_shards_read(s, x, y, n, err);
     long left = s->end - s->img.pos;
@@ -318,4 +338,25 @@ long ed_stream_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err)
             y[i] = -1;
     }
     return n;
+}
+
+long ed_stream_read(ed_stream *s, void *x, int32_t *y, long n, ed_err *err)
+{
+    if (!s || n < 0 || (!x && n > 0))
+        return ed_err_set(err, ED_EINVAL, "ed_stream_read: bad arguments");
+    if (!ed_view_on(&s->view))
+        return s_read_raw(s, x, y, n, err);
+    long done = 0;
+    while (done < n) {
+        const long want = n - done < S_VIEW_CHUNK ? n - done : S_VIEW_CHUNK;
+        const long got = s_read_raw(s, s->view_raw, y ? y + done : NULL, want, err);
+        if (got < 0)
+            return got;
+        if (got == 0)
+            break;
+        ed_view_apply(&s->view, s->view_raw, s->dtype, got,
+                      (float *)x + (size_t)done * (size_t)s->view.out_dim);
+        done += got;
+    }
+    return done;
 }

@@ -24,6 +24,7 @@
 
 #include "ed_batch.h"
 #include "ed_error.h"
+#include "ed_view.h"
 
 /* Where the programs look for Fashion-MNIST when no data file is given (the one definition; the
  * shell scripts take EDISTILL_FMNIST_DIR / EDISTILL_DATA with the same default). */
@@ -57,6 +58,11 @@ int ed_stream_dim(const ed_stream *s);    /* values per sample */
 ed_dtype ed_stream_dtype(const ed_stream *s);
 bool ed_stream_has_labels(const ed_stream *s);
 const char *ed_stream_path(const ed_stream *s);
+
+/* Reads the stream through a view (ed_view, parsed, not yet bound): from now on ed_stream_dim and
+ * ed_stream_dtype are the view's (float32) and ed_stream_read delivers viewed samples. A NONE view
+ * changes nothing. ED_ESHAPE (naming the file) when the samples do not fit the view. */
+int ed_stream_set_view(ed_stream *s, const ed_view *view, ed_err *err);
 
 /* Back to the first sample of the range. */
 int ed_stream_rewind(ed_stream *s, ed_err *err);

@@ -31,6 +31,12 @@ static int s_check_members(ed_member *const *members, int K, int batch_size, ed_
 int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, int batch_size,
                 ed_eval_result *res, ed_err *err)
 {
+    return ed_eval_run_view(members, K, data, NULL, batch_size, res, err);
+}
+
+int ed_eval_run_view(ed_member *const *members, int K, const ed_dataset_spec *data,
+                     const ed_view *view, int batch_size, ed_eval_result *res, ed_err *err)
+{
     memset(res, 0, sizeof *res);
     int rc = s_check_members(members, K, batch_size, err);
     if (rc)
@@ -49,6 +55,11 @@ int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, i
     ed_stream *s = ed_stream_open(data, err);
     if (!s) {
         rc = err ? err->code : ED_EIO;
+        goto done;
+    }
+    if (ed_stream_set_view(s, view, err)) {
+        rc = err ? err->code : ED_EINVAL;
+        ed_stream_destroy(&s);
         goto done;
     }
     if (!ed_stream_has_labels(s)) {
@@ -113,11 +124,18 @@ done:
 int ed_eval_net(const ed_net *model, float input_scale, float input_offset,
                 const ed_dataset_spec *data, int batch_size, ed_eval_result *res, ed_err *err)
 {
+    return ed_eval_net_view(model, input_scale, input_offset, data, NULL, batch_size, res, err);
+}
+
+int ed_eval_net_view(const ed_net *model, float input_scale, float input_offset,
+                     const ed_dataset_spec *data, const ed_view *view, int batch_size,
+                     ed_eval_result *res, ed_err *err)
+{
     memset(res, 0, sizeof *res);
     ed_member *m = ed_member_wrap_net(model, input_scale, input_offset, NULL, batch_size, err);
     if (!m)
         return err ? err->code : ED_ENOMEM;
-    int rc = ed_eval_run(&m, 1, data, batch_size, res, err);
+    int rc = ed_eval_run_view(&m, 1, data, view, batch_size, res, err);
     ed_member_destroy(&m);
     return rc;
 }

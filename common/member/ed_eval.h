@@ -33,9 +33,19 @@ static inline double ed_eval_accuracy(const ed_eval_result *r)
 int ed_eval_run(ed_member *const *members, int K, const ed_dataset_spec *data, int batch_size,
                 ed_eval_result *res, ed_err *err);
 
+/* ed_eval_run on a view of the data (ed_view, parsed; NULL or NONE: the samples as they are):
+ * how a student that sees a derived view (avgpool:K) is evaluated on the original test files. */
+int ed_eval_run_view(ed_member *const *members, int K, const ed_dataset_spec *data,
+                     const ed_view *view, int batch_size, ed_eval_result *res, ed_err *err);
+
 /* ed_eval_run of one model the caller holds (a model under training), scaled as given. */
 int ed_eval_net(const ed_net *model, float input_scale, float input_offset,
                 const ed_dataset_spec *data, int batch_size, ed_eval_result *res, ed_err *err);
+
+/* ed_eval_net on a view of the data (as ed_eval_run_view). */
+int ed_eval_net_view(const ed_net *model, float input_scale, float input_offset,
+                     const ed_dataset_spec *data, const ed_view *view, int batch_size,
+                     ed_eval_result *res, ed_err *err);
 
 void ed_eval_result_free(ed_eval_result *res);
 
