@@ -16,9 +16,10 @@
  * run would have, and ends with the same student bit for bit (deterministic teachers, same BLAS
  * settings). The metrics and dump files are cut back to their length at the checkpoint.
  *
- * This file is the run (s_distill: usage checks, opening the data, teachers and trainer, the epoch
- * loop, stopping); checkpoint arithmetic and config comparison live in st_distill_ckpt.c, the
- * metrics record in st_distill_metrics.c.
+ * This file is the run (s_distill: opening the data, teachers and trainer, the epoch loop,
+ * stopping); the command line and its checks live in st_distill_opts.c, checkpoint arithmetic and
+ * config comparison in st_distill_ckpt.c, the metrics record and epoch log line in
+ * st_distill_metrics.c.
  */
 #include "st_commands.h"
 
@@ -33,17 +34,14 @@
 
 #include "ed_blas.h"
 #include "ed_checkpoint.h"
-#include "ed_cli.h"
 #include "ed_clock.h"
 #include "ed_eval.h"
-#include "ed_http.h"
 #include "ed_log.h"
 #include "ed_loss.h"
 #include "ed_model_file.h"
 #include "ed_progress.h"
 #include "ed_train_flags.h"
 #include "ed_trainer.h"
-#include "st_curve.h"
 #include "st_distill_ckpt.h"
 #include "st_distill_internal.h"
 #include "st_distill_metrics.h"
@@ -162,7 +160,7 @@ typedef struct {
 } s_run;
 
 /* Opens the checkpoint to resume from, if any. 0, or 2 (usage error, reported). */
-static int s_check_usage(s_run *r)
+static int s_open_resume_checkpoint(s_run *r)
 {
     if (st_distill_ckpt_open(r->o, &r->ck, &r->err)) {
         ed_log_error("%s", r->err.msg);
@@ -647,7 +645,7 @@ static int s_distill(const st_distill_opts *o)
 {
     s_run r = {.o = o,
                .pos = {.epoch = 1, .test_acc = -1.0, .metrics_bytes = -1, .dump_bytes = -1}};
-    int rc = s_check_usage(&r);
+    int rc = s_open_resume_checkpoint(&r);
     if (rc) {
         s_run_free(&r);
         return rc;
