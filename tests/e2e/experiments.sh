@@ -49,7 +49,7 @@ runs = d["runs"]
 assert d["scale"] == "quick"
 exps = {r["experiment"] for r in runs}
 want = {"1 hinton", "2 temperature", "3 few labels", "4 no labels", "5 ensemble size",
-        "6 regularizers", "7 combine/loss", "8 privileged"}
+        "6 regularizers", "7 combine/loss", "8 privileged", "9 CNN ensemble"}
 assert exps == want, exps ^ want
 for r in runs:
     assert r["seed"] in (1, 2) and 0.0 <= r["accuracy"] <= 1.0 and r["wall_s"] >= 0, r
@@ -60,7 +60,8 @@ for r in runs:
 assert all(s == {1, 2} for s in rows.values()), [k for k, s in rows.items() if s != {1, 2}]
 assert any(r["config"]["view"] == "avgpool:4" for r in runs) and any(r["config"]["view"] == "avgpool:2" for r in runs)
 assert len([k for k in rows if k[0] == "2 temperature"]) == 15
-assert len([k for k in rows if k[0] == "3 few labels"]) == 12
+assert len([k for k in rows if k[0] == "3 few labels"]) == 14  # 4 fractions x 3, 3% over 2 more T
+assert "cnn" in d["teachers"]
 for k in ("k1", "k2", "k3", "k5", "train"):
     t = d["teachers"][k]
     assert 0 < t["prob"] <= 1 and 0 < t["logit"] <= 1, t
