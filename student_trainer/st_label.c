@@ -73,7 +73,15 @@ int st_label_inputs(const ed_dataset_spec *specs, int n, ed_ts_layout *lay, int 
         if (i == 0) {
             *dim = ed_stream_dim(s);
             *dtype = ed_stream_dtype(s);
-        } else if (ed_stream_dim(s) != *dim || ed_stream_dtype(s) != *dtype) {
+        }
+        if (ed_stream_count(s) == 0) {
+            /* A store never keeps an empty input: its reader would refuse the range. */
+            rc = ed_err_set(err, ED_EINVAL,
+                            "%s: the range [%ld, %ld) holds no sample, so there is nothing to "
+                            "label from it: leave the file out (for the unlabeled stream alone, "
+                            "no --labeled-images)",
+                            spec.images, spec.start, spec.start);
+        } else if (i > 0 && (ed_stream_dim(s) != *dim || ed_stream_dtype(s) != *dtype)) {
             rc = ed_err_set(err, ED_ESHAPE, "%s has %d %s values per sample, %s has %d %s",
                             spec.images, ed_stream_dim(s), ed_dtype_name(ed_stream_dtype(s)),
                             lay->inputs[0].path, *dim, ed_dtype_name(*dtype));

@@ -164,6 +164,10 @@ expect_fail "other range" "unlabeled data.*\[500, 3000\).*\[500, 2900\)" \
 expect_fail "other file" "labeled data.*no input of the store" \
   "$ST" distill --targets "$WORK/s32" --labeled-images "$TEST_X" --labeled-labels "$TEST_Y" \
     --labeled-end 500 --arch 784,128,10 --out "$WORK/x.safetensors"
+expect_fail "empty labeled range" "\[0, 0\) holds no sample.*leave the file out" \
+  "$ST" label --teachers "$X" --labeled-images "$TRAIN_X" --labeled-end 0 --unlabeled "$TRAIN_X" \
+    --unlabeled-end 100 --store "$WORK/empty"
+[[ ! -e "$WORK/empty" ]] || fail "a refused label left $WORK/empty behind"
 expect_fail "neither teachers nor targets" "--targets STORE .*, or both" "$ST" distill --out "$WORK/x.safetensors"
 expect_fail "finished shard without --resume" "already exists" \
   "$ST" label --teachers "$X" "${LABEL[@]}" --dtype float32 --store "$WORK/s32" --shard 0/2
