@@ -105,13 +105,19 @@ static int s_setup(s_run *r, const ed_stack *arch, ed_err *err)
     ed_rng init_rng;
     ed_rng_seed(&init_rng, o->train.seed);
     ed_net_init(m, &init_rng);
+    ed_augment aug;
+    if (ed_train_flags_augment(&o->train, &aug, err)) {
+        ed_net_destroy(&m);
+        return err->code;
+    }
     const ed_trainer_config tc = {.opt = r->plan.opt,
                                   .max_batch = o->train.batch_size,
                                   .dropout_in = o->train.dropout_in,
                                   .dropout_hidden = o->train.dropout_hidden,
                                   .input_scale = o->train.input_scale,
                                   .input_offset = o->train.input_offset,
-                                  .seed = o->train.seed + 1};
+                                  .seed = o->train.seed + 1,
+                                  .augment = aug};
     r->t = ed_trainer_new(&m, &tc, err);
     if (!r->t)
         return err->code;
@@ -246,10 +252,10 @@ static int s_train(const tw_train_opts *o)
         goto fail;
     if (!o->quiet)
         ed_log_info("training %s (%zu parameters) on %ld samples of %s: %ld steps (%d epochs) "
-                    "of batch %d, %s lr %g %s",
+                    "of batch %d, %s lr %g %s, augmentation %s",
                     o->train.arch, r.t->model->n_params, r.n_train, o->train_images,
                     r.plan.total_steps, r.plan.epochs, o->train.batch_size, o->train.optimizer,
-                    (double)o->train.lr, o->train.schedule);
+                    (double)o->train.lr, o->train.schedule, r.t->augment.text);
     const double t_start = ed_now();
     double test_acc = -1.0;
     for (int epoch = 1; epoch <= r.plan.epochs && r.step < r.plan.total_steps; epoch++) {
@@ -322,8 +328,8 @@ int tw_train_main(int argc, char **argv)
         "      --test-images " ED_DATA_DEFAULT_DIR "t10k-images-idx3-ubyte.gz \\\n"
         "      --test-labels " ED_DATA_DEFAULT_DIR "t10k-labels-idx1-ubyte.gz\n"
         "  teacher_worker train --arch 1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,\\\n"
-        "maxpool2,flatten,dense128,relu,dropout0.3,dense10 --epochs 15 --member c1 --out "
-        "c1.safetensors"};
+        "maxpool2,flatten,dense128,relu,dropout0.3,dense10 --epochs 15 --augment shift:2,flip \\\n"
+        "      --member c1 --out c1.safetensors"};
     int rc;
     if (!ed_cli_parse_command(&spec, "teacher_worker train", argc, argv, &rc))
         return rc;
