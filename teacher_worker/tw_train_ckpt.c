@@ -32,7 +32,7 @@ int tw_train_ckpt_save(const char *path, const char *config, const ed_trainer *t
         const char *key;
         int64_t v;
     } ints[] = {
-        {"epoch", pos->epoch}, {"step", pos->step},   {"epoch_step", pos->epoch_step},
+        {"epoch", pos->epoch}, {"step", pos->step},       {"epoch_step", pos->epoch_step},
         {"seen", pos->seen},   {"correct", pos->correct}, {"metrics_bytes", pos->metrics_bytes},
     };
     for (size_t i = 0; !rc && i < sizeof ints / sizeof ints[0]; i++)

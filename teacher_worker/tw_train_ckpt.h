@@ -3,11 +3,11 @@
  *
  * A checkpoint (ed_checkpoint) holds the trainer after the last completed step (parameters,
  * optimizer moments, batch-norm statistics, step count, dropout RNG), the position (tw_train_pos:
- * epoch, steps, the loader's shuffle RNG as the epoch STARTED, the epoch's partial sums, the metrics
- * file's length) and, as its config, every setting that changes the trained weights; a resumed run
- * must match it. The resumed run replays the epoch's order from the start state and skips the
- * batches already trained on. Augmentation (--augment) needs nothing more: its draws are keyed by
- * the step count the trainer state carries.
+ * epoch, steps, the loader's shuffle RNG as the epoch STARTED, the epoch's partial sums, the
+ * metrics file's length) and, as its config, every setting that changes the trained weights; a
+ * resumed run must match it. The resumed run replays the epoch's order from the start state and
+ * skips the batches already trained on. Augmentation (--augment) needs nothing more: its draws are
+ * keyed by the step count the trainer state carries.
  */
 #ifndef TW_TRAIN_CKPT_H
 #define TW_TRAIN_CKPT_H
@@ -20,10 +20,10 @@
 
 /* Where a run is: everything a checkpoint stores besides the trainer. */
 typedef struct {
-    int epoch;          /* the epoch in progress (1-based); epochs + 1 once the last one ended */
-    long step;          /* steps done in all */
-    long epoch_step;    /* steps done in this epoch */
-    double loss_sum;    /* this epoch's sums so far: loss * samples, samples, correct */
+    int epoch;       /* the epoch in progress (1-based); epochs + 1 once the last one ended */
+    long step;       /* steps done in all */
+    long epoch_step; /* steps done in this epoch */
+    double loss_sum; /* this epoch's sums so far: loss * samples, samples, correct */
     long seen, correct;
     double test_acc;    /* test accuracy after the last finished epoch, -1 without one */
     long metrics_bytes; /* length of the metrics file, -1 without one */

@@ -85,8 +85,10 @@ int ed_augment_parse(const char *text, ed_augment *a, ed_err *err)
             seen_none = true;
         } else if (len >= 6 && memcmp(b, "shift:", 6) == 0) {
             if (seen_shift)
-                return ed_err_set(err, ED_EINVAL, "\"%.*s%s\": token %d \"%.*s\": shift is given "
-                                  "twice", shown_len, shown, tail, tok, show, b);
+                return ed_err_set(err, ED_EINVAL,
+                                  "\"%.*s%s\": token %d \"%.*s\": shift is given "
+                                  "twice",
+                                  shown_len, shown, tail, tok, show, b);
             if (s_parse_shift(b + 6, (size_t)len - 6, &r.shift))
                 return ed_err_set(err, ED_EINVAL,
                                   "\"%.*s%s\": token %d \"%.*s\": the shift must be a whole "
@@ -103,8 +105,10 @@ int ed_augment_parse(const char *text, ed_augment *a, ed_err *err)
         p = comma + 1;
     }
     if (seen_none && n_tokens > 1)
-        return ed_err_set(err, ED_EINVAL, "\"%.*s%s\": \"none\" cannot be combined with other "
-                          "augmentations", shown_len, shown, tail);
+        return ed_err_set(err, ED_EINVAL,
+                          "\"%.*s%s\": \"none\" cannot be combined with other "
+                          "augmentations",
+                          shown_len, shown, tail);
     s_canonical(&r);
     *a = r;
     return ED_OK;
@@ -115,12 +119,14 @@ int ed_augment_check(const ed_augment *a, int c, int h, int w, ed_err *err)
     if (!ed_augment_on(a))
         return ED_OK;
     if (c < 1 || h < 2 || w < 2)
-        return ed_err_set(err, ED_ESHAPE,
-                          "augmentation %s needs image samples (CxHxW with H, W >= 2), not %dx%dx%d",
-                          a->text, c, h, w);
+        return ed_err_set(
+            err, ED_ESHAPE,
+            "augmentation %s needs image samples (CxHxW with H, W >= 2), not %dx%dx%d", a->text, c,
+            h, w);
     if (a->shift >= h || a->shift >= w)
-        return ed_err_set(err, ED_ESHAPE, "augmentation %s: a shift of %d does not fit %dx%d images",
-                          a->text, a->shift, h, w);
+        return ed_err_set(err, ED_ESHAPE,
+                          "augmentation %s: a shift of %d does not fit %dx%d images", a->text,
+                          a->shift, h, w);
     return ED_OK;
 }
 
@@ -132,8 +138,7 @@ static uint64_t s_mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step,
-                                   uint64_t row)
+ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step, uint64_t row)
 {
     ed_augment_draw d = {0, 0, false};
     if (!ed_augment_on(a))

@@ -71,8 +71,7 @@ int ed_augment_check(const ed_augment *a, int c, int h, int w, ed_err *err);
 
 /* The draw of sample `row` of training step `step` under `seed` (see top): a pure function. With
  * a off: {0, 0, false}. */
-ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step,
-                                   uint64_t row);
+ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step, uint64_t row);
 
 /* Applies draw d to one sample: out (c, h, w) from in (c, h, w); in and out must not overlap. */
 void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,

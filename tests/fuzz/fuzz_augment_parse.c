@@ -73,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ed_augment_parse(a.text, &back, &err) != ED_OK || back.shift != a.shift ||
         back.flip != a.flip || strcmp(back.text, a.text) != 0)
         s_fail("canonical text does not parse back to the same settings");
-    const int shapes[][3] = {{784, 1, 1}, {1, 28, 1}, {1, 2, 2}, {1, 3, 5}, {2, 7, 7},
-                             {3, 17, 18}, {1, 28, 28}, {0, 4, 4}};
+    const int shapes[][3] = {{784, 1, 1}, {1, 28, 1},  {1, 2, 2},   {1, 3, 5},
+                             {2, 7, 7},   {3, 17, 18}, {1, 28, 28}, {0, 4, 4}};
     uint64_t seed = 0;
     for (size_t i = 0; i < size && i < 8; i++)
         seed = seed << 8 | data[i];

@@ -33,9 +33,12 @@ static void test_parse(void **state)
         int shift;
         bool flip;
     } good[] = {
-        {NULL, "none", 0, false},         {"", "none", 0, false},
-        {"none", "none", 0, false},       {"shift:2", "shift:2", 2, false},
-        {"flip", "flip", 0, true},        {"shift:2,flip", "shift:2,flip", 2, true},
+        {NULL, "none", 0, false},
+        {"", "none", 0, false},
+        {"none", "none", 0, false},
+        {"shift:2", "shift:2", 2, false},
+        {"flip", "flip", 0, true},
+        {"shift:2,flip", "shift:2,flip", 2, true},
         {" flip , shift:16 ", "shift:16,flip", 16, true},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -106,11 +109,11 @@ static void test_apply_hand(void **state)
         float want[12];
     } cases[] = {
         {{0, 0, false}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
-        {{1, 0, false}, {F, F, F, F, 1, 2, 3, 4, 5, 6, 7, 8}},        /* down one row */
-        {{0, -1, false}, {2, 3, 4, F, 6, 7, 8, F, 10, 11, 12, F}},    /* left one column */
-        {{0, 0, true}, {4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9}},      /* mirrored */
-        {{1, 2, true}, {F, F, F, F, F, F, 4, 3, F, F, 8, 7}},         /* mirrored, down 1, right 2 */
-        {{-2, -1, false}, {10, 11, 12, F, F, F, F, F, F, F, F, F}},   /* up 2, left 1 */
+        {{1, 0, false}, {F, F, F, F, 1, 2, 3, 4, 5, 6, 7, 8}},      /* down one row */
+        {{0, -1, false}, {2, 3, 4, F, 6, 7, 8, F, 10, 11, 12, F}},  /* left one column */
+        {{0, 0, true}, {4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9}},    /* mirrored */
+        {{1, 2, true}, {F, F, F, F, F, F, 4, 3, F, F, 8, 7}},       /* mirrored, down 1, right 2 */
+        {{-2, -1, false}, {10, 11, 12, F, F, F, F, F, F, F, F, F}}, /* up 2, left 1 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float out[12];
@@ -193,8 +196,8 @@ static void test_distribution(void **state)
         for (int x = 0; x < 5; x++)
             for (int f = 0; f < 2; f++)
                 if (counts[y][x][f] < expect - 200 || counts[y][x][f] > expect + 200)
-                    fail_msg("dy %d dx %d flip %d drawn %ld times, expected ~%.0f", y - 2, x - 2,
-                             f, counts[y][x][f], expect);
+                    fail_msg("dy %d dx %d flip %d drawn %ld times, expected ~%.0f", y - 2, x - 2, f,
+                             counts[y][x][f], expect);
     /* Another seed agrees about 1/50 of the time, as independent draws would. */
     assert_true(same_as_other_seed > n / 50 - 300 && same_as_other_seed < n / 50 + 300);
     /* Only flips: the shift stays 0; only shifts: never a flip. */
@@ -232,8 +235,8 @@ static void test_batch_determinism(void **state)
     ed_augment_batch(&a, 11, 5, x2, B, C, H, W, -1.0f, scratch);
     assert_memory_equal(x1, x2, sizeof x1);
     for (int i = 0; i < B; i++)
-        ed_augment_apply(x0 + i * N, want + i * N, C, H, W, ed_augment_draw_at(&a, 11, 5, (uint64_t)i),
-                         -1.0f);
+        ed_augment_apply(x0 + i * N, want + i * N, C, H, W,
+                         ed_augment_draw_at(&a, 11, 5, (uint64_t)i), -1.0f);
     assert_memory_equal(x1, want, sizeof want);
     assert_memory_not_equal(x1, x0, sizeof x0);
     ed_augment_batch(&a, 11, 6, x3, B, C, H, W, -1.0f, scratch);
@@ -374,10 +377,10 @@ static void test_trainer_resume(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),         cmocka_unit_test(test_check),
-        cmocka_unit_test(test_apply_hand),    cmocka_unit_test(test_apply_numpy),
-        cmocka_unit_test(test_distribution),  cmocka_unit_test(test_batch_determinism),
-        cmocka_unit_test(test_train_flags),   cmocka_unit_test(test_trainer_resume),
+        cmocka_unit_test(test_parse),        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_apply_hand),   cmocka_unit_test(test_apply_numpy),
+        cmocka_unit_test(test_distribution), cmocka_unit_test(test_batch_determinism),
+        cmocka_unit_test(test_train_flags),  cmocka_unit_test(test_trainer_resume),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
