@@ -291,16 +291,14 @@ static int s_resume_and_outputs(s_run *r)
     r->resume_epoch = r->pos.epoch;
     if (o->metrics) {
         r->metrics = !strcmp(o->metrics, "-") ? stdout
-                     : r->resuming
-                         ? ed_fs_reopen_cut(o->metrics, r->pos.metrics_bytes, "metrics")
-                         : fopen(o->metrics, "w");
+                     : r->resuming ? ed_fs_reopen_cut(o->metrics, r->pos.metrics_bytes, "metrics")
+                                   : fopen(o->metrics, "w");
         if (!r->metrics)
             return ed_err_set(&r->err, ED_EIO, "%s: cannot open metrics file", o->metrics);
     }
     if (o->dump_targets &&
-        !(r->dump = r->resuming
-                        ? ed_fs_reopen_cut(o->dump_targets, r->pos.dump_bytes, "targets")
-                        : fopen(o->dump_targets, "wb")))
+        !(r->dump = r->resuming ? ed_fs_reopen_cut(o->dump_targets, r->pos.dump_bytes, "targets")
+                                : fopen(o->dump_targets, "wb")))
         return ed_err_set(&r->err, ED_EIO, "%s: cannot open targets file", o->dump_targets);
     return 0;
 }

@@ -314,8 +314,8 @@ static int s_save(const s_run *r, double test_acc, double train_secs, ed_err *er
         printf("%s: member %s, test accuracy %.4f, %ld steps in %.1fs, %s\n", o->out, o->member,
                test_acc, r->pos.step, train_secs, fp);
     else
-        printf("%s: member %s, %ld steps in %.1fs, %s\n", o->out, o->member, r->pos.step, train_secs,
-               fp);
+        printf("%s: member %s, %ld steps in %.1fs, %s\n", o->out, o->member, r->pos.step,
+               train_secs, fp);
     return 0;
 }
 

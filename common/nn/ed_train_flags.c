@@ -60,9 +60,10 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
         {"blas-threads", ED_CLI_INT, &f->blas_threads, "N",
          "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"augment", ED_CLI_STR, &f->augment, "LIST",
-         "training-time augmentation of image inputs (teacher_worker train only): shift:S (random shifts of up to S pixels, "
-         "zero-padded), flip (random horizontal flips), e.g. shift:2,flip; needs a CxHxW --arch "
-         "input (1x28x28:flatten,dense256,... for an MLP); none by default",
+         "training-time augmentation of image inputs (teacher_worker train only): shift:S "
+         "(random shifts of up to S pixels, zero-padded), flip (random horizontal flips), e.g. "
+         "shift:2,flip; needs a CxHxW --arch input (1x28x28:flatten,dense256,... for an MLP); "
+         "none by default",
          NULL, false},
     };
     memcpy(out, opts, sizeof opts);

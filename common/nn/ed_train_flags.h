@@ -69,7 +69,8 @@ typedef struct cJSON cJSON;
  * name ("batch-size", "lr-min", ...): arch, seed (a decimal string, exact for 64 bits), epochs or
  * steps, batch size, optimizer, schedule, regularization, shuffle buffer, input scaling, and
  * "augment" (canonical text) only when augmentation is on, so configs of runs without it are
- * unchanged. Leaves out blas-threads, which changes no result. Used for model provenance and checkpoint configs. */
+ * unchanged. Leaves out blas-threads, which changes no result. Used for model provenance and
+ * checkpoint configs. */
 void ed_train_flags_to_json(const ed_train_flags *f, cJSON *obj);
 
 /* Provenance of a model file: {tool, edistill_version, created (UTC), settings...} as a new cJSON

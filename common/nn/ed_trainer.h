@@ -42,7 +42,7 @@ typedef struct {
     float dropout_hidden;
     float input_scale; /* x_model = x_raw * input_scale + input_offset */
     float input_offset;
-    uint64_t seed; /* of the dropout RNG and of the augmentation draws */
+    uint64_t seed;      /* of the dropout RNG and of the augmentation draws */
     ed_augment augment; /* training-time augmentation of image inputs (zeroed: none) */
 } ed_trainer_config;
 
