@@ -18,7 +18,8 @@ SECONDS_PER_TARGET=${2:-60}
 shift $(( $# > 2 ? 2 : $# ))
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(fuzz_wire_decode fuzz_data_reader fuzz_model_file fuzz_target_store
-                                       fuzz_arch_parse fuzz_onnx_read fuzz_metrics_render)
+                                       fuzz_arch_parse fuzz_onnx_read fuzz_metrics_render
+                                       fuzz_augment_parse)
 case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
 command -v clang >/dev/null || { echo "fuzz: clang not found (scripts/deps.sh installs clang libclang-rt-dev)" >&2; exit 1; }
@@ -73,7 +74,8 @@ if [[ "${FUZZ_COVERAGE:-0}" == 1 ]]; then
                         [fuzz_model_file]="common/files/ed_safetensors.c common/files/ed_model_file.c"
                         [fuzz_target_store]="common/files/ed_ts_reader.c common/files/ed_target_store.c"
                         [fuzz_arch_parse]="common/nn/ed_layer.c"
-                        [fuzz_metrics_render]="common/obs/ed_metrics.c")
+                        [fuzz_metrics_render]="common/obs/ed_metrics.c"
+                        [fuzz_augment_parse]="common/data/ed_augment.c")
     cov="$BUILD/cov"
     CC=clang cmake -S "$ROOT" -B "$cov" -DCMAKE_BUILD_TYPE=Debug -DEDISTILL_WERROR=OFF \
         -DCMAKE_C_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \

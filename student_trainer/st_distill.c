@@ -42,6 +42,7 @@
 #include "ed_progress.h"
 #include "ed_train_flags.h"
 #include "ed_trainer.h"
+#include "ed_fs.h"
 #include "st_distill_ckpt.h"
 #include "st_distill_internal.h"
 #include "st_distill_metrics.h"
@@ -290,16 +291,14 @@ static int s_resume_and_outputs(s_run *r)
     r->resume_epoch = r->pos.epoch;
     if (o->metrics) {
         r->metrics = !strcmp(o->metrics, "-") ? stdout
-                     : r->resuming
-                         ? st_distill_ckpt_reopen(o->metrics, r->pos.metrics_bytes, "metrics")
-                         : fopen(o->metrics, "w");
+                     : r->resuming ? ed_fs_reopen_cut(o->metrics, r->pos.metrics_bytes, "metrics")
+                                   : fopen(o->metrics, "w");
         if (!r->metrics)
             return ed_err_set(&r->err, ED_EIO, "%s: cannot open metrics file", o->metrics);
     }
     if (o->dump_targets &&
-        !(r->dump = r->resuming
-                        ? st_distill_ckpt_reopen(o->dump_targets, r->pos.dump_bytes, "targets")
-                        : fopen(o->dump_targets, "wb")))
+        !(r->dump = r->resuming ? ed_fs_reopen_cut(o->dump_targets, r->pos.dump_bytes, "targets")
+                                : fopen(o->dump_targets, "wb")))
         return ed_err_set(&r->err, ED_EIO, "%s: cannot open targets file", o->dump_targets);
     return 0;
 }
@@ -307,8 +306,8 @@ static int s_resume_and_outputs(s_run *r)
 /* Saves the checkpoint of position pos with sums (mid-epoch, or the next epoch's start). */
 static int s_checkpoint(s_run *r, st_position *pos, const st_epoch_sums *sums, ed_err *err)
 {
-    pos->metrics_bytes = st_distill_ckpt_file_bytes(r->metrics);
-    pos->dump_bytes = st_distill_ckpt_file_bytes(r->dump);
+    pos->metrics_bytes = ed_fs_file_bytes(r->metrics);
+    pos->dump_bytes = ed_fs_file_bytes(r->dump);
     int rc = st_distill_ckpt_save(r->o->checkpoint, r->config, r->t, pos, sums, r->K, err);
     r->ck_written = rc == 0;
     if (rc == 0)

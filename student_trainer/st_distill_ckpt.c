@@ -1,50 +1,22 @@
 /*
  * st_distill_ckpt: the resume side of `student_trainer distill` (see st_distill_ckpt.h): which
  * checkpoint to read before connecting, the settings a resumed run must share, writing and
- * restoring the position, and cutting the output files back to their length at the checkpoint.
+ * restoring the position (the output files are cut back to their length at the checkpoint by
+ * ed_fs_reopen_cut).
  */
 #include "st_distill_ckpt.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "ed_log.h"
 
 int st_distill_ckpt_open(const st_distill_opts *o, ed_checkpoint **ck, ed_err *err)
 {
     *ck = NULL;
-    const bool want_resume = o->resume || o->resume_if_present;
-    if (want_resume && !o->checkpoint)
-        return ed_err_set(err, ED_EINVAL, "--resume needs --checkpoint FILE");
     if (o->checkpoint_every < 0)
         return ed_err_set(err, ED_EINVAL, "--checkpoint-every must be >= 0");
-    if (!o->checkpoint)
-        return 0;
-    struct stat sb;
-    bool exists = stat(o->checkpoint, &sb) == 0;
-    if (exists && !want_resume)
-        return ed_err_set(err, ED_EINVAL,
-                          "%s already exists: pass --resume to continue that run, "
-                          "or remove it to start over",
-                          o->checkpoint);
-    if (!exists && o->resume && !o->resume_if_present)
-        return ed_err_set(err, ED_ENOTFOUND,
-                          "--resume: no checkpoint at %s (use "
-                          "--resume-if-present to start a new run when there is none)",
-                          o->checkpoint);
-    if (exists) {
-        *ck = ed_checkpoint_read(o->checkpoint, err);
-        if (!*ck)
-            return ed_err_wrap(err, "cannot resume");
-    } else if (want_resume) {
-        ed_log_info("no checkpoint at %s yet: starting a new run", o->checkpoint);
-    }
-    return 0;
+    return ed_checkpoint_open_resume(o->checkpoint, o->resume, o->resume_if_present, ck, err);
 }
 
 static int s_cmp_str(const void *a, const void *b)
@@ -207,34 +179,4 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
                           path, (long long)iv[0], (long long)iv[1], (long long)iv[2], t->opt->t,
                           epochs, steps_per_epoch);
     return 0;
-}
-
-/* Opens an output file for appending after cutting it back to `bytes` (its length when the
- * checkpoint was written), or fresh when bytes < 0. */
-FILE *st_distill_ckpt_reopen(const char *path, long bytes, const char *what)
-{
-    if (bytes < 0)
-        return fopen(path, "wb");
-    FILE *f;
-    struct stat sb;
-    if (stat(path, &sb) != 0 || sb.st_size < bytes)
-        ed_log_warn("%s: %s file %s than when the checkpoint was written; appending", path, what,
-                    stat(path, &sb) != 0 ? "missing, so it now lacks the lines from before"
-                                         : "shorter");
-    else if (truncate(path, (off_t)bytes) != 0)
-        ed_log_warn("%s: cannot cut the %s file back to %ld bytes: %s", path, what, bytes,
-                    strerror(errno));
-    f = fopen(path, "ab");
-    if (f)
-        fseek(f, 0, SEEK_END); /* ftell in append mode is the end only after the first write */
-    return f;
-}
-
-/* Length of an output file so far (flushed), -1 for none or stdout. */
-long st_distill_ckpt_file_bytes(FILE *f)
-{
-    if (!f || f == stdout)
-        return -1;
-    fflush(f);
-    return ftell(f);
 }

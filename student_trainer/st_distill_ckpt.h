@@ -45,12 +45,4 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
                             const ed_train_plan *plan, st_position *pos, st_epoch_sums *sums,
                             ed_err *err);
 
-/* Opens an output file for appending after cutting it back to `bytes` (its length when the
- * checkpoint was written; a missing or shorter file is warned about), or fresh when bytes < 0.
- * NULL if it cannot be opened. */
-FILE *st_distill_ckpt_reopen(const char *path, long bytes, const char *what);
-
-/* Length of an output file so far (flushed), -1 for none or stdout. */
-long st_distill_ckpt_file_bytes(FILE *f);
-
 #endif

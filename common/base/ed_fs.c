@@ -1,5 +1,5 @@
 /*
- * ed_fs: atomic file replacement and mkdir -p.
+ * ed_fs: atomic file replacement, mkdir -p, and reopening an output file cut back to a length.
  *
  * ed_fs_write_atomic writes into "<path>.tmp.XXXXXX" (mkstemp, same directory so rename() stays
  * within one filesystem), flushes and fsyncs it, renames it over `path`, then fsyncs the directory
@@ -9,12 +9,15 @@
 #include "ed_fs.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "ed_log.h"
 
 /* Directory part of path ("." when there is no slash, "/" for "/x"). Caller frees; NULL on OOM. */
 static char *s_dirname(const char *path)
@@ -184,4 +187,31 @@ int ed_fs_mkdirs(const char *path, ed_err *err)
 cleanup:
     free(p);
     return rc;
+}
+
+FILE *ed_fs_reopen_cut(const char *path, long bytes, const char *what)
+{
+    if (bytes < 0)
+        return fopen(path, "wb");
+    FILE *f;
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size < bytes)
+        ed_log_warn("%s: %s file %s than when the checkpoint was written; appending", path, what,
+                    stat(path, &sb) != 0 ? "missing, so it now lacks the lines from before"
+                                         : "shorter");
+    else if (truncate(path, (off_t)bytes) != 0)
+        ed_log_warn("%s: cannot cut the %s file back to %ld bytes: %s", path, what, bytes,
+                    strerror(errno));
+    f = fopen(path, "ab");
+    if (f)
+        fseek(f, 0, SEEK_END); /* ftell in append mode is the end only after the first write */
+    return f;
+}
+
+long ed_fs_file_bytes(FILE *f)
+{
+    if (!f || f == stdout)
+        return -1;
+    fflush(f);
+    return ftell(f);
 }

@@ -1,6 +1,7 @@
 /*
  * ed_fs: file helpers: atomic replacement of a file (temp file in the same directory, fsync,
- * rename, fsync of the directory) so a crash never leaves a half-written model or checkpoint.
+ * rename, fsync of the directory) so a crash never leaves a half-written model or checkpoint, and
+ * the output files (metrics lines) a resumed run continues.
  */
 #ifndef ED_FS_H
 #define ED_FS_H
@@ -21,5 +22,14 @@ int ed_fs_write_atomic(const char *path, int (*write_fn)(FILE *f, void *ctx, ed_
 /* Creates a directory and its parents (like mkdir -p); existing directories are fine. ED_EIO when a
  * component cannot be created or exists and is not a directory. */
 int ed_fs_mkdirs(const char *path, ed_err *err);
+
+/* Opens an output file for appending after cutting it back to `bytes` (its length when a
+ * checkpoint was written, so a resumed run continues it without duplicate lines; a missing or
+ * shorter file is warned about, naming `what`), or fresh ("wb") when bytes < 0. NULL if it cannot
+ * be opened. */
+FILE *ed_fs_reopen_cut(const char *path, long bytes, const char *what);
+
+/* Length of an output file so far (flushed), -1 for none (NULL) or stdout. */
+long ed_fs_file_bytes(FILE *f);
 
 #endif

@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ed_hash.h"
+#include "ed_log.h"
 #include "ed_safetensors.h"
 
 struct ed_checkpoint {
@@ -473,4 +475,35 @@ int ed_checkpoint_get_trainer(const ed_checkpoint *c, ed_trainer *t, ed_err *err
     if (!rc)
         rc = ed_checkpoint_get_rng(c, "trainer.dropout", &t->rng, err);
     return rc;
+}
+
+int ed_checkpoint_open_resume(const char *path, bool resume, bool resume_if_present,
+                              ed_checkpoint **out, ed_err *err)
+{
+    *out = NULL;
+    const bool want_resume = resume || resume_if_present;
+    if (want_resume && !path)
+        return ed_err_set(err, ED_EINVAL, "--resume needs --checkpoint FILE");
+    if (!path)
+        return 0;
+    struct stat sb;
+    bool exists = stat(path, &sb) == 0;
+    if (exists && !want_resume)
+        return ed_err_set(err, ED_EINVAL,
+                          "%s already exists: pass --resume to continue that run, "
+                          "or remove it to start over",
+                          path);
+    if (!exists && resume && !resume_if_present)
+        return ed_err_set(err, ED_ENOTFOUND,
+                          "--resume: no checkpoint at %s (use "
+                          "--resume-if-present to start a new run when there is none)",
+                          path);
+    if (exists) {
+        *out = ed_checkpoint_read(path, err);
+        if (!*out)
+            return ed_err_wrap(err, "cannot resume");
+    } else if (want_resume) {
+        ed_log_info("no checkpoint at %s yet: starting a new run", path);
+    }
+    return 0;
 }

@@ -27,6 +27,7 @@
 #ifndef ED_CHECKPOINT_H
 #define ED_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +63,15 @@ int ed_checkpoint_write(const ed_checkpoint *c, const char *path, ed_err *err);
  * ED_ENOTFOUND (no such file), ED_ETRUNC (cut short), ED_EFORMAT (not a checkpoint, malformed
  * field), ED_EVERSION (newer format), ED_ECHECKSUM (contents do not match the checksum). */
 ed_checkpoint *ed_checkpoint_read(const char *path, ed_err *err);
+
+/* The --checkpoint FILE / --resume / --resume-if-present decision of a training command, before the
+ * run starts (so a bad checkpoint fails fast). *out: the checkpoint to resume from (caller
+ * destroys), or NULL for a new run. Refusals, with what to do: --resume without a path (ED_EINVAL);
+ * an existing file without a resume flag (ED_EINVAL: it is never overwritten by a new run);
+ * --resume and no file (ED_ENOTFOUND; --resume-if-present starts a new run then); the read errors
+ * of ed_checkpoint_read, prefixed "cannot resume". No path and no resume flag: 0, *out NULL. */
+int ed_checkpoint_open_resume(const char *path, bool resume, bool resume_if_present,
+                              ed_checkpoint **out, ed_err *err);
 
 /* The config JSON text the checkpoint was written with. */
 const char *ed_checkpoint_config(const ed_checkpoint *c);

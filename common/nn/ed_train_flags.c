@@ -59,6 +59,12 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
         {"input-offset", ED_CLI_FLOAT, &f->input_offset, "X", "see --input-scale", NULL, false},
         {"blas-threads", ED_CLI_INT, &f->blas_threads, "N",
          "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
+        {"augment", ED_CLI_STR, &f->augment, "LIST",
+         "training-time augmentation of image inputs (teacher_worker train only): shift:S "
+         "(random shifts of up to S pixels, zero-padded), flip (random horizontal flips), e.g. "
+         "shift:2,flip; needs a CxHxW --arch input (1x28x28:flatten,dense256,... for an MLP); "
+         "none by default",
+         NULL, false},
     };
     memcpy(out, opts, sizeof opts);
     return ED_TRAIN_FLAGS_OPTS;
@@ -95,6 +101,25 @@ int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err
                           (double)f->label_smoothing);
     if (f->warmup_steps < 0)
         return ed_err_set(err, ED_EINVAL, "--warmup-steps must be >= 0");
+    ed_augment aug;
+    if (ed_augment_parse(f->augment, &aug, err))
+        return ed_err_wrap(err, "--augment");
+    const ed_shape in = arch->input;
+    if (ed_augment_on(&aug) && (in.h < 2 || in.w < 2))
+        return ed_err_set(err, ED_EINVAL,
+                          "--augment %s needs an image input: --arch %s has a flat %dx%dx%d input; "
+                          "give the shape, e.g. --arch 1x28x28:flatten,dense256,relu,dense10 "
+                          "(an MLP) or a CNN",
+                          aug.text, f->arch, in.c, in.h, in.w);
+    if (ed_augment_check(&aug, in.c, in.h, in.w, err))
+        return ed_err_wrap(err, "--augment with --arch %s", f->arch);
+    return 0;
+}
+
+int ed_train_flags_augment(const ed_train_flags *f, ed_augment *out, ed_err *err)
+{
+    if (ed_augment_parse(f->augment, out, err))
+        return ed_err_wrap(err, "--augment");
     return 0;
 }
 
@@ -151,6 +176,10 @@ void ed_train_flags_to_json(const ed_train_flags *f, cJSON *obj)
     cJSON_AddNumberToObject(obj, "shuffle-buffer", (double)f->shuffle_buffer);
     cJSON_AddNumberToObject(obj, "input-scale", f->input_scale);
     cJSON_AddNumberToObject(obj, "input-offset", f->input_offset);
+    ed_augment aug;
+    ed_err err = {0};
+    if (ed_augment_parse(f->augment, &aug, &err) == 0 && ed_augment_on(&aug))
+        cJSON_AddStringToObject(obj, "augment", aug.text);
 }
 
 cJSON *ed_train_flags_provenance(const ed_train_flags *f, const char *tool)

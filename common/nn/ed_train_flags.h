@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "ed_augment.h"
 #include "ed_cli.h"
 #include "ed_error.h"
 #include "ed_layer.h"
@@ -33,9 +34,10 @@ typedef struct {
     long shuffle_buffer;
     float input_scale, input_offset;
     int blas_threads;
+    const char *augment; /* "shift:2,flip" etc. (ed_augment.h); NULL or "none": no augmentation */
 } ed_train_flags;
 
-#define ED_TRAIN_FLAGS_OPTS 19
+#define ED_TRAIN_FLAGS_OPTS 20
 
 /* The defaults both `train` and `distill` start from (Adam, cosine schedule, seed 1, 10 epochs of
  * batch 128 at lr 1e-3, a 65,536-sample shuffle buffer, pixels scaled by 1/255), with arch. */
@@ -46,8 +48,13 @@ ed_train_flags ed_train_flags_defaults(const char *arch);
 int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out);
 
 /* Checks the settings and parses the architecture into *arch. Errors name the option:
- * "--optimizer 'adamw' is not known (adam, sgd)", "--dropout-in 1.5 is outside [0, 1)", ... */
+ * "--optimizer 'adamw' is not known (adam, sgd)", "--dropout-in 1.5 is outside [0, 1)", ...;
+ * --augment must parse and fit the architecture's input shape (an image CxHxW: a flat input such
+ * as the legacy MLP's 784 is refused, with the layer-stack spelling to use instead). */
 int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err);
+
+/* The parsed --augment of f (after ed_train_flags_validate succeeded: then it cannot fail). */
+int ed_train_flags_augment(const ed_train_flags *f, ed_augment *out, ed_err *err);
 
 typedef struct {
     long steps_per_epoch;
@@ -60,8 +67,10 @@ typedef struct cJSON cJSON;
 
 /* Adds the settings that determine the trained weights to the JSON object obj, keyed by option
  * name ("batch-size", "lr-min", ...): arch, seed (a decimal string, exact for 64 bits), epochs or
- * steps, batch size, optimizer, schedule, regularization, shuffle buffer, input scaling. Leaves out
- * blas-threads, which changes no result. Used for model provenance and checkpoint configs. */
+ * steps, batch size, optimizer, schedule, regularization, shuffle buffer, input scaling, and
+ * "augment" (canonical text) only when augmentation is on, so configs of runs without it are
+ * unchanged. Leaves out blas-threads, which changes no result. Used for model provenance and
+ * checkpoint configs. */
 void ed_train_flags_to_json(const ed_train_flags *f, cJSON *obj);
 
 /* Provenance of a model file: {tool, edistill_version, created (UTC), settings...} as a new cJSON

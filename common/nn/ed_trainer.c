@@ -40,6 +40,17 @@ ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err 
         ed_trainer_destroy(&t);
         return NULL;
     }
+    const ed_shape in = m->arch.input;
+    if (ed_augment_check(&cfg->augment, in.c, in.h, in.w, err)) {
+        ed_err_wrap(err, "the model's input");
+        ed_trainer_destroy(&t);
+        return NULL;
+    }
+    t->augment = cfg->augment;
+    t->augment_seed = cfg->seed;
+    if (ed_augment_on(&t->augment) &&
+        !(t->aug_sample = malloc(sizeof(float) * ed_stack_in_size(&m->arch))))
+        goto fail;
     t->ws = ed_net_ws_new(&m->arch, cfg->max_batch, true);
     t->x = malloc(sizeof(float) * rows * ed_stack_in_size(&m->arch));
     t->dz = malloc(sizeof(float) * rows * C);
@@ -68,6 +79,7 @@ void ed_trainer_destroy(ed_trainer **pt)
     free(t->dz);
     free(t->targets);
     free(t->scratch);
+    free(t->aug_sample);
     free(t);
     *pt = NULL;
 }
@@ -94,6 +106,9 @@ static int s_step(ed_trainer *t, const ed_batch *b, const float *targets, const 
     }
 
     ed_batch_to_float(b, t->input_scale, t->input_offset, t->x);
+    const ed_shape in = a->input;
+    ed_augment_batch(&t->augment, t->augment_seed, (uint64_t)t->opt->t, t->x, B, in.c, in.h, in.w,
+                     t->input_offset, t->aug_sample);
     const float *z = NULL;
     int rc = ed_net_forward(t->model, t->ws, t->x, B, true, &t->rng, &z, err);
     if (rc)

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ed_augment.h"
 #include "ed_batch.h"
 #include "ed_error.h"
 #include "ed_loss.h"
@@ -41,7 +42,8 @@ typedef struct {
     float dropout_hidden;
     float input_scale; /* x_model = x_raw * input_scale + input_offset */
     float input_offset;
-    uint64_t seed; /* of the dropout RNG */
+    uint64_t seed;      /* of the dropout RNG and of the augmentation draws */
+    ed_augment augment; /* training-time augmentation of image inputs (zeroed: none) */
 } ed_trainer_config;
 
 typedef struct {
@@ -56,12 +58,19 @@ typedef struct {
     float *dz;      /* (max_batch, classes) gradient w.r.t. the logits */
     float *targets; /* (max_batch, classes) soft targets of the last distill step */
     float *scratch; /* (max_batch, classes) */
+    ed_augment augment;
+    uint64_t augment_seed;
+    float *aug_sample; /* (in) one sample, the augmentation's scratch; NULL without augmentation */
 } ed_trainer;
 
 /* Takes ownership of *model (sets it to NULL, also on failure: the model is freed then). NULL on
  * failure with err set: ED_EINVAL no model, no config, max_batch < 1, an unknown optimizer, or
- * dropout_in/hidden on a layer-stack arch (dropout is a layer there); ED_ENOMEM. After each step
- * the model's batch-norm running statistics are updated (ed_net_commit_stats). */
+ * dropout_in/hidden on a layer-stack arch (dropout is a layer there); ED_ESHAPE when cfg->augment
+ * does not fit the model's input shape (ed_augment_check: e.g. a flat 784x1x1 input); ED_ENOMEM.
+ * After each step the model's batch-norm running statistics are updated (ed_net_commit_stats).
+ * With cfg->augment on, every training step (both kinds below) augments its scaled input batch:
+ * row i of the step taken after `t` steps (the optimizer's count, which checkpoints keep) gets
+ * ed_augment_draw_at(augment, seed, t, i), with pixels shifted in set to input_offset (a raw 0). */
 ed_trainer *ed_trainer_new(ed_net **model, const ed_trainer_config *cfg, ed_err *err);
 void ed_trainer_destroy(ed_trainer **pt);
 

@@ -1,0 +1,205 @@
+/* ed_augment: random shifts and horizontal flips of training images (see ed_augment.h). */
+#include "ed_augment.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ed_rng.h"
+
+#define S_TEXT_MAX 128 /* longest option text quoted in full in a message */
+
+/* One token of the option text: [*beg, *end) with blanks trimmed. */
+static void s_trim(const char **beg, const char **end)
+{
+    while (*beg < *end && isspace((unsigned char)**beg))
+        (*beg)++;
+    while (*end > *beg && isspace((unsigned char)(*end)[-1]))
+        (*end)--;
+}
+
+/* Parses the digits of "shift:S" (the part after the colon, len bytes at p) into 1..MAX. */
+static int s_parse_shift(const char *p, size_t len, int *out)
+{
+    if (len == 0 || len > 3)
+        return -1;
+    int v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v < 1 || v > ED_AUGMENT_MAX_SHIFT)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void s_canonical(ed_augment *a)
+{
+    if (a->shift > 0 && a->flip)
+        snprintf(a->text, sizeof a->text, "shift:%d,flip", a->shift);
+    else if (a->shift > 0)
+        snprintf(a->text, sizeof a->text, "shift:%d", a->shift);
+    else if (a->flip)
+        snprintf(a->text, sizeof a->text, "flip");
+    else
+        snprintf(a->text, sizeof a->text, "none");
+}
+
+int ed_augment_parse(const char *text, ed_augment *a, ed_err *err)
+{
+    ed_augment r = {0};
+    const char *shown = text ? text : "";
+    const int shown_len = (int)strnlen(shown, S_TEXT_MAX);
+    const char *tail = strlen(shown) > S_TEXT_MAX ? "..." : "";
+    const char *p = shown, *text_end = shown + strlen(shown);
+    bool seen_shift = false, seen_none = false;
+    int n_tokens = 0;
+    {
+        const char *b = p, *e = text_end;
+        s_trim(&b, &e);
+        if (b == e) { /* NULL, "" or blanks: off */
+            s_canonical(&r);
+            *a = r;
+            return ED_OK;
+        }
+    }
+    for (int tok = 1;; tok++) {
+        const char *comma = memchr(p, ',', (size_t)(text_end - p));
+        const char *b = p, *e = comma ? comma : text_end;
+        s_trim(&b, &e);
+        const int len = (int)(e - b);
+        const int show = len > 32 ? 32 : len;
+        n_tokens++;
+        if (len == 0)
+            return ed_err_set(err, ED_EINVAL, "\"%.*s%s\": token %d is empty (shift:S, flip, none)",
+                              shown_len, shown, tail, tok);
+        if (len == 4 && memcmp(b, "flip", 4) == 0) {
+            if (r.flip)
+                return ed_err_set(err, ED_EINVAL, "\"%.*s%s\": token %d \"flip\" is given twice",
+                                  shown_len, shown, tail, tok);
+            r.flip = true;
+        } else if (len == 4 && memcmp(b, "none", 4) == 0) {
+            seen_none = true;
+        } else if (len >= 6 && memcmp(b, "shift:", 6) == 0) {
+            if (seen_shift)
+                return ed_err_set(err, ED_EINVAL,
+                                  "\"%.*s%s\": token %d \"%.*s\": shift is given "
+                                  "twice",
+                                  shown_len, shown, tail, tok, show, b);
+            if (s_parse_shift(b + 6, (size_t)len - 6, &r.shift))
+                return ed_err_set(err, ED_EINVAL,
+                                  "\"%.*s%s\": token %d \"%.*s\": the shift must be a whole "
+                                  "number of pixels in 1..%d",
+                                  shown_len, shown, tail, tok, show, b, ED_AUGMENT_MAX_SHIFT);
+            seen_shift = true;
+        } else {
+            return ed_err_set(err, ED_EINVAL,
+                              "\"%.*s%s\": token %d \"%.*s%s\" is not known (shift:S, flip, none)",
+                              shown_len, shown, tail, tok, show, b, len > show ? "..." : "");
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (seen_none && n_tokens > 1)
+        return ed_err_set(err, ED_EINVAL,
+                          "\"%.*s%s\": \"none\" cannot be combined with other "
+                          "augmentations",
+                          shown_len, shown, tail);
+    s_canonical(&r);
+    *a = r;
+    return ED_OK;
+}
+
+int ed_augment_check(const ed_augment *a, int c, int h, int w, ed_err *err)
+{
+    if (!ed_augment_on(a))
+        return ED_OK;
+    if (c < 1 || h < 2 || w < 2)
+        return ed_err_set(
+            err, ED_ESHAPE,
+            "augmentation %s needs image samples (CxHxW with H, W >= 2), not %dx%dx%d", a->text, c,
+            h, w);
+    if (a->shift >= h || a->shift >= w)
+        return ed_err_set(err, ED_ESHAPE,
+                          "augmentation %s: a shift of %d does not fit %dx%d images", a->text,
+                          a->shift, h, w);
+    return ED_OK;
+}
+
+/* splitmix64's finalizer: a bijective 64-bit mix. */
+static uint64_t s_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step, uint64_t row)
+{
+    ed_augment_draw d = {0, 0, false};
+    if (!ed_augment_on(a))
+        return d;
+    uint64_t k = s_mix(seed ^ 0x6175676d656e7421ULL); /* "augment!" */
+    k = s_mix(k ^ (step + 0x9e3779b97f4a7c15ULL));
+    k = s_mix(k ^ (row + 0x3c6ef372fe94f82aULL));
+    ed_rng rng;
+    ed_rng_seed(&rng, k);
+    if (a->shift > 0) {
+        const uint64_t span = 2 * (uint64_t)a->shift + 1;
+        d.dy = (int)ed_rng_below(&rng, span) - a->shift;
+        d.dx = (int)ed_rng_below(&rng, span) - a->shift;
+    }
+    if (a->flip)
+        d.flip = (ed_rng_next(&rng) >> 63) != 0;
+    return d;
+}
+
+void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,
+                      ed_augment_draw d, float fill)
+{
+    /* Output columns [x0, x1) and rows [y0, y1) come from inside the image; the rest is fill. */
+    const int x0 = d.dx > 0 ? d.dx : 0, x1 = d.dx < 0 ? w + d.dx : w;
+    const int y0 = d.dy > 0 ? d.dy : 0, y1 = d.dy < 0 ? h + d.dy : h;
+    for (int ch = 0; ch < c; ch++) {
+        const float *ip = in + (size_t)ch * (size_t)h * (size_t)w;
+        float *op = out + (size_t)ch * (size_t)h * (size_t)w;
+        for (int y = 0; y < h; y++) {
+            float *orow = op + (size_t)y * (size_t)w;
+            if (y < y0 || y >= y1 || x0 >= x1) {
+                for (int x = 0; x < w; x++)
+                    orow[x] = fill;
+                continue;
+            }
+            const float *irow = ip + (size_t)(y - d.dy) * (size_t)w;
+            for (int x = 0; x < x0; x++)
+                orow[x] = fill;
+            if (d.flip)
+                for (int x = x0; x < x1; x++)
+                    orow[x] = irow[w - 1 - (x - d.dx)];
+            else
+                memcpy(orow + x0, irow + (x0 - d.dx), sizeof(float) * (size_t)(x1 - x0));
+            for (int x = x1; x < w; x++)
+                orow[x] = fill;
+        }
+    }
+}
+
+void ed_augment_batch(const ed_augment *a, uint64_t seed, uint64_t step, float *x, int n, int c,
+                      int h, int w, float fill, float *scratch)
+{
+    if (!ed_augment_on(a))
+        return;
+    const size_t per = (size_t)c * (size_t)h * (size_t)w;
+    for (int i = 0; i < n; i++) {
+        ed_augment_draw d = ed_augment_draw_at(a, seed, step, (uint64_t)i);
+        if (d.dy == 0 && d.dx == 0 && !d.flip)
+            continue;
+        float *row = x + (size_t)i * per;
+        memcpy(scratch, row, sizeof(float) * per);
+        ed_augment_apply(scratch, row, c, h, w, d, fill);
+    }
+}

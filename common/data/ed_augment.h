@@ -1,0 +1,85 @@
+/*
+ * ed_augment: training-time data augmentation of image samples: random translations (zero-padded
+ * shifts of up to +-S pixels in each direction, i.e. a random crop with padding S) and random
+ * horizontal flips, applied sample by sample to a training batch (never at evaluation, labeling or
+ * serving).
+ *
+ * Where: on the float NCHW batch AFTER the model's input scaling (x = raw * scale + offset), so it
+ * works for uint8 and float32 samples alike. A pixel shifted in from outside the image gets the
+ * value a raw 0 pixel has after scaling: `fill` = offset (0 with the default scaling).
+ *
+ * What one sample gets: a draw {dy, dx, flip}, dy and dx uniform in [-S, S] (independently), flip
+ * with probability 1/2. With src = the input, mirrored left-right when flip is set
+ * (src(c, y, x) = in(c, y, W-1-x)):
+ *     out(c, y, x) = src(c, y - dy, x - dx)   when 0 <= y-dy < H and 0 <= x-dx < W, else fill
+ * (dx > 0 moves the content right, dy > 0 down). This is torchvision's
+ * RandomHorizontalFlip + RandomCrop(H, padding=S, fill=0) with top = S - dy, left = S - dx.
+ *
+ * Determinism: a draw is a pure function of (seed, step, row): the run's seed, the index of the
+ * training step (steps taken before it, as the optimizer counts them) and the sample's row in that
+ * step's batch. There is no generator state to carry, so a run resumed from a checkpoint (which
+ * stores the step count) draws exactly what the uninterrupted run draws.
+ *
+ * Option text (`--augment`): comma-separated tokens, each at most once, any order:
+ *     shift:S     random shifts of up to S pixels (S in 1..ED_AUGMENT_MAX_SHIFT)
+ *     flip        random horizontal flips
+ *     none        (alone, or an empty/NULL text) no augmentation
+ * e.g. "shift:2,flip". The input must be an image, H >= 2 and W >= 2 with S < H and S < W (checked
+ * by ed_augment_check against the model's input shape).
+ *
+ *     ed_augment a;
+ *     if (ed_augment_parse("shift:2,flip", &a, err) || ed_augment_check(&a, 1, 28, 28, err)) ...;
+ *     ed_augment_batch(&a, seed, step, x, n, 1, 28, 28, offset, scratch);   // x: (n, 1*28*28)
+ */
+#ifndef ED_AUGMENT_H
+#define ED_AUGMENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ed_error.h"
+
+#define ED_AUGMENT_MAX_SHIFT 16
+
+typedef struct {
+    int shift;     /* S: largest |dy|, |dx|; 0 = no shifts */
+    bool flip;     /* random horizontal flips */
+    char text[32]; /* canonical text ("shift:2,flip", "flip", "none") */
+} ed_augment;
+
+/* One sample's transform. */
+typedef struct {
+    int dy, dx; /* in [-shift, shift] */
+    bool flip;
+} ed_augment_draw;
+
+/* Parses option text (see top) into *a. NULL, "" and "none" give no augmentation. ED_EINVAL for
+ * anything else that is not a list of known tokens, with a message quoting the text and pointing
+ * at the offending token: `"shift:2,flop": token 2 "flop" is not known (shift:S, flip, none)`.
+ * *a is untouched on error. */
+int ed_augment_parse(const char *text, ed_augment *a, ed_err *err);
+
+/* True when a does something (a shift or a flip). */
+static inline bool ed_augment_on(const ed_augment *a)
+{
+    return a && (a->shift > 0 || a->flip);
+}
+
+/* Checks that a fits samples of shape (c, h, w): nothing to check when a is off; else ED_ESHAPE
+ * unless c >= 1, h >= 2, w >= 2 and shift < h, shift < w. The message names the shape. */
+int ed_augment_check(const ed_augment *a, int c, int h, int w, ed_err *err);
+
+/* The draw of sample `row` of training step `step` under `seed` (see top): a pure function. With
+ * a off: {0, 0, false}. */
+ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step, uint64_t row);
+
+/* Applies draw d to one sample: out (c, h, w) from in (c, h, w); in and out must not overlap. */
+void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,
+                      ed_augment_draw d, float fill);
+
+/* Augments a batch in place: row i of x (n, c*h*w) gets ed_augment_draw_at(a, seed, step, i).
+ * scratch holds c*h*w floats. a must have passed ed_augment_check for (c, h, w); no-op when off. */
+void ed_augment_batch(const ed_augment *a, uint64_t seed, uint64_t step, float *x, int n, int c,
+                      int h, int w, float fill, float *scratch);
+
+#endif
