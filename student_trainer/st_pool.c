@@ -626,6 +626,7 @@ void st_pool_stats_take(st_pool *p, st_pool_stats *out)
     out->down_events = p->down_events;
     out->up_events = p->up_events;
     out->failovers = p->failovers;
+    out->teacher_thread = p->overlap != NULL;
     for (int i = 0; i < p->n_reps; i++) {
         st_rstate s = p->reps[i].state;
         out->replicas_up += s == ST_R_UP;

@@ -167,6 +167,7 @@ typedef struct {
     double wait_ms; /* time the caller spent blocked in st_pool_wait */
     uint64_t bytes_sent;
     uint64_t bytes_received;
+    bool teacher_thread; /* now: in-process replicas run on the teacher thread (overlap) */
 } st_pool_stats;
 
 /* Statistics since the last call, then resets them. */
