@@ -39,7 +39,8 @@
 # BENCH_ONLY=cnn (only conv_forward_vs_sgemm and pytorch_cnn_member_epoch, written to
 # bench/results-cnn.json; BENCH_CNN_REPEATS [3] alternating edistill/PyTorch runs),
 # BENCH_ONLY=limit (only distill_vs_limit, in-process with and without the teacher thread and
-# workers, BENCH_REPEATS [5] alternating runs, written to bench/results-limit.json).
+# workers, BENCH_REPEATS [5] alternating runs of BENCH_STEPS [240] steps, written to
+# bench/results-limit.json).
 # In-process runs use 2 OpenBLAS threads, and --inprocess-overlap's default (auto) then runs the
 # members on the teacher thread: 2 threads x 1 OpenBLAS thread (the metrics line says which).
 set -euo pipefail
@@ -194,21 +195,25 @@ limit_runs() {
 
 # BENCH_ONLY=limit: the distill_vs_limit rows alone: K = 5 in-process with the teacher thread
 # (--inprocess-overlap on) and without (off, 2 OpenBLAS threads) and K = 5 workers, alternating run
-# by run (BENCH_REPEATS, 5 here), then the limits; bench/results-limit.json.
+# by run (BENCH_REPEATS, 5 here), then the limits; bench/results-limit.json. 240 steps a run
+# (BENCH_STEPS): an epoch's first step also fills the 65,536-sample shuffle buffer (one 45 MB
+# read, 0.13 s here), a one-off that ed_bench limit's warm-up pass leaves out; at 120 steps it
+# would weigh ~4% of a run.
 limit_only() {
   local all r
   all=$(IFS=,; echo "${MODELS[*]}")
   start_workers 5
-  log "distill K=5: in-process with and without the teacher thread, and 5 workers ($LIMIT_REPEATS x $STEPS steps each)"
+  log "distill K=5: in-process with and without the teacher thread, and 5 workers ($LIMIT_REPEATS x $LIMIT_STEPS steps each)"
   for ((r = 0; r < LIMIT_REPEATS; r++)); do
-    distill "inproc_k5_off" "$all" 2 --steps "$STEPS" --inprocess-overlap off
-    distill "inproc_k5_on" "$all" 2 --steps "$STEPS" --inprocess-overlap on
-    distill "remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$STEPS"
+    distill "inproc_k5_off" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap off
+    distill "inproc_k5_on" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap on
+    distill "remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS"
   done
   stop_workers
   limit_runs
 }
 LIMIT_REPEATS=${BENCH_REPEATS:-5}
+LIMIT_STEPS=${BENCH_STEPS:-240}
 
 # BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code); BENCH_ONLY=cnn:
 # conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone; BENCH_ONLY=limit: the distill_vs_limit
