@@ -48,6 +48,10 @@ static int s_validate(st_distill_opts *o, ed_err *err)
         return ed_err_set(err, ED_EINVAL, "--inprocess-overlap: \"%s\" is not auto, on or off",
                           o->inprocess_overlap);
     o->pool.overlap = (st_pool_overlap)ov;
+    /* A target store trains the student alone for most steps (--cache-targets: every epoch after
+     * the first): there the teacher thread would idle and the student run on 1 OpenBLAS thread. */
+    if (o->pool.overlap == ST_POOL_OVERLAP_AUTO && (o->targets || o->cache_targets))
+        o->pool.overlap = ST_POOL_OVERLAP_OFF;
     return st_pool_flags_check(&o->pool, err);
 }
 
@@ -148,8 +152,9 @@ bool st_distill_opts_parse(st_distill_opts *o, int argc, char **argv, int *rc)
         {"inprocess-overlap", ED_CLI_STR, &o->inprocess_overlap, "auto|on|off",
          "in-process members (model files in --teachers) on a teacher thread that computes the "
          "next batches while the student trains, 1 OpenBLAS thread each; auto: on when OpenBLAS "
-         "runs 2 threads (--blas-threads 2 or its default on 2 cores). Same targets and student "
-         "as off at 1 OpenBLAS thread",
+         "runs 2 threads (--blas-threads 2 or its default on 2 cores) and there is no target "
+         "store (--targets, --cache-targets). Same targets and student as off at 1 OpenBLAS "
+         "thread",
          NULL, false},
         {"metrics-linger", ED_CLI_FLOAT, &o->metrics_linger, "SECONDS",
          "after a finished run, keep serving /metrics this long so Prometheus scrapes the final "
