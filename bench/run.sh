@@ -10,7 +10,8 @@
 #   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
 #   distill_vs_limit                          those K = 5 rates / ed_bench limit (the step's sgemm
-#                                             calls alone at the same shapes and thread layout:
+#                                             calls alone at the same shapes, K distinct member
+#                                             weight sets, and the same thread layout:
 #                                             2 threads, or 2 x 1 thread for workers and for
 #                                             in-process members on the teacher thread)
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
