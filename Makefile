@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 # The tests with threads of their own that `make test-tsan` runs under ThreadSanitizer: ed_par's
 # helpers, ed_member shares, the serve loop + compute pool, distill over tcp/ipc against real
-# workers, the soak (3 workers x 3 trainers), teacher faults (faults.sh streams less data under
+# workers and with in-process members on the teacher thread (also in faults), the soak (3 workers x 3 trainers), teacher faults (faults.sh streams less data under
 # TSan). resume is left out: its many short runs add nothing threaded that distill and faults do
 # not cover, and take 8 minutes under TSan here.
 TSAN_TESTS ?= ^(test_par|test_member|e2e_serve|e2e_distill|e2e_soak|e2e_faults)$$

@@ -695,6 +695,7 @@ static int s_cmd_limit(int argc, char **argv)
 {
     const char *member_arch = "784,1200,1200,10", *student_arch = "784,800,800,10";
     int members = 5, batch = 128, repeats = 9, iters = 10, threads = 0;
+    bool same = false;
     const ed_cli_opt opts[] = {
         {"members", ED_CLI_INT, &members, "K", "ensemble members forwarded per step", NULL, false},
         {"member-arch", ED_CLI_STR, &member_arch, "W0,W1,..", "member architecture", NULL, false},
@@ -704,42 +705,56 @@ static int s_cmd_limit(int argc, char **argv)
         {"repeats", ED_CLI_INT, &repeats, "N", "repeats (median reported)", NULL, false},
         {"iters", ED_CLI_INT, &iters, "N", "steps timed per repeat", NULL, false},
         {"blas-threads", ED_CLI_INT, &threads, "N", "OpenBLAS threads (0: default)", NULL, false},
+        {"same-weights", ED_CLI_FLAG, &same, NULL,
+         "forward the K members through one weight set and workspace (cache-warm; the step "
+         "itself reads K members' weights)",
+         NULL, false},
     };
     const ed_cli_spec spec = {
         "ed_bench limit [options]",
-        "The sgemm calls of one on-the-fly distillation step alone (K member forwards, the\n"
-        "student's forward and backward): the GEMM FLOPs per sample and the rate the BLAS reaches\n"
-        "on them, i.e. the samples/s no implementation of the step can beat on these threads.",
+        "The sgemm calls of one on-the-fly distillation step alone (K member forwards, each with\n"
+        "its own weights and workspace as in the step, the student's forward and backward): the\n"
+        "GEMM FLOPs per sample and the rate the BLAS reaches on them, i.e. the samples/s no\n"
+        "implementation of the step can beat on these threads.",
         opts, (int)(sizeof opts / sizeof opts[0]), NULL};
     ed_err err = {0};
     int rc = ed_cli_parse(&spec, argc, argv, &err);
     if (rc)
         return rc > 0 ? 0 : (fprintf(stderr, "ed_bench limit: %s\n", err.msg), 2);
-    if (members < 0 || batch < 1 || repeats < 1 || iters < 1)
-        return fprintf(stderr, "ed_bench limit: members >= 0; batch, repeats, iters >= 1\n"), 2;
+    if (members < 0 || members > 64 || batch < 1 || repeats < 1 || iters < 1)
+        return fprintf(stderr, "ed_bench limit: 0 <= members <= 64; batch, repeats, iters >= 1\n"),
+               2;
     ed_blas_set_threads(threads);
     ed_rng r;
     ed_rng_seed(&r, 13);
-    ed_mlp *mm = s_random_model(member_arch, &r, &err), *sm = NULL;
-    if (mm)
-        sm = s_random_model(student_arch, &r, &err);
-    if (!mm || !sm)
+    const int distinct = same || members == 0 ? 1 : members; /* weight sets and workspaces */
+    ed_mlp *mm[64] = {NULL}, *sm = NULL;
+    ed_mlp_ws *mws[64] = {NULL}, *sws = NULL;
+    for (int k = 0; k < distinct; k++)
+        if (!(mm[k] = s_random_model(member_arch, &r, &err)))
+            return fprintf(stderr, "ed_bench limit: %s\n", err.msg), 1;
+    if (!(sm = s_random_model(student_arch, &r, &err)))
         return fprintf(stderr, "ed_bench limit: %s\n", err.msg), 1;
-    ed_mlp_ws *mws = ed_mlp_ws_new(&mm->arch, batch, false),
-              *sws = ed_mlp_ws_new(&sm->arch, batch, true);
+    const ed_arch *ma = &mm[0]->arch;
     double *rate = calloc((size_t)repeats, sizeof *rate);
-    if (!mws || !sws || !rate)
+    sws = ed_mlp_ws_new(&sm->arch, batch, true);
+    if (!sws || !rate)
         return fprintf(stderr, "ed_bench limit: out of memory\n"), 1;
-    s_fill_uniform(mws->act[0], (size_t)batch * (size_t)ed_arch_in(&mm->arch), &r);
+    s_fwd_shapes msh[64];
+    for (int k = 0; k < distinct; k++) {
+        if (!(mws[k] = ed_mlp_ws_new(ma, batch, false)))
+            return fprintf(stderr, "ed_bench limit: out of memory\n"), 1;
+        s_fill_uniform(mws[k]->act[0], (size_t)batch * (size_t)ed_arch_in(ma), &r);
+        msh[k] = (s_fwd_shapes){ma, batch, (const float *const *)mm[k]->W, mws[k]->act};
+    }
     s_fill_uniform(sws->act[0], (size_t)batch * (size_t)ed_arch_in(&sm->arch), &r);
-    const s_fwd_shapes msh = {&mm->arch, batch, (const float *const *)mm->W, mws->act};
     const double flops_step =
-        members * ed_arch_forward_flops(&mm->arch) * batch + s_step_flops(&sm->arch, batch);
+        members * ed_arch_forward_flops(ma) * batch + s_step_flops(&sm->arch, batch);
     for (int rep = -1; rep < repeats; rep++) { /* rep -1: warm-up */
         double t0 = ed_now();
         for (int i = 0; i < iters; i++) {
             for (int k = 0; k < members; k++)
-                s_sgemm_forward(&msh);
+                s_sgemm_forward(&msh[k % distinct]);
             s_sgemm_step(&sm->arch, batch, sm->W, sws->act, sws->dW, sws->dbuf);
         }
         if (rep >= 0)
@@ -747,14 +762,16 @@ static int s_cmd_limit(int argc, char **argv)
     }
     const double g = s_quantile(rate, repeats, 0.5), per_sample = flops_step / batch;
     printf("{\"members\":%d,\"member_arch\":\"%s\",\"student_arch\":\"%s\",\"batch\":%d,"
-           "\"repeats\":%d,\"iters\":%d,\"blas\":\"%s\",\"threads\":%d,"
+           "\"repeats\":%d,\"iters\":%d,\"blas\":\"%s\",\"threads\":%d,\"weight_sets\":%d,"
            "\"gemm_mflop_per_sample\":%.3f,\"sgemm_gflops\":%.2f,\"limit_samples_per_s\":%.1f}\n",
            members, member_arch, student_arch, batch, repeats, iters, ed_blas_describe(), threads,
-           per_sample / 1e6, g, g * 1e9 / per_sample);
+           distinct, per_sample / 1e6, g, g * 1e9 / per_sample);
     free(rate);
-    ed_mlp_ws_destroy(&mws);
+    for (int k = 0; k < distinct; k++) {
+        ed_mlp_ws_destroy(&mws[k]);
+        ed_mlp_destroy(&mm[k]);
+    }
     ed_mlp_ws_destroy(&sws);
-    ed_mlp_destroy(&mm);
     ed_mlp_destroy(&sm);
     return 0;
 }

@@ -10,7 +10,10 @@
 #   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
 #   distill_vs_limit                          those K = 5 rates / ed_bench limit (the step's sgemm
-#                                             calls alone at the same shapes and threads)
+#                                             calls alone at the same shapes, K distinct member
+#                                             weight sets, and the same thread layout:
+#                                             2 threads, or 2 x 1 thread for workers and for
+#                                             in-process members on the teacher thread)
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
 #   wire_bytes_per_sample                     bytes on the wire per sample per member, u8 vs f32
 #   conv_forward_vs_sgemm                     ed_bench conv (the reference CNN's second conv, batch 128)
@@ -35,7 +38,12 @@
 # BENCH_TRAINER_BLAS, BENCH_SKIP_TORCH=1, BENCH_REJOIN_RESTARTS, BENCH_KEEP=1 (keep the work directory),
 # BENCH_METRICS_PAIRS, BENCH_ONLY=metrics_overhead (that row alone, bench/metrics.sh),
 # BENCH_ONLY=cnn (only conv_forward_vs_sgemm and pytorch_cnn_member_epoch, written to
-# bench/results-cnn.json; BENCH_CNN_REPEATS [3] alternating edistill/PyTorch runs).
+# bench/results-cnn.json; BENCH_CNN_REPEATS [3] alternating edistill/PyTorch runs),
+# BENCH_ONLY=limit (only distill_vs_limit, in-process with and without the teacher thread and
+# workers, BENCH_REPEATS [5] alternating runs of BENCH_STEPS [240] steps, written to
+# bench/results-limit.json).
+# In-process runs use 2 OpenBLAS threads, and --inprocess-overlap's default (auto) then runs the
+# members on the teacher thread: 2 threads x 1 OpenBLAS thread (the metrics line says which).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build}" && pwd)
@@ -173,11 +181,48 @@ cnn_torch_rows() {
   done
 }
 
+# limit_runs: the BLAS limit of the K = 5 step (distill_vs_limit): its sgemm calls alone, at
+# 2 OpenBLAS threads in one process (in-process members without the teacher thread) and as two
+# 1-thread processes side by side, rates added (workers; in-process members on the teacher thread,
+# which run 2 threads x 1 OpenBLAS thread in one process).
+limit_runs() {
+  log "distill_vs_limit: the step's sgemm calls alone (K=5, batch 128; 2 threads, then 2 x 1 thread)"
+  "$EB" limit --members 5 --batch 128 --blas-threads 2 >"$RAW/limit_2t.json"
+  "$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_a.json" &
+  local pid=$!
+  "$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_b.json"
+  wait "$pid"
+}
+
+# BENCH_ONLY=limit: the distill_vs_limit rows alone: K = 5 in-process with the teacher thread
+# (--inprocess-overlap on) and without (off, 2 OpenBLAS threads) and K = 5 workers, alternating run
+# by run (BENCH_REPEATS, 5 here), then the limits; bench/results-limit.json. 240 steps a run
+# (BENCH_STEPS): an epoch's first step also fills the 65,536-sample shuffle buffer (one 45 MB
+# read, 0.13 s here), a one-off that ed_bench limit's warm-up pass leaves out; at 120 steps it
+# would weigh ~4% of a run.
+limit_only() {
+  local all r
+  all=$(IFS=,; echo "${MODELS[*]}")
+  start_workers 5
+  log "distill K=5: in-process with and without the teacher thread, and 5 workers ($LIMIT_REPEATS x $LIMIT_STEPS steps each)"
+  for ((r = 0; r < LIMIT_REPEATS; r++)); do
+    distill "inproc_k5_off" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap off
+    distill "inproc_k5_on" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap on
+    distill "remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS"
+  done
+  stop_workers
+  limit_runs
+}
+LIMIT_REPEATS=${BENCH_REPEATS:-5}
+LIMIT_STEPS=${BENCH_STEPS:-240}
+
 # BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code); BENCH_ONLY=cnn:
-# conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone. The table goes to
-# bench/results-$BENCH_ONLY.json.
+# conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone; BENCH_ONLY=limit: the distill_vs_limit
+# rows (limit_only). The table goes to bench/results-$BENCH_ONLY.json.
 if [[ -n "${BENCH_ONLY:-}" ]]; then
   case $BENCH_ONLY in
+    limit)
+      limit_only ;;
     metrics_overhead)
       source "$SRC/bench/metrics.sh" ;;
     cnn)
@@ -188,10 +233,10 @@ if [[ -n "${BENCH_ONLY:-}" ]]; then
       if [[ -z "${BENCH_SKIP_TORCH:-}" ]] && "$PY" -c 'import torch' 2>/dev/null; then
         cnn_torch_rows "$CORE"
       fi ;;
-    *) echo "bench: BENCH_ONLY is metrics_overhead or cnn, not '$BENCH_ONLY'" >&2; exit 2 ;;
+    *) echo "bench: BENCH_ONLY is metrics_overhead, cnn or limit, not '$BENCH_ONLY'" >&2; exit 2 ;;
   esac
   "$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$SRC/bench/results-$BENCH_ONLY.json" \
-      --threads "in-process runs: 2 OpenBLAS threads" --seconds $(($(date +%s) - t_begin))
+      --threads "in-process runs: --blas-threads 2 (with the teacher thread: 2 threads x 1 OpenBLAS thread); workers and their trainer: 1 OpenBLAS thread each" --seconds $(($(date +%s) - t_begin))
   exit 0
 fi
 
@@ -241,14 +286,9 @@ for K in 1 3 5; do
 done
 
 # ---- the BLAS limit of the step (distill_vs_limit): its sgemm calls alone, K = 5 --------------
-# In-process members run 2 BLAS threads; workers and the trainer run 1 each, side by side on the
-# two cores, so that limit is two 1-thread processes at once (their rates added).
-log "distill_vs_limit: the step's sgemm calls alone (K=5, batch 128; 2 threads, then 2 x 1 thread)"
-"$EB" limit --members 5 --batch 128 --blas-threads 2 >"$RAW/limit_2t.json"
-"$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_a.json" &
-LIMIT_PID=$!
-"$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_b.json"
-wait "$LIMIT_PID"
+# Each row is divided by the limit of its thread layout (report.py reads it from the runs' metrics:
+# teacher_thread true = 2 x 1 thread, like the workers).
+limit_runs
 
 # ---- metrics: the same K=3 run with every process serving /metrics, scraped each second ---------
 source "$SRC/bench/metrics.sh"
@@ -315,5 +355,5 @@ REJOIN_JSON="$RAW/rejoin.json" REJOIN_RESTARTS=${BENCH_REJOIN_RESTARTS:-20} \
 
 log "writing $OUT"
 "$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$OUT" --torch-note "$TORCH_NOTE" \
-    --threads "workers: $WORKER_BLAS compute thread + $WORKER_BLAS OpenBLAS thread each; trainer: $TRAINER_BLAS OpenBLAS threads; in-process runs: 2 OpenBLAS threads" \
+    --threads "workers: $WORKER_BLAS compute thread + $WORKER_BLAS OpenBLAS thread each; trainer: $TRAINER_BLAS OpenBLAS threads; in-process runs: --blas-threads 2 (with the teacher thread, the default: 2 threads x 1 OpenBLAS thread)" \
     --seconds $(($(date +%s) - t_begin))

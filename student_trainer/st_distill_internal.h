@@ -32,6 +32,7 @@ typedef struct {
     bool quiet;
     const char *metrics_listen; /* HOST:PORT of /metrics /healthz /readyz (st_metrics), or NULL */
     float metrics_linger;       /* keep serving /metrics this long after the run (final scrape) */
+    const char *inprocess_overlap; /* auto, on, off: parsed into pool.overlap */
     /* Derived by st_distill_opts_parse from the above: */
     ed_stack arch;       /* the student's architecture (--arch) */
     ed_loss_config loss; /* combine mode, T, alpha, soft-loss kind, label smoothing */

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "ed_blas.h"
 #include "ed_log.h"
 #include "ed_proc.h"
 
@@ -55,6 +56,8 @@ static cJSON *s_record(const st_epoch_record *r)
     cJSON_AddNumberToObject(o, "samples_per_s", r->samples_per_s);
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
     cJSON_AddNumberToObject(o, "members", r->K);
+    cJSON_AddNumberToObject(o, "blas_threads", ed_blas_threads());
+    cJSON_AddBoolToObject(o, "teacher_thread", r->pool->teacher_thread);
     cJSON *lat = cJSON_AddObjectToObject(o, "teacher_latency_ms");
     if (lat) {
         cJSON_AddNumberToObject(lat, "mean", ps->latency_mean_ms);

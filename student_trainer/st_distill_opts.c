@@ -5,6 +5,8 @@
  */
 #include "st_distill_internal.h"
 
+#include <string.h>
+
 #include "ed_cli.h"
 #include "ed_data.h"
 #include "ed_http.h"
@@ -44,6 +46,19 @@ static int s_validate(st_distill_opts *o, ed_err *err)
                                .alpha = o->alpha,
                                .soft_loss = (ed_soft_loss)soft,
                                .label_smoothing = o->train.label_smoothing};
+    static const char *const overlap[] = {"off", "on", "auto"}; /* st_pool_overlap's order */
+    int ov = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(o->inprocess_overlap, overlap[i]))
+            ov = i;
+    if (ov < 0)
+        return ed_err_set(err, ED_EINVAL, "--inprocess-overlap: \"%s\" is not auto, on or off",
+                          o->inprocess_overlap);
+    o->pool.overlap = (st_pool_overlap)ov;
+    /* A target store trains the student alone for most steps (--cache-targets: every epoch after
+     * the first): there the teacher thread would idle and the student run on 1 OpenBLAS thread. */
+    if (o->pool.overlap == ST_POOL_OVERLAP_AUTO && (o->targets || o->cache_targets))
+        o->pool.overlap = ST_POOL_OVERLAP_OFF;
     return st_pool_flags_check(&o->pool, err);
 }
 
@@ -75,6 +90,7 @@ static void s_defaults(st_distill_opts *o)
         .checkpoint_every = 200,
         .resume = false,
         .resume_if_present = false,
+        .inprocess_overlap = "auto",
     };
 }
 
@@ -140,6 +156,13 @@ bool st_distill_opts_parse(st_distill_opts *o, int argc, char **argv, int *rc)
         {"quiet", ED_CLI_FLAG, &o->quiet, NULL, "no progress output", NULL, false},
         {"metrics-listen", ED_CLI_STR, &o->metrics_listen, "HOST:PORT", ED_HTTP_LISTEN_HELP,
          ED_HTTP_LISTEN_ENV, false},
+        {"inprocess-overlap", ED_CLI_STR, &o->inprocess_overlap, "auto|on|off",
+         "in-process members (model files in --teachers) on a teacher thread that computes the "
+         "next batches while the student trains, 1 OpenBLAS thread each; auto: on when OpenBLAS "
+         "runs 2 threads (--blas-threads 2 or its default on 2 cores) and there is no target "
+         "store (--targets, --cache-targets). Same targets and student as off at 1 OpenBLAS "
+         "thread",
+         NULL, false},
         {"metrics-linger", ED_CLI_FLOAT, &o->metrics_linger, "SECONDS",
          "after a finished run, keep serving /metrics this long so Prometheus scrapes the final "
          "values",

@@ -1,7 +1,8 @@
 /*
  * st_pool: ensemble members behind ZeroMQ endpoints or loaded in-process (see st_pool.h).
  *
- * Everything runs on the caller's thread. The state of the pool is:
+ * Everything runs on the caller's thread, except the forward passes of in-process replicas when
+ * the teacher thread is on (st_pool_local.c, st_overlap.c). The state of the pool is:
  *   - SOURCES: the entries of --teachers: a static endpoint, a DNS name (re-resolved), a model
  * file;
  *   - REPLICAS: one per endpoint address (or model file), each CONNECTING, UP, DOWN, REFUSED or
@@ -32,6 +33,7 @@
 
 #include "ed_clock.h"
 #include "ed_log.h"
+#include "st_overlap.h"
 #include "st_pool_internal.h"
 
 /* ------------------------------------------------------------------------------------------------
@@ -41,19 +43,6 @@
 /* ------------------------------------------------------------------------------------------------
  * Dispatch of one member's share of one batch
  * --------------------------------------------------------------------------------------------- */
-
-static int s_compute_local(st_pool *p, st_replica *r, st_slot *sl, int k, ed_err *err)
-{
-    double t0 = ed_now();
-    int rc = ed_member_forward(r->local, sl->x, p->cfg.dtype, sl->n, sl->logits[k], err);
-    if (rc)
-        return ed_err_wrap(err, "teacher %s", r->where);
-    sl->req[k].st = ST_Q_DONE;
-    stp_record_latency(p, 1000.0 * (ed_now() - t0));
-    stp_observe(p, ST_POOL_EV_REQUEST, k, r->where, 0);
-    stp_observe(p, ST_POOL_EV_REPLY, k, r->where, ed_now() - t0);
-    return 0;
-}
 
 /* Sends member k's request of slot to its least-loaded live replica; leaves it WAITING if there is
  * none. Only in-process forward errors are returned. */
@@ -74,7 +63,7 @@ static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
         }
         st_replica *r = &p->reps[best];
         if (!r->sock)
-            return s_compute_local(p, r, sl, k, err);
+            return stp_local_dispatch(p, best, slot, k, err);
         uint64_t id = (++p->seq << 20) | ((uint64_t)slot << 10) | (uint64_t)k;
         ed_msg m = {.kind = ED_MSG_LOGIT_REQUEST,
                     .u.request = {.request_id = id,
@@ -385,6 +374,8 @@ st_pool *st_pool_open(const char *teachers, const st_pool_config *cfg, ed_err *e
     if (s_wait_ready(p, err))
         goto fail;
     s_order_members(p);
+    if (stp_local_start(p, err))
+        goto fail;
     if (p->quorum > p->n_members) {
         ed_err_set(err, ED_EINVAL, "--quorum %d is more than the %d members found", p->quorum,
                    p->n_members);
@@ -403,6 +394,7 @@ void st_pool_close(st_pool **pp)
     if (!pp || !*pp)
         return;
     st_pool *p = *pp;
+    st_overlap_destroy(&p->overlap); /* first: its jobs use the replicas and the slots */
     stp_resolve_cancel(p);
     for (int i = 0; i < p->n_reps; i++)
         stp_free_replica(p, &p->reps[i]);
@@ -543,13 +535,20 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
     st_slot *sl = &p->slots[slot];
     double t0 = ed_now();
     for (;;) {
-        int part = 0, done = 0, pending = 0, waiting = 0;
+        int part = 0, done = 0, pending = 0, waiting = 0, local = 0;
         for (int k = 0; k < p->n_members; k++) {
             st_qstate q = sl->req[k].st;
             part += q != ST_Q_IDLE;
             done += q == ST_Q_DONE;
             pending += q == ST_Q_PENDING;
             waiting += q == ST_Q_WAITING;
+            local += q == ST_Q_LOCAL;
+        }
+        if (local > 0) { /* remote replies wait in their sockets meanwhile */
+            int rc = stp_local_collect(p, slot, err);
+            if (rc)
+                return rc;
+            continue;
         }
         if (pending == 0) {
             int needed = p->quorum > 0 && p->quorum < part ? p->quorum : part;
@@ -627,6 +626,7 @@ void st_pool_stats_take(st_pool *p, st_pool_stats *out)
     out->down_events = p->down_events;
     out->up_events = p->up_events;
     out->failovers = p->failovers;
+    out->teacher_thread = p->overlap != NULL;
     for (int i = 0; i < p->n_reps; i++) {
         st_rstate s = p->reps[i].state;
         out->replicas_up += s == ST_R_UP;

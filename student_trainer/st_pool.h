@@ -50,6 +50,15 @@ typedef enum {
 typedef void (*st_pool_observe_fn)(void *arg, st_pool_event ev, int member, const char *replica,
                                    double value);
 
+/* Where in-process replicas (model files) compute (st_pool_config.overlap). */
+typedef enum {
+    ST_POOL_OVERLAP_OFF = 0, /* on the caller's thread, inside st_pool_submit */
+    ST_POOL_OVERLAP_ON,      /* queued for a teacher thread (st_overlap), which computes the next
+                              * batches while the caller trains on this one; the caller computes
+                              * queued ones too while it waits in st_pool_wait. OpenBLAS: 1 thread */
+    ST_POOL_OVERLAP_AUTO,    /* ON when the process runs exactly 2 OpenBLAS threads, else OFF */
+} st_pool_overlap;
+
 typedef struct {
     int input_dim;             /* values per sample the data has */
     int classes;               /* classes every member must output */
@@ -75,6 +84,11 @@ typedef struct {
                                  * open with whoever answered instead of failing */
     st_pool_observe_fn observe; /* optional observer (NULL: none) and its argument */
     void *observe_arg;
+    /* In-process replicas: ON (or AUTO with 2 OpenBLAS threads) starts the teacher thread when
+     * --teachers has a model file, and sets OpenBLAS to 1 thread for the whole process (the
+     * caller's thread and the teacher thread each run single-threaded calls, side by side). Targets
+     * are the same as OFF's at 1 OpenBLAS thread, bit for bit. */
+    st_pool_overlap overlap;
 } st_pool_config;
 
 /* One line of a --curve-server-keys mapping: a --teachers entry and its server's public key. */
@@ -153,6 +167,7 @@ typedef struct {
     double wait_ms; /* time the caller spent blocked in st_pool_wait */
     uint64_t bytes_sent;
     uint64_t bytes_received;
+    bool teacher_thread; /* now: in-process replicas run on the teacher thread (overlap) */
 } st_pool_stats;
 
 /* Statistics since the last call, then resets them. */

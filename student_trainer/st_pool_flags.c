@@ -132,5 +132,6 @@ void st_pool_flags_apply(const st_pool_flags *f, st_pool_config *pc)
     pc->max_wait_s = f->max_wait;
     pc->resolve_interval_s = f->resolve_interval;
     pc->health_interval_s = f->health_interval;
+    pc->overlap = f->overlap;
     st_curve_apply(&f->curve, pc);
 }

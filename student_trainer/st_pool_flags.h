@@ -21,6 +21,9 @@ typedef struct {
     float timeout, connect_timeout, max_wait, resolve_interval, health_interval; /* seconds */
     const char *curve_secret, *curve_server_keys;
     st_curve curve; /* loaded by st_pool_flags_check; the pool keeps pointers into it */
+    /* Where in-process replicas compute: distill's --inprocess-overlap sets it
+     * (st_distill_opts.c); OFF for the other commands. */
+    st_pool_overlap overlap;
 } st_pool_flags;
 
 /* Which options a command shows. */
@@ -46,8 +49,8 @@ int st_pool_flags_options(st_pool_flags *f, st_pool_flags_set set, bool teachers
  * the CURVE keys into f->curve. Errors name the option or key file. */
 int st_pool_flags_check(st_pool_flags *f, ed_err *err);
 
-/* Fills pc's pool fields (depth, deadlines, quorum, intervals, CURVE) from f; the data fields
- * (input_dim, classes, max_batch, dtype) stay the caller's. f must outlive the pool. */
+/* Fills pc's pool fields (depth, deadlines, quorum, intervals, CURVE, overlap) from f; the data
+ * fields (input_dim, classes, max_batch, dtype) stay the caller's. f must outlive the pool. */
 void st_pool_flags_apply(const st_pool_flags *f, st_pool_config *pc);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * st_pool_internal: the state of a teacher pool (sources, replicas, members, slots) and the
- * functions st_pool.c (the batch pipeline) and st_replica.c (the life of a replica) share. Not a
- * public API: only those two files include it. Cross-file functions carry the stp_ prefix. Calls go
- * one way: st_pool.c calls st_replica.c; the replica side only marks requests WAITING and the pool
- * re-dispatches them.
+ * functions st_pool.c (the batch pipeline), st_replica.c (the life of a replica) and
+ * st_pool_local.c (in-process replicas) share. Not a public API: only those files include it.
+ * Cross-file functions carry the stp_ prefix. Calls go one way: st_pool.c calls st_replica.c and
+ * st_pool_local.c; the replica side only marks requests WAITING and the pool re-dispatches them.
  */
 #ifndef ST_POOL_INTERNAL_H
 #define ST_POOL_INTERNAL_H
@@ -55,6 +55,8 @@ typedef struct {
     void *sock;                  /* DEALER; NULL for an in-process replica */
     void *mon;                   /* PAIR receiving the DEALER's monitor events */
     ed_member *local;            /* in-process only: the model file run here */
+    ed_member *local_share;      /* with the teacher thread: local's weights for the caller's
+                                  * thread (st_overlap), NULL otherwise */
     int member;                  /* -1 until its member info arrived */
     int inflight;
     char fingerprint[32];
@@ -79,7 +81,8 @@ typedef struct {
     char desc[1024];
 } st_member;
 
-typedef enum { ST_Q_IDLE = 0, ST_Q_PENDING, ST_Q_WAITING, ST_Q_DONE } st_qstate;
+/* LOCAL: queued on the teacher thread (st_overlap), collected by st_pool_wait. */
+typedef enum { ST_Q_IDLE = 0, ST_Q_PENDING, ST_Q_WAITING, ST_Q_DONE, ST_Q_LOCAL } st_qstate;
 
 typedef struct {
     st_qstate st;
@@ -130,6 +133,7 @@ struct st_pool {
     uint64_t bytes_sent, bytes_received;
     long down_events, up_events, failovers;
     const volatile sig_atomic_t *stop_flag;
+    struct st_overlap *overlap; /* the teacher thread of in-process replicas, or NULL */
 };
 
 /* ---- st_replica.c ---- */
@@ -170,6 +174,17 @@ int stp_resolve(st_pool *p, ed_err *err);
 void stp_resolve_start(st_pool *p);
 int stp_resolve_poll(st_pool *p, ed_err *err);
 void stp_resolve_cancel(st_pool *p);
+
+/* ---- st_pool_local.c: in-process replicas ---- */
+
+/* Member k's forward pass of slot on in-process replica ri: computed now (DONE), or with the
+ * teacher thread queued on it (LOCAL). Errors: the forward pass's (now) or ED_ENOMEM. */
+int stp_local_dispatch(st_pool *p, int ri, int slot, int k, ed_err *err);
+/* Blocks until slot's LOCAL passes are done and marks them DONE; the first failed pass's error. */
+int stp_local_collect(st_pool *p, int slot, ed_err *err);
+/* At open: starts the teacher thread if cfg.overlap asks for it and --teachers has a model file
+ * (then OpenBLAS runs 1 thread). */
+int stp_local_start(st_pool *p, ed_err *err);
 
 /* Tells the configured observer (if any) about a pool event. */
 static inline void stp_observe(const st_pool *p, st_pool_event ev, int member, const char *where,

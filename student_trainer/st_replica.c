@@ -256,6 +256,7 @@ void stp_free_replica(st_pool *p, st_replica *r)
     if (r->mon)
         zmq_close(r->mon);
     ed_member_destroy(&r->local);
+    ed_member_destroy(&r->local_share);
     r->sock = r->mon = NULL;
     p->items_dirty = true;
 }

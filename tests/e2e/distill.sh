@@ -2,6 +2,9 @@
 # Acceptance (distillation issue), with real teacher_worker processes on real sockets:
 #  - distilling over ZeroMQ (tcp and ipc) and in-process with the same seed gives byte-identical
 #    soft targets for the same inputs and the same student weights (same BLAS settings: 1 thread);
+#  - in-process members on the teacher thread (--inprocess-overlap on, 1 OpenBLAS thread each; and
+#    auto at --blas-threads 2) give byte-identical soft targets and the same student as without it
+#    (off, 1 OpenBLAS thread): the comparison is exact, no tolerance;
 #  - two replicas of one member plus another member: the average weights members, not replicas;
 #  - an unlabeled file much larger than the shuffle buffer streams through with bounded memory.
 source "$(dirname "$0")/lib.sh"
@@ -29,7 +32,7 @@ distill() { # name teachers [extra args]
   sed -n 's/.*\(fnv1a64:[0-9a-f]*\).*/\1/p' "$WORK/$name.out"
 }
 
-FP_LOCAL=$(distill local "$WORK/m1.safetensors,$WORK/m2.safetensors")
+FP_LOCAL=$(distill local "$WORK/m1.safetensors,$WORK/m2.safetensors" --inprocess-overlap off)
 FP_TCP=$(distill tcp "$EP_A,$EP_B")
 FP_IPC=$(distill ipc "$EP_A2,$EP_B_IPC")
 [[ -s "$WORK/local.q" ]] || fail "no soft targets dumped"
@@ -40,6 +43,18 @@ pass "soft targets identical: in-process, tcp, ipc ($(stat -c %s "$WORK/local.q"
   fail "student weights differ: local $FP_LOCAL tcp $FP_TCP ipc $FP_IPC"
 pass "student weights identical after 30 steps: $FP_LOCAL"
 
+# The teacher thread: forced on at 1 OpenBLAS thread, and auto at 2 (then 1 thread each).
+FP_OVL=$(distill overlap "$WORK/m1.safetensors,$WORK/m2.safetensors" --inprocess-overlap on)
+FP_AUTO=$(distill overlap_auto "$WORK/m1.safetensors,$WORK/m2.safetensors" --blas-threads 2)
+for n in overlap overlap_auto; do
+  grep -q "in-process members compute on a teacher thread" "$WORK/$n.err" ||
+    { cat "$WORK/$n.err" >&2; fail "$n: no teacher thread"; }
+  cmp "$WORK/local.q" "$WORK/$n.q" || fail "$n: soft targets differ from the run without the teacher thread"
+done
+[[ "$FP_OVL" == "$FP_LOCAL" && "$FP_AUTO" == "$FP_LOCAL" ]] ||
+  fail "student differs with the teacher thread: on $FP_OVL, auto $FP_AUTO, off $FP_LOCAL"
+pass "in-process members on the teacher thread (on; auto at 2 OpenBLAS threads): targets and student identical"
+
 # Replicas: A over tcp and A' over ipc are one member; B is the other. Same targets as {A, B}.
 FP_REP=$(distill replicas "$EP_A,$EP_A2,$EP_B")
 grep -q "member 0: m1 (fnv1a64:[0-9a-f]*) at $EP_A, $EP_A2" "$WORK/replicas.err" ||
@@ -49,7 +64,8 @@ cmp "$WORK/local.q" "$WORK/replicas.q" || fail "replicas changed the average"
 [[ "$FP_REP" == "$FP_LOCAL" ]] || fail "student differs with replicas: $FP_REP vs $FP_LOCAL"
 pass "2 replicas of m1 + m2: averaged as 2 members, targets and student unchanged"
 # In-process replicas (the same file twice) are grouped the same way.
-FP_REP_LOCAL=$(distill replicas_local "$WORK/m1.safetensors,$WORK/m1.safetensors,$WORK/m2.safetensors")
+FP_REP_LOCAL=$(distill replicas_local "$WORK/m1.safetensors,$WORK/m1.safetensors,$WORK/m2.safetensors" \
+    --inprocess-overlap on)
 cmp "$WORK/local.q" "$WORK/replicas_local.q" || fail "in-process replicas changed the average"
 pass "in-process replicas grouped too"
 

@@ -4,8 +4,9 @@
 #     are counted in the metrics, and the student's test accuracy is within 1 point of a clean run;
 #  2. the killed teacher restarted on the same endpoint is used again within a few seconds
 #     (a later epoch has no degraded batch; the log says when it came back);
-#  3. two replicas of a member, one killed: no degraded batch and the soft targets are byte-for-byte
-#     those of a clean run;
+#  3. two replicas of a member, one killed, next to an in-process member on the teacher thread
+#     (--inprocess-overlap on): no degraded batch and the soft targets are byte-for-byte those of a
+#     clean run (both members in-process, no teacher thread);
 #  4. a teacher that comes back with other weights is refused, loudly, and the run goes on;
 #  5. all teachers killed: the trainer stops within --max-wait (+ slack) with a clear message.
 source "$(dirname "$0")/lib.sh"
@@ -72,13 +73,16 @@ last_degraded=$(metric "$WORK/fault.jsonl" degraded_batches | tail -n1)
 [[ "$last_degraded" == 0 ]] || fail "the last epoch still has $last_degraded degraded batches"
 pass "m3 restarted on $EP3: used again $delay s after the restart; last epoch not degraded ($(awk -v a="$restarted_at" -v b="$killed_at" 'BEGIN{printf "%.1f", a-b}') s down)"
 
-# --- 3: two replicas of m1, one killed: no degraded batches, identical targets --------------------
+# --- 3: two replicas of m1, one killed, m2 in-process on the teacher thread: no degraded batches,
+# identical targets ----------------------------------------------------------------------------------
 start_worker "$WORK/m1.safetensors" "$WORK/r1.ready" --blas-threads 1; R1=$WORKER_EP; RPID1=$WORKER_PID
 start_worker "$WORK/m1.safetensors" "$WORK/r2.ready" --blas-threads 1; R2=$WORKER_EP
 "$ST" distill --teachers "$WORK/m1.safetensors,$WORK/m2.safetensors" "${DISTILL[@]}" --epochs 3 \
-    --dump-targets "$WORK/ref.q" --out "$WORK/ref.safetensors" --quiet >/dev/null 2>&1 || fail "reference run"
-"$ST" distill --teachers "$R1,$R2,$EP2" "${DISTILL[@]}" --epochs 3 --dump-targets "$WORK/rep.q" \
-    --out "$WORK/rep.safetensors" --metrics "$WORK/rep.jsonl" >/dev/null 2>"$WORK/rep.err" &
+    --inprocess-overlap off --dump-targets "$WORK/ref.q" --out "$WORK/ref.safetensors" --quiet \
+    >/dev/null 2>&1 || fail "reference run"
+"$ST" distill --teachers "$R1,$R2,$WORK/m2.safetensors" "${DISTILL[@]}" --epochs 3 --inprocess-overlap on \
+    --dump-targets "$WORK/rep.q" --out "$WORK/rep.safetensors" --metrics "$WORK/rep.jsonl" \
+    >/dev/null 2>"$WORK/rep.err" &
 TRAINER=$!
 E2E_PIDS+=("$TRAINER")
 wait_lines "$WORK/rep.jsonl" 1 60
@@ -87,7 +91,8 @@ wait "$TRAINER" || { cat "$WORK/rep.err" >&2; fail "run with a killed replica"; 
 grep -q "teacher $R1 (m1) is down" "$WORK/rep.err" || fail "the log does not say replica $R1 went down"
 [[ $(metric "$WORK/rep.jsonl" degraded_batches | awk '{ s += $1 } END { print s + 0 }') == 0 ]] || fail "degraded batches with a live replica"
 cmp "$WORK/ref.q" "$WORK/rep.q" || fail "soft targets changed when a replica died"
-pass "replica of m1 killed: 0 degraded batches, soft targets identical to the clean run"
+grep -q "teacher thread" "$WORK/rep.err" || fail "m2 did not run on the teacher thread"
+pass "replica of m1 killed (m2 in-process, teacher thread): 0 degraded batches, soft targets identical to the clean run"
 
 # --- 4: a teacher restarted with other weights on a replica's endpoint is refused --------------------
 start_worker "$WORK/m1.safetensors" "$WORK/r1b.ready" --blas-threads 1 --bind "$R1"; RPID1=$WORKER_PID

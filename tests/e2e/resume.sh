@@ -4,7 +4,8 @@
 #      --resume until it completes ends with the same student (fingerprint on the last stdout line
 #      and in the model file), the same soft targets batch for batch, and the same metrics
 #      (every deterministic field of every epoch) as an uninterrupted run: with in-process teachers
-#      (model files) and with 2 remote teacher_worker processes;
+#      (model files; the interrupted runs compute them on the teacher thread, --inprocess-overlap on,
+#      the reference without it) and with 2 remote teacher_worker processes;
 #  (b) SIGTERM: the trainer writes a checkpoint, exits promptly with status 143, and a resume ends
 #      with the same student;
 #  (c) --resume with a changed setting is refused naming the field; an existing checkpoint is not
@@ -29,9 +30,11 @@ COMMON=(--labeled-end 500 --unlabeled "$TRAIN_X" --unlabeled-start 500 --unlabel
         --checkpoint-every 10 --quiet)
 
 # args NAME TEACHERS: the full argument list of run NAME (all its files under $WORK/NAME.*).
+# EXTRA: more arguments for the runs that follow.
+EXTRA=()
 args() {
   ARGS=(distill --teachers "$2" "${COMMON[@]}" --out "$WORK/$1.safetensors"
-        --metrics "$WORK/$1.jsonl" --dump-targets "$WORK/$1.q" --checkpoint "$WORK/$1.ck")
+        --metrics "$WORK/$1.jsonl" --dump-targets "$WORK/$1.q" --checkpoint "$WORK/$1.ck" "${EXTRA[@]}")
 }
 fp_line() { sed -n 's/.*\(fnv1a64:[0-9a-f]*\)$/\1/p' "$WORK/$1.out" | tail -n1; }
 fp_file() { # the fingerprint recorded in the model file's metadata
@@ -123,9 +126,12 @@ reference ref_local "$LOCAL"
 reference ref_remote "$REMOTE"
 [[ "$(fp_line ref_local)" == "$(fp_line ref_remote)" ]] || fail "in-process and remote references differ"
 echo "uninterrupted: $(fp_line ref_local) ($(tail -n1 "$WORK/ref_local.jsonl" | cut -c1-80)...)"
+EXTRA=(--inprocess-overlap on)
 interrupted kill_local "$LOCAL" KILL 3
+EXTRA=()
+grep -q "teacher thread" "$WORK/kill_local.err" || fail "kill_local: the teacher thread did not run"
 same ref_local kill_local
-pass "in-process teachers: SIGKILLed $RESUMES times, resumed: student $(fp_line kill_local), targets and metrics equal"
+pass "in-process teachers on the teacher thread: SIGKILLed $RESUMES times, resumed: student $(fp_line kill_local), targets and metrics equal to the run without it"
 interrupted kill_remote "$REMOTE" KILL 3
 same ref_remote kill_remote
 pass "2 teacher_worker processes: SIGKILLed $RESUMES times, resumed: student $(fp_line kill_remote), targets and metrics equal"
