@@ -735,7 +735,8 @@ class Report:
             L()
         else:
             tc = d["teachers"].get("cnn", NO_TEACHERS)
-            L("CNN members `%s` (%d, %d epochs, no dropout): each %s, ensemble %s (mean of "
+            L("CNN members `%s` (%d, %d epochs; dropout only as the arch's layer): each %s, "
+              "ensemble %s (mean of "
               "probabilities). The MLP ensemble of section 1: %s." % (
                   s["cnn_arch"], s["cnn_members"], s["cnn_epochs"],
                   ", ".join(pct(a) for a in tc["members"]), pct(tc["prob"]), pct(ens_p)))
@@ -777,6 +778,16 @@ class Report:
         for g, m, ok in goals:
             L("| %s | %s | %s |" % (g, m, self.verdict(ok)))
         L()
+        if ens_p == ens_p and hard == hard and ens_p < hard:
+            L("The teachers are the limit here: the ensemble (%s test, %s training accuracy) is "
+              "below the 2x800 student trained on hard labels (%s test, %s training; section 1), "
+              "so soft targets carry less than the labels about the training set, and the gains "
+              "of sections 3 and 8 are bounded by a teacher %s below the hard student." % (
+                  pct(ens_p), pct(te["train"]["prob"]), pct(hard),
+                  pct(mean([r.get("train_accuracy", NAN) for r in
+                            self.rows.get(("1 hinton", "%s hard" % big), [])])),
+                  "%.2f points" % (100 * (hard - ens_p))))
+            L()
         self.d["goals"] = [dict(goal=g, measured=m, met=ok) for g, m, ok in goals]
         L("## Commands")
         L()
