@@ -125,8 +125,6 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
                             const ed_train_plan *plan, st_position *pos, st_epoch_sums *sums,
                             ed_err *err)
 {
-    const int epochs = plan->epochs;
-    const long steps_per_epoch = plan->steps_per_epoch, total_steps = plan->total_steps;
     int64_t iv[10];
     const char *ikeys[] = {"epoch",        "step",         "epoch_step",   "metrics_bytes",
                            "dump_bytes",   "members",      "sums.samples", "sums.labeled",
@@ -169,14 +167,5 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
     sums->labeled = (long)iv[7];
     sums->correct = (long)iv[8];
     sums->degraded = (long)iv[9];
-    long epoch_steps = ed_train_plan_epoch_steps(plan, (long)iv[0]);
-    bool done = iv[0] == epochs + 1 && iv[1] == total_steps && iv[2] == 0;
-    if (!done && (iv[0] < 1 || iv[0] > epochs || iv[2] < 0 || iv[2] > epoch_steps ||
-                  iv[1] != (iv[0] - 1) * steps_per_epoch + iv[2] || (int64_t)t->opt->t != iv[1]))
-        return ed_err_set(err, ED_EFORMAT,
-                          "%s: inconsistent position (epoch %lld, step %lld, %lld "
-                          "steps into the epoch, optimizer at %ld) for %d epochs of %ld steps",
-                          path, (long long)iv[0], (long long)iv[1], (long long)iv[2], t->opt->t,
-                          epochs, steps_per_epoch);
-    return 0;
+    return ed_train_plan_check_position(plan, iv[0], iv[1], iv[2], t->opt->t, path, err);
 }

@@ -65,20 +65,11 @@ int tw_train_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer *
         rc = ed_checkpoint_get_rng(c, "loader.epoch_start", &pos->epoch_start, err);
     if (rc)
         return ed_err_wrap(err, "%s", path);
-    const long epoch_steps = ed_train_plan_epoch_steps(plan, v[0]);
-    const bool done = v[0] == plan->epochs + 1 && v[1] == plan->total_steps && v[2] == 0;
-    if (!done && (v[0] < 1 || v[0] > plan->epochs || v[2] < 0 || v[2] > epoch_steps ||
-                  v[1] != (v[0] - 1) * plan->steps_per_epoch + v[2]))
-        return ed_err_set(err, ED_EFORMAT,
-                          "%s: inconsistent position (epoch %lld, step %lld, %lld steps into the "
-                          "epoch) for %d epochs of %ld steps",
-                          path, (long long)v[0], (long long)v[1], (long long)v[2], plan->epochs,
-                          plan->steps_per_epoch);
-    if ((int64_t)t->opt->t != v[1] || v[3] < 0 || v[4] < 0 || v[4] > v[3])
-        return ed_err_set(err, ED_EFORMAT,
-                          "%s: inconsistent counts (step %lld, optimizer at %ld, %lld samples, "
-                          "%lld correct)",
-                          path, (long long)v[1], t->opt->t, (long long)v[3], (long long)v[4]);
+    if (ed_train_plan_check_position(plan, v[0], v[1], v[2], t->opt->t, path, err))
+        return err->code;
+    if (v[3] < 0 || v[4] < 0 || v[4] > v[3])
+        return ed_err_set(err, ED_EFORMAT, "%s: inconsistent counts (%lld samples, %lld correct)",
+                          path, (long long)v[3], (long long)v[4]);
     pos->epoch = (int)v[0];
     pos->step = (long)v[1];
     pos->epoch_step = (long)v[2];

@@ -131,6 +131,23 @@ long ed_train_plan_epoch_steps(const ed_train_plan *plan, long epoch)
     return left < plan->steps_per_epoch ? left : plan->steps_per_epoch;
 }
 
+int ed_train_plan_check_position(const ed_train_plan *plan, int64_t epoch, int64_t step,
+                                 int64_t epoch_step, long opt_t, const char *path, ed_err *err)
+{
+    const long epoch_steps = ed_train_plan_epoch_steps(plan, (long)epoch);
+    const bool done = epoch == plan->epochs + 1 && step == plan->total_steps && epoch_step == 0;
+    if ((done ||
+         (epoch >= 1 && epoch <= plan->epochs && epoch_step >= 0 && epoch_step <= epoch_steps &&
+          step == (epoch - 1) * plan->steps_per_epoch + epoch_step)) &&
+        (int64_t)opt_t == step)
+        return 0;
+    return ed_err_set(err, ED_EFORMAT,
+                      "%s: inconsistent position (epoch %lld, step %lld, %lld steps into the "
+                      "epoch, optimizer at %ld) for %d epochs of %ld steps",
+                      path, (long long)epoch, (long long)step, (long long)epoch_step, opt_t,
+                      plan->epochs, plan->steps_per_epoch);
+}
+
 void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_train_plan *plan)
 {
     plan->steps_per_epoch = (samples_per_epoch + f->batch_size - 1) / f->batch_size;

@@ -84,4 +84,10 @@ void ed_train_flags_plan(const ed_train_flags *f, long samples_per_epoch, ed_tra
  * --steps, 0 for an epoch outside 1..epochs. The one definition of an epoch's length. */
 long ed_train_plan_epoch_steps(const ed_train_plan *plan, long epoch);
 
+/* Checks a checkpoint's position against plan: (epoch, step, epoch_step) inside the plan and
+ * consistent with each other, or the finished position (epochs + 1, total_steps, 0), and the
+ * optimizer's step count opt_t equal to step. 0, or ED_EFORMAT naming `path` and the numbers. */
+int ed_train_plan_check_position(const ed_train_plan *plan, int64_t epoch, int64_t step,
+                                 int64_t epoch_step, long opt_t, const char *path, ed_err *err);
+
 #endif

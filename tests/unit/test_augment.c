@@ -374,13 +374,35 @@ static void test_trainer_resume(void **state)
     ed_trainer_destroy(&plain);
 }
 
+/* ed_train_plan_check_position (the checkpoint position check of train and distill): the start,
+ * a mid-epoch and the finished position pass; every inconsistency is refused with the path. */
+static void test_plan_position(void **state)
+{
+    (void)state;
+    ed_train_plan plan = {.steps_per_epoch = 10, .total_steps = 25, .epochs = 3};
+    ed_err err = {0};
+    assert_int_equal(ed_train_plan_check_position(&plan, 1, 0, 0, 0, "c", &err), 0);
+    assert_int_equal(ed_train_plan_check_position(&plan, 2, 13, 3, 13, "c", &err), 0);
+    assert_int_equal(ed_train_plan_check_position(&plan, 3, 25, 5, 25, "c", &err), 0);
+    assert_int_equal(ed_train_plan_check_position(&plan, 4, 25, 0, 25, "c", &err), 0);
+    const int64_t bad[][4] = {{2, 14, 3, 14}, {2, 13, 3, 12},  {3, 26, 6, 26}, {0, 0, 0, 0},
+                              {4, 24, 0, 24}, {1, -1, -1, -1}, {5, 25, 0, 25}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(ed_train_plan_check_position(&plan, bad[i][0], bad[i][1], bad[i][2],
+                                                      (long)bad[i][3], "ck.json", &err),
+                         ED_EFORMAT);
+        assert_non_null(strstr(err.msg, "ck.json: inconsistent position"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),        cmocka_unit_test(test_check),
-        cmocka_unit_test(test_apply_hand),   cmocka_unit_test(test_apply_numpy),
-        cmocka_unit_test(test_distribution), cmocka_unit_test(test_batch_determinism),
-        cmocka_unit_test(test_train_flags),  cmocka_unit_test(test_trainer_resume),
+        cmocka_unit_test(test_parse),         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_apply_hand),    cmocka_unit_test(test_apply_numpy),
+        cmocka_unit_test(test_distribution),  cmocka_unit_test(test_batch_determinism),
+        cmocka_unit_test(test_train_flags),   cmocka_unit_test(test_trainer_resume),
+        cmocka_unit_test(test_plan_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
