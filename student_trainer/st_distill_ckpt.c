@@ -130,8 +130,8 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
                            "dump_bytes",   "members",      "sums.samples", "sums.labeled",
                            "sums.correct", "sums.degraded"};
     int rc = ed_checkpoint_get_trainer(c, t, err);
-    for (int i = 0; !rc && i < 10; i++)
-        rc = ed_checkpoint_get_int(c, ikeys[i], &iv[i], err);
+    if (!rc)
+        rc = ed_checkpoint_get_ints(c, ikeys, 10, iv, err);
     if (!rc)
         rc = ed_checkpoint_get_real(c, "sums.loss", &sums->loss, err);
     if (!rc)

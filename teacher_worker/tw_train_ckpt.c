@@ -55,8 +55,8 @@ int tw_train_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer *
     const char *keys[] = {"epoch", "step", "epoch_step", "seen", "correct", "metrics_bytes"};
     int64_t v[6];
     int rc = ed_checkpoint_get_trainer(c, t, err);
-    for (int i = 0; !rc && i < 6; i++)
-        rc = ed_checkpoint_get_int(c, keys[i], &v[i], err);
+    if (!rc)
+        rc = ed_checkpoint_get_ints(c, keys, 6, v, err);
     if (!rc)
         rc = ed_checkpoint_get_real(c, "loss_sum", &pos->loss_sum, err);
     if (!rc)

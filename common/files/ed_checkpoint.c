@@ -396,6 +396,15 @@ int ed_checkpoint_get_int(const ed_checkpoint *c, const char *key, int64_t *out,
     return 0;
 }
 
+int ed_checkpoint_get_ints(const ed_checkpoint *c, const char *const *keys, int n, int64_t *out,
+                           ed_err *err)
+{
+    int rc = 0;
+    for (int i = 0; !rc && i < n; i++)
+        rc = ed_checkpoint_get_int(c, keys[i], &out[i], err);
+    return rc;
+}
+
 int ed_checkpoint_get_real(const ed_checkpoint *c, const char *key, double *out, ed_err *err)
 {
     const char *text = NULL;

@@ -88,6 +88,9 @@ int ed_checkpoint_get_tensor(const ed_checkpoint *c, const char *name, float *ou
                              ed_err *err);
 /* Named values put by the writer. ED_ENOTFOUND if absent, ED_EFORMAT if malformed. */
 int ed_checkpoint_get_int(const ed_checkpoint *c, const char *key, int64_t *out, ed_err *err);
+/* ed_checkpoint_get_int for keys[0..n) into out[0..n), stopping at the first error. */
+int ed_checkpoint_get_ints(const ed_checkpoint *c, const char *const *keys, int n, int64_t *out,
+                           ed_err *err);
 int ed_checkpoint_get_real(const ed_checkpoint *c, const char *key, double *out, ed_err *err);
 int ed_checkpoint_get_rng(const ed_checkpoint *c, const char *key, ed_rng *out, ed_err *err);
 /* 1 if the checkpoint holds a tensor / int named so, else 0. */
