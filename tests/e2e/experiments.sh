@@ -60,8 +60,9 @@ for r in runs:
 assert all(s == {1, 2} for s in rows.values()), [k for k, s in rows.items() if s != {1, 2}]
 assert any(r["config"]["view"] == "avgpool:4" for r in runs) and any(r["config"]["view"] == "avgpool:2" for r in runs)
 assert len([k for k in rows if k[0] == "2 temperature"]) == 15
-assert len([k for k in rows if k[0] == "3 few labels"]) == 14  # 4 fractions x 3, 3% over 2 more T
-assert "cnn" in d["teachers"]
+assert len([k for k in rows if k[0] == "3 few labels"]) == 15  # 4 fractions x 3, 3% over 2 more T, CNN teachers
+assert "cnn" in d["teachers"] and "few_mlp" in d["teachers"] and "few_cnn" in d["teachers"]
+assert "3% soft, labeled only, CNN teachers" in report and "mean p(true class)" in report
 for k in ("k1", "k2", "k3", "k5", "train"):
     t = d["teachers"][k]
     assert 0 < t["prob"] <= 1 and 0 < t["logit"] <= 1, t
