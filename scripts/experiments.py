@@ -576,7 +576,6 @@ class Report:
             L("| %s (%s) | %s | %s |" % (row, s["big"], pct(self.acc(exp, row)),
                                         pct(mean(tr))))
         L()
-        rows = ["%s hard" % big, "%s T=20" % big, "%s T=%g" % (big, bestT)]
         L("Students (\"gap closed\" = (distilled - hard) / (ensemble prob - hard)); the best T of "
           "the sweep in section 2 is T=%g for %s:" % (bestT, big))
         L()
