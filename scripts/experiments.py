@@ -16,6 +16,7 @@ separate cache, results file and report; the ctest e2e_experiments checks that p
 
 Experiment 9 (a CNN ensemble distilled into the MLP student) runs by default, since CNN members
 exist; EXPERIMENTS_CNN=0 or --no-cnn leaves it out. Students' model files and checkpoints live in /dev/shm (EXPERIMENTS_WORK overrides).
+EXPERIMENTS_THREADS (default 2) sets every program's OpenBLAS threads.
 
 usage: experiments.py [--build DIR] [--quick] [--no-cnn] [--results FILE] [--report FILE]
                       [--img DIR] [--cache DIR] [--no-run]
@@ -116,7 +117,11 @@ class Runner:
         self.ran = 0         # runs actually executed (not from the cache)
         self.no_run = args.no_run  # report from the cache only: run nothing
         self.cnn = args.cnn
-        self.env = dict(os.environ, OPENBLAS_NUM_THREADS="2")
+        # OpenBLAS threads per program (EXPERIMENTS_THREADS, default 2 = the machine's cores); 1
+        # suits a machine shared with other work (idle BLAS threads spin on a busy CPU). Not part
+        # of a run's cache key: the accuracies do not depend on it beyond float rounding.
+        self.threads = os.environ.get("EXPERIMENTS_THREADS", "2")
+        self.env = dict(os.environ, OPENBLAS_NUM_THREADS=self.threads)
 
     def log(self, msg):
         el = time.time() - self.t0
@@ -151,7 +156,7 @@ class Runner:
             t = time.time()
             self.call([self.tw, "train", "--arch", arch, "--epochs", str(epochs), "--train-end",
                        str(s["n_train"]), "--seed", str(i), "--member", name, *reg,
-                       "--batch-size", str(s["batch"]), "--blas-threads", "2", "--quiet",
+                       "--batch-size", str(s["batch"]), "--blas-threads", self.threads, "--quiet",
                        "--out", path + ".tmp"], "train a member" + (" (CNN)" if reg == () else ""))
             os.replace(path + ".tmp", path)
             self.log("member %s trained in %.0fs" % (name, time.time() - t))
@@ -184,7 +189,8 @@ class Runner:
         t = time.time()
         resume = ["--resume"] if os.path.isdir(d) else []
         self.call([self.st, "label", "--teachers", ",".join(ms), *data, "--dtype", "float32",
-                   "--blas-threads", "2", "--quiet", "--store", d, *resume], "label a store")
+                   "--blas-threads", self.threads, "--quiet", "--store", d, *resume],
+                  "label a store")
         open(os.path.join(d, "done"), "w").close()
         self.log("store %s of %d member(s) labeled in %.0fs" % ("/".join(map(str, split)), k,
                                                                 time.time() - t))
@@ -228,7 +234,7 @@ class Runner:
                 "--labeled-labels", TRAIN_Y, "--labeled-end", str(nl), "--arch", arch,
                 "--steps", str(steps), "--batch-size", str(s["batch"]), "--seed", str(seed),
                 "--temperature", str(T), "--alpha", str(alpha), "--combine", combine,
-                "--soft-loss", soft_loss, "--blas-threads", "2", "--quiet", *extra,
+                "--soft-loss", soft_loss, "--blas-threads", self.threads, "--quiet", *extra,
                 "--out", w + ".safetensors"]
         if nl + (N - nl if unlabeled else 0) >= 20000:  # long epochs: resumable mid-run
             argv += ["--checkpoint", w + ".ck", "--checkpoint-every", "500",

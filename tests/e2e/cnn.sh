@@ -4,7 +4,8 @@
 # over ZeroMQ (MemberInfo input shape, a wrong per-sample size refused, logits equal to numpy's),
 # distilled into a CNN student in-process and over tcp with byte-identical soft targets and student
 # weights (served logits == in-process forward), evaluated by `student_trainer eval`, and distilled
-# together with an MLP member (a mixed ensemble) into an MLP student.
+# together with an MLP member (a mixed ensemble) into an MLP student. scripts/cnn_results.sh (the
+# README's CNN results pipeline) runs at a tiny scale and writes its summary.
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
 command -v protoc >/dev/null || fail "protoc not found (scripts/deps.sh installs protobuf-compiler)"
@@ -69,4 +70,15 @@ pass "CNN teacher in-process and over tcp: identical soft targets and CNN studen
   { cat "$WORK/mixed.err" >&2; fail "distilling a CNN + MLP ensemble"; }
 grep -q "member 1: mlp" "$WORK/mixed.err" || { cat "$WORK/mixed.err" >&2; fail "the MLP member is not listed"; }
 pass "CNN + MLP ensemble distilled into an MLP student"
+# The README's CNN results pipeline at a tiny scale: 2 members (one ":wide"), label, 2 distilled
+# students and the hard-label MLP of the same steps, then the summary.
+MEMBER_ARCH=1x28x28:conv4k3p1,relu,maxpool2,flatten,dense10 MEMBERS="a:1:flip:1 b:2:shift:1,flip:1:wide" \
+  SMALL_ARCH=1x28x28:conv2k3p1,relu,maxpool2,flatten,dense10 MLP_ARCH=784,16,10 TRAIN_END=512 \
+  STUDENT_EPOCHS=1 BLAS_THREADS=1 BUILD="$BUILD" bash "$SRC/scripts/cnn_results.sh" "$WORK/results" \
+  > "$WORK/results.log" 2>&1 || { tail -n 20 "$WORK/results.log" >&2; fail "scripts/cnn_results.sh"; }
+for line in "member a (seed 1, --augment flip, 1 epochs): 0." "member b (seed 2, --augment shift:1,flip, 1 epochs): 0." \
+            "ensemble of 2: " "mlp-hard: " "mlp-distilled: " "small: "; do
+  grep -qF "$line" "$WORK/results/summary.txt" || fail "cnn_results.sh summary lacks \"$line\""
+done
+pass "scripts/cnn_results.sh at a tiny scale: $(wc -l < "$WORK/results/summary.txt") summary lines"
 echo "cnn acceptance checks passed"

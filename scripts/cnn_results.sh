@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Issue 12's CNN results, end to end with edistill's programs: trains the CNN members (one
+# `teacher_worker train` per MEMBERS entry), evaluates every member and the mean-probability
+# ensemble, labels the 60,000 training images once with all members (`student_trainer label`),
+# then distills the ensemble into the demo's MLP student and into a small CNN (`distill
+# --targets`), and trains the same MLP on hard labels alone for the same number of steps.
+# Every number goes to OUT_DIR/summary.txt; the README's "CNN members: results" table comes
+# from it.
+#
+# Usage: scripts/cnn_results.sh [OUT_DIR=runs/cnn-results]
+#   MEMBERS="NAME:SEED:AUGMENT:EPOCHS[:wide] ..."  (AUGMENT is --augment's value, e.g. flip or
+#                 shift:1,flip; the member's arch is MEMBER_ARCH, the README's reference CNN, or
+#                 with ":wide" the same net with dense256 and dropout 0.5)
+#   MEMBER_ARCH=...  MLP_ARCH=784,400,400,10  SMALL_ARCH=... (75,162 parameters)
+#   STUDENT_EPOCHS=20  T=4  ALPHA=0.9  BUILD=build  BLAS_THREADS=0
+#   FMNIST=/usr/share/datasets/fashion-mnist
+#   TRAIN_END=-1 (all 60,000; e.g. TRAIN_END=512 with tiny MEMBERS for a smoke run)
+# Members checkpoint every 200 steps and run with --resume-if-present: running the script again
+# after a stop continues where it stopped; finished models are kept and skipped.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${1:-runs/cnn-results}
+REF=${MEMBER_ARCH:-1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10}
+WIDE=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense256,relu,dropout0.5,dense10
+MEMBERS=${MEMBERS:-"c1:1:flip:25 c2:1:shift:1,flip:25 c3:2:flip:25 c4:2:shift:1,flip:25 c5:3:shift:1,flip:30"}
+SMALL_ARCH=${SMALL_ARCH:-1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv48k3p1,bn,relu,maxpool2,flatten,dense64,relu,dense10}
+MLP_ARCH=${MLP_ARCH:-784,400,400,10}
+STUDENT_EPOCHS=${STUDENT_EPOCHS:-20}
+BUILD=${BUILD:-$ROOT/build}
+D=${FMNIST:-/usr/share/datasets/fashion-mnist}
+TW="$BUILD/teacher_worker/teacher_worker"
+ST="$BUILD/student_trainer/student_trainer"
+X=$D/train-images-idx3-ubyte.gz
+Y=$D/train-labels-idx1-ubyte.gz
+TEST=(--test-images "$D/t10k-images-idx3-ubyte.gz" --test-labels "$D/t10k-labels-idx1-ubyte.gz")
+COMMON=(--blas-threads "${BLAS_THREADS:-0}" --batch-size 128 --seed 7)
+[[ -x "$TW" && -x "$ST" ]] || { echo "build first: make build" >&2; exit 1; }
+mkdir -p "$OUT"
+summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
+accuracy() { sed -n 's/.*test accuracy \([0-9.]*\),.*/\1/p' "$1" | tail -n 1; }
+
+models=()
+for spec in $MEMBERS; do
+  IFS=: read -r name seed rest <<< "$spec"
+  arch=$REF
+  case "$rest" in  # AUGMENT may hold a colon (shift:1,flip): EPOCHS[:ARCH] is the tail
+    *:*:wide) arch=$WIDE; rest=${rest%:wide} ;;
+  esac
+  epochs=${rest##*:}
+  augment=${rest%:*}
+  m="$OUT/$name.safetensors"
+  models+=("$m")
+  [[ -f "$m" ]] && { echo "member $name: $m exists, skipped"; continue; }
+  "$TW" train --arch "$arch" --epochs "$epochs" --batch-size 128 --optimizer adam --lr 1e-3 \
+      --schedule cosine --augment "$augment" --seed "$seed" --member "$name" \
+      --blas-threads "${BLAS_THREADS:-0}" --train-images "$X" --train-labels "$Y" \
+      --train-end "${TRAIN_END:--1}" "${TEST[@]}" --checkpoint "$OUT/$name.ckpt" \
+      --checkpoint-every 200 --resume-if-present --metrics "$OUT/$name.jsonl" --out "$m" \
+      2>&1 | tee "$OUT/$name.log"
+  summary "member $name (seed $seed, --augment $augment, $epochs epochs): $(accuracy "$OUT/$name.log")"
+done
+list=$(IFS=,; echo "${models[*]}")
+"$ST" eval --models "$list" --images "${TEST[1]}" --labels "${TEST[3]}" --no-confusion \
+    | tee "$OUT/eval-members.txt"
+summary "ensemble of ${#models[@]}: $(sed -n 's/^ensemble (mean probability) *- *\([0-9.]*%\).*/\1/p' "$OUT/eval-members.txt")"
+
+store="$OUT/store"
+[[ -f "$store/done" ]] || {
+  "$ST" label --teachers "$list" --store "$store" --labeled-images "$X" \
+      --labeled-end "${TRAIN_END:--1}" --blas-threads "${BLAS_THREADS:-0}" --quiet
+  touch "$store/done"
+}
+distill() {  # NAME ARCH: the ensemble's soft targets (T, ALPHA) plus the labels
+  [[ -f "$OUT/$1.safetensors" ]] || "$ST" distill --targets "$store" --labeled-images "$X" \
+      --labeled-labels "$Y" --labeled-end "${TRAIN_END:--1}" --arch "$2" \
+      --epochs "$STUDENT_EPOCHS" --temperature "${T:-4}" --alpha "${ALPHA:-0.9}" --combine prob \
+      "${COMMON[@]}" --quiet "${TEST[@]}" --metrics "$OUT/$1.jsonl" --out "$OUT/$1.safetensors" \
+      2>&1 | tee "$OUT/$1.log"
+}
+distill mlp-distilled "$MLP_ARCH"
+distill small-distilled "$SMALL_ARCH"
+# the same MLP on hard labels alone, the same steps as the distilled one
+steps=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["step"])' \
+    "$OUT/mlp-distilled.jsonl" 2>/dev/null || true)
+[[ -f "$OUT/mlp-hard.safetensors" ]] || "$TW" train --arch "$MLP_ARCH" --steps "$steps" \
+    "${COMMON[@]}" --train-images "$X" --train-labels "$Y" --train-end "${TRAIN_END:--1}" --quiet \
+    "${TEST[@]}" --metrics "$OUT/mlp-hard.jsonl" --out "$OUT/mlp-hard.safetensors" \
+    2>&1 | tee "$OUT/mlp-hard.log"
+"$ST" eval --models "$OUT/mlp-hard.safetensors" --no-confusion | tee "$OUT/eval-mlp-hard.txt"
+"$ST" eval --models "$OUT/mlp-distilled.safetensors" --no-confusion | tee "$OUT/eval-mlp-distilled.txt"
+"$ST" eval --models "$OUT/small-distilled.safetensors" --no-confusion | tee "$OUT/eval-small.txt"
+for f in mlp-hard mlp-distilled small; do
+  summary "$f: $(sed -n '2s/.* \([0-9.]*%\).*/\1/p' "$OUT/eval-$f.txt") ($steps steps)"
+done
