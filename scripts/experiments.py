@@ -552,8 +552,10 @@ class Report:
                                s["n_members"], s["member_arch"], s["member_epochs"],
                                s["n_members"], s["steps"], s["batch"], ALPHA, T_WORK))
         L()
-        L("Machine: %s. Total wall time %.0f s (%d runs executed now, the rest from the cache)."
-          % (d["machine"], d["wall_s"], d["runs_executed"]))
+        L("Machine: %s. This invocation: %.0f s, %d runs executed, the rest from the cache; the "
+          "student runs' own wall times add up to %.0f s (members and stores not counted)."
+          % (d["machine"], d["wall_s"], d["runs_executed"],
+             sum(r.get("wall_s", 0) for r in d["runs"])))
         L()
         missing = d["runs_planned"] - len(d["runs"])
         if missing:
