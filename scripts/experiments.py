@@ -924,11 +924,21 @@ def main():
                 p_true={"T=1": teacher_confidence(z, y_train[:n_few], 1),
                         "T=%g" % T_WORK: teacher_confidence(z, y_train[:n_few], T_WORK)})
     last = [time.time()]
+    # --no-run rewrites the report of the last real invocation: keep its machine, wall time and
+    # example commands (this one issues none)
+    prev = {}
+    if args.no_run and os.path.exists(args.results):
+        with open(args.results) as f:
+            prev = json.load(f)
 
     def write(runs, planned):
-        data = dict(scale=scale, machine=mach, wall_s=round(time.time() - r.t0, 1),
-                    runs_executed=r.ran, runs_planned=planned, teachers=teachers, runs=runs,
-                    results_file=args.results, commands=r.commands,
+        cmds = dict(prev.get("commands", []))
+        cmds.update(dict(r.commands))
+        data = dict(scale=scale, machine=prev.get("machine", mach),
+                    wall_s=prev.get("wall_s", round(time.time() - r.t0, 1)),
+                    runs_executed=prev.get("runs_executed", r.ran), runs_planned=planned,
+                    teachers=teachers, runs=runs,
+                    results_file=args.results, commands=[[w, a] for w, a in cmds.items()],
                     settings={k: (list(v) if isinstance(v, tuple) else v)
                               for k, v in r.s.items() if k != "views"},
                     views=r.s["views"], seeds=list(SEEDS), t_work=T_WORK, alpha=ALPHA)
