@@ -501,7 +501,7 @@ class Report:
         """Experiment 3's soft-only row from the CNN ensemble against the MLP ensemble's, with
         how sharp each set's soft targets are on the labeled samples (their training data)."""
         fm, fc = (self.d["teachers"].get("few_" + k) for k in ("mlp", "cnn"))
-        if (FEW_CNN_ROW not in [r for _, r in self.rows]) or not fm or not fc:
+        if ("3 few labels", FEW_CNN_ROW) not in self.rows or not fm or not fc:
             return
         tc = self.d["teachers"].get("cnn", NO_TEACHERS)
         tk = "T=%g" % T_WORK
