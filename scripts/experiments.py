@@ -77,6 +77,12 @@ WEIGHT_DECAY = "0.01"
 FEW_T_FRACTION = 0.03  # the labeled fraction of experiment 3 whose soft-only row sweeps T ...
 FEW_T_TEMPS = (T_WORK, 8, 20)  # ... over these (higher T: more of the members' dark knowledge)
 FEW_CNN_ROW = "%g%% soft, labeled only, CNN teachers" % (100 * FEW_T_FRACTION)  # (experiment 9's)
+# Consistent teaching (Beyer et al. 2022) at FEW_T_FRACTION: `distill --augment` shifts and flips
+# every batch before the live teachers label it, so the student trains on many views of its few
+# samples, each with its own soft targets; the hard row gets the same augmented images.
+FEW_AUGMENT = "shift:2,flip"
+FEW_AUG_ROWS = ("%g%% hard, augmented" % (100 * FEW_T_FRACTION),
+                "%g%% soft, labeled only, augmented" % (100 * FEW_T_FRACTION))
 
 
 def few_t_row(fr, T):
@@ -116,6 +122,15 @@ class Runner:
         self.total = 0
         self.ran = 0         # runs actually executed (not from the cache)
         self.no_run = args.no_run  # report from the cache only: run nothing
+        # --reuse-results: the runs of the results file count as cached (a fresh cache extended
+        # with new rows keeps the measured ones instead of running them again)
+        self.recorded = {}
+        if args.reuse_results and os.path.exists(args.results):
+            with open(args.results) as f:
+                for rec in json.load(f)["runs"]:
+                    self.recorded[rec["key"]] = {k: rec[k] for k in
+                                                 ("accuracy", "wall_s", "train_accuracy")
+                                                 if k in rec}
         self.cnn = args.cnn
         # OpenBLAS threads per program (EXPERIMENTS_THREADS, default 2 = the machine's cores); 1
         # suits a machine shared with other work (idle BLAS threads spin on a busy CPU). Not part
@@ -199,10 +214,11 @@ class Runner:
     # ---- one student run -------------------------------------------------------------------
     def student(self, exp, row, seed, arch, *, k=None, split=("all",), labeled=None,
                 unlabeled=False, alpha=ALPHA, T=T_WORK, combine="prob", soft_loss="ce",
-                extra=(), view=None, steps=None, train_acc=False, teachers="mlp"):
+                extra=(), view=None, steps=None, train_acc=False, teachers="mlp", augment=None):
         """One student: distill --targets from the store of (k members, split). labeled: labeled
         samples [0, labeled) (None: all N); unlabeled: also stream [labeled, N) unlabeled
-        (labeled 0: the unlabeled stream alone)."""
+        (labeled 0: the unlabeled stream alone). augment: `--augment` text; then the members are
+        in-process teachers (--teachers) labeling every augmented batch, not a store."""
         s = self.s
         k = k or s["n_members"]
         N = s["n_train"]
@@ -214,9 +230,14 @@ class Runner:
                    members=dict(arch=s["member_arch"], epochs=s["member_epochs"]))
         if teachers != "mlp":  # (absent for the MLP ensemble: the keys of earlier runs hold)
             cfg["members"] = dict(arch=s["cnn_arch"], epochs=s["cnn_epochs"], kind=teachers)
+        if augment:  # (absent without: the keys of earlier runs hold)
+            cfg["augment"] = augment
         key = chash(cfg)
         res_path = os.path.join(self.cache, "runs", key + ".json")
         record = dict(experiment=exp, row=row, seed=seed, config=cfg, key=key)
+        if not os.path.exists(res_path) and key in self.recorded:  # --reuse-results
+            with open(res_path, "w") as f:
+                json.dump(self.recorded[key], f)
         if os.path.exists(res_path):
             with open(res_path) as f:
                 record.update(json.load(f))
@@ -227,10 +248,13 @@ class Runner:
         if self.no_run:
             self.done += 1
             return None
-        store = self.store(k, split, teachers)
+        if augment:
+            source = ["--teachers", ",".join(self.members(k, teachers)), "--augment", augment]
+        else:
+            source = ["--targets", self.store(k, split, teachers)]
         os.makedirs(self.work, exist_ok=True)
         w = os.path.join(self.work, key)
-        argv = [self.st, "distill", "--targets", store, "--labeled-images", TRAIN_X,
+        argv = [self.st, "distill", *source, "--labeled-images", TRAIN_X,
                 "--labeled-labels", TRAIN_Y, "--labeled-end", str(nl), "--arch", arch,
                 "--steps", str(steps), "--batch-size", str(s["batch"]), "--seed", str(seed),
                 "--temperature", str(T), "--alpha", str(alpha), "--combine", combine,
@@ -246,6 +270,7 @@ class Runner:
             argv += ["--student-view", view]
         t = time.time()
         what = "distill (hard labels: --alpha 0)" if alpha == 0 else "distill"
+        what += " with live teachers and --augment" if augment else ""
         self.call(argv, what + (" with a student view" if view else ""))
         wall = time.time() - t
         record["accuracy"] = self.evaluate(w + ".safetensors", TEST_X, TEST_Y, view)
@@ -344,6 +369,10 @@ def plan(r, on_progress=None):
             if fr == FEW_T_FRACTION:  # T matters most with few samples: sweep it at 3%
                 for T in FEW_T_TEMPS[1:]:
                     job("3 few labels", few_t_row(fr, T), seed, big, T=T, split=sp, labeled=n)
+                job("3 few labels", FEW_AUG_ROWS[0], seed, big, alpha=0, split=sp, labeled=n,
+                    augment=FEW_AUGMENT)
+                job("3 few labels", FEW_AUG_ROWS[1], seed, big, split=sp, labeled=n,
+                    augment=FEW_AUGMENT)
                 if r.cnn:  # the same student taught by the CNN ensemble of experiment 9
                     job("3 few labels", FEW_CNN_ROW, seed, big, split=sp, labeled=n,
                         k=s["cnn_members"], teachers="cnn")
@@ -528,6 +557,26 @@ class Report:
                          if c < m + 0.005 and tc["prob"] > self.ens_p else
                          "the soft-only student follows the teachers' test accuracy here."), c, m)
 
+    def few_augmented(self):
+        """Experiment 3 at FEW_T_FRACTION with `--augment`: every shifted/flipped copy labeled
+        by the live teachers (soft) or by its own label (hard), against the plain rows."""
+        if not any(("3 few labels", r) in self.rows for r in FEW_AUG_ROWS):
+            return
+        pf, L = 100 * FEW_T_FRACTION, self.line
+        plain = ("%g%% hard" % pf, "%g%% soft, labeled only" % pf)
+        L("The same %g%% rows with `--augment %s`: each batch is shifted and flipped before the "
+          "live teachers label it, so the soft-only student learns the ensemble's targets on many "
+          "views of its few samples (consistent teaching, Beyer et al. 2022); the hard-label row "
+          "trains on the same augmented images:" % (pf, FEW_AUGMENT))
+        L()
+        self.table("3 few labels", [plain[0], FEW_AUG_ROWS[0], plain[1], FEW_AUG_ROWS[1]])
+        h, ha, so, sa = (self.acc("3 few labels", r) for r in (*plain, *FEW_AUG_ROWS))
+        self.finding("augmentation gives the soft-only student %+.2f points (`%s` vs `%s`) and "
+                     "the hard-label student %+.2f (`%s` vs `%s`): the augmented soft-only "
+                     "student is %+.2f points above the better hard-label row." % (
+                         100 * (sa - so), FEW_AUG_ROWS[1], plain[1], 100 * (ha - h),
+                         FEW_AUG_ROWS[0], plain[0], 100 * (sa - max(h, ha))), h, ha, so, sa)
+
     def verdict(self, ok):
         return "not measured yet" if ok is None else "**met**" if ok else "**not met**"
 
@@ -666,6 +715,7 @@ class Report:
         few_best = best(few_rows, lambda r: self.acc("3 few labels", r))
         few_bt = FEW_T_TEMPS[few_rows.index(few_best)]
         self.few_teachers(few_rows[0])
+        self.few_augmented()
         self.finding("with %g%% of the labels the soft-only student is best at T=%g (`%s`, %s; "
                      "T=%g: %s); with all the data the same student is best at T=%g (section "
                      "2)." % (pf, few_bt, few_best, pct(self.acc("3 few labels", few_best)),
@@ -804,8 +854,10 @@ class Report:
         L("## Numbers to reach")
         L()
         n3 = "3%"
-        h3 = self.acc("3 few labels", "3% hard")
-        s3_rows = [few_t_row(FEW_T_FRACTION, T) for T in FEW_T_TEMPS]
+        h3_rows = ["3% hard", FEW_AUG_ROWS[0]]  # the better hard-label row is the baseline
+        h3_best = best(h3_rows, lambda r: self.acc("3 few labels", r))
+        h3 = self.acc("3 few labels", h3_best)
+        s3_rows = [few_t_row(FEW_T_FRACTION, T) for T in FEW_T_TEMPS] + [FEW_AUG_ROWS[1]]
         s3_best = best(s3_rows, lambda r: self.acc("3 few labels", r))
         s3 = self.acc("3 few labels", s3_best)
         s3w = self.acc("3 few labels", "3% soft, labeled only")
@@ -816,8 +868,9 @@ class Report:
             return None if a != a or b != b else bool(a >= b)
         goals = [
             ("%s of the labels: soft targets on those samples alone >= hard + 4 points" % n3,
-             "%s (`%s`, the best T of the sweep; T=%g: %s) vs %s (section 3)" % (
-                 pct(s3), s3_best, T_WORK, pct(s3w), pct(h3)), ge(s3, h3 + 0.04)),
+             "%s (`%s`, the best of the T sweep and the augmented row; T=%g: %s) vs %s (`%s`, "
+             "the better of the plain and the augmented hard-label rows; section 3)" % (
+                 pct(s3), s3_best, T_WORK, pct(s3w), pct(h3), h3_best), ge(s3, h3 + 0.04)),
             ("%s of the labels + the rest streamed unlabeled: within 1 point of the ensemble" % n3,
              "%s vs %s (sections 3, 1)" % (pct(u3), pct(ens_p)), ge(u3, ens_p - 0.01)),
             ("no labels (alpha = 1, unlabeled stream only): within 1 point of the ensemble",
@@ -885,6 +938,10 @@ def main():
                     help="leave out experiment 9 (a CNN ensemble distilled into the MLP student)")
     ap.add_argument("--no-run", action="store_true",
                     help="write the results and the report from the cache only (a partial run)")
+    ap.add_argument("--reuse-results", action="store_true",
+                    help="take the runs recorded in the results file (and its teacher "
+                         "accuracies, where the cache has no store) as cached: a new cache adds "
+                         "rows without running the old ones again")
     args = ap.parse_args()
     scale = "quick" if args.quick else "full"
     q = "-quick" if args.quick else ""
@@ -898,45 +955,61 @@ def main():
     r = Runner(args, scale)
     mach = machine()
     print("experiments: %s scale, cache %s" % (scale, args.cache), flush=True)
+    # --no-run rewrites the report of the last real invocation: keep its machine, wall time and
+    # example commands (this one issues none); --reuse-results keeps its teacher accuracies
+    prev = {}
+    if (args.no_run or args.reuse_results) and os.path.exists(args.results):
+        with open(args.results) as f:
+            prev = json.load(f)
     teachers = {}
+
+    def teacher(key, stores, stats):
+        """teachers[key] = stats(the stores' logits), or the results file's with --reuse-results
+        (no member is trained and no store labeled for it)."""
+        if args.reuse_results and key in prev.get("teachers", {}):
+            teachers[key] = prev["teachers"][key]
+            return
+        sts = [st() for st in stores]
+        if all(sts):
+            teachers[key] = stats(*[store_logits(st) for st in sts])
+
     y_test = idx_labels(TEST_Y)
     y_train = idx_labels(TRAIN_Y, r.s["n_train"])
     for k in (1, 2, 3, 5):
         k = min(k, r.s["n_members"])
-        st = r.store(k, ("test",))
-        if st:
-            teachers["k%d" % k] = teacher_stats(store_logits(st), y_test)
-    st = r.store(r.s["n_members"], ("all",))
-    if st:
-        teachers["train"] = teacher_stats(store_logits(st), y_train)
-    st = r.store(r.s["cnn_members"], ("test",), "cnn") if r.cnn else None
-    if st:
-        teachers["cnn"] = teacher_stats(store_logits(st), y_test)
+        teacher("k%d" % k, [lambda k=k: r.store(k, ("test",))], lambda z: teacher_stats(z, y_test))
+    teacher("train", [lambda: r.store(r.s["n_members"], ("all",))],
+            lambda z: teacher_stats(z, y_train))
+    if r.cnn:
+        teacher("cnn", [lambda: r.store(r.s["cnn_members"], ("test",), "cnn")],
+                lambda z: teacher_stats(z, y_test))
     # how sharp each teacher set's soft targets are on the labeled samples of experiment 3's T
     # sweep (the members were trained on them): the soft-only students learn from these alone
     n_few = int(round(FEW_T_FRACTION * r.s["n_train"]))
+
+    def few_stats(z):
+        z, y = z[:n_few], y_train[:n_few]
+        return dict(train_acc=teacher_stats(z, y)["prob"],
+                    p_true={"T=1": teacher_confidence(z, y, 1),
+                            "T=%g" % T_WORK: teacher_confidence(z, y, T_WORK)})
     for kind, k in (("mlp", r.s["n_members"]), ("cnn", r.s["cnn_members"])):
-        st = r.store(k, ("split", n_few), kind) if kind == "mlp" or r.cnn else None
-        if st:
-            z = store_logits(st)[:n_few]
-            teachers["few_" + kind] = dict(
-                train_acc=teacher_stats(z, y_train[:n_few])["prob"],
-                p_true={"T=1": teacher_confidence(z, y_train[:n_few], 1),
-                        "T=%g" % T_WORK: teacher_confidence(z, y_train[:n_few], T_WORK)})
+        if kind == "mlp" or r.cnn:
+            teacher("few_" + kind, [lambda k=k, kind=kind: r.store(k, ("split", n_few), kind)],
+                    few_stats)
     last = [time.time()]
-    # --no-run rewrites the report of the last real invocation: keep its machine, wall time and
-    # example commands (this one issues none)
-    prev = {}
-    if args.no_run and os.path.exists(args.results):
-        with open(args.results) as f:
-            prev = json.load(f)
 
     def write(runs, planned):
         cmds = dict(prev.get("commands", []))
         cmds.update(dict(r.commands))
-        data = dict(scale=scale, machine=prev.get("machine", mach),
-                    wall_s=prev.get("wall_s", round(time.time() - r.t0, 1)),
-                    runs_executed=prev.get("runs_executed", r.ran), runs_planned=planned,
+        wall, ran, where = round(time.time() - r.t0, 1), r.ran, mach
+        if args.no_run:  # this invocation ran nothing
+            wall, ran, where = (prev.get(k, v) for k, v in (("wall_s", wall), ("runs_executed", ran),
+                                                            ("machine", mach)))
+        elif args.reuse_results and prev:  # the recorded runs, then this invocation's
+            wall, ran = round(prev.get("wall_s", 0) + wall, 1), prev.get("runs_executed", 0) + ran
+            where = "%s; the rows added by --reuse-results: %s" % (prev.get("machine"), mach)
+        data = dict(scale=scale, machine=where, wall_s=wall, runs_executed=ran,
+                    runs_planned=planned,
                     teachers=teachers, runs=runs,
                     results_file=args.results, commands=[[w, a] for w, a in cmds.items()],
                     settings={k: (list(v) if isinstance(v, tuple) else v)

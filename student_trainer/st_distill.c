@@ -23,7 +23,6 @@
  */
 #include "st_commands.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -38,11 +37,11 @@
 #include "ed_eval.h"
 #include "ed_log.h"
 #include "ed_loss.h"
-#include "ed_model_file.h"
 #include "ed_progress.h"
 #include "ed_train_flags.h"
 #include "ed_trainer.h"
 #include "ed_fs.h"
+#include "st_augment.h"
 #include "st_distill_ckpt.h"
 #include "st_distill_internal.h"
 #include "st_distill_metrics.h"
@@ -53,8 +52,6 @@
 #include "st_student.h"
 #include "st_target_cache.h"
 #include "st_targets.h"
-
-/* ---- the student model file -------------------------------------------------------------- */
 
 /* ---- the members: live teachers (pool), a target store (tg), or both (tg mixes them) -------- */
 
@@ -88,46 +85,6 @@ static void s_stats_take(st_pool *pool, st_pool_stats *ps)
         *ps = (st_pool_stats){0};
 }
 
-static char *s_provenance(const st_distill_opts *o, const st_pool *pool, const st_targets *tg,
-                          long steps, double acc)
-{
-    cJSON *p = ed_train_flags_provenance(&o->train, "student_trainer distill");
-    if (!p)
-        return NULL;
-    cJSON_AddNumberToObject(p, "steps_done", (double)steps);
-    cJSON_AddNumberToObject(p, "temperature", o->temperature);
-    cJSON_AddNumberToObject(p, "alpha", o->alpha);
-    cJSON_AddStringToObject(p, "combine", o->combine);
-    cJSON_AddStringToObject(p, "soft_loss", o->soft_loss);
-    cJSON_AddStringToObject(p, "labeled_images", o->labeled_images);
-    cJSON_AddNumberToObject(p, "labeled_start", (double)o->labeled_start);
-    cJSON_AddNumberToObject(p, "labeled_end", (double)o->labeled_end);
-    if (o->unlabeled)
-        cJSON_AddStringToObject(p, "unlabeled", o->unlabeled);
-    st_student_provenance(&o->student, p);
-    cJSON *members = cJSON_AddArrayToObject(p, "teachers");
-    for (int k = 0; k < s_members(pool, tg); k++)
-        cJSON_AddItemToArray(members, cJSON_CreateString(s_member_describe(pool, tg, k)));
-    if (acc >= 0)
-        cJSON_AddNumberToObject(p, "test_accuracy", acc);
-    char *text = cJSON_PrintUnformatted(p);
-    cJSON_Delete(p);
-    return text;
-}
-
-static int s_save(const st_distill_opts *o, const ed_trainer *t, const st_pool *pool,
-                  const st_targets *tg, long steps, double acc, ed_err *err)
-{
-    ed_model_meta meta = {0};
-    snprintf(meta.member, sizeof meta.member, "%s", o->member);
-    meta.input_scale = o->train.input_scale;
-    meta.input_offset = o->train.input_offset;
-    char *prov = s_provenance(o, pool, tg, steps, acc);
-    snprintf(meta.provenance, sizeof meta.provenance, "%s", prov ? prov : "{}");
-    free(prov);
-    return ed_model_save(o->out, t->model, &meta, err);
-}
-
 /* ---- the run --------------------------------------------------------------------------------- */
 
 /* How a part of the run ended. */
@@ -143,6 +100,7 @@ typedef struct {
     st_targets *tg; /* --targets / --cache-targets: the store (mixes with pool) */
     ed_trainer *t;
     st_student_slots *ss; /* privileged information: the student's batches in flight, or NULL */
+    st_augment *aug;      /* --augment: shifts/flips of each batch before the teachers, or NULL */
     FILE *metrics, *dump;
     const float **member_logits; /* [ST_POOL_MAX_MEMBERS] the logits of the members present */
     long *missing;               /* [K] */
@@ -222,6 +180,9 @@ static int s_open(s_run *r)
                           "starts with %zu",
                           st_mixer_has_student(r->mix) ? "student's data" : "data", SD,
                           o->train.arch, ed_stack_in_size(&r->o->arch));
+    if (st_augment_open(&r->aug, &o->train, &o->arch, D, st_mixer_dtype(r->mix),
+                        o->train.batch_size, &r->err))
+        return r->err.code;
     ed_train_flags_plan(
         &o->train, st_mixer_labeled_count(r->mix) + st_mixer_unlabeled_count(r->mix), &r->plan);
     st_pool_config pc = {.input_dim = D,
@@ -388,6 +349,7 @@ static s_outcome s_submit_next(s_run *r, int slot, long epoch_steps, long *submi
         return S_FAIL;
     if (n == 0)
         return S_OK;
+    st_augment_batch(r->aug, (uint64_t)(r->step + *inflight), &b); /* trained at that step */
     if (st_student_slots_put(r->ss, slot, r->mix, &b, &r->err))
         return S_FAIL;
     if (s_submit(r->pool, r->tg, slot, &b, &r->err))
@@ -499,7 +461,7 @@ static int s_epoch_end(s_run *r, int epoch, double secs, long samples_before)
                                  .test_accuracy = r->test_acc,
                                  .resumed_at_step =
                                      epoch == r->resume_epoch && r->resuming ? r->first_step : -1};
-    int rc = s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err);
+    int rc = st_distill_save_student(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err);
     if (!rc)
         st_metrics_epoch(r->om, epoch, have_test ? r->test_acc : -1.0);
     if (!rc && !o->quiet)
@@ -596,7 +558,7 @@ static int s_finish(s_run *r)
 {
     const st_distill_opts *o = r->o;
     if (r->step == r->first_step && r->first_step > 0 &&
-        s_save(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err))
+        st_distill_save_student(o, r->t, r->pool, r->tg, r->step, r->test_acc, &r->err))
         return r->err.code; /* resumed a finished run: make sure the model file is the final one */
     char fp[32];
     ed_fingerprint_format(ed_fingerprint(r->t->model->params, r->t->model->n_params), fp,
@@ -622,6 +584,7 @@ static void s_run_free(s_run *r)
     free(r->missing);
     ed_trainer_destroy(&r->t);
     st_student_slots_destroy(&r->ss);
+    st_augment_destroy(&r->aug);
     st_targets_close(&r->tg);
     st_pool_close(&r->pool);
     st_metrics_destroy(&r->om);
@@ -654,13 +617,15 @@ static int s_distill(const st_distill_opts *o)
     st_stop_guard stop_guard;
     bool signals = false;
     if (out == S_OK) {
+        char aug[64];
         ed_log_info("distilling %d member%s into %s (%zu parameters): %ld labeled + %ld unlabeled "
                     "samples per epoch, %ld steps (%d epochs) of batch %d, T %g, alpha %g, %s/%s, "
-                    "%d batches in flight",
+                    "%d batches in flight, augmentation %s",
                     r.K, r.K == 1 ? "" : "s", o->train.arch, r.t->model->n_params,
                     st_mixer_labeled_count(r.mix), st_mixer_unlabeled_count(r.mix),
                     r.plan.total_steps, r.plan.epochs, o->train.batch_size, (double)o->temperature,
-                    (double)o->alpha, o->combine, o->soft_loss, o->pool.inflight);
+                    (double)o->alpha, o->combine, o->soft_loss, o->pool.inflight,
+                    st_augment_describe(r.aug, aug, sizeof aug));
         r.t_start = ed_now();
         r.first_step = r.step = r.pos.step;
         r.test_acc = r.pos.test_acc;

@@ -2,7 +2,7 @@
  * st_distill_ckpt: the resume side of `student_trainer distill` (see st_distill_ckpt.h): which
  * checkpoint to read before connecting, the settings a resumed run must share, writing and
  * restoring the position (the output files are cut back to their length at the checkpoint by
- * ed_fs_reopen_cut).
+ * ed_fs_reopen_cut); and the student model file with its provenance.
  */
 #include "st_distill_ckpt.h"
 
@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ed_model_file.h"
 
 int st_distill_ckpt_open(const st_distill_opts *o, ed_checkpoint **ck, ed_err *err)
 {
@@ -168,4 +170,48 @@ int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer
     sums->correct = (long)iv[8];
     sums->degraded = (long)iv[9];
     return ed_train_plan_check_position(plan, iv[0], iv[1], iv[2], t->opt->t, path, err);
+}
+
+/* ---- the student model file ------------------------------------------------------------- */
+
+/* The student's provenance: how it was trained, from what, and its last test accuracy. */
+static char *s_provenance(const st_distill_opts *o, const st_pool *pool, const st_targets *tg,
+                          long steps, double acc)
+{
+    cJSON *p = ed_train_flags_provenance(&o->train, "student_trainer distill");
+    if (!p)
+        return NULL;
+    cJSON_AddNumberToObject(p, "steps_done", (double)steps);
+    cJSON_AddNumberToObject(p, "temperature", o->temperature);
+    cJSON_AddNumberToObject(p, "alpha", o->alpha);
+    cJSON_AddStringToObject(p, "combine", o->combine);
+    cJSON_AddStringToObject(p, "soft_loss", o->soft_loss);
+    cJSON_AddStringToObject(p, "labeled_images", o->labeled_images);
+    cJSON_AddNumberToObject(p, "labeled_start", (double)o->labeled_start);
+    cJSON_AddNumberToObject(p, "labeled_end", (double)o->labeled_end);
+    if (o->unlabeled)
+        cJSON_AddStringToObject(p, "unlabeled", o->unlabeled);
+    st_student_provenance(&o->student, p);
+    cJSON *members = cJSON_AddArrayToObject(p, "teachers");
+    for (int k = 0; k < (tg ? st_targets_member_count(tg) : st_pool_member_count(pool)); k++)
+        cJSON_AddItemToArray(members, cJSON_CreateString(tg ? st_targets_member_describe(tg, k)
+                                                            : st_pool_member_describe(pool, k)));
+    if (acc >= 0)
+        cJSON_AddNumberToObject(p, "test_accuracy", acc);
+    char *text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    return text;
+}
+
+int st_distill_save_student(const st_distill_opts *o, const ed_trainer *t, const st_pool *pool,
+                            const st_targets *tg, long steps, double acc, ed_err *err)
+{
+    ed_model_meta meta = {0};
+    snprintf(meta.member, sizeof meta.member, "%s", o->member);
+    meta.input_scale = o->train.input_scale;
+    meta.input_offset = o->train.input_offset;
+    char *prov = s_provenance(o, pool, tg, steps, acc);
+    snprintf(meta.provenance, sizeof meta.provenance, "%s", prov ? prov : "{}");
+    free(prov);
+    return ed_model_save(o->out, t->model, &meta, err);
 }

@@ -1,5 +1,5 @@
 /*
- * st_distill_ckpt: checkpoints and resume of `student_trainer distill`.
+ * st_distill_ckpt: checkpoints and resume of `student_trainer distill`, and its student model file.
  *
  * A checkpoint (ed_checkpoint) holds the trainer after the last completed step, the position
  * (st_position: epoch, steps, the RNG states the epoch STARTED from, the output files' lengths) and
@@ -44,5 +44,10 @@ int st_distill_ckpt_save(const char *path, const char *config, const ed_trainer 
 int st_distill_ckpt_restore(const ed_checkpoint *c, const char *path, ed_trainer *t, int K,
                             const ed_train_plan *plan, st_position *pos, st_epoch_sums *sums,
                             ed_err *err);
+
+/* Writes the student model file --out: trainer t's model with the input scaling, and a provenance
+ * (the training settings, the teachers, steps done and the test accuracy acc when >= 0). */
+int st_distill_save_student(const st_distill_opts *o, const ed_trainer *t, const st_pool *pool,
+                            const st_targets *tg, long steps, double acc, ed_err *err);
 
 #endif

@@ -28,12 +28,13 @@ static int s_validate(st_distill_opts *o, ed_err *err)
         st_student_check(&o->student, o->unlabeled, err))
         return ED_EINVAL;
     ed_augment aug;
-    if (ed_train_flags_augment(&o->train, &aug, err) == 0 && ed_augment_on(&aug))
-        return ed_err_set(
-            err, ED_EINVAL,
-            "--augment applies to `teacher_worker train` only: the teachers' soft "
-            "targets are for the unaugmented samples, so a student trained on shifted "
-            "or flipped copies would learn from mismatched targets");
+    if (ed_train_flags_augment(&o->train, &aug, err) == 0 && ed_augment_on(&aug) &&
+        (o->targets || o->cache_targets || st_student_on(&o->student)))
+        return ed_err_set(err, ED_EINVAL,
+                          "--augment needs live teachers that see the student's images: stored "
+                          "soft targets (--targets, --cache-targets) are for the unaugmented "
+                          "samples, and a student view (--student-view, --*-student-images) "
+                          "would not be shifted with them");
     int combine = ed_combine_parse(o->combine), soft = ed_soft_loss_parse(o->soft_loss);
     if (combine < 0 || soft < 0)
         return ed_err_set(err, ED_EINVAL, "%s: unknown value \"%s\" (see --help)",

@@ -327,6 +327,7 @@ static int s_train(const tw_train_opts *o)
     ed_stack arch;
     ed_checkpoint *ck = NULL;
     if (ed_train_flags_validate(&o->train, &arch, &err) ||
+        ed_train_flags_check_augment_input(&o->train, &arch, &err) ||
         (o->checkpoint_every < 0 &&
          ed_err_set(&err, ED_EINVAL, "--checkpoint-every must be >= 0")) ||
         ed_checkpoint_open_resume(o->checkpoint, o->resume, o->resume_if_present, &ck, &err)) {

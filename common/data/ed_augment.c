@@ -158,33 +158,56 @@ ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t 
     return d;
 }
 
-void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,
-                      ed_augment_draw d, float fill)
+/* Applies d to one sample of c*h*w elements of es bytes each; pixels from outside get *fill. */
+static void s_apply_bytes(const unsigned char *restrict in, unsigned char *restrict out, size_t es,
+                          int c, int h, int w, ed_augment_draw d, const void *fill)
 {
     /* Output columns [x0, x1) and rows [y0, y1) come from inside the image; the rest is fill. */
     const int x0 = d.dx > 0 ? d.dx : 0, x1 = d.dx < 0 ? w + d.dx : w;
     const int y0 = d.dy > 0 ? d.dy : 0, y1 = d.dy < 0 ? h + d.dy : h;
+    const size_t row = (size_t)w * es;
     for (int ch = 0; ch < c; ch++) {
-        const float *ip = in + (size_t)ch * (size_t)h * (size_t)w;
-        float *op = out + (size_t)ch * (size_t)h * (size_t)w;
+        const unsigned char *ip = in + (size_t)ch * (size_t)h * row;
+        unsigned char *op = out + (size_t)ch * (size_t)h * row;
         for (int y = 0; y < h; y++) {
-            float *orow = op + (size_t)y * (size_t)w;
-            if (y < y0 || y >= y1 || x0 >= x1) {
-                for (int x = 0; x < w; x++)
-                    orow[x] = fill;
+            unsigned char *orow = op + (size_t)y * row;
+            const bool inside = y >= y0 && y < y1 && x0 < x1;
+            for (int x = 0; x < w; x++)
+                if (!inside || x < x0 || x >= x1)
+                    memcpy(orow + (size_t)x * es, fill, es);
+            if (!inside)
                 continue;
-            }
-            const float *irow = ip + (size_t)(y - d.dy) * (size_t)w;
-            for (int x = 0; x < x0; x++)
-                orow[x] = fill;
+            const unsigned char *irow = ip + (size_t)(y - d.dy) * row;
             if (d.flip)
                 for (int x = x0; x < x1; x++)
-                    orow[x] = irow[w - 1 - (x - d.dx)];
+                    memcpy(orow + (size_t)x * es, irow + (size_t)(w - 1 - (x - d.dx)) * es, es);
             else
-                memcpy(orow + x0, irow + (x0 - d.dx), sizeof(float) * (size_t)(x1 - x0));
-            for (int x = x1; x < w; x++)
-                orow[x] = fill;
+                memcpy(orow + (size_t)x0 * es, irow + (size_t)(x0 - d.dx) * es,
+                       (size_t)(x1 - x0) * es);
         }
+    }
+}
+
+void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,
+                      ed_augment_draw d, float fill)
+{
+    s_apply_bytes((const unsigned char *)in, (unsigned char *)out, sizeof(float), c, h, w, d,
+                  &fill);
+}
+
+void ed_augment_raw_batch(const ed_augment *a, uint64_t seed, uint64_t step, const ed_batch *in,
+                          int c, int h, int w, void *out)
+{
+    const size_t es = ed_dtype_size(in->dtype), bytes = (size_t)in->dim * es;
+    static const unsigned char zero[sizeof(float)] = {0}; /* a raw 0 in either dtype */
+    for (int i = 0; i < in->n; i++) {
+        const unsigned char *src = (const unsigned char *)in->x + (size_t)i * bytes;
+        unsigned char *dst = (unsigned char *)out + (size_t)i * bytes;
+        const ed_augment_draw d = ed_augment_draw_at(a, seed, step, (uint64_t)i);
+        if (d.dy == 0 && d.dx == 0 && !d.flip)
+            memcpy(dst, src, bytes);
+        else
+            s_apply_bytes(src, dst, es, c, h, w, d, zero);
     }
 }
 

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ed_batch.h"
 #include "ed_error.h"
 
 #define ED_AUGMENT_MAX_SHIFT 16
@@ -76,6 +77,14 @@ ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t 
 /* Applies draw d to one sample: out (c, h, w) from in (c, h, w); in and out must not overlap. */
 void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,
                       ed_augment_draw d, float fill);
+
+/* Augments a batch of raw samples (before any input scaling: what the teachers and the student of
+ * `student_trainer distill --augment` both receive): row i of out (in->n, in->dim, in->dtype) is
+ * row i of in->x under ed_augment_draw_at(a, seed, step, i), pixels shifted in a raw 0 (0 for
+ * uint8 and float32 alike). in->dim must be c*h*w and a checked for (c, h, w); out must not
+ * overlap in->x. With a off, out is a copy. */
+void ed_augment_raw_batch(const ed_augment *a, uint64_t seed, uint64_t step, const ed_batch *in,
+                          int c, int h, int w, void *out);
 
 /* Augments a batch in place: row i of x (n, c*h*w) gets ed_augment_draw_at(a, seed, step, i).
  * scratch holds c*h*w floats. a must have passed ed_augment_check for (c, h, w); no-op when off. */

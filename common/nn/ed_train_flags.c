@@ -60,10 +60,12 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
         {"blas-threads", ED_CLI_INT, &f->blas_threads, "N",
          "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"augment", ED_CLI_STR, &f->augment, "LIST",
-         "training-time augmentation of image inputs (teacher_worker train only): shift:S "
-         "(random shifts of up to S pixels, zero-padded), flip (random horizontal flips), e.g. "
-         "shift:2,flip; needs a CxHxW --arch input (1x28x28:flatten,dense256,... for an MLP); "
-         "none by default",
+         "training-time augmentation of image inputs: shift:S (random shifts of up to S "
+         "pixels, zero-padded), flip (random horizontal flips), e.g. shift:2,flip; none by "
+         "default. train: needs a CxHxW --arch input (1x28x28:flatten,dense256,... for an "
+         "MLP); distill: each batch is augmented before the teachers label it, so the student "
+         "learns their targets for the very images it sees (CxHxW from the student's --arch, "
+         "else square single-channel samples)",
          NULL, false},
     };
     memcpy(out, opts, sizeof opts);
@@ -104,6 +106,14 @@ int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err
     ed_augment aug;
     if (ed_augment_parse(f->augment, &aug, err))
         return ed_err_wrap(err, "--augment");
+    return 0;
+}
+
+int ed_train_flags_check_augment_input(const ed_train_flags *f, const ed_stack *arch, ed_err *err)
+{
+    ed_augment aug;
+    if (ed_train_flags_augment(f, &aug, err))
+        return err->code;
     const ed_shape in = arch->input;
     if (ed_augment_on(&aug) && (in.h < 2 || in.w < 2))
         return ed_err_set(err, ED_EINVAL,

@@ -49,9 +49,13 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out);
 
 /* Checks the settings and parses the architecture into *arch. Errors name the option:
  * "--optimizer 'adamw' is not known (adam, sgd)", "--dropout-in 1.5 is outside [0, 1)", ...;
- * --augment must parse and fit the architecture's input shape (an image CxHxW: a flat input such
- * as the legacy MLP's 784 is refused, with the layer-stack spelling to use instead). */
+ * --augment must parse. */
 int ed_train_flags_validate(const ed_train_flags *f, ed_stack *arch, ed_err *err);
+
+/* For `train`, where --augment transforms the model's own input: it must fit arch's input shape
+ * (an image CxHxW: a flat input such as the legacy MLP's 784 is refused, with the layer-stack
+ * spelling to use instead). `distill` augments the raw samples instead (st_augment). */
+int ed_train_flags_check_augment_input(const ed_train_flags *f, const ed_stack *arch, ed_err *err);
 
 /* The parsed --augment of f (after ed_train_flags_validate succeeded: then it cannot fail). */
 int ed_train_flags_augment(const ed_train_flags *f, ed_augment *out, ed_err *err);

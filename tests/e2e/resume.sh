@@ -7,7 +7,8 @@
 #      (model files; the interrupted runs compute them on the teacher thread, --inprocess-overlap on,
 #      the reference without it) and with 2 remote teacher_worker processes;
 #  (b) SIGTERM: the trainer writes a checkpoint, exits promptly with status 143, and a resume ends
-#      with the same student;
+#      with the same student; with --augment (teachers label the shifted/flipped batch) in-process
+#      and remote teachers give the same student, and a SIGKILLed run resumes to it;
 #  (c) --resume with a changed setting is refused naming the field; an existing checkpoint is not
 #      overwritten without --resume; --resume without a checkpoint is refused;
 #  (d) a truncated, a corrupted and a non-checkpoint file are refused with a clear message.
@@ -156,6 +157,21 @@ awk -v s="$secs" 'BEGIN { exit !(s < 5) }' || fail "SIGTERM: took ${secs}s to ex
 same ref_remote term
 pass "SIGTERM: exited 143 in ${secs}s with a checkpoint ($(grep -o 'step [0-9]* of 141' "$WORK/term.err" || sed -n 's/.*resuming from [^:]*: //p' "$WORK/term.err")); resumed to the same student"
 
+# (b2) --augment (teachers label each shifted/flipped batch): in-process and remote teachers give
+# the same student (both saw the augmented images), another student than without augmentation,
+# and a SIGKILLed run resumes to it (the draws are a function of the step).
+EXTRA=(--augment shift:2,flip)
+reference aug_local "$LOCAL"
+reference aug_remote "$REMOTE"
+[[ "$(fp_line aug_local)" == "$(fp_line aug_remote)" ]] ||
+  fail "--augment: in-process ($(fp_line aug_local)) and remote ($(fp_line aug_remote)) students differ"
+[[ "$(fp_line aug_local)" != "$(fp_line ref_local)" ]] || fail "--augment did not change the student"
+cmp -s "$WORK/aug_local.q" "$WORK/ref_local.q" && fail "--augment: the teachers' targets did not change"
+interrupted kill_aug "$REMOTE" KILL 2
+same aug_remote kill_aug
+EXTRA=()
+pass "--augment shift:2,flip: in-process and remote teachers give the same student $(fp_line aug_local) (not the unaugmented one); SIGKILLed $RESUMES times, resumed to it"
+
 # (c) configuration checks (EDISTILL_LOG=warn: stderr holds just the error).
 STQ=(env EDISTILL_LOG=warn "$ST")
 args term "$REMOTE"
@@ -163,6 +179,7 @@ cp "$WORK/kill_local.ck" "$WORK/term.ck"
 expect_fail "resume with another --temperature" 'config field "temperature" differs: the checkpoint has 4, this run has 2' \
   "${STQ[@]}" "${ARGS[@]}" --resume --temperature 2
 expect_fail "resume with another --seed" 'config field "seed" differs' "${STQ[@]}" "${ARGS[@]}" --resume --seed 6
+expect_fail "resume with --augment" 'config field "augment" differs' "${STQ[@]}" "${ARGS[@]}" --resume --augment flip
 expect_fail "resume with other teachers" 'config field "teachers" differs' \
   "${STQ[@]}" "${ARGS[@]}" --resume --teachers "$WORK/m1.safetensors"
 expect_fail "existing checkpoint without --resume" 'already exists: pass --resume' "${STQ[@]}" "${ARGS[@]}"

@@ -9,7 +9,8 @@
 #  (b) augmentation changes the trained weights (the same run without it ends elsewhere);
 #  (c) refusals: --resume with another --augment (naming the field), an existing checkpoint without
 #      --resume, --resume without a checkpoint, --augment on a flat MLP input (with the spelling to
-#      use instead), a bad --augment token, --augment in `student_trainer distill`.
+#      use instead), a bad --augment token; `student_trainer distill --augment` with stored targets,
+#      with a student view, or on samples that are not images.
 source "$(dirname "$0")/lib.sh"
 [[ -f "$TRAIN_X" ]] || fail "Fashion-MNIST not installed at $FMNIST"
 
@@ -97,6 +98,16 @@ expect_fail "--augment on a flat MLP input" 'needs an image input.*1x28x28:flatt
 expect_fail "a bad --augment token" '--augment: "shift:2,flop": token 2 "flop" is not known' \
     "$TW" train --arch 1x28x28:flatten,dense10 --augment shift:2,flop --train-end 100 \
     --out "$WORK/x.safetensors"
-expect_fail "--augment in distill" "--augment applies to .teacher_worker train. only" \
+# distill --augment needs live teachers that see the augmented images (tests/e2e/resume.sh runs it)
+expect_fail "distill --augment with a target store" "--augment needs live teachers" \
     "$ST" distill --teachers "$WORK/full.safetensors" --arch 1x28x28:flatten,dense10 \
+    --augment flip --cache-targets "$WORK/c.store" --labeled-end 100 --out "$WORK/s.safetensors"
+expect_fail "distill --augment with a student view" "--augment needs live teachers" \
+    "$ST" distill --teachers "$WORK/full.safetensors" --arch 49,10 --student-view avgpool:4 \
     --augment flip --labeled-end 100 --out "$WORK/s.safetensors"
+"$PY" -c 'import numpy as np, sys; np.save(sys.argv[1], np.zeros((20, 10), np.float32)); np.save(sys.argv[2], np.zeros(20, np.int64))' \
+    "$WORK/odd.npy" "$WORK/odd_y.npy"
+expect_fail "distill --augment on samples that are no image" "--augment flip needs image samples: the samples have 10 values" \
+    "$ST" distill --teachers "$WORK/full.safetensors" --arch 10,10 \
+    --augment flip --labeled-images "$WORK/odd.npy" --labeled-labels "$WORK/odd_y.npy" \
+    --out "$WORK/s.safetensors"

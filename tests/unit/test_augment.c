@@ -249,6 +249,41 @@ static void test_batch_determinism(void **state)
     assert_memory_equal(x3, x0, sizeof x0);
 }
 
+/* ed_augment_raw_batch (distill: the raw batch before the teachers): for float32 samples, row i
+ * is ed_augment_apply with a 0 fill; for uint8 samples, the same pixels moved (every value fits in
+ * both); idx and labels are the caller's; off copies. */
+static void test_raw_batch(void **state)
+{
+    (void)state;
+    enum { B = 24, C = 2, H = 5, W = 7, N = C * H * W };
+    ed_augment a, off;
+    ed_err err = {0};
+    assert_int_equal(ed_augment_parse("shift:2,flip", &a, &err), 0);
+    assert_int_equal(ed_augment_parse(NULL, &off, &err), 0);
+    static uint8_t u8[B * N], u8_out[B * N];
+    static float f32[B * N], f32_out[B * N], want[B * N];
+    for (int i = 0; i < B * N; i++) {
+        u8[i] = (uint8_t)(1 + i % 251); /* never 0: a moved pixel is told from the fill */
+        f32[i] = (float)u8[i];
+    }
+    for (int i = 0; i < B; i++)
+        ed_augment_apply(f32 + i * N, want + i * N, C, H, W,
+                         ed_augment_draw_at(&a, 7, 3, (uint64_t)i), 0.0f);
+    ed_batch bf = {.n = B, .dim = N, .dtype = ED_DTYPE_F32, .x = f32};
+    ed_augment_raw_batch(&a, 7, 3, &bf, C, H, W, f32_out);
+    assert_memory_equal(f32_out, want, sizeof want);
+    ed_batch bu = {.n = B, .dim = N, .dtype = ED_DTYPE_U8, .x = u8};
+    ed_augment_raw_batch(&a, 7, 3, &bu, C, H, W, u8_out);
+    int moved = 0;
+    for (int i = 0; i < B * N; i++) {
+        assert_true((float)u8_out[i] == want[i]);
+        moved += u8_out[i] != u8[i];
+    }
+    assert_true(moved > B * N / 4);
+    ed_augment_raw_batch(&off, 7, 3, &bu, C, H, W, u8_out);
+    assert_memory_equal(u8_out, u8, sizeof u8);
+}
+
 /* --augment through ed_train_flags: refused on a flat input with the spelling to use, accepted on
  * a CxHxW input, bad text refused naming the option; "augment" in the config only when on. */
 static void test_train_flags(void **state)
@@ -258,17 +293,20 @@ static void test_train_flags(void **state)
     ed_err err = {0};
     ed_train_flags f = ed_train_flags_defaults("784,32,10");
     f.augment = "shift:2,flip";
-    assert_int_equal(ed_train_flags_validate(&f, &arch, &err), ED_EINVAL);
+    assert_int_equal(ed_train_flags_validate(&f, &arch, &err), 0); /* distill: raw samples */
+    assert_int_equal(ed_train_flags_check_augment_input(&f, &arch, &err), ED_EINVAL);
     assert_non_null(strstr(err.msg, "--augment shift:2,flip needs an image input"));
     assert_non_null(strstr(err.msg, "1x28x28:"));
     f.arch = "1x28x28:flatten,dense32,relu,dense10";
     assert_int_equal(ed_train_flags_validate(&f, &arch, &err), 0);
+    assert_int_equal(ed_train_flags_check_augment_input(&f, &arch, &err), 0);
     ed_augment a;
     assert_int_equal(ed_train_flags_augment(&f, &a, &err), 0);
     assert_string_equal(a.text, "shift:2,flip");
     f.arch = "1x3x3:flatten,dense10";
     f.augment = "shift:3";
-    assert_int_equal(ed_train_flags_validate(&f, &arch, &err), ED_ESHAPE);
+    assert_int_equal(ed_train_flags_validate(&f, &arch, &err), 0);
+    assert_int_equal(ed_train_flags_check_augment_input(&f, &arch, &err), ED_ESHAPE);
     assert_non_null(strstr(err.msg, "--augment with --arch 1x3x3"));
     f.arch = "1x28x28:flatten,dense10";
     f.augment = "shift:2;flip";
@@ -402,7 +440,7 @@ int main(void)
         cmocka_unit_test(test_apply_hand),    cmocka_unit_test(test_apply_numpy),
         cmocka_unit_test(test_distribution),  cmocka_unit_test(test_batch_determinism),
         cmocka_unit_test(test_train_flags),   cmocka_unit_test(test_trainer_resume),
-        cmocka_unit_test(test_plan_position),
+        cmocka_unit_test(test_plan_position), cmocka_unit_test(test_raw_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
