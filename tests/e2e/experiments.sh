@@ -6,7 +6,8 @@
 # partial report from the cache meanwhile. Checked: every
 # run of the issue's list is there with 2 seeds, config, accuracy and wall time; the report has
 # every section, its tables, the numbers-to-reach verdicts and the plots (PNG); a second invocation
-# takes every run from the cache (nothing re-executed) and writes the same results. Accuracies are
+# takes every run from the cache (nothing re-executed) and writes the same results, and so does one
+# with an empty cache and --reuse-results (runs and teachers from the results file). Accuracies are
 # not checked (tiny scale). Skipped in sanitizer builds (minutes of sanitized training prove
 # nothing the other tests do not).
 source "$(dirname "$0")/lib.sh"
@@ -60,7 +61,11 @@ for r in runs:
 assert all(s == {1, 2} for s in rows.values()), [k for k, s in rows.items() if s != {1, 2}]
 assert any(r["config"]["view"] == "avgpool:4" for r in runs) and any(r["config"]["view"] == "avgpool:2" for r in runs)
 assert len([k for k in rows if k[0] == "2 temperature"]) == 15
-assert len([k for k in rows if k[0] == "3 few labels"]) == 15  # 4 fractions x 3, 3% over 2 more T, CNN teachers
+# 4 fractions x 3; at 3%: 2 more T, CNN teachers, hard and soft with --augment (live teachers)
+assert len([k for k in rows if k[0] == "3 few labels"]) == 17
+aug = [r for r in runs if r["config"].get("augment")]
+assert {r["row"] for r in aug} == {"3% hard, augmented", "3% soft, labeled only, augmented"}, aug
+assert "3% soft, labeled only, augmented" in report and "consistent teaching" in report
 assert "cnn" in d["teachers"] and "few_mlp" in d["teachers"] and "few_cnn" in d["teachers"]
 assert "3% soft, labeled only, CNN teachers" in report and "mean p(true class)" in report
 for k in ("k1", "k2", "k3", "k5", "train"):
@@ -75,6 +80,7 @@ for sec in ["## 1. Hinton", "## 2. Temperature", "## 3. Few labels", "## 4. No l
 assert report.count("**met**") + report.count("**not met**") == 4
 assert "Partial report" not in report and d["runs_planned"] == len(runs)
 assert "student_trainer distill --targets" in report and "--student-view avgpool:4" in report
+assert "--augment shift:2,flip" in report
 for png in ("temperature", "few_labels", "ensemble_size"):
     p = os.path.join(os.path.dirname(sys.argv[2]), "img", png + ".png")
     assert open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n", p
@@ -90,5 +96,19 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 strip = lambda d: [(r["key"], r["accuracy"], r["wall_s"]) for r in d["runs"]]
 assert strip(a) == strip(b)
+PYEOF
+# --reuse-results: a new cache takes every run and the teacher accuracies from the results file
+# (nothing trained, labeled or run) and writes the same rows
+X2=(/usr/bin/python3 "$SRC/scripts/experiments.py" --build "$BUILD" --cache "$WORK/cache2"
+    --results "$WORK/results/experiments.json" --report "$WORK/docs/RESULTS.md" --reuse-results)
+EXPERIMENTS_QUICK=1 "${X2[@]}" > "$WORK/run3.log" 2>&1 ||
+  { tail -n 30 "$WORK/run3.log" >&2; fail "--reuse-results"; }
+grep -q "runs (0 executed)" "$WORK/run3.log" || fail "--reuse-results executed runs: $(tail -n1 "$WORK/run3.log")"
+[[ -z "$(find "$WORK/cache2/members" "$WORK/cache2/stores" -mindepth 1)" ]] || fail "--reuse-results trained members or labeled stores"
+"$PY" - "$WORK/first.json" "$WORK/results/experiments.json" <<'PYEOF' || fail "the reused results differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+strip = lambda d: [(r["key"], r["accuracy"], r["wall_s"]) for r in d["runs"]]
+assert strip(a) == strip(b) and a["teachers"] == b["teachers"] and a["goals"] == b["goals"]
 PYEOF
 pass "quick experiments: $(tail -n1 "$WORK/run1.log" | sed 's/ ->.*//') ($((t1 - t0))s with the interruption); cached rerun: nothing executed, same results"
