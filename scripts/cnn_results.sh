@@ -15,6 +15,10 @@
 #   STUDENT_EPOCHS=20  T=4  ALPHA=0.9  BUILD=build  BLAS_THREADS=0
 #   FMNIST=/usr/share/datasets/fashion-mnist
 #   TRAIN_END=-1 (all 60,000; e.g. TRAIN_END=512 with tiny MEMBERS for a smoke run)
+#   STUDENT_AUGMENT=shift:2,flip: the students are distilled from the live members with
+#                 `distill --augment` (the members label every shifted/flipped batch: consistent
+#                 teaching) instead of from the store; the MLP is also trained on hard labels
+#                 with the same augmentation (mlp-hard-aug). Outputs get the suffix -aug.
 # Members checkpoint every 200 steps and run with --resume-if-present: running the script again
 # after a stop continues where it stopped; finished models are kept and skipped.
 set -euo pipefail
@@ -64,29 +68,43 @@ list=$(IFS=,; echo "${models[*]}")
     | tee "$OUT/eval-members.txt"
 summary "ensemble of ${#models[@]}: $(sed -n 's/^ensemble (mean probability) *- *\([0-9.]*%\).*/\1/p' "$OUT/eval-members.txt")"
 
+SA=${STUDENT_AUGMENT:-}
+sfx=${SA:+-aug}
 store="$OUT/store"
-[[ -f "$store/done" ]] || {
+[[ -n "$SA" || -f "$store/done" ]] || {
   "$ST" label --teachers "$list" --store "$store" --labeled-images "$X" \
       --labeled-end "${TRAIN_END:--1}" --blas-threads "${BLAS_THREADS:-0}" --quiet
   touch "$store/done"
 }
+source=(--targets "$store")
+[[ -z "$SA" ]] || source=(--teachers "$list" --augment "$SA")
 distill() {  # NAME ARCH: the ensemble's soft targets (T, ALPHA) plus the labels
-  [[ -f "$OUT/$1.safetensors" ]] || "$ST" distill --targets "$store" --labeled-images "$X" \
+  [[ -f "$OUT/$1.safetensors" ]] || "$ST" distill "${source[@]}" --labeled-images "$X" \
       --labeled-labels "$Y" --labeled-end "${TRAIN_END:--1}" --arch "$2" \
       --epochs "$STUDENT_EPOCHS" --temperature "${T:-4}" --alpha "${ALPHA:-0.9}" --combine prob \
       "${COMMON[@]}" --quiet "${TEST[@]}" --metrics "$OUT/$1.jsonl" --out "$OUT/$1.safetensors" \
       2>&1 | tee "$OUT/$1.log"
 }
-distill mlp-distilled "$MLP_ARCH"
-distill small-distilled "$SMALL_ARCH"
+distill "mlp-distilled$sfx" "$MLP_ARCH"
+distill "small-distilled$sfx" "$SMALL_ARCH"
 # the same MLP on hard labels alone, the same steps as the distilled one
 steps=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["step"])' \
-    "$OUT/mlp-distilled.jsonl" 2>/dev/null || true)
+    "$OUT/mlp-distilled$sfx.jsonl" 2>/dev/null || true)
 [[ -f "$OUT/mlp-hard.safetensors" ]] || "$TW" train --arch "$MLP_ARCH" --steps "$steps" \
     "${COMMON[@]}" --train-images "$X" --train-labels "$Y" --train-end "${TRAIN_END:--1}" --quiet \
     "${TEST[@]}" --metrics "$OUT/mlp-hard.jsonl" --out "$OUT/mlp-hard.safetensors" \
     2>&1 | tee "$OUT/mlp-hard.log"
+runs=(mlp-hard)
+if [[ -n "$SA" ]]; then  # the same MLP (as a layer stack: augmentation needs its image input)
+  mlp_img="1x28x28:flatten,$(echo "${MLP_ARCH#*,}" | sed 's/\([0-9][0-9]*\)/dense\1,relu/g; s/,relu$//')"
+  [[ -f "$OUT/mlp-hard-aug.safetensors" ]] || "$TW" train --arch "$mlp_img" --steps "$steps" \
+      --augment "$SA" "${COMMON[@]}" --train-images "$X" --train-labels "$Y" \
+      --train-end "${TRAIN_END:--1}" --quiet "${TEST[@]}" --metrics "$OUT/mlp-hard-aug.jsonl" \
+      --out "$OUT/mlp-hard-aug.safetensors" 2>&1 | tee "$OUT/mlp-hard-aug.log"
+  runs+=(mlp-hard-aug)
+fi
+runs+=("mlp-distilled$sfx" "small-distilled$sfx")
 # the test accuracy each program printed at its end (no second evaluation pass)
-for f in mlp-hard mlp-distilled small-distilled; do
+for f in "${runs[@]}"; do
   summary "${f/small-distilled/small}: $(accuracy "$OUT/$f.log" | awk '{printf "%.2f%%", 100 * $1}') ($steps steps)"
 done

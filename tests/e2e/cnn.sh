@@ -80,5 +80,17 @@ for line in "member a (seed 1, --augment flip, 1 epochs): 0." "member b (seed 2,
             "ensemble of 2: " "mlp-hard: " "mlp-distilled: " "small: "; do
   grep -qF "$line" "$WORK/results/summary.txt" || fail "cnn_results.sh summary lacks \"$line\""
 done
-pass "scripts/cnn_results.sh at a tiny scale: $(wc -l < "$WORK/results/summary.txt") summary lines"
+# Again with STUDENT_AUGMENT: the same members (kept), students distilled from the live members
+# with --augment, and the MLP on hard labels with the same augmentation.
+MEMBER_ARCH=1x28x28:conv4k3p1,relu,maxpool2,flatten,dense10 MEMBERS="a:1:flip:1 b:2:shift:1,flip:1:wide" \
+  SMALL_ARCH=1x28x28:conv2k3p1,relu,maxpool2,flatten,dense10 MLP_ARCH=784,16,10 TRAIN_END=512 \
+  STUDENT_EPOCHS=1 BLAS_THREADS=1 STUDENT_AUGMENT=shift:1,flip BUILD="$BUILD" \
+  bash "$SRC/scripts/cnn_results.sh" "$WORK/results" > "$WORK/results-aug.log" 2>&1 ||
+  { tail -n 20 "$WORK/results-aug.log" >&2; fail "scripts/cnn_results.sh with STUDENT_AUGMENT"; }
+grep -q "augmentation shift:1,flip on 1x28x28 images" "$WORK/results/mlp-distilled-aug.log" ||
+  fail "the augmented MLP student was not distilled with --augment"
+for line in "mlp-hard-aug: " "mlp-distilled-aug: " "small-aug: "; do
+  grep -qF "$line" "$WORK/results/summary.txt" || fail "cnn_results.sh summary lacks \"$line\""
+done
+pass "scripts/cnn_results.sh at a tiny scale: $(wc -l < "$WORK/results/summary.txt") summary lines (with and without STUDENT_AUGMENT)"
 echo "cnn acceptance checks passed"
