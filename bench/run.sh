@@ -41,7 +41,8 @@
 # bench/results-cnn.json; BENCH_CNN_REPEATS [3] alternating edistill/PyTorch runs),
 # BENCH_ONLY=limit (only distill_vs_limit, in-process with and without the teacher thread and
 # workers, BENCH_REPEATS [5] alternating runs of BENCH_STEPS [240] steps, written to
-# bench/results-limit.json).
+# bench/results-limit.json), BENCH_ONLY=profile (perf record of the K = 5 distillation, in-process
+# and with 5 workers, folded into categories by bench/profile_report.py: bench/results-profile.json).
 # In-process runs use 2 OpenBLAS threads, and --inprocess-overlap's default (auto) then runs the
 # members on the teacher thread: 2 threads x 1 OpenBLAS thread (the metrics line says which).
 set -euo pipefail
@@ -225,6 +226,8 @@ if [[ -n "${BENCH_ONLY:-}" ]]; then
       limit_only ;;
     metrics_overhead)
       source "$SRC/bench/metrics.sh" ;;
+    profile)
+      source "$SRC/bench/profile.sh" ;;
     cnn)
       log "conv_forward_vs_sgemm (32x14x14 conv64k3p1, batch 128)"
       "$EB" conv --arch "32x14x14:conv64k3p1,flatten" --batch 128 --repeats 9 --iters 5 >"$RAW/conv.json"
@@ -233,7 +236,7 @@ if [[ -n "${BENCH_ONLY:-}" ]]; then
       if [[ -z "${BENCH_SKIP_TORCH:-}" ]] && "$PY" -c 'import torch' 2>/dev/null; then
         cnn_torch_rows "$CORE"
       fi ;;
-    *) echo "bench: BENCH_ONLY is metrics_overhead, cnn or limit, not '$BENCH_ONLY'" >&2; exit 2 ;;
+    *) echo "bench: BENCH_ONLY is metrics_overhead, cnn, limit or profile, not '$BENCH_ONLY'" >&2; exit 2 ;;
   esac
   "$PY" "$SRC/bench/report.py" --raw "$RAW" --out "$SRC/bench/results-$BENCH_ONLY.json" \
       --threads "in-process runs: --blas-threads 2 (with the teacher thread: 2 threads x 1 OpenBLAS thread); workers and their trainer: 1 OpenBLAS thread each" --seconds $(($(date +%s) - t_begin))
