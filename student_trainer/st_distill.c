@@ -17,9 +17,10 @@
  * settings). The metrics and dump files are cut back to their length at the checkpoint.
  *
  * This file is the run (s_distill: opening the data, teachers and trainer, the epoch loop,
- * stopping); the command line and its checks live in st_distill_opts.c, checkpoint arithmetic and
- * config comparison in st_distill_ckpt.c, the metrics record and epoch log line in
- * st_distill_metrics.c.
+ * stopping); the command line and its checks live in st_distill_opts.c, checkpoint arithmetic,
+ * config comparison and the student model file in st_distill_ckpt.c, the metrics record and epoch
+ * log line in st_distill_metrics.c, --augment (each batch shifted/flipped before the teachers
+ * label it) in st_augment.c.
  */
 #include "st_commands.h"
 

@@ -61,10 +61,10 @@ for r in runs:
 assert all(s == {1, 2} for s in rows.values()), [k for k, s in rows.items() if s != {1, 2}]
 assert any(r["config"]["view"] == "avgpool:4" for r in runs) and any(r["config"]["view"] == "avgpool:2" for r in runs)
 assert len([k for k in rows if k[0] == "2 temperature"]) == 15
-# 4 fractions x 3; at 3%: 2 more T, CNN teachers, hard and soft with --augment (live teachers)
-assert len([k for k in rows if k[0] == "3 few labels"]) == 17
+# 4 fractions x 3; at 3%: 2 more T, CNN teachers, hard and soft (3 T) with --augment (live teachers)
+assert len([k for k in rows if k[0] == "3 few labels"]) == 19
 aug = [r for r in runs if r["config"].get("augment")]
-assert {r["row"] for r in aug} == {"3% hard, augmented", "3% soft, labeled only, augmented"}, aug
+assert {r["row"] for r in aug} == {"3% hard, augmented", "3% soft, labeled only, augmented", "3% soft, labeled only, augmented, T=1", "3% soft, labeled only, augmented, T=2"}, aug
 assert "3% soft, labeled only, augmented" in report and "consistent teaching" in report
 assert "cnn" in d["teachers"] and "few_mlp" in d["teachers"] and "few_cnn" in d["teachers"]
 assert "3% soft, labeled only, CNN teachers" in report and "mean p(true class)" in report
