@@ -28,7 +28,7 @@ help:
 	@echo "make test-docker the image and the compose stack on a private dockerd started here (root)"
 	@echo "make fuzz       build the libFuzzer targets (clang) into $(FUZZ_BUILD)/, run each FUZZ_SECONDS (60) s"
 	@echo "make bench      build, then measure (bench/run.sh): writes bench/results.json, prints a table"
-	@echo "make experiments  the claims of docs/RESULTS.md, measured (~80 min; EXPERIMENTS_QUICK=1: minutes)"
+	@echo "make experiments  the claims of docs/RESULTS.md, measured (~2 h; EXPERIMENTS_QUICK=1: minutes)"
 	@echo "make build      configure and build into $(BUILD)/"
 	@echo "make format-check  clang-format --dry-run -Werror over the tree (CI runs it; make format applies it)"
 	@echo "make clean      remove the build trees"
@@ -88,7 +88,7 @@ test-docker: deps
 # Installs python3-torch (large) for the PyTorch comparison only when root; otherwise that part is
 # skipped with the reason in the table.
 # The method's claims measured (issue 14): members, target stores, every student row of
-# docs/RESULTS.md (about 80 min on a quiet 2-core machine; cached: an interrupted run continues).
+# docs/RESULTS.md (about 2 h 10 min on this 2-core machine; cached: an interrupted run continues).
 # EXPERIMENTS_QUICK=1: the same list at a tiny scale in a few minutes (docs/RESULTS_QUICK.md).
 .PHONY: experiments
 experiments: build
