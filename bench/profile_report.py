@@ -22,12 +22,13 @@ CATEGORIES = [
     ("Adam (ed_optim_step)", lambda d, s: s.startswith("ed_optim") or "adam" in s),
     ("softmax / loss / targets", lambda d, s: re.match(r"ed_(loss|softmax|log_softmax|combine|"
                                                           r"count_correct|argmax)", s)),
-    ("layers: bias, ReLU, masks, dropout", lambda d, s: re.match(r"ed_(dense|relu|bias|dropout|"
-                                                                    r"net|layer|stack)", s)),
+    ("layers: bias, ReLU, masks, dropout (outside the BLAS)",
+     lambda d, s: re.match(r"ed_(dense|relu|bias|dropout|net|layer|stack|mlp_forward|"
+                           r"mlp_backward)|s_(bias_act|relu|dropout)", s)),
     ("input scaling", lambda d, s: re.match(r"ed_batch_to_float|ed_scale", s)),
     ("copies (memcpy/memmove/memset)", lambda d, s: re.search(r"mem(cpy|move|set)", s)),
     ("protobuf-c", lambda d, s: "protobuf" in d or s.startswith("protobuf_c")),
-    ("ZeroMQ", lambda d, s: "libzmq" in d),
+    ("ZeroMQ, libuv, epoll", lambda d, s: "libzmq" in d or "libuv" in d or "epoll" in s),
     ("data reading (zlib, shuffle)", lambda d, s: "libz" in d or re.match(r"ed_(stream|loader|"
                                                                               r"data)", s)),
     ("kernel", lambda d, s: "kernel" in d),
