@@ -131,13 +131,7 @@ class Runner:
         self.no_run = args.no_run  # report from the cache only: run nothing
         # --reuse-results: the runs of the results file count as cached (a fresh cache extended
         # with new rows keeps the measured ones instead of running them again)
-        self.recorded = {}
-        if args.reuse_results and os.path.exists(args.results):
-            with open(args.results) as f:
-                for rec in json.load(f)["runs"]:
-                    self.recorded[rec["key"]] = {k: rec[k] for k in
-                                                 ("accuracy", "wall_s", "train_accuracy")
-                                                 if k in rec}
+        self.recorded = {}  # key -> the run's results (main fills it)
         self.cnn = args.cnn
         # OpenBLAS threads per program (EXPERIMENTS_THREADS, default 2 = the machine's cores); 1
         # suits a machine shared with other work (idle BLAS threads spin on a busy CPU). Not part
@@ -965,9 +959,8 @@ def main():
     ap.add_argument("--no-run", action="store_true",
                     help="write the results and the report from the cache only (a partial run)")
     ap.add_argument("--reuse-results", action="store_true",
-                    help="take the runs recorded in the results file (and its teacher "
-                         "accuracies, where the cache has no store) as cached: a new cache adds "
-                         "rows without running the old ones again")
+                    help="take the runs and the teacher accuracies recorded in the results file "
+                         "as cached: a new cache adds rows without running the old ones again")
     args = ap.parse_args()
     scale = "quick" if args.quick else "full"
     q = "-quick" if args.quick else ""
@@ -982,32 +975,35 @@ def main():
     mach = machine()
     print("experiments: %s scale, cache %s" % (scale, args.cache), flush=True)
     # --no-run rewrites the report of the last real invocation: keep its machine, wall time and
-    # example commands (this one issues none); --reuse-results keeps its teacher accuracies
+    # example commands (this one issues none); --reuse-results keeps its runs and teacher accuracies
     prev = {}
     if (args.no_run or args.reuse_results) and os.path.exists(args.results):
         with open(args.results) as f:
             prev = json.load(f)
+    if args.reuse_results:
+        r.recorded = {rec["key"]: {k: rec[k] for k in ("accuracy", "wall_s", "train_accuracy")
+                                   if k in rec} for rec in prev.get("runs", [])}
     teachers = {}
 
-    def teacher(key, stores, stats):
-        """teachers[key] = stats(the stores' logits), or the results file's with --reuse-results
-        (no member is trained and no store labeled for it)."""
+    def teacher(key, store, stats):
+        """teachers[key] = stats(the logits of the store that store() gives, when it gives one),
+        or the results file's with --reuse-results (no member trained, no store labeled)."""
         if args.reuse_results and key in prev.get("teachers", {}):
             teachers[key] = prev["teachers"][key]
             return
-        sts = [st() for st in stores]
-        if all(sts):
-            teachers[key] = stats(*[store_logits(st) for st in sts])
+        st = store()
+        if st:
+            teachers[key] = stats(store_logits(st))
 
     y_test = idx_labels(TEST_Y)
     y_train = idx_labels(TRAIN_Y, r.s["n_train"])
     for k in (1, 2, 3, 5):
         k = min(k, r.s["n_members"])
-        teacher("k%d" % k, [lambda k=k: r.store(k, ("test",))], lambda z: teacher_stats(z, y_test))
-    teacher("train", [lambda: r.store(r.s["n_members"], ("all",))],
+        teacher("k%d" % k, lambda k=k: r.store(k, ("test",)), lambda z: teacher_stats(z, y_test))
+    teacher("train", lambda: r.store(r.s["n_members"], ("all",)),
             lambda z: teacher_stats(z, y_train))
     if r.cnn:
-        teacher("cnn", [lambda: r.store(r.s["cnn_members"], ("test",), "cnn")],
+        teacher("cnn", lambda: r.store(r.s["cnn_members"], ("test",), "cnn"),
                 lambda z: teacher_stats(z, y_test))
     # how sharp each teacher set's soft targets are on the labeled samples of experiment 3's T
     # sweep (the members were trained on them): the soft-only students learn from these alone
@@ -1020,7 +1016,7 @@ def main():
                             "T=%g" % T_WORK: teacher_confidence(z, y, T_WORK)})
     for kind, k in (("mlp", r.s["n_members"]), ("cnn", r.s["cnn_members"])):
         if kind == "mlp" or r.cnn:
-            teacher("few_" + kind, [lambda k=k, kind=kind: r.store(k, ("split", n_few), kind)],
+            teacher("few_" + kind, lambda k=k, kind=kind: r.store(k, ("split", n_few), kind),
                     few_stats)
     last = [time.time()]
 
@@ -1032,7 +1028,8 @@ def main():
             wall, ran, where = (prev.get(k, v) for k, v in (("wall_s", wall), ("runs_executed", ran),
                                                             ("machine", mach)))
         elif args.reuse_results and prev:  # the recorded runs, then this invocation's
-            wall, ran = round(prev.get("wall_s", 0) + wall, 1), prev.get("runs_executed", 0) + ran
+            wall = round(prev.get("wall_s", 0) + (wall if ran else 0), 1)  # nothing run: as it was
+            ran += prev.get("runs_executed", 0)
             where = prev.get("machine", mach)
             if "--reuse-results" not in where:
                 where = "%s; the rows added by --reuse-results: %s" % (where, mach)
