@@ -8,9 +8,13 @@
 # from it.
 #
 # Usage: scripts/cnn_results.sh [OUT_DIR=runs/cnn-results]
-#   MEMBERS="NAME:SEED:AUGMENT:EPOCHS[:wide] ..."  (AUGMENT is --augment's value, e.g. flip or
-#                 shift:1,flip; the member's arch is MEMBER_ARCH, the README's reference CNN, or
-#                 with ":wide" the same net with dense256 and dropout 0.5)
+#   MEMBERS="NAME:SEED:AUGMENT:EPOCHS[:VARIANT] ..."  (AUGMENT is --augment's value, e.g. flip
+#                 or shift:1,flip; VARIANT names the member's arch, ref by default:
+#                   ref   MEMBER_ARCH, the README's reference CNN
+#                   k5    the same with a 5x5 first conv (conv32k5p2)
+#                   s2    the same with the first max-pool replaced by a stride-2 second conv
+#                   wide  the same with dense256 and dropout 0.5
+#                   deep  a third block (conv96k3, 7x7 -> 5x5, and a 2x2 max-pool) before the head)
 #   MEMBER_ARCH=...  MLP_ARCH=784,400,400,10  SMALL_ARCH=... (75,162 parameters)
 #   STUDENT_EPOCHS=20  T=4  ALPHA=0.9  BUILD=build  BLAS_THREADS=0
 #   FMNIST=/usr/share/datasets/fashion-mnist
@@ -24,9 +28,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-runs/cnn-results}
-REF=${MEMBER_ARCH:-1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10}
-WIDE=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense256,relu,dropout0.5,dense10
-MEMBERS=${MEMBERS:-"c1:1:flip:25 c2:1:shift:1,flip:25 c3:2:flip:25 c4:2:shift:1,flip:25 c5:3:shift:1,flip:30"}
+declare -A VARIANT=(
+  [ref]=${MEMBER_ARCH:-1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10}
+  [k5]=1x28x28:conv32k5p2,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10
+  [s2]=1x28x28:conv32k3p1,bn,relu,conv64k3s2p1,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10
+  [wide]=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense256,relu,dropout0.5,dense10
+  [deep]=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv96k3,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10
+)
+MEMBERS=${MEMBERS:-"c1:1:flip:25 c2:1:shift:1,flip:25 c5:3:shift:1,flip:30 e6:6:flip:25:k5 e8:8:shift:1,flip:25:k5"}
 SMALL_ARCH=${SMALL_ARCH:-1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv48k3p1,bn,relu,maxpool2,flatten,dense64,relu,dense10}
 MLP_ARCH=${MLP_ARCH:-784,400,400,10}
 STUDENT_EPOCHS=${STUDENT_EPOCHS:-20}
@@ -43,15 +52,21 @@ mkdir -p "$OUT"
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 accuracy() { sed -n 's/.*test accuracy \([0-9.]*\),.*/\1/p' "$1" | tail -n 1; }
 
+# member_spec SPEC: sets name seed variant arch epochs augment; exits 2 on an unknown variant
+member_spec() {
+  local rest
+  IFS=: read -r name seed rest <<< "$1"
+  variant=ref
+  [[ "${rest##*:}" =~ ^[0-9]+$ ]] || { variant=${rest##*:}; rest=${rest%:*}; }
+  arch=${VARIANT[$variant]:-}
+  [[ -n "$arch" ]] || { echo "MEMBERS: $1: no member variant '$variant' (${!VARIANT[*]})" >&2; exit 2; }
+  epochs=${rest##*:}  # AUGMENT may hold a colon (shift:1,flip): EPOCHS is the last field
+  augment=${rest%:*}
+}
+for spec in $MEMBERS; do member_spec "$spec"; done  # the whole list is checked before any training
 models=()
 for spec in $MEMBERS; do
-  IFS=: read -r name seed rest <<< "$spec"
-  arch=$REF
-  case "$rest" in  # AUGMENT may hold a colon (shift:1,flip): EPOCHS[:ARCH] is the tail
-    *:*:wide) arch=$WIDE; rest=${rest%:wide} ;;
-  esac
-  epochs=${rest##*:}
-  augment=${rest%:*}
+  member_spec "$spec"
   m="$OUT/$name.safetensors"
   models+=("$m")
   [[ -f "$m" ]] && { echo "member $name: $m exists, skipped"; continue; }
@@ -61,7 +76,7 @@ for spec in $MEMBERS; do
       --train-end "${TRAIN_END:--1}" "${TEST[@]}" --checkpoint "$OUT/$name.ckpt" \
       --checkpoint-every 200 --resume-if-present --metrics "$OUT/$name.jsonl" --out "$m" \
       2>&1 | tee "$OUT/$name.log"
-  summary "member $name (seed $seed, --augment $augment, $epochs epochs): $(accuracy "$OUT/$name.log")"
+  summary "member $name ($variant, seed $seed, --augment $augment, $epochs epochs): $(accuracy "$OUT/$name.log")"
 done
 list=$(IFS=,; echo "${models[*]}")
 "$ST" eval --models "$list" --images "${TEST[1]}" --labels "${TEST[3]}" --no-confusion \

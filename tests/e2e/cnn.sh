@@ -76,10 +76,17 @@ MEMBER_ARCH=1x28x28:conv4k3p1,relu,maxpool2,flatten,dense10 MEMBERS="a:1:flip:1 
   SMALL_ARCH=1x28x28:conv2k3p1,relu,maxpool2,flatten,dense10 MLP_ARCH=784,16,10 TRAIN_END=512 \
   STUDENT_EPOCHS=1 BLAS_THREADS=1 BUILD="$BUILD" bash "$SRC/scripts/cnn_results.sh" "$WORK/results" \
   > "$WORK/results.log" 2>&1 || { tail -n 20 "$WORK/results.log" >&2; fail "scripts/cnn_results.sh"; }
-for line in "member a (seed 1, --augment flip, 1 epochs): 0." "member b (seed 2, --augment shift:1,flip, 1 epochs): 0." \
+for line in "member a (ref, seed 1, --augment flip, 1 epochs): 0." \
+            "member b (wide, seed 2, --augment shift:1,flip, 1 epochs): 0." \
             "ensemble of 2: " "mlp-hard: " "mlp-distilled: " "small: "; do
   grep -qF "$line" "$WORK/results/summary.txt" || fail "cnn_results.sh summary lacks \"$line\""
 done
+# A member variant the script does not know is refused before anything runs, naming it.
+MEMBERS="a:1:flip:1 z:3:flip:1:huge" BUILD="$BUILD" bash "$SRC/scripts/cnn_results.sh" "$WORK/bad-variant" \
+  > "$WORK/bad-variant.log" 2>&1 && fail "cnn_results.sh accepted the member variant 'huge'"
+grep -q "z:3:flip:1:huge: no member variant 'huge'" "$WORK/bad-variant.log" ||
+  { cat "$WORK/bad-variant.log" >&2; fail "cnn_results.sh: no clear error for an unknown member variant"; }
+[[ ! -e "$WORK/bad-variant/a.safetensors" ]] || fail "cnn_results.sh trained a member before refusing the list"
 # Again with STUDENT_AUGMENT: the same members (kept), students distilled from the live members
 # with --augment, and the MLP on hard labels with the same augmentation.
 MEMBER_ARCH=1x28x28:conv4k3p1,relu,maxpool2,flatten,dense10 MEMBERS="a:1:flip:1 b:2:shift:1,flip:1:wide" \
