@@ -1,8 +1,8 @@
 /*
  * ed_augment: training-time data augmentation of image samples: random translations (zero-padded
- * shifts of up to +-S pixels in each direction, i.e. a random crop with padding S) and random
- * horizontal flips, applied sample by sample to a training batch (never at evaluation, labeling or
- * serving).
+ * shifts of up to +-S pixels in each direction, i.e. a random crop with padding S), random
+ * horizontal flips and random erasing (a rectangle set to the fill value), applied sample by sample
+ * to a training batch (never at evaluation, labeling or serving).
  *
  * Where: on the float NCHW batch AFTER the model's input scaling (x = raw * scale + offset), so it
  * works for uint8 and float32 samples alike. A pixel shifted in from outside the image gets the
@@ -14,6 +14,11 @@
  *     out(c, y, x) = src(c, y - dy, x - dx)   when 0 <= y-dy < H and 0 <= x-dx < W, else fill
  * (dx > 0 moves the content right, dy > 0 down). This is torchvision's
  * RandomHorizontalFlip + RandomCrop(H, padding=S, fill=0) with top = S - dy, left = S - dx.
+ * With erase:P, then, with probability P, the rectangle rows [ey, ey+eh) x columns [ex, ex+ew) of
+ * every channel is set to fill, drawn as torchvision's RandomErasing(p=P, scale=(0.02, 0.33),
+ * ratio=(0.3, 3.3), value=0) draws it: up to 10 tries of an area (0.02..0.33 of H*W) and a
+ * log-uniform aspect ratio until the rectangle fits, then a uniform position; no erasing when no
+ * try fits (Zhong et al. 2020, "Random Erasing Data Augmentation").
  *
  * Determinism: a draw is a pure function of (seed, step, row): the run's seed, the index of the
  * training step (steps taken before it, as the optimizer counts them) and the sample's row in that
@@ -23,9 +28,10 @@
  * Option text (`--augment`): comma-separated tokens, each at most once, any order:
  *     shift:S     random shifts of up to S pixels (S in 1..ED_AUGMENT_MAX_SHIFT)
  *     flip        random horizontal flips
+ *     erase:P     random erasing with probability P (a decimal in (0, 1], e.g. 0.5)
  *     none        (alone, or an empty/NULL text) no augmentation
- * e.g. "shift:2,flip". The input must be an image, H >= 2 and W >= 2 with S < H and S < W (checked
- * by ed_augment_check against the model's input shape).
+ * e.g. "shift:2,flip" or "shift:1,flip,erase:0.5". The input must be an image, H >= 2 and W >= 2
+ * with S < H and S < W (checked by ed_augment_check against the model's input shape).
  *
  *     ed_augment a;
  *     if (ed_augment_parse("shift:2,flip", &a, err) || ed_augment_check(&a, 1, 28, 28, err)) ...;
@@ -45,34 +51,38 @@
 typedef struct {
     int shift;     /* S: largest |dy|, |dx|; 0 = no shifts */
     bool flip;     /* random horizontal flips */
-    char text[32]; /* canonical text ("shift:2,flip", "flip", "none") */
+    double erase;  /* probability of erasing a rectangle; 0 = never */
+    char text[40]; /* canonical text ("shift:2,flip", "flip,erase:0.5", "none") */
 } ed_augment;
 
 /* One sample's transform. */
 typedef struct {
     int dy, dx; /* in [-shift, shift] */
     bool flip;
+    int ey, ex, eh, ew; /* erased rectangle: rows [ey, ey+eh), columns [ex, ex+ew); eh 0 = none */
 } ed_augment_draw;
 
 /* Parses option text (see top) into *a. NULL, "" and "none" give no augmentation. ED_EINVAL for
  * anything else that is not a list of known tokens, with a message quoting the text and pointing
- * at the offending token: `"shift:2,flop": token 2 "flop" is not known (shift:S, flip, none)`.
- * *a is untouched on error. */
+ * at the offending token: `"shift:2,flop": token 2 "flop" is not known (shift:S, flip, erase:P,
+ * none)`. *a is untouched on error. */
 int ed_augment_parse(const char *text, ed_augment *a, ed_err *err);
 
-/* True when a does something (a shift or a flip). */
+/* True when a does something (a shift, a flip or erasing). */
 static inline bool ed_augment_on(const ed_augment *a)
 {
-    return a && (a->shift > 0 || a->flip);
+    return a && (a->shift > 0 || a->flip || a->erase > 0);
 }
 
 /* Checks that a fits samples of shape (c, h, w): nothing to check when a is off; else ED_ESHAPE
  * unless c >= 1, h >= 2, w >= 2 and shift < h, shift < w. The message names the shape. */
 int ed_augment_check(const ed_augment *a, int c, int h, int w, ed_err *err);
 
-/* The draw of sample `row` of training step `step` under `seed` (see top): a pure function. With
- * a off: {0, 0, false}. */
-ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step, uint64_t row);
+/* The draw of sample `row` of training step `step` under `seed` (see top): a pure function of
+ * them and of (h, w), the image size the erased rectangle must fit. With a off: all zero. Adding
+ * erase:P to a leaves the shift and flip of every draw as they were without it. */
+ed_augment_draw ed_augment_draw_at(const ed_augment *a, uint64_t seed, uint64_t step, uint64_t row,
+                                   int h, int w);
 
 /* Applies draw d to one sample: out (c, h, w) from in (c, h, w); in and out must not overlap. */
 void ed_augment_apply(const float *restrict in, float *restrict out, int c, int h, int w,

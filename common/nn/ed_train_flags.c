@@ -61,7 +61,8 @@ int ed_train_flags_options(ed_train_flags *f, ed_cli_opt *out)
          "OpenBLAS threads (0: OpenBLAS default)", NULL, false},
         {"augment", ED_CLI_STR, &f->augment, "LIST",
          "training-time augmentation of image inputs: shift:S (random shifts of up to S "
-         "pixels, zero-padded), flip (random horizontal flips), e.g. shift:2,flip; none by "
+         "pixels, zero-padded), flip (random horizontal flips), erase:P (with probability P, "
+         "a random rectangle set to 0: random erasing), e.g. shift:2,flip,erase:0.5; none by "
          "default. train: needs a CxHxW --arch input (1x28x28:flatten,dense256,... for an "
          "MLP); distill: each batch is augmented before the teachers label it, so the student "
          "learns their targets for the very images it sees (CxHxW from the student's --arch, "

@@ -4,7 +4,8 @@
  *
  * Checks, beyond "no crash, no sanitizer report": a refused string leaves an error message and
  * does not touch the output; an accepted one's canonical text parses back to the same settings;
- * every draw lies in [-shift, shift] (and never flips without flip); an augmented sample holds only
+ * every draw lies in [-shift, shift] (and never flips without flip; an erased rectangle only with
+ * erase, inside the image); an augmented sample holds only
  * its own values and the fill; a sample that is all fill stays all fill. Any violation aborts.
  */
 #include "fuzz.h"
@@ -41,11 +42,14 @@ static void s_batch(const ed_augment *a, int c, int h, int w, uint64_t seed)
         if (x[2 * per + i] != fill)
             s_fail("a sample of fill did not stay fill");
     for (uint64_t row = 0; row < 3; row++) {
-        ed_augment_draw d = ed_augment_draw_at(a, seed, seed >> 3, row);
+        ed_augment_draw d = ed_augment_draw_at(a, seed, seed >> 3, row, h, w);
         if (d.dy < -a->shift || d.dy > a->shift || d.dx < -a->shift || d.dx > a->shift)
             s_fail("a draw outside [-shift, shift]");
         if (d.flip && !a->flip)
             s_fail("a flip without flip");
+        if (d.eh && (!(a->erase > 0) || d.ey < 0 || d.ex < 0 || d.eh >= h || d.ew < 1 ||
+                     d.ew >= w || d.ey + d.eh > h || d.ex + d.ew > w))
+            s_fail("an erased rectangle without erase, or outside the image");
     }
 done:
     free(x);
@@ -71,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto done;
     }
     if (ed_augment_parse(a.text, &back, &err) != ED_OK || back.shift != a.shift ||
-        back.flip != a.flip || strcmp(back.text, a.text) != 0)
+        back.flip != a.flip || back.erase != a.erase || strcmp(back.text, a.text) != 0)
         s_fail("canonical text does not parse back to the same settings");
     const int shapes[][3] = {{784, 1, 1}, {1, 28, 1},  {1, 2, 2},   {1, 3, 5},
                              {2, 7, 7},   {3, 17, 18}, {1, 28, 28}, {0, 4, 4}};

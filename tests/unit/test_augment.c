@@ -1,8 +1,9 @@
 /*
- * test_augment: ed_augment (random shifts and horizontal flips of training images) and its use by
- * the trainer and the training flags: parsing and its refusals (pointing at the token), shape
- * checks, a hand-computed small case, every draw against numpy's pad + flip + crop, the draw
- * distribution (all 25 shifts of shift:2 and both flip states, counts near uniform), determinism,
+ * test_augment: ed_augment (random shifts, horizontal flips and erasing of training images) and its
+ * use by the trainer and the training flags: parsing and its refusals (pointing at the token),
+ * shape checks, hand-computed small cases, every draw against numpy's pad + flip + crop, the draw
+ * distribution (all 25 shifts of shift:2 and both flip states, counts near uniform), the erasing
+ * draws (rate P, torchvision's area and ratio bounds, inside the image), determinism,
  * --augment in ed_train_flags (refused on a flat MLP input, recorded in the config only when on),
  * and exact resume: an augmented run checkpointed and resumed gives a bit-identical model.
  */
@@ -32,21 +33,28 @@ static void test_parse(void **state)
         const char *text, *canonical;
         int shift;
         bool flip;
+        double erase;
     } good[] = {
-        {NULL, "none", 0, false},
-        {"", "none", 0, false},
-        {"none", "none", 0, false},
-        {"shift:2", "shift:2", 2, false},
-        {"flip", "flip", 0, true},
-        {"shift:2,flip", "shift:2,flip", 2, true},
-        {" flip , shift:16 ", "shift:16,flip", 16, true},
+        {NULL, "none", 0, false, 0},
+        {"", "none", 0, false, 0},
+        {"none", "none", 0, false, 0},
+        {"shift:2", "shift:2", 2, false, 0},
+        {"flip", "flip", 0, true, 0},
+        {"shift:2,flip", "shift:2,flip", 2, true, 0},
+        {" flip , shift:16 ", "shift:16,flip", 16, true, 0},
+        {"erase:0.5", "erase:0.5", 0, false, 0.5},
+        {"erase:1", "erase:1", 0, false, 1.0},
+        {"erase:.25,flip,shift:1", "shift:1,flip,erase:0.25", 1, true, 0.25},
+        {"shift:16,flip,erase:0.125", "shift:16,flip,erase:0.125", 16, true, 0.125},
+        {"erase:0.001", "erase:0.001", 0, false, 0.001},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         assert_int_equal(ed_augment_parse(good[i].text, &a, &err), 0);
         assert_string_equal(a.text, good[i].canonical);
         assert_int_equal(a.shift, good[i].shift);
         assert_int_equal(a.flip, good[i].flip);
-        assert_int_equal(ed_augment_on(&a), good[i].shift > 0 || good[i].flip);
+        assert_true(a.erase == good[i].erase);
+        assert_int_equal(ed_augment_on(&a), good[i].shift > 0 || good[i].flip || good[i].erase > 0);
     }
     /* Each refusal quotes the text and names the bad token (its number and text). */
     const struct {
@@ -65,6 +73,18 @@ static void test_parse(void **state)
         {"shift:1,shift:2", "token 2 \"shift:2\": shift is given twice"},
         {"none,flip", "\"none\" cannot be combined"},
         {"Flip", "token 1 \"Flip\""},
+        {"erase", "token 1 \"erase\" is not known"},
+        {"erase:", "token 1 \"erase:\": the erasing probability must be a decimal in (0, 1]"},
+        {"erase:0", "token 1 \"erase:0\": the erasing probability"},
+        {"flip,erase:0.0", "token 2 \"erase:0.0\": the erasing probability"},
+        {"erase:1.5", "token 1 \"erase:1.5\""},
+        {"erase:1.001", "token 1 \"erase:1.001\""},
+        {"erase:0.1234", "at most 3 decimals"},
+        {"erase:0.5x", "token 1 \"erase:0.5x\""},
+        {"erase:-0.5", "token 1 \"erase:-0.5\""},
+        {"erase:0..5", "token 1 \"erase:0..5\""},
+        {"erase:.", "token 1 \"erase:.\""},
+        {"erase:0.5,erase:0.2", "token 2 \"erase:0.2\": erase is given twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         a.shift = 5;
@@ -108,12 +128,17 @@ static void test_apply_hand(void **state)
         ed_augment_draw d;
         float want[12];
     } cases[] = {
-        {{0, 0, false}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
-        {{1, 0, false}, {F, F, F, F, 1, 2, 3, 4, 5, 6, 7, 8}},      /* down one row */
-        {{0, -1, false}, {2, 3, 4, F, 6, 7, 8, F, 10, 11, 12, F}},  /* left one column */
-        {{0, 0, true}, {4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9}},    /* mirrored */
-        {{1, 2, true}, {F, F, F, F, F, F, 4, 3, F, F, 8, 7}},       /* mirrored, down 1, right 2 */
-        {{-2, -1, false}, {10, 11, 12, F, F, F, F, F, F, F, F, F}}, /* up 2, left 1 */
+        {{.dy = 0}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+        {{.dy = 1}, {F, F, F, F, 1, 2, 3, 4, 5, 6, 7, 8}},         /* down one row */
+        {{.dx = -1}, {2, 3, 4, F, 6, 7, 8, F, 10, 11, 12, F}},     /* left one column */
+        {{.flip = true}, {4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9}}, /* mirrored */
+        {{.dy = 1, .dx = 2, .flip = true},
+         {F, F, F, F, F, F, 4, 3, F, F, 8, 7}}, /* mirrored, down 1, right 2 */
+        {{.dy = -2, .dx = -1}, {10, 11, 12, F, F, F, F, F, F, F, F, F}}, /* up 2, left 1 */
+        /* mirrored, then rows 1-2 x columns 1-2 erased */
+        {{.flip = true, .ey = 1, .ex = 1, .eh = 2, .ew = 2}, {4, 3, 2, 1, 8, F, F, 5, 12, F, F, 9}},
+        /* right 1, then row 0 x columns 0-3 erased (the erasing comes after the shift) */
+        {{.dx = 1, .ey = 0, .ex = 0, .eh = 1, .ew = 4}, {F, F, F, F, F, 5, 6, 7, F, 9, 10, 11}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float out[12];
@@ -162,7 +187,8 @@ static void test_apply_numpy(void **state)
         for (int dx = -S; dx <= S; dx++)
             for (int flip = 0; flip < 2; flip++, k++) {
                 float out[N];
-                ed_augment_apply(in, out, C, H, W, (ed_augment_draw){dy, dx, flip != 0}, fill);
+                ed_augment_apply(in, out, C, H, W,
+                                 (ed_augment_draw){.dy = dy, .dx = dx, .flip = flip != 0}, fill);
                 if (memcmp(out, want + (size_t)k * N, sizeof out) != 0)
                     fail_msg("dy %d dx %d flip %d differs from numpy", dy, dx, flip);
             }
@@ -185,10 +211,10 @@ static void test_distribution(void **state)
     long same_as_other_seed = 0, n = 0;
     for (uint64_t step = 0; step < 500; step++)
         for (uint64_t row = 0; row < 100; row++, n++) {
-            ed_augment_draw d = ed_augment_draw_at(&a, 7, step, row);
+            ed_augment_draw d = ed_augment_draw_at(&a, 7, step, row, 28, 28);
             assert_true(d.dy >= -2 && d.dy <= 2 && d.dx >= -2 && d.dx <= 2);
             counts[d.dy + 2][d.dx + 2][d.flip]++;
-            ed_augment_draw e = ed_augment_draw_at(&a, 8, step, row);
+            ed_augment_draw e = ed_augment_draw_at(&a, 8, step, row, 28, 28);
             same_as_other_seed += e.dy == d.dy && e.dx == d.dx && e.flip == d.flip;
         }
     const double expect = (double)n / 50.0;
@@ -204,14 +230,58 @@ static void test_distribution(void **state)
     assert_int_equal(ed_augment_parse("flip", &a, &err), 0);
     int flips = 0;
     for (uint64_t row = 0; row < 1000; row++) {
-        ed_augment_draw d = ed_augment_draw_at(&a, 1, 3, row);
+        ed_augment_draw d = ed_augment_draw_at(&a, 1, 3, row, 28, 28);
         assert_true(d.dy == 0 && d.dx == 0);
         flips += d.flip;
     }
     assert_true(flips > 400 && flips < 600);
     assert_int_equal(ed_augment_parse("shift:1", &a, &err), 0);
     for (uint64_t row = 0; row < 1000; row++)
-        assert_false(ed_augment_draw_at(&a, 1, 3, row).flip);
+        assert_false(ed_augment_draw_at(&a, 1, 3, row, 28, 28).flip);
+}
+
+/* erase:0.3 over 20,000 draws on 28x28 and 5x7 images: about 30% erase; each rectangle lies inside
+ * the image, its area within torchvision's scale (0.02..0.33 of H*W, up to the rounding of its
+ * sides) and its ratio within 0.3..3.3 (same); positions reach every corner; adding erase:P to
+ * shift:2,flip keeps every shift and flip as it was. */
+static void test_erase_draws(void **state)
+{
+    (void)state;
+    ed_augment a, base;
+    ed_err err = {0};
+    assert_int_equal(ed_augment_parse("shift:2,flip,erase:0.3", &a, &err), 0);
+    assert_int_equal(ed_augment_parse("shift:2,flip", &base, &err), 0);
+    const int shapes[2][2] = {{28, 28}, {5, 7}};
+    for (int s = 0; s < 2; s++) {
+        const int h = shapes[s][0], w = shapes[s][1];
+        long erased = 0, n = 0;
+        bool top_left = false, bottom_right = false;
+        for (uint64_t step = 0; step < 200; step++)
+            for (uint64_t row = 0; row < 100; row++, n++) {
+                const ed_augment_draw d = ed_augment_draw_at(&a, 5, step, row, h, w);
+                const ed_augment_draw e = ed_augment_draw_at(&base, 5, step, row, h, w);
+                assert_true(d.dy == e.dy && d.dx == e.dx && d.flip == e.flip && e.eh == 0);
+                if (d.eh == 0) {
+                    assert_int_equal(d.ew, 0);
+                    continue;
+                }
+                erased++;
+                assert_true(d.eh >= 1 && d.eh < h && d.ew >= 1 && d.ew < w);
+                assert_true(d.ey >= 0 && d.ey + d.eh <= h && d.ex >= 0 && d.ex + d.ew <= w);
+                const double lo_area = 0.02 * h * w, hi_area = 0.33 * h * w;
+                /* each side is rounded by at most 1/2 */
+                if ((d.eh + 0.5) * (d.ew + 0.5) < lo_area || (d.eh - 0.5) * (d.ew - 0.5) > hi_area)
+                    fail_msg("%dx%d: %dx%d rectangle outside the area bounds", h, w, d.eh, d.ew);
+                if ((d.eh + 0.5) / (d.ew - 0.5) < 0.3 || (d.eh - 0.5) / (d.ew + 0.5) > 3.3)
+                    fail_msg("%dx%d: %dx%d rectangle outside the ratio bounds", h, w, d.eh, d.ew);
+                top_left |= d.ey == 0 && d.ex == 0;
+                bottom_right |= d.ey + d.eh == h && d.ex + d.ew == w;
+            }
+        /* p 0.3 (times the share of draws where some try fits, ~1 here): sd ~65 */
+        if (erased < 0.3 * (double)n - 400 || erased > 0.3 * (double)n + 400)
+            fail_msg("%dx%d: %ld of %ld draws erased, expected ~%.0f", h, w, erased, n, 0.3 * n);
+        assert_true(top_left && bottom_right);
+    }
 }
 
 /* ed_augment_batch is row i = apply(draw_at(seed, step, i)); same key, same batch; another step or
@@ -236,7 +306,7 @@ static void test_batch_determinism(void **state)
     assert_memory_equal(x1, x2, sizeof x1);
     for (int i = 0; i < B; i++)
         ed_augment_apply(x0 + i * N, want + i * N, C, H, W,
-                         ed_augment_draw_at(&a, 11, 5, (uint64_t)i), -1.0f);
+                         ed_augment_draw_at(&a, 11, 5, (uint64_t)i, H, W), -1.0f);
     assert_memory_equal(x1, want, sizeof want);
     assert_memory_not_equal(x1, x0, sizeof x0);
     ed_augment_batch(&a, 11, 6, x3, B, C, H, W, -1.0f, scratch);
@@ -250,15 +320,15 @@ static void test_batch_determinism(void **state)
 }
 
 /* ed_augment_raw_batch (distill: the raw batch before the teachers): for float32 samples, row i
- * is ed_augment_apply with a 0 fill; for uint8 samples, the same pixels moved (every value fits in
- * both); idx and labels are the caller's; off copies. */
+ * is ed_augment_apply with a 0 fill; for uint8 samples, the same pixels moved and erased (every
+ * value fits in both); idx and labels are the caller's; off copies. */
 static void test_raw_batch(void **state)
 {
     (void)state;
     enum { B = 24, C = 2, H = 5, W = 7, N = C * H * W };
     ed_augment a, off;
     ed_err err = {0};
-    assert_int_equal(ed_augment_parse("shift:2,flip", &a, &err), 0);
+    assert_int_equal(ed_augment_parse("shift:2,flip,erase:0.5", &a, &err), 0);
     assert_int_equal(ed_augment_parse(NULL, &off, &err), 0);
     static uint8_t u8[B * N], u8_out[B * N];
     static float f32[B * N], f32_out[B * N], want[B * N];
@@ -268,7 +338,7 @@ static void test_raw_batch(void **state)
     }
     for (int i = 0; i < B; i++)
         ed_augment_apply(f32 + i * N, want + i * N, C, H, W,
-                         ed_augment_draw_at(&a, 7, 3, (uint64_t)i), 0.0f);
+                         ed_augment_draw_at(&a, 7, 3, (uint64_t)i, H, W), 0.0f);
     ed_batch bf = {.n = B, .dim = N, .dtype = ED_DTYPE_F32, .x = f32};
     ed_augment_raw_batch(&a, 7, 3, &bf, C, H, W, f32_out);
     assert_memory_equal(f32_out, want, sizeof want);
@@ -436,11 +506,17 @@ static void test_plan_position(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),         cmocka_unit_test(test_check),
-        cmocka_unit_test(test_apply_hand),    cmocka_unit_test(test_apply_numpy),
-        cmocka_unit_test(test_distribution),  cmocka_unit_test(test_batch_determinism),
-        cmocka_unit_test(test_train_flags),   cmocka_unit_test(test_trainer_resume),
-        cmocka_unit_test(test_plan_position), cmocka_unit_test(test_raw_batch),
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_apply_hand),
+        cmocka_unit_test(test_apply_numpy),
+        cmocka_unit_test(test_distribution),
+        cmocka_unit_test(test_erase_draws),
+        cmocka_unit_test(test_batch_determinism),
+        cmocka_unit_test(test_train_flags),
+        cmocka_unit_test(test_trainer_resume),
+        cmocka_unit_test(test_plan_position),
+        cmocka_unit_test(test_raw_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
