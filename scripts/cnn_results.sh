@@ -8,8 +8,8 @@
 # from it.
 #
 # Usage: scripts/cnn_results.sh [OUT_DIR=runs/cnn-results]
-#   MEMBERS="NAME:SEED:AUGMENT:EPOCHS[:VARIANT] ..."  (AUGMENT is --augment's value, e.g. flip
-#                 or shift:1,flip; VARIANT names the member's arch, ref by default:
+#   MEMBERS="NAME:SEED:AUGMENT:EPOCHS[:VARIANT] ..."  (AUGMENT is --augment's value, e.g. flip,
+#                 shift:1,flip or flip,erase:0.25; VARIANT names the member's arch, ref by default:
 #                   ref   MEMBER_ARCH, the README's reference CNN
 #                   k5    the same with a 5x5 first conv (conv32k5p2)
 #                   s2    the same with the first max-pool replaced by a stride-2 second conv
@@ -35,7 +35,7 @@ declare -A VARIANT=(
   [wide]=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,dense256,relu,dropout0.5,dense10
   [deep]=1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv96k3,bn,relu,maxpool2,flatten,dense128,relu,dropout0.3,dense10
 )
-MEMBERS=${MEMBERS:-"c1:1:flip:25 c2:1:shift:1,flip:25 c5:3:shift:1,flip:30 e6:6:flip:25:k5 e8:8:shift:1,flip:25:k5"}
+MEMBERS=${MEMBERS:-"c1:1:flip:25 c5:3:shift:1,flip:30 n1:31:flip:25:wide n2:32:flip,erase:0.25:25 n3:33:flip,erase:0.25:25:wide"}
 SMALL_ARCH=${SMALL_ARCH:-1x28x28:conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv48k3p1,bn,relu,maxpool2,flatten,dense64,relu,dense10}
 MLP_ARCH=${MLP_ARCH:-784,400,400,10}
 STUDENT_EPOCHS=${STUDENT_EPOCHS:-20}
