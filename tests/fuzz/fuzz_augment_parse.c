@@ -5,8 +5,8 @@
  * Checks, beyond "no crash, no sanitizer report": a refused string leaves an error message and
  * does not touch the output; an accepted one's canonical text parses back to the same settings;
  * every draw lies in [-shift, shift] (and never flips without flip; an erased rectangle only with
- * erase, inside the image); an augmented sample holds only
- * its own values and the fill; a sample that is all fill stays all fill. Any violation aborts.
+ * erase, inside the image); an augmented sample holds only its own values and the fill; a sample
+ * that is all fill stays all fill. Any violation aborts.
  */
 #include "fuzz.h"
 
