@@ -23,6 +23,9 @@
 #                 `distill --augment` (the members label every shifted/flipped batch: consistent
 #                 teaching) instead of from the store; the MLP is also trained on hard labels
 #                 with the same augmentation (mlp-hard-aug). Outputs get the suffix -aug.
+#   MLP_SEEDS="7 8 9 10": then the MLP point with a mixup transfer set, one distilled and one
+#                 hard-label MLP per seed (below; MIXUP=120000 MLP_STEPS=28140 MIXUP_ALPHA=0.5
+#                 MLP_THREADS=BLAS_THREADS).
 # Members checkpoint every 200 steps and run with --resume-if-present: running the script again
 # after a stop continues where it stopped; finished models are kept and skipped.
 set -euo pipefail
@@ -128,7 +131,9 @@ done
 # 93.5% lineup"): MIXUP (120,000) blends of the training images (scripts/mixup.py, seed 2026) are
 # labeled with the training images into OUT/store-mixup; per seed, the MLP distilled from it for
 # MLP_STEPS (28,140) steps at T and MIXUP_ALPHA (0.5), and the MLP on hard labels alone with the
-# same steps and seed. The summary gets each pair and the mean gain.
+# same steps and seed, both with MLP_THREADS OpenBLAS threads (BLAS_THREADS by default; the
+# README's rows: 1, with the members and stores at OpenBLAS's default, 2 here). The summary gets
+# each pair and the mean gain.
 [[ -n "${MLP_SEEDS:-}" ]] || exit 0
 MLP_STEPS=${MLP_STEPS:-28140}
 mstore="$OUT/store-mixup"
@@ -141,8 +146,8 @@ mstore="$OUT/store-mixup"
 gains=()
 for seed in $MLP_SEEDS; do
   d="mlp-mixup-s$seed" h="mlp-hard-s$seed"
-  run=(--arch "$MLP_ARCH" --steps "$MLP_STEPS" --blas-threads "${BLAS_THREADS:-0}" --batch-size 128
-       --seed "$seed" --quiet "${TEST[@]}")
+  run=(--arch "$MLP_ARCH" --steps "$MLP_STEPS" --blas-threads "${MLP_THREADS:-${BLAS_THREADS:-0}}"
+       --batch-size 128 --seed "$seed" --quiet "${TEST[@]}")
   [[ -f "$OUT/$d.safetensors" ]] || "$ST" distill --targets "$mstore" --labeled-images "$X" \
       --labeled-labels "$Y" --labeled-end "${TRAIN_END:--1}" --unlabeled "$OUT/mixup.gz" \
       --temperature "${T:-4}" --alpha "${MIXUP_ALPHA:-0.5}" --combine prob "${run[@]}" \
