@@ -23,7 +23,11 @@ def read(path):
 def main(argv):
     if len(argv) not in (5, 6):
         sys.exit(__doc__.split("\n\n")[1])
-    images, out, n, seed = argv[1], argv[2], int(argv[3]), int(argv[4])
+    images, out = argv[1], argv[2]
+    try:
+        n, seed, end = int(argv[3]), int(argv[4]), int(argv[5]) if len(argv) == 6 else -1
+    except ValueError as e:
+        sys.exit(f"mixup.py: N, SEED and FIRST_END are integers: {e}")
     raw = read(images)
     if len(raw) < 16 or raw[:4] != b"\x00\x00\x08\x03":
         sys.exit(f"mixup.py: {images}: not an IDX file of uint8 images (magic {raw[:4].hex()})")
@@ -31,7 +35,7 @@ def main(argv):
     if len(raw) != 16 + count * rows * cols:
         sys.exit(f"mixup.py: {images}: {len(raw) - 16} bytes of pixels, the header says "
                  f"{count} x {rows} x {cols}")
-    end = int(argv[5]) if len(argv) == 6 and int(argv[5]) >= 0 else count
+    end = end if end >= 0 else count
     if not 1 <= end <= count or n < 1:
         sys.exit(f"mixup.py: N must be >= 1 and FIRST_END in 1..{count}")
     x = np.frombuffer(raw[16:], np.uint8).reshape(count, rows, cols)[:end].astype(np.float32)
