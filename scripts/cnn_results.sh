@@ -54,6 +54,16 @@ COMMON=(--blas-threads "${BLAS_THREADS:-0}" --batch-size 128 --seed 7)
 mkdir -p "$OUT"
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 accuracy() { sed -n 's/.*test accuracy \([0-9.]*\),.*/\1/p' "$1" | tail -n 1; }
+pct() { awk -v a="$1" 'BEGIN { printf "%.2f%%", 100 * a }'; }  # 0.9134 -> 91.34%
+# label_store DIR [ARGS...]: the members label the training images (+ ARGS) into DIR, once
+label_store() {
+  local dir=$1
+  shift
+  [[ -f "$dir/done" ]] && return
+  "$ST" label --teachers "$list" --store "$dir" --labeled-images "$X" \
+      --labeled-end "${TRAIN_END:--1}" --blas-threads "${BLAS_THREADS:-0}" --quiet "$@"
+  touch "$dir/done"
+}
 
 # member_spec SPEC: sets name seed variant arch epochs augment; exits 2 on an unknown variant
 member_spec() {
@@ -89,11 +99,7 @@ summary "ensemble of ${#models[@]}: $(sed -n 's/^ensemble (mean probability) *- 
 SA=${STUDENT_AUGMENT:-}
 sfx=${SA:+-aug}
 store="$OUT/store"
-[[ -n "$SA" || -f "$store/done" ]] || {
-  "$ST" label --teachers "$list" --store "$store" --labeled-images "$X" \
-      --labeled-end "${TRAIN_END:--1}" --blas-threads "${BLAS_THREADS:-0}" --quiet
-  touch "$store/done"
-}
+[[ -n "$SA" ]] || label_store "$store"
 source=(--targets "$store")
 [[ -z "$SA" ]] || source=(--teachers "$list" --augment "$SA")
 distill() {  # NAME ARCH: the ensemble's soft targets (T, ALPHA) plus the labels
@@ -124,7 +130,7 @@ fi
 runs+=("mlp-distilled$sfx" "small-distilled$sfx")
 # the test accuracy each program printed at its end (no second evaluation pass)
 for f in "${runs[@]}"; do
-  summary "${f/small-distilled/small}: $(accuracy "$OUT/$f.log" | awk '{printf "%.2f%%", 100 * $1}') ($steps steps)"
+  summary "${f/small-distilled/small}: $(pct "$(accuracy "$OUT/$f.log")") ($steps steps)"
 done
 
 # MLP_SEEDS="7 8 9 10": the MLP point with a mixup transfer set (README "Random erasing, and the
@@ -137,12 +143,9 @@ done
 [[ -n "${MLP_SEEDS:-}" ]] || exit 0
 MLP_STEPS=${MLP_STEPS:-28140}
 mstore="$OUT/store-mixup"
-[[ -f "$mstore/done" ]] || {
+[[ -f "$mstore/done" ]] ||
   /usr/bin/python3 "$ROOT/scripts/mixup.py" "$X" "$OUT/mixup.gz" "${MIXUP:-120000}" 2026 "${TRAIN_END:--1}"
-  "$ST" label --teachers "$list" --store "$mstore" --labeled-images "$X" --labeled-end "${TRAIN_END:--1}" \
-      --unlabeled "$OUT/mixup.gz" --blas-threads "${BLAS_THREADS:-0}" --quiet
-  touch "$mstore/done"
-}
+label_store "$mstore" --unlabeled "$OUT/mixup.gz"
 gains=()
 for seed in $MLP_SEEDS; do
   d="mlp-mixup-s$seed" h="mlp-hard-s$seed"
@@ -156,6 +159,6 @@ for seed in $MLP_SEEDS; do
       --train-end "${TRAIN_END:--1}" "${run[@]}" --out "$OUT/$h.safetensors" 2>&1 | tee "$OUT/$h.log"
   a=$(accuracy "$OUT/$d.log") b=$(accuracy "$OUT/$h.log")
   gains+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", 100 * (a - b) }')")
-  summary "seed $seed, $MLP_STEPS steps: MLP distilled from the mixup store $(awk -v a="$a" 'BEGIN { printf "%.2f%%", 100 * a }'), on hard labels $(awk -v b="$b" 'BEGIN { printf "%.2f%%", 100 * b }'): gain ${gains[-1]}"
+  summary "seed $seed, $MLP_STEPS steps: MLP distilled from the mixup store $(pct "$a"), on hard labels $(pct "$b"): gain ${gains[-1]}"
 done
 summary "mean gain over seeds $MLP_SEEDS: $(printf '%s\n' "${gains[@]}" | awk '{ s += $1 } END { printf "%+.2f", s / NR }') points (goal >= +1)"
