@@ -50,11 +50,20 @@ X=$D/train-images-idx3-ubyte.gz
 Y=$D/train-labels-idx1-ubyte.gz
 TEST=(--test-images "$D/t10k-images-idx3-ubyte.gz" --test-labels "$D/t10k-labels-idx1-ubyte.gz")
 COMMON=(--blas-threads "${BLAS_THREADS:-0}" --batch-size 128 --seed 7)
+TRAIN=(--train-images "$X" --train-labels "$Y" --train-end "${TRAIN_END:--1}")          # teacher_worker train
+LABELED=(--labeled-images "$X" --labeled-labels "$Y" --labeled-end "${TRAIN_END:--1}")  # student_trainer distill
 [[ -x "$TW" && -x "$ST" ]] || { echo "build first: make build" >&2; exit 1; }
 mkdir -p "$OUT"
 summary() { echo "$*" | tee -a "$OUT/summary.txt"; }
 accuracy() { sed -n 's/.*test accuracy \([0-9.]*\),.*/\1/p' "$1" | tail -n 1; }
 pct() { awk -v a="$1" 'BEGIN { printf "%.2f%%", 100 * a }'; }  # 0.9134 -> 91.34%
+# once NAME CMD...: runs CMD --out OUT/NAME.safetensors (its output also in OUT/NAME.log), unless
+# that model exists
+once() {
+  local name=$1
+  shift
+  [[ -f "$OUT/$name.safetensors" ]] || "$@" --out "$OUT/$name.safetensors" 2>&1 | tee "$OUT/$name.log"
+}
 # label_store DIR [ARGS...]: the members label the training images (+ ARGS) into DIR, once
 label_store() {
   local dir=$1
@@ -85,8 +94,7 @@ for spec in $MEMBERS; do
   [[ -f "$m" ]] && { echo "member $name: $m exists, skipped"; continue; }
   "$TW" train --arch "$arch" --epochs "$epochs" --batch-size 128 --optimizer adam --lr 1e-3 \
       --schedule cosine --augment "$augment" --seed "$seed" --member "$name" \
-      --blas-threads "${BLAS_THREADS:-0}" --train-images "$X" --train-labels "$Y" \
-      --train-end "${TRAIN_END:--1}" "${TEST[@]}" --checkpoint "$OUT/$name.ckpt" \
+      --blas-threads "${BLAS_THREADS:-0}" "${TRAIN[@]}" "${TEST[@]}" --checkpoint "$OUT/$name.ckpt" \
       --checkpoint-every 200 --resume-if-present --metrics "$OUT/$name.jsonl" --out "$m" \
       2>&1 | tee "$OUT/$name.log"
   summary "member $name ($variant, seed $seed, --augment $augment, $epochs epochs): $(accuracy "$OUT/$name.log")"
@@ -103,28 +111,22 @@ store="$OUT/store"
 source=(--targets "$store")
 [[ -z "$SA" ]] || source=(--teachers "$list" --augment "$SA")
 distill() {  # NAME ARCH: the ensemble's soft targets (T, ALPHA) plus the labels
-  [[ -f "$OUT/$1.safetensors" ]] || "$ST" distill "${source[@]}" --labeled-images "$X" \
-      --labeled-labels "$Y" --labeled-end "${TRAIN_END:--1}" --arch "$2" \
-      --epochs "$STUDENT_EPOCHS" --temperature "${T:-4}" --alpha "${ALPHA:-0.9}" --combine prob \
-      "${COMMON[@]}" --quiet "${TEST[@]}" --metrics "$OUT/$1.jsonl" --out "$OUT/$1.safetensors" \
-      2>&1 | tee "$OUT/$1.log"
+  once "$1" "$ST" distill "${source[@]}" "${LABELED[@]}" --arch "$2" --epochs "$STUDENT_EPOCHS" \
+      --temperature "${T:-4}" --alpha "${ALPHA:-0.9}" --combine prob "${COMMON[@]}" --quiet \
+      "${TEST[@]}" --metrics "$OUT/$1.jsonl"
 }
 distill "mlp-distilled$sfx" "$MLP_ARCH"
 distill "small-distilled$sfx" "$SMALL_ARCH"
 # the same MLP on hard labels alone, the same steps as the distilled one
 steps=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])["step"])' \
     "$OUT/mlp-distilled$sfx.jsonl" 2>/dev/null || true)
-[[ -f "$OUT/mlp-hard.safetensors" ]] || "$TW" train --arch "$MLP_ARCH" --steps "$steps" \
-    "${COMMON[@]}" --train-images "$X" --train-labels "$Y" --train-end "${TRAIN_END:--1}" --quiet \
-    "${TEST[@]}" --metrics "$OUT/mlp-hard.jsonl" --out "$OUT/mlp-hard.safetensors" \
-    2>&1 | tee "$OUT/mlp-hard.log"
+once mlp-hard "$TW" train --arch "$MLP_ARCH" --steps "$steps" "${COMMON[@]}" "${TRAIN[@]}" --quiet \
+    "${TEST[@]}" --metrics "$OUT/mlp-hard.jsonl"
 runs=(mlp-hard)
 if [[ -n "$SA" ]]; then  # the same MLP (as a layer stack: augmentation needs its image input)
   mlp_img="1x28x28:flatten,$(echo "${MLP_ARCH#*,}" | sed 's/\([0-9][0-9]*\)/dense\1,relu/g; s/,relu$//')"
-  [[ -f "$OUT/mlp-hard-aug.safetensors" ]] || "$TW" train --arch "$mlp_img" --steps "$steps" \
-      --augment "$SA" "${COMMON[@]}" --train-images "$X" --train-labels "$Y" \
-      --train-end "${TRAIN_END:--1}" --quiet "${TEST[@]}" --metrics "$OUT/mlp-hard-aug.jsonl" \
-      --out "$OUT/mlp-hard-aug.safetensors" 2>&1 | tee "$OUT/mlp-hard-aug.log"
+  once mlp-hard-aug "$TW" train --arch "$mlp_img" --steps "$steps" --augment "$SA" "${COMMON[@]}" \
+      "${TRAIN[@]}" --quiet "${TEST[@]}" --metrics "$OUT/mlp-hard-aug.jsonl"
   runs+=(mlp-hard-aug)
 fi
 runs+=("mlp-distilled$sfx" "small-distilled$sfx")
@@ -151,12 +153,9 @@ for seed in $MLP_SEEDS; do
   d="mlp-mixup-s$seed" h="mlp-hard-s$seed"
   run=(--arch "$MLP_ARCH" --steps "$MLP_STEPS" --blas-threads "${MLP_THREADS:-${BLAS_THREADS:-0}}"
        --batch-size 128 --seed "$seed" --quiet "${TEST[@]}")
-  [[ -f "$OUT/$d.safetensors" ]] || "$ST" distill --targets "$mstore" --labeled-images "$X" \
-      --labeled-labels "$Y" --labeled-end "${TRAIN_END:--1}" --unlabeled "$OUT/mixup.gz" \
-      --temperature "${T:-4}" --alpha "${MIXUP_ALPHA:-0.5}" --combine prob "${run[@]}" \
-      --out "$OUT/$d.safetensors" 2>&1 | tee "$OUT/$d.log"
-  [[ -f "$OUT/$h.safetensors" ]] || "$TW" train --train-images "$X" --train-labels "$Y" \
-      --train-end "${TRAIN_END:--1}" "${run[@]}" --out "$OUT/$h.safetensors" 2>&1 | tee "$OUT/$h.log"
+  once "$d" "$ST" distill --targets "$mstore" "${LABELED[@]}" --unlabeled "$OUT/mixup.gz" \
+      --temperature "${T:-4}" --alpha "${MIXUP_ALPHA:-0.5}" --combine prob "${run[@]}"
+  once "$h" "$TW" train "${TRAIN[@]}" "${run[@]}"
   a=$(accuracy "$OUT/$d.log") b=$(accuracy "$OUT/$h.log")
   gains+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", 100 * (a - b) }')")
   summary "seed $seed, $MLP_STEPS steps: MLP distilled from the mixup store $(pct "$a"), on hard labels $(pct "$b"): gain ${gains[-1]}"
