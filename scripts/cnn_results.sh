@@ -23,9 +23,9 @@
 #                 `distill --augment` (the members label every shifted/flipped batch: consistent
 #                 teaching) instead of from the store; the MLP is also trained on hard labels
 #                 with the same augmentation (mlp-hard-aug). Outputs get the suffix -aug.
-#   MLP_SEEDS="7 8 9 10": then the MLP point with a mixup transfer set, one distilled and one
-#                 hard-label MLP per seed (below; MIXUP=120000 MLP_STEPS=28140 MIXUP_ALPHA=0.5
-#                 MLP_THREADS=BLAS_THREADS).
+#   MLP_SEEDS="17 18 19 20": then the MLP point with a mixup transfer set, one distilled and two
+#                 hard-label MLPs per seed (below; MIXUP=120000 MLP_STEPS=28140 MIXUP_ALPHA=0.5
+#                 MLP_WD=0.05 MLP_THREADS=BLAS_THREADS MLP_INPUT="SCALE OFFSET").
 # Members checkpoint every 200 steps and run with --resume-if-present: running the script again
 # after a stop continues where it stopped; finished models are kept and skipped.
 set -euo pipefail
@@ -135,29 +135,51 @@ for f in "${runs[@]}"; do
   summary "${f/small-distilled/small}: $(pct "$(accuracy "$OUT/$f.log")") ($steps steps)"
 done
 
-# MLP_SEEDS="7 8 9 10": the MLP point with a mixup transfer set (README "Random erasing, and the
-# 93.5% lineup"): MIXUP (120,000) blends of the training images (scripts/mixup.py, seed 2026) are
-# labeled with the training images into OUT/store-mixup; per seed, the MLP distilled from it for
-# MLP_STEPS (28,140) steps at T and MIXUP_ALPHA (0.5), and the MLP on hard labels alone with the
-# same steps and seed, both with MLP_THREADS OpenBLAS threads (BLAS_THREADS by default; the
-# README's rows: 1, with the members and stores at OpenBLAS's default, 2 here). The summary gets
-# each pair and the mean gain.
+# MLP_SEEDS="17 18 19 20": the MLP point with a mixup transfer set (README "The MLP point"): MIXUP
+# (120,000) blends of the training images (scripts/mixup.py, seed 2026) are labeled with the
+# training images into OUT/store-mixup. The MLPs of this point see standardized inputs: the training
+# images' mean and standard deviation (of raw / 255) give --input-scale 1 / (255 std) and
+# --input-offset -mean / std. Per seed, all for MLP_STEPS (28,140) steps with MLP_THREADS OpenBLAS
+# threads (BLAS_THREADS by default; the README's rows: 1):
+#   mlp-mixup-std-sN  distilled from the store at T and MIXUP_ALPHA (0.5), standardized input,
+#                     --weight-decay MLP_WD (0.05);
+#   mlp-hard-std-sN   the same MLP and settings on hard labels alone (only the targets differ);
+#   mlp-hard-sN       the MLP on hard labels with the default input scaling (raw / 255) and no
+#                     decay: the stronger hard-label setting, the second reference.
+# The summary gets each seed's gains over both references and their means.
 [[ -n "${MLP_SEEDS:-}" ]] || exit 0
 MLP_STEPS=${MLP_STEPS:-28140}
 mstore="$OUT/store-mixup"
 [[ -f "$mstore/done" ]] ||
   /usr/bin/python3 "$ROOT/scripts/mixup.py" "$X" "$OUT/mixup.gz" "${MIXUP:-120000}" 2026 "${TRAIN_END:--1}"
 label_store "$mstore" --unlabeled "$OUT/mixup.gz"
-gains=()
+# the standardization above, or MLP_INPUT="SCALE OFFSET" (the README's rows: "0.011109 -0.8103")
+[[ -z "${MLP_INPUT:-}" ]] || read -r scale offset <<< "$MLP_INPUT"
+[[ -n "${MLP_INPUT:-}" ]] || read -r scale offset < <(/usr/bin/python3 - "$X" "${TRAIN_END:--1}" <<'EOF'
+import gzip, sys
+import numpy as np
+raw = (gzip.open if sys.argv[1].endswith(".gz") else open)(sys.argv[1], "rb").read()
+n, end = int.from_bytes(raw[4:8], "big"), int(sys.argv[2])
+x = np.frombuffer(raw, np.uint8, offset=16).reshape(n, -1)[: end if end >= 0 else n] / 255.0
+print(f"{1 / (255 * x.std()):.9g} {-x.mean() / x.std():.9g}")
+EOF
+)
+[[ -n "${offset:-}" ]] || { echo "cnn_results.sh: no MLP input scaling (MLP_INPUT='${MLP_INPUT:-}', $X)" >&2; exit 1; }
+summary "MLP point input: --input-scale $scale --input-offset $offset"
+std=(--input-scale "$scale" --input-offset "$offset" --weight-decay "${MLP_WD:-0.05}")
+gains=() gains_raw=()
+gain() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", 100 * (a - b) }'; }
+mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%+.2f", s / NR }'; }
 for seed in $MLP_SEEDS; do
-  d="mlp-mixup-s$seed" h="mlp-hard-s$seed"
+  d="mlp-mixup-std-s$seed" hs="mlp-hard-std-s$seed" h="mlp-hard-s$seed"
   run=(--arch "$MLP_ARCH" --steps "$MLP_STEPS" --blas-threads "${MLP_THREADS:-${BLAS_THREADS:-0}}"
        --batch-size 128 --seed "$seed" --quiet "${TEST[@]}")
   once "$d" "$ST" distill --targets "$mstore" "${LABELED[@]}" --unlabeled "$OUT/mixup.gz" \
-      --temperature "${T:-4}" --alpha "${MIXUP_ALPHA:-0.5}" --combine prob "${run[@]}"
+      --temperature "${T:-4}" --alpha "${MIXUP_ALPHA:-0.5}" --combine prob "${run[@]}" "${std[@]}"
+  once "$hs" "$TW" train "${TRAIN[@]}" "${run[@]}" "${std[@]}"
   once "$h" "$TW" train "${TRAIN[@]}" "${run[@]}"
-  a=$(accuracy "$OUT/$d.log") b=$(accuracy "$OUT/$h.log")
-  gains+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", 100 * (a - b) }')")
-  summary "seed $seed, $MLP_STEPS steps: MLP distilled from the mixup store $(pct "$a"), on hard labels $(pct "$b"): gain ${gains[-1]}"
+  a=$(accuracy "$OUT/$d.log") b=$(accuracy "$OUT/$hs.log") c=$(accuracy "$OUT/$h.log")
+  gains+=("$(gain "$a" "$b")") gains_raw+=("$(gain "$a" "$c")")
+  summary "seed $seed, $MLP_STEPS steps: MLP distilled from the mixup store $(pct "$a"); on hard labels, the same settings $(pct "$b") (gain ${gains[-1]}), the default input scaling $(pct "$c") (gain ${gains_raw[-1]})"
 done
-summary "mean gain over seeds $MLP_SEEDS: $(printf '%s\n' "${gains[@]}" | awk '{ s += $1 } END { printf "%+.2f", s / NR }') points (goal >= +1)"
+summary "mean gain over seeds $MLP_SEEDS: $(mean "${gains[@]}") against the same settings, $(mean "${gains_raw[@]}") against the default input scaling (goal >= +1 for both)"

@@ -81,9 +81,23 @@ MEMBER_ARCH=1x28x28:conv4k3p1,relu,maxpool2,flatten,dense10 MEMBERS="a:1:flip:1 
 for line in "member a (ref, seed 1, --augment flip, 1 epochs): 0." \
             "member b (wide, seed 2, --augment shift:1,flip,erase:0.25, 1 epochs): 0." \
             "ensemble of 2: " "mlp-hard: " "mlp-distilled: " "small: " \
+            "MLP point input: --input-scale " \
             "seed 3, 8 steps: MLP distilled from the mixup store " "mean gain over seeds 3: "; do
   grep -qF "$line" "$WORK/results/summary.txt" || fail "cnn_results.sh summary lacks \"$line\""
 done
+# The MLP point's distilled MLP and its first hard-label reference share the standardized input
+# scaling (in their model files); the second reference keeps the default raw / 255.
+scales=$(/usr/bin/python3 - "$WORK/results" <<'EOF'
+import json, struct, sys
+for name in ("mlp-mixup-std-s3", "mlp-hard-std-s3", "mlp-hard-s3"):
+    with open(f"{sys.argv[1]}/{name}.safetensors", "rb") as f:
+        meta = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))["__metadata__"]
+    print(meta["input_scale"], meta["input_offset"], end=" ")
+EOF
+)
+read -r s1 o1 s2 o2 s3 o3 <<< "$scales"
+[[ "$s1 $o1" == "$s2 $o2" && "$s1" != "$s3" && "$o1" != 0 && "$s3 $o3" == "0.00392156886 0" ]] ||
+  fail "MLP point input scaling: distilled / hard (same) / hard (default) = $scales"
 # A member variant the script does not know is refused before anything runs, naming it.
 MEMBERS="a:1:flip:1 z:3:flip:1:huge" BUILD="$BUILD" bash "$SRC/scripts/cnn_results.sh" "$WORK/bad-variant" \
   > "$WORK/bad-variant.log" 2>&1 && fail "cnn_results.sh accepted the member variant 'huge'"
