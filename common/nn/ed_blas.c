@@ -2,6 +2,7 @@
 #include "ed_blas.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,34 @@ int ed_blas_threads(void)
 {
     int n = openblas_get_num_threads();
     return n > 0 ? n : 1;
+}
+
+static pthread_mutex_t s_single_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool s_single_held; /* guarded by s_single_mu */
+
+int ed_blas_single_begin(void)
+{
+    int previous = 1;
+    pthread_mutex_lock(&s_single_mu);
+    if (!s_single_held) {
+        previous = ed_blas_threads();
+        if (previous > 1) {
+            s_single_held = true;
+            openblas_set_num_threads(1);
+        }
+    }
+    pthread_mutex_unlock(&s_single_mu);
+    return previous;
+}
+
+void ed_blas_single_end(int previous)
+{
+    if (previous <= 1)
+        return;
+    pthread_mutex_lock(&s_single_mu);
+    openblas_set_num_threads(previous);
+    s_single_held = false;
+    pthread_mutex_unlock(&s_single_mu);
 }
 
 const char *ed_blas_describe(void)

@@ -6,6 +6,7 @@
  * taken from the ed_layer (validated by the parser), so kernels do no checking of their own.
  */
 #include "ed_layer_ops.h"
+#include "ed_blas.h"
 #include "ed_par.h"
 #include "ed_simd.h"
 
@@ -81,12 +82,16 @@ static void s_par_items(int count, int min_items, s_item_fn fn, const void *a)
 
 size_t ed_conv_col_size(const ed_layer *L, int chunk)
 {
-    return (size_t)L->in.c * L->k * L->k * (size_t)chunk * L->out.h * L->out.w;
+    /* C*k*k rows, plus the forward's row of ones (the bias's column of [W | b]) */
+    return ((size_t)L->in.c * L->k * L->k + 1) * (size_t)chunk * L->out.h * L->out.w;
 }
 
 size_t ed_conv_gemm_size(const ed_layer *L, int chunk)
 {
-    return (size_t)L->units * (size_t)chunk * L->out.h * L->out.w;
+    /* the backward's (OC, chunk*OHW), or the forward's [W | b] (OC, C*k*k + 1) */
+    const size_t back = (size_t)L->units * (size_t)chunk * L->out.h * L->out.w;
+    const size_t wb = (size_t)L->units * ((size_t)L->in.c * L->k * L->k + 1);
+    return back > wb ? back : wb;
 }
 
 /* Output columns [*lo, *hi) whose input column ox*S - P + kj lies inside the input (0..W-1). */
@@ -230,24 +235,6 @@ static void s_col2im_samples(int g0, int g1, const void *a)
         }
 }
 
-/* Samples [g0, g1) of the forward's output: y (n0 + g) = gemm columns of sample g + bias. */
-static void s_conv_out_samples(int g0, int g1, const void *a)
-{
-    const s_conv_job *j = a;
-    const int OC = j->L->units;
-    const size_t ohw = (size_t)j->L->out.h * j->L->out.w, ld = (size_t)j->G * ohw;
-    for (int g = g0; g < g1; g++) {
-        float *yo = j->out + (size_t)(j->n0 + g) * OC * ohw;
-        for (int oc = 0; oc < OC; oc++) {
-            float *restrict d = yo + (size_t)oc * ohw;
-            const float *restrict s = j->in + (size_t)oc * ld + (size_t)g * ohw;
-            const float bias = j->b[oc];
-            for (size_t p = 0; p < ohw; p++)
-                d[p] = s[p] + bias;
-        }
-    }
-}
-
 /* Channels [o0, o1) of the backward's gather: gemm (OC, G*OHW) <- dy (n0.., OC, OHW), and db +=
  * the channel's sums (sample by sample, in order). */
 static void s_conv_gather_channels(int o0, int o1, const void *a)
@@ -268,21 +255,56 @@ static void s_conv_gather_channels(int o0, int o1, const void *a)
         }
 }
 
+/* Arguments of the forward's per-sample passes. */
+typedef struct {
+    float *y, *col;
+    const float *x, *Wb;
+    const ed_layer *L;
+} s_conv_fwd_job;
+
+/* Samples [g0, g1) of the forward, one after the other in this thread: each sample's im2col (in
+ * the slot of sample g0: one L2-sized buffer per thread) with a row of ones, then y_g (OC, OHW) =
+ * [W | b] (OC, ckk + 1) col_g (ckk + 1, OHW): the sgemm adds the bias and writes y in place. */
+static void s_conv_fwd_samples(int g0, int g1, const void *a)
+{
+    const s_conv_fwd_job *j = a;
+    const ed_layer *L = j->L;
+    const int OC = L->units, ckk = L->in.c * L->k * L->k, ohw = L->out.h * L->out.w;
+    const size_t in_sz = ed_shape_size(L->in), out_sz = (size_t)OC * ohw;
+    float *col = j->col + (size_t)g0 * (ckk + 1) * ohw;
+    for (int p = 0; p < ohw; p++)
+        col[(size_t)ckk * ohw + p] = 1.0f;
+    for (int g = g0; g < g1; g++) {
+        const s_conv_job one = {.col = col, .x = j->x + (size_t)g * in_sz, .G = 1, .L = L};
+        s_im2col_rows(0, ckk, &one);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, ohw, ckk + 1, 1.0f, j->Wb,
+                    ckk + 1, col, ohw, 0.0f, j->y + (size_t)g * out_sz, ohw);
+    }
+}
+
 void ed_conv_forward(float *y, const float *x, const float *W, const float *b, float *col,
                      float *gemm, int B, int chunk, const ed_layer *L)
 {
     const int OC = L->units, ckk = L->in.c * L->k * L->k;
-    const size_t ohw = (size_t)L->out.h * L->out.w, in_sz = ed_shape_size(L->in);
+    const size_t in_sz = ed_shape_size(L->in), out_sz = ed_shape_size(L->out);
+    float *Wb = gemm; /* [W | b] (OC, ckk + 1) */
+    for (int oc = 0; oc < OC; oc++) {
+        memcpy(Wb + (size_t)oc * (ckk + 1), W + (size_t)oc * ckk, (size_t)ckk * sizeof(float));
+        Wb[(size_t)oc * (ckk + 1) + ckk] = b[oc];
+    }
+    /* the samples split over the process's BLAS threads, each sgemm on one thread (ed_blas.h) */
+    const int threads = ed_blas_single_begin();
     for (int n0 = 0; n0 < B; n0 += chunk) {
         const int G = B - n0 < chunk ? B - n0 : chunk;
-        const size_t ld = (size_t)G * ohw;
-        s_im2col(col, x + (size_t)n0 * in_sz, G, L);
-        /* gemm (OC, G*OHW) = W (OC, ckk) col (ckk, G*OHW) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)ld, ckk, 1.0f, W, ckk, col,
-                    (int)ld, 0.0f, gemm, (int)ld);
-        const s_conv_job j = {.out = y, .in = gemm, .b = b, .G = G, .n0 = n0, .L = L};
-        s_par_items(G, 1, s_conv_out_samples, &j);
+        const s_conv_fwd_job j = {.y = y + (size_t)n0 * out_sz,
+                                  .col = col,
+                                  .x = x + (size_t)n0 * in_sz,
+                                  .Wb = Wb,
+                                  .L = L};
+        s_items it = {s_conv_fwd_samples, &j};
+        ed_par_for_threads((size_t)G * 16, 16, threads, s_items_body, &it);
     }
+    ed_blas_single_end(threads);
 }
 
 void ed_conv_backward(float *dx, float *dW, float *db, const float *dy, const float *x,

@@ -4,11 +4,13 @@
  * of shape L->in / L->out after another. Nothing here allocates; the caller (ed_net) owns every
  * buffer, sized once. Backward kernels overwrite (never accumulate into) their gradient outputs.
  *
- * Convolution is lowered onto cblas_sgemm (im2col): `chunk` samples at a time,
- *     col  (C*k*k, chunk*OH*OW)  = im2col(x)
- *     gemm (OC, chunk*OH*OW)     = W (OC, C*k*k) col
- * then gemm is scattered into y (N, OC, OH, OW) with the bias added. Backward gathers dY into gemm,
- * dW += gemm col^T, db += row sums, and, when dx is wanted, col = W^T gemm folded back by col2im.
+ * Convolution is lowered onto cblas_sgemm (im2col). Forward, sample by sample, the samples split
+ * over the BLAS threads' cores (ed_par), each sgemm on one OpenBLAS thread (ed_blas_single_begin):
+ *     col_n (C*k*k + 1, OH*OW) = im2col(x_n) with a last row of ones (one L2-sized slot per thread)
+ *     y_n   (OC, OH*OW)        = [W | b] (OC, C*k*k + 1) col_n          (written in place, no
+ * scatter) where gemm holds [W | b]. Backward, `chunk` samples at a time on the threaded sgemm:
+ * gathers dY into gemm (OC, chunk*OH*OW), dW += gemm col^T with col (C*k*k, chunk*OH*OW), db += row
+ * sums, and, when dx is wanted, col = W^T gemm folded back by col2im.
  */
 #ifndef ED_LAYER_OPS_H
 #define ED_LAYER_OPS_H

@@ -78,8 +78,8 @@ typedef struct {
     float *bn_var[ED_STACK_MAX_LAYERS];   /* bn, training: biased batch variance (C) */
     float *bn_istd[ED_STACK_MAX_LAYERS];  /* bn, training: 1 / sqrt(var + eps) (C) */
     float *dbuf[2];                       /* (max_batch, largest activation) backward ping-pong */
-    float *col;                           /* conv lowering: (C*k*k, chunk*OH*OW) im2col / dcol */
-    float *gemm;                          /* conv lowering: (OC, chunk*OH*OW) sgemm output / dY */
+    float *col;                           /* conv lowering: im2col / dcol (ed_layer_ops.h) */
+    float *gemm;                          /* conv lowering: [W | b] (forward) / dY (backward) */
     int conv_chunk;                       /* samples per conv lowering step */
     bool last_train;                      /* last forward was in training mode */
     int last_batch;                       /* batch of the last forward */

@@ -96,11 +96,15 @@ static int s_ensure_helpers(int want)
 
 void ed_par_for(size_t n, size_t min_chunk, ed_par_fn fn, void *ctx)
 {
+    ed_par_for_threads(n, min_chunk, ed_blas_threads(), fn, ctx);
+}
+
+void ed_par_for_threads(size_t n, size_t min_chunk, int threads, ed_par_fn fn, void *ctx)
+{
     if (n == 0)
         return;
     if (min_chunk < S_ALIGN_ELEMS)
         min_chunk = S_ALIGN_ELEMS;
-    int threads = ed_blas_threads();
     if (threads > ED_PAR_MAX_THREADS)
         threads = ED_PAR_MAX_THREADS;
     if ((size_t)threads > n / min_chunk)

@@ -25,5 +25,7 @@ typedef void (*ed_par_fn)(size_t lo, size_t hi, void *ctx);
  * inside ed_par_for) as one call fn(0, n, ctx) on the caller's thread. Returns when every range is
  * done. fn must only touch elements of its own range. */
 void ed_par_for(size_t n, size_t min_chunk, ed_par_fn fn, void *ctx);
+/* The same on at most `threads` threads instead of ed_blas_threads()'s count. */
+void ed_par_for_threads(size_t n, size_t min_chunk, int threads, ed_par_fn fn, void *ctx);
 
 #endif

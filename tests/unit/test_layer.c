@@ -428,6 +428,42 @@ static void test_conv_chunks(void **state)
     ed_net_destroy(&m);
 }
 
+/* The conv forward (per sample, 1-thread sgemm calls split over the cores) gives the same bits on
+ * 1 and 2 BLAS threads and for any chunk, and leaves OpenBLAS's thread count as it found it. */
+static void test_conv_forward_threads_invariant(void **state)
+{
+    (void)state;
+    ed_stack s = s_parse("5x9x9:conv7k3s2p1,flatten");
+    const ed_layer *L = &s.layers[0];
+    enum { B = 11 };
+    const size_t in = ed_shape_size(L->in), out = ed_shape_size(L->out);
+    const size_t nw = (size_t)L->units * L->in.c * L->k * L->k;
+    float *x = malloc(B * in * sizeof(float)), *w = malloc((nw + L->units) * sizeof(float));
+    float *col = malloc(ed_conv_col_size(L, B) * sizeof(float));
+    float *gemm = malloc(ed_conv_gemm_size(L, B) * sizeof(float));
+    float *y[4];
+    s_fill(x, B * in, 1.0f, 31);
+    s_fill(w, nw + L->units, 0.5f, 32);
+    const int saved = ed_blas_threads();
+    const int chunks[2] = {B, 4};
+    for (int t = 0; t < 2; t++)
+        for (int c = 0; c < 2; c++) {
+            ed_blas_set_threads(t + 1);
+            float *o = y[2 * t + c] = malloc(B * out * sizeof(float));
+            ed_conv_forward(o, x, w, w + nw, col, gemm, B, chunks[c], L);
+            assert_int_equal(ed_blas_threads(), t + 1);
+        }
+    ed_blas_set_threads(saved);
+    for (int k = 1; k < 4; k++)
+        assert_memory_equal(y[0], y[k], B * out * sizeof(float));
+    for (int k = 0; k < 4; k++)
+        free(y[k]);
+    free(x);
+    free(w);
+    free(col);
+    free(gemm);
+}
+
 /* The passes split over the cores (ed_par: BN, max pool, ReLU, by channel / plane / range) give the
  * same bits on 1 and on 2 threads, on sizes large enough to be split. */
 static void test_passes_split_invariant(void **state)
@@ -550,12 +586,19 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_shapes),    cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_legacy_form),     cmocka_unit_test(test_forward_vs_torch),
-        cmocka_unit_test(test_grad_conv),       cmocka_unit_test(test_grad_pools),
-        cmocka_unit_test(test_grad_bn_dropout), cmocka_unit_test(test_fold_bn),
-        cmocka_unit_test(test_conv_chunks),     cmocka_unit_test(test_legacy_matches_mlp),
-        cmocka_unit_test(test_refusals),        cmocka_unit_test(test_passes_split_invariant),
+        cmocka_unit_test(test_parse_shapes),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_legacy_form),
+        cmocka_unit_test(test_forward_vs_torch),
+        cmocka_unit_test(test_grad_conv),
+        cmocka_unit_test(test_grad_pools),
+        cmocka_unit_test(test_grad_bn_dropout),
+        cmocka_unit_test(test_fold_bn),
+        cmocka_unit_test(test_conv_chunks),
+        cmocka_unit_test(test_legacy_matches_mlp),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_passes_split_invariant),
+        cmocka_unit_test(test_conv_forward_threads_invariant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /*
  * test_par: ed_par_for covers [0, n) exactly once with disjoint ranges, in parallel when the
  * process runs several BLAS threads and serially otherwise, and the optimizer steps it splits give
- * the same bits as the same steps run on one thread.
+ * the same bits as the same steps run on one thread; ed_blas's single-threaded sections restore
+ * the thread count whoever enters them.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,11 +108,50 @@ static void test_optim_split_is_exact(void **state)
     free(g);
 }
 
+/* ed_blas_single_begin/end: 1 thread inside a section, the count restored after it, and callers
+ * on several threads at once never leave OpenBLAS at a count other than the one they found. */
+static void *s_single_loop(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        int prev = ed_blas_single_begin();
+        if (ed_blas_threads() != 1)
+            return (void *)1;
+        ed_blas_single_end(prev);
+    }
+    return NULL;
+}
+
+static void test_single_sections(void **state)
+{
+    (void)state;
+    ed_blas_set_threads(2);
+    int prev = ed_blas_single_begin();
+    assert_int_equal(prev, 2);
+    assert_int_equal(ed_blas_threads(), 1);
+    assert_int_equal(ed_blas_single_begin(), 1); /* nested or concurrent: nothing to restore */
+    ed_blas_single_end(1);
+    assert_int_equal(ed_blas_threads(), 1);
+    ed_blas_single_end(prev);
+    assert_int_equal(ed_blas_threads(), 2);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, s_single_loop, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        void *rc = NULL;
+        pthread_join(th[i], &rc);
+        assert_null(rc);
+    }
+    assert_int_equal(ed_blas_threads(), 2);
+    ed_blas_set_threads(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cover),
         cmocka_unit_test(test_optim_split_is_exact),
+        cmocka_unit_test(test_single_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
