@@ -111,15 +111,19 @@ typedef struct {
     float *col, *out, *db;
     const float *x, *in, *b;
     int G, n0;
+    bool zeroed; /* im2col: col already holds zeros wherever the row falls outside the input */
     const ed_layer *L;
 } s_conv_job;
 
 /* One im2col row of a stride-1 conv as wide as its input (OW == W, e.g. k3p1): over the output rows
  * that see the input, the row is the input plane shifted by a constant, so it is one contiguous
  * copy per sample, then the lo/hi border columns (which the copy filled from neighbouring rows) are
- * zeroed; the rows outside the input are zeroed. planes: channel c of sample 0, stride chw. */
+ * zeroed; the rows outside the input are zeroed (skipped when `zeroed`: they already are, as in
+ * the forward's per-thread slot). The border columns are zeroed column by column: a strided loop,
+ * which the compiler does not turn into one memset call per output row. planes: channel c of
+ * sample 0, stride chw. */
 static void s_im2col_row_same(float *restrict row, const float *restrict planes, size_t chw, int G,
-                              int ki, int off, int lo, int hi, const ed_layer *L)
+                              int ki, int off, int lo, int hi, bool zeroed, const ed_layer *L)
 {
     const int H = L->in.h, W = L->in.w, P = L->pad, OH = L->out.h;
     const size_t ohw = (size_t)OH * W;
@@ -127,23 +131,25 @@ static void s_im2col_row_same(float *restrict row, const float *restrict planes,
     for (int g = 0; g < G; g++) {
         float *restrict d = row + (size_t)g * ohw;
         if (oy_end <= oy_lo || hi <= lo) {
-            memset(d, 0, ohw * sizeof(float));
+            if (!zeroed)
+                memset(d, 0, ohw * sizeof(float));
             continue;
         }
         const float *restrict src = planes + (size_t)g * chw;
         /* d[oy*W + ox] = src[(oy + ki - P)*W + ox + off]: first to last valid element */
         const long first = (long)oy_lo * W + lo, last = (long)(oy_end - 1) * W + hi;
         const long shift = (long)(ki - P) * W + off;
-        memset(d, 0, (size_t)first * sizeof(float));
-        memcpy(d + first, src + first + shift, (size_t)(last - first) * sizeof(float));
-        memset(d + last, 0, (ohw - (size_t)last) * sizeof(float));
-        for (int oy = oy_lo; oy < oy_end; oy++) {
-            float *restrict e = d + (size_t)oy * W;
-            for (int ox = 0; ox < lo; ox++)
-                e[ox] = 0.0f;
-            for (int ox = hi; ox < W; ox++)
-                e[ox] = 0.0f;
+        if (!zeroed) {
+            memset(d, 0, (size_t)first * sizeof(float));
+            memset(d + last, 0, (ohw - (size_t)last) * sizeof(float));
         }
+        memcpy(d + first, src + first + shift, (size_t)(last - first) * sizeof(float));
+        for (int ox = 0; ox < lo; ox++)
+            for (int oy = oy_lo; oy < oy_end; oy++)
+                d[(size_t)oy * W + ox] = 0.0f;
+        for (int ox = hi; ox < W; ox++)
+            for (int oy = oy_lo; oy < oy_end; oy++)
+                d[(size_t)oy * W + ox] = 0.0f;
     }
 }
 
@@ -164,7 +170,7 @@ static void s_im2col_rows(int r0, int r1, const void *a)
         const int off = kj - P;
         float *restrict row = j->col + (size_t)r * ld;
         if (S == 1 && OW == W) {
-            s_im2col_row_same(row, j->x + (size_t)c * H * W, chw, G, ki, off, lo, hi, L);
+            s_im2col_row_same(row, j->x + (size_t)c * H * W, chw, G, ki, off, lo, hi, j->zeroed, L);
             continue;
         }
         for (int g = 0; g < G; g++) {
@@ -272,10 +278,13 @@ static void s_conv_fwd_samples(int g0, int g1, const void *a)
     const int OC = L->units, ckk = L->in.c * L->k * L->k, ohw = L->out.h * L->out.w;
     const size_t in_sz = ed_shape_size(L->in), out_sz = (size_t)OC * ohw;
     float *col = j->col + (size_t)g0 * (ckk + 1) * ohw;
+    /* the zeros im2col leaves alone are the same for every sample: written once */
+    memset(col, 0, (size_t)ckk * ohw * sizeof(float));
     for (int p = 0; p < ohw; p++)
         col[(size_t)ckk * ohw + p] = 1.0f;
     for (int g = g0; g < g1; g++) {
-        const s_conv_job one = {.col = col, .x = j->x + (size_t)g * in_sz, .G = 1, .L = L};
+        const s_conv_job one = {
+            .col = col, .x = j->x + (size_t)g * in_sz, .G = 1, .zeroed = true, .L = L};
         s_im2col_rows(0, ckk, &one);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, ohw, ckk + 1, 1.0f, j->Wb,
                     ckk + 1, col, ohw, 0.0f, j->y + (size_t)g * out_sz, ohw);
