@@ -30,7 +30,6 @@
 #include <zmq.h>
 
 #include "ed_blas.h"
-#include "ed_par.h"
 #include "ed_cli.h"
 #include "ed_clock.h"
 #include "ed_data.h"
@@ -39,6 +38,7 @@
 #include "ed_mlp.h"
 #include "ed_layer_ops.h"
 #include "ed_net.h"
+#include "ed_par.h"
 #include "ed_rng.h"
 #include "ed_trainer.h"
 #include "ed_wire.h"

@@ -154,8 +154,10 @@ mstore="$OUT/store-mixup"
   /usr/bin/python3 "$ROOT/scripts/mixup.py" "$X" "$OUT/mixup.gz" "${MIXUP:-120000}" 2026 "${TRAIN_END:--1}"
 label_store "$mstore" --unlabeled "$OUT/mixup.gz"
 # the standardization above, or MLP_INPUT="SCALE OFFSET" (the README's rows: "0.011109 -0.8103")
-[[ -z "${MLP_INPUT:-}" ]] || read -r scale offset <<< "$MLP_INPUT"
-[[ -n "${MLP_INPUT:-}" ]] || read -r scale offset < <(/usr/bin/python3 - "$X" "${TRAIN_END:--1}" <<'EOF'
+if [[ -n "${MLP_INPUT:-}" ]]; then
+  read -r scale offset <<< "$MLP_INPUT"
+else
+  read -r scale offset < <(/usr/bin/python3 - "$X" "${TRAIN_END:--1}" <<'EOF'
 import gzip, sys
 import numpy as np
 raw = (gzip.open if sys.argv[1].endswith(".gz") else open)(sys.argv[1], "rb").read()
@@ -163,7 +165,8 @@ n, end = int.from_bytes(raw[4:8], "big"), int(sys.argv[2])
 x = np.frombuffer(raw, np.uint8, offset=16).reshape(n, -1)[: end if end >= 0 else n] / 255.0
 print(f"{1 / (255 * x.std()):.9g} {-x.mean() / x.std():.9g}")
 EOF
-)
+  )
+fi
 [[ -n "${offset:-}" ]] || { echo "cnn_results.sh: no MLP input scaling (MLP_INPUT='${MLP_INPUT:-}', $X)" >&2; exit 1; }
 summary "MLP point input: --input-scale $scale --input-offset $offset"
 std=(--input-scale "$scale" --input-offset "$offset" --weight-decay "${MLP_WD:-0.05}")

@@ -303,6 +303,7 @@ void ed_conv_forward(float *y, const float *x, const float *W, const float *b, f
     }
     /* the samples split over the process's BLAS threads, each sgemm on one thread (ed_blas.h) */
     const int threads = ed_blas_single_begin();
+    /* by chunks, so that a thread's slot (its first sample's) stays inside col's `chunk` slots */
     for (int n0 = 0; n0 < B; n0 += chunk) {
         const int G = B - n0 < chunk ? B - n0 : chunk;
         const s_conv_fwd_job j = {.y = y + (size_t)n0 * out_sz,
