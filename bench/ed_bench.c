@@ -521,7 +521,7 @@ static void s_sgemm_conv(const ed_layer *L, float *y, const float *col, const fl
         s_conv_sgemm_job j = {L, y + (size_t)n0 * ed_shape_size(L->out), col, gemm};
         ed_par_for_threads((size_t)G * 16, 16, threads, s_conv_sgemm_range, &j);
     }
-    ed_blas_single_end(threads);
+    ed_blas_single_end();
 }
 
 static int s_cmd_conv(int argc, char **argv)

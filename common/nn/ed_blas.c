@@ -87,30 +87,27 @@ int ed_blas_threads(void)
 }
 
 static pthread_mutex_t s_single_mu = PTHREAD_MUTEX_INITIALIZER;
-static bool s_single_held; /* guarded by s_single_mu */
+static int s_single_open;  /* sections open; guarded by s_single_mu */
+static int s_single_saved; /* the count before the first of them */
 
 int ed_blas_single_begin(void)
 {
-    int previous = 1;
     pthread_mutex_lock(&s_single_mu);
-    if (!s_single_held) {
-        previous = ed_blas_threads();
-        if (previous > 1) {
-            s_single_held = true;
+    if (s_single_open++ == 0) {
+        s_single_saved = ed_blas_threads();
+        if (s_single_saved > 1)
             openblas_set_num_threads(1);
-        }
     }
+    const int saved = s_single_saved;
     pthread_mutex_unlock(&s_single_mu);
-    return previous;
+    return saved;
 }
 
-void ed_blas_single_end(int previous)
+void ed_blas_single_end(void)
 {
-    if (previous <= 1)
-        return;
     pthread_mutex_lock(&s_single_mu);
-    openblas_set_num_threads(previous);
-    s_single_held = false;
+    if (s_single_open > 0 && --s_single_open == 0 && s_single_saved > 1)
+        openblas_set_num_threads(s_single_saved);
     pthread_mutex_unlock(&s_single_mu);
 }
 

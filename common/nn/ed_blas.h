@@ -28,13 +28,14 @@ void ed_blas_set_threads(int n);
 int ed_blas_threads(void);
 
 /* Single-threaded BLAS calls on several threads of our own (the conv forward: one sample's sgemm
- * per ed_par thread): ed_blas_single_begin sets OpenBLAS to 1 thread and returns the previous
- * count, which ed_blas_single_end restores. Only one caller at a time holds the section: a
- * concurrent one gets 1 (its own count is then already 1, nothing to restore), so counts are never
- * restored out of order. Meanwhile every OpenBLAS call in the process runs on one thread; results
- * are the same (OpenBLAS splits C, not the sums, over its threads). */
+ * per ed_par thread). ed_blas_single_begin returns the process's thread count before the first
+ * open section (the cores the caller may spread its own work over) and keeps OpenBLAS at 1
+ * thread until the last open section ends (ed_blas_single_end, once per begin), which restores
+ * that count. Sections may overlap on several threads: the count stays 1 while any is open.
+ * Meanwhile every OpenBLAS call in the process runs on one thread; results are the same (OpenBLAS
+ * splits C, not the sums, over its threads). */
 int ed_blas_single_begin(void);
-void ed_blas_single_end(int previous);
+void ed_blas_single_end(void);
 
 /* "OpenBLAS 0.3.21 (SkylakeX kernels, 2 threads)" for logs. */
 const char *ed_blas_describe(void);

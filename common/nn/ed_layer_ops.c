@@ -314,7 +314,7 @@ void ed_conv_forward(float *y, const float *x, const float *W, const float *b, f
         s_items it = {s_conv_fwd_samples, &j};
         ed_par_for_threads((size_t)G * 16, 16, threads, s_items_body, &it);
     }
-    ed_blas_single_end(threads);
+    ed_blas_single_end();
 }
 
 void ed_conv_backward(float *dx, float *dW, float *db, const float *dy, const float *x,

@@ -1,8 +1,8 @@
 /*
  * test_par: ed_par_for covers [0, n) exactly once with disjoint ranges, in parallel when the
  * process runs several BLAS threads and serially otherwise, and the optimizer steps it splits give
- * the same bits as the same steps run on one thread; ed_blas's single-threaded sections restore
- * the thread count whoever enters them.
+ * the same bits as the same steps run on one thread; ed_blas's single-threaded sections keep 1
+ * thread while any is open and restore the count after the last, whoever enters them.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -115,9 +115,9 @@ static void *s_single_loop(void *arg)
     (void)arg;
     for (int i = 0; i < 2000; i++) {
         int prev = ed_blas_single_begin();
-        if (ed_blas_threads() != 1)
+        if (prev != 2 || ed_blas_threads() != 1)
             return (void *)1;
-        ed_blas_single_end(prev);
+        ed_blas_single_end();
     }
     return NULL;
 }
@@ -129,10 +129,10 @@ static void test_single_sections(void **state)
     int prev = ed_blas_single_begin();
     assert_int_equal(prev, 2);
     assert_int_equal(ed_blas_threads(), 1);
-    assert_int_equal(ed_blas_single_begin(), 1); /* nested or concurrent: nothing to restore */
-    ed_blas_single_end(1);
-    assert_int_equal(ed_blas_threads(), 1);
-    ed_blas_single_end(prev);
+    assert_int_equal(ed_blas_single_begin(), 2); /* nested: the count from before the first */
+    ed_blas_single_end();
+    assert_int_equal(ed_blas_threads(), 1); /* the first section is still open */
+    ed_blas_single_end();
     assert_int_equal(ed_blas_threads(), 2);
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
