@@ -7,6 +7,7 @@
  * sequence of epochs is fixed by the seed. Memory is allocated once in ed_loader_new.
  */
 #include "ed_loader.h"
+#include "ed_mem.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,7 +62,7 @@ ed_loader *ed_loader_new(ed_stream **ps, const ed_loader_config *cfg, ed_err *er
         goto fail;
     }
     if (l->cap > 0) {
-        l->slot_x = malloc((size_t)l->cap * l->sb);
+        l->slot_x = ed_mem_alloc((size_t)l->cap * l->sb);
         l->slot_y = malloc((size_t)l->cap * sizeof *l->slot_y);
         l->slot_i = malloc((size_t)l->cap * sizeof *l->slot_i);
         if (!l->slot_x || !l->slot_y || !l->slot_i) {

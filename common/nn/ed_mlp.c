@@ -9,6 +9,7 @@
  * workspace block sized for max_batch.
  */
 #include "ed_mlp.h"
+#include "ed_mem.h"
 #include "ed_simd.h"
 
 #include <cblas.h>
@@ -167,7 +168,7 @@ ed_mlp *ed_mlp_new(const ed_arch *arch)
         goto fail;
     m->arch = *arch;
     m->n_params = ed_arch_param_count(arch);
-    m->params = calloc(m->n_params, sizeof(float));
+    m->params = ed_mem_calloc(m->n_params, sizeof(float));
     if (!m->params)
         goto fail;
     s_set_views(arch, m->params, m->W, m->b);
@@ -246,11 +247,9 @@ ed_mlp_ws *ed_mlp_ws_new(const ed_arch *arch, int max_batch, bool train)
         off_grads = total;
         total += s_round_up(n_params);
     }
-    void *mem = NULL;
-    if (posix_memalign(&mem, S_ALIGN_FLOATS * sizeof(float), total * sizeof(float)) != 0)
+    ws->block = ed_mem_calloc(total, sizeof(float)); /* 64-byte aligned: S_ALIGN_FLOATS floats */
+    if (!ws->block)
         goto fail;
-    ws->block = mem;
-    memset(ws->block, 0, total * sizeof(float));
     for (int l = 0; l <= L; l++)
         ws->act[l] = ws->block + off_act[l];
     if (train) {

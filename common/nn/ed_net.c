@@ -11,6 +11,7 @@
  */
 #include "ed_net.h"
 #include "ed_layer_ops.h"
+#include "ed_mem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ ed_net *ed_net_new(const ed_stack *arch)
             goto fail;
         m->params = m->mlp->params;
     } else {
-        m->params = calloc(m->n_params ? m->n_params : 1, sizeof(float));
+        m->params = ed_mem_calloc(m->n_params ? m->n_params : 1, sizeof(float));
         if (!m->params)
             goto fail;
         if (m->n_state) {
@@ -259,13 +260,11 @@ ed_net_ws *ed_net_ws_new(const ed_stack *arch, int max_batch, bool train)
     if (!p)
         goto fail;
     s_plan_make(arch, (size_t)max_batch, train, ws->conv_chunk, p);
-    void *mem = NULL;
-    if (posix_memalign(&mem, S_ALIGN_FLOATS * sizeof(float), p->total * sizeof(float)) != 0) {
+    ws->block = ed_mem_calloc(p->total, sizeof(float)); /* 64-byte aligned: S_ALIGN_FLOATS floats */
+    if (!ws->block) {
         free(p);
         goto fail;
     }
-    ws->block = mem;
-    memset(ws->block, 0, p->total * sizeof(float));
     if (p->itotal) {
         ws->iblock = calloc(p->itotal, sizeof(int32_t));
         if (!ws->iblock) {

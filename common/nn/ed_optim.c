@@ -9,6 +9,7 @@
  * Bias corrections and schedule values are computed in double once per step.
  */
 #include "ed_optim.h"
+#include "ed_mem.h"
 #include "ed_par.h"
 #include "ed_simd.h"
 
@@ -123,11 +124,11 @@ ed_optim *ed_optim_new(const ed_opt_config *cfg, size_t n, ed_err *err)
         goto fail;
     o->cfg = *cfg;
     o->n = n;
-    o->m = calloc(n ? n : 1, sizeof(float));
+    o->m = ed_mem_calloc(n ? n : 1, sizeof(float));
     if (!o->m)
         goto fail;
     if (cfg->kind == ED_OPT_ADAM) {
-        o->v = calloc(n ? n : 1, sizeof(float));
+        o->v = ed_mem_calloc(n ? n : 1, sizeof(float));
         if (!o->v)
             goto fail;
     }
