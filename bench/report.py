@@ -115,13 +115,15 @@ def main():
         dl = {"gemm_mflop_per_sample": l2["gemm_mflop_per_sample"], "blas": l2["blas"], "goal": 0.90,
               "limits": {k: {"limit_samples_per_s": rnd(v[0], 1), "sgemm_gflops": v[1]}
                          for k, v in limits.items()}}
+        # The goal is on the two default set-ups: in-process members (2 threads: --inprocess-overlap
+        # auto runs them on the teacher thread) and workers. The in-process run without the teacher
+        # thread (--inprocess-overlap off) is reported beside them, without a goal.
         rates = {}
-        for key, label, fname in (("inprocess", "in-process", "inproc_k5.jsonl"),
-                                  ("inprocess_teacher_thread", "in-process, teacher thread",
-                                   "inproc_k5_on.jsonl"),
-                                  ("inprocess_no_teacher_thread", "in-process, no teacher thread",
-                                   "inproc_k5_off.jsonl"),
-                                  ("workers", "workers", "remote_k5.jsonl")):
+        for key, label, fname, goal in (("inprocess_teacher_thread", "in-process, teacher thread",
+                                         "inproc_k5_on.jsonl", True),
+                                        ("inprocess_no_teacher_thread", "in-process, no teacher thread",
+                                         "inproc_k5_off.jsonl", False),
+                                        ("workers", "workers", "limit_remote_k5.jsonl", True)):
             runs = lines(R(fname))
             if not runs:
                 continue
@@ -133,14 +135,15 @@ def main():
             dl[key] = {"samples_per_s": rnd(rate, 1), "runs": rates[key][1], "limit_samples_per_s": rnd(lim, 1),
                        "sgemm_gflops": limits[layout][1], "threads": layout,
                        "teacher_thread": key != "workers" and layout == "2 x 1 thread",
-                       "ratio": rnd(rate / lim)}
+                       "steps": runs[0].get("step"), "ratio": rnd(rate / lim), "goal": 0.90 if goal else None}
             rows.append((f"distill_vs_limit K=5 {label}",
                          f"{rate:.0f} vs {lim:.0f} samples/s ({l2['gemm_mflop_per_sample']:.1f} MFLOP/sample, {layout})",
-                         rate / lim, ">= 0.90", rate / lim >= 0.90))
-        ratios = [v["ratio"] for k, v in dl.items() if isinstance(v, dict) and "ratio" in v]
+                         rate / lim, ">= 0.90" if goal else "", rate / lim >= 0.90 if goal else None))
+        ratios = [v["ratio"] for v in dl.values() if isinstance(v, dict) and v.get("goal")]
         if ratios:
             dl["ratio"] = min(ratios)
-            dl["ratio_is"] = "the smallest over the rows, each against the limit of its thread layout"
+            dl["ratio_is"] = ("the smaller of the in-process (teacher thread) and workers rows, each against "
+                              "the limit of its thread layout")
             dl["met"] = dl["ratio"] >= 0.90
             res["distill_vs_limit"] = dl
         if "inprocess_teacher_thread" in rates and "inprocess_no_teacher_thread" in rates:

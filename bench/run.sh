@@ -9,9 +9,10 @@
 #                                             vs one serving its model file (same weights)
 #   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
-#   distill_vs_limit                          those K = 5 rates / ed_bench limit (the step's sgemm
-#                                             calls alone at the same shapes, K distinct member
-#                                             weight sets, and the same thread layout:
+#   distill_vs_limit                          K = 5 runs of 240 steps (in-process with and without
+#                                             the teacher thread, workers) / ed_bench limit (the
+#                                             step's sgemm calls alone at the same shapes, K distinct
+#                                             member weight sets, and the same thread layout:
 #                                             2 threads, or 2 x 1 thread for workers and for
 #                                             in-process members on the teacher thread)
 #   memory_vs_data_size                       distill streaming 1x vs 10x the unlabeled data
@@ -195,35 +196,35 @@ limit_runs() {
   wait "$pid"
 }
 
-# BENCH_ONLY=limit: the distill_vs_limit rows alone: K = 5 in-process with the teacher thread
-# (--inprocess-overlap on) and without (off, 2 OpenBLAS threads) and K = 5 workers, alternating run
-# by run (BENCH_REPEATS, 5 here), then the limits; bench/results-limit.json. 240 steps a run
-# (BENCH_STEPS): an epoch's first step also fills the 65,536-sample shuffle buffer (one 45 MB
-# read, 0.13 s here), a one-off that ed_bench limit's warm-up pass leaves out; at 120 steps it
-# would weigh ~4% of a run.
-limit_only() {
+# limit_distill: the distillation runs of distill_vs_limit: K = 5 in-process with the teacher
+# thread (--inprocess-overlap on, the default at 2 threads) and without (off, 2 OpenBLAS threads)
+# and K = 5 workers, alternating run by run (LIMIT_REPEATS: BENCH_REPEATS, else 5 with
+# BENCH_ONLY=limit and 3 in `make bench`). LIMIT_STEPS (BENCH_STEPS, else 240) steps a run: an
+# epoch's first step also fills the shuffle buffer (57,000 samples, 45 MB; 0.03 s on huge pages,
+# 0.17 s when every 4 KiB page faults), a one-off that ed_bench limit's warm-up pass leaves out.
+limit_distill() {
   local all r
   all=$(IFS=,; echo "${MODELS[*]}")
   start_workers 5
-  log "distill K=5: in-process with and without the teacher thread, and 5 workers ($LIMIT_REPEATS x $LIMIT_STEPS steps each)"
+  log "distill_vs_limit K=5: in-process with and without the teacher thread, and 5 workers ($LIMIT_REPEATS x $LIMIT_STEPS steps each)"
   for ((r = 0; r < LIMIT_REPEATS; r++)); do
     distill "inproc_k5_off" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap off
     distill "inproc_k5_on" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap on
-    distill "remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS"
+    distill "limit_remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS"
   done
   stop_workers
-  limit_runs
 }
-LIMIT_REPEATS=${BENCH_REPEATS:-5}
 LIMIT_STEPS=${BENCH_STEPS:-240}
 
 # BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code); BENCH_ONLY=cnn:
 # conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone; BENCH_ONLY=limit: the distill_vs_limit
-# rows (limit_only). The table goes to bench/results-$BENCH_ONLY.json.
+# rows (limit_distill, limit_runs). The table goes to bench/results-$BENCH_ONLY.json.
 if [[ -n "${BENCH_ONLY:-}" ]]; then
   case $BENCH_ONLY in
     limit)
-      limit_only ;;
+      LIMIT_REPEATS=${BENCH_REPEATS:-5}
+      limit_distill
+      limit_runs ;;
     metrics_overhead)
       source "$SRC/bench/metrics.sh" ;;
     profile)
@@ -288,9 +289,11 @@ for K in 1 3 5; do
   stop_workers
 done
 
-# ---- the BLAS limit of the step (distill_vs_limit): its sgemm calls alone, K = 5 --------------
+# ---- distill_vs_limit: K = 5 runs of LIMIT_STEPS, then the step's sgemm calls alone -----------
 # Each row is divided by the limit of its thread layout (report.py reads it from the runs' metrics:
 # teacher_thread true = 2 x 1 thread, like the workers).
+LIMIT_REPEATS=${BENCH_REPEATS:-3}
+limit_distill
 limit_runs
 
 # ---- metrics: the same K=3 run with every process serving /metrics, scraped each second ---------
