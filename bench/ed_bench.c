@@ -35,6 +35,7 @@
 #include "ed_data.h"
 #include "ed_loss.h"
 #include "ed_member.h"
+#include "ed_mem.h"
 #include "ed_mlp.h"
 #include "ed_layer_ops.h"
 #include "ed_net.h"
@@ -61,12 +62,11 @@ static double s_quantile(double *v, int n, double q)
     return v[i < 0 ? 0 : i >= n ? n - 1 : i];
 }
 
+/* The baselines' buffers come from the same allocator as the models' (huge pages from 2 MiB on),
+ * so that a ratio compares the code, not the page size. */
 static float *s_alloc_floats(size_t n)
 {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0)
-        return NULL;
-    return p;
+    return ed_mem_alloc((n ? n : 1) * sizeof(float));
 }
 
 static void s_fill_uniform(float *x, size_t n, ed_rng *r)
