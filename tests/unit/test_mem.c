@@ -19,8 +19,8 @@
 static void test_alignment_and_zeroing(void **state)
 {
     (void)state;
-    const size_t sizes[] = {0, 1, 63, 4096, ED_MEM_HUGE_BYTES - 1, ED_MEM_HUGE_BYTES,
-                            ED_MEM_HUGE_BYTES * 3 + 17};
+    const size_t sizes[] = {
+        0, 1, 63, 4096, ED_MEM_HUGE_BYTES - 1, ED_MEM_HUGE_BYTES, ED_MEM_HUGE_BYTES * 3 + 17};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         unsigned char *p = ed_mem_calloc(sizes[i], 1);
         assert_non_null(p);
