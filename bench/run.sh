@@ -186,31 +186,34 @@ cnn_torch_rows() {
 # limit_runs: the BLAS limit of the K = 5 step (distill_vs_limit): its sgemm calls alone, at
 # 2 OpenBLAS threads in one process (in-process members without the teacher thread) and as two
 # 1-thread processes side by side, rates added (workers; in-process members on the teacher thread,
-# which run 2 threads x 1 OpenBLAS thread in one process).
+# which run 2 threads x 1 OpenBLAS thread in one process). One line per call is appended to each
+# file: limit_distill measures the limit once per repeat, next to that repeat's runs.
 limit_runs() {
-  log "distill_vs_limit: the step's sgemm calls alone (K=5, batch 128; 2 threads, then 2 x 1 thread)"
-  "$EB" limit --members 5 --batch 128 --blas-threads 2 >"$RAW/limit_2t.json"
-  "$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_a.json" &
+  "$EB" limit --members 5 --batch 128 --blas-threads 2 >>"$RAW/limit_2t.jsonl"
+  "$EB" limit --members 5 --batch 128 --blas-threads 1 >>"$RAW/limit_1t_a.jsonl" &
   local pid=$!
-  "$EB" limit --members 5 --batch 128 --blas-threads 1 >"$RAW/limit_1t_b.json"
+  "$EB" limit --members 5 --batch 128 --blas-threads 1 >>"$RAW/limit_1t_b.jsonl"
   wait "$pid"
 }
 
-# limit_distill: the distillation runs of distill_vs_limit: K = 5 in-process with the teacher
-# thread (--inprocess-overlap on, the default at 2 threads) and without (off, 2 OpenBLAS threads)
-# and K = 5 workers, alternating run by run (LIMIT_REPEATS: BENCH_REPEATS, else 5 with
-# BENCH_ONLY=limit and 3 in `make bench`). LIMIT_STEPS (BENCH_STEPS, else 240) steps a run: an
-# epoch's first step also fills the shuffle buffer (57,000 samples, 45 MB; 0.03 s on huge pages,
-# 0.17 s when every 4 KiB page faults), a one-off that ed_bench limit's warm-up pass leaves out.
+# limit_distill: distill_vs_limit: K = 5 in-process with the teacher thread (--inprocess-overlap
+# on, the default at 2 threads) and without (off, 2 OpenBLAS threads), K = 5 workers, then the
+# limits (limit_runs), repeat after repeat (LIMIT_REPEATS: BENCH_REPEATS, else 5 with
+# BENCH_ONLY=limit and 3 in `make bench`); report.py divides each run by its own repeat's limit,
+# so that a drift of the machine's speed over the minutes of the row does not enter the ratio.
+# LIMIT_STEPS (BENCH_STEPS, else 240) steps a run: an epoch's first step also fills the shuffle
+# buffer (57,000 samples, 45 MB; 0.03 s on huge pages, 0.17 s when every 4 KiB page faults), a
+# one-off that ed_bench limit's warm-up pass leaves out.
 limit_distill() {
   local all r
   all=$(IFS=,; echo "${MODELS[*]}")
   start_workers 5
-  log "distill_vs_limit K=5: in-process with and without the teacher thread, and 5 workers ($LIMIT_REPEATS x $LIMIT_STEPS steps each)"
+  log "distill_vs_limit K=5: in-process with and without the teacher thread, 5 workers ($LIMIT_STEPS steps each), then the step's sgemm calls alone (2 threads, 2 x 1 thread); $LIMIT_REPEATS repeats"
   for ((r = 0; r < LIMIT_REPEATS; r++)); do
     distill "inproc_k5_off" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap off
     distill "inproc_k5_on" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap on
     distill "limit_remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS"
+    limit_runs
   done
   stop_workers
 }
@@ -218,13 +221,12 @@ LIMIT_STEPS=${BENCH_STEPS:-240}
 
 # BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code); BENCH_ONLY=cnn:
 # conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone; BENCH_ONLY=limit: the distill_vs_limit
-# rows (limit_distill, limit_runs). The table goes to bench/results-$BENCH_ONLY.json.
+# rows (limit_distill). The table goes to bench/results-$BENCH_ONLY.json.
 if [[ -n "${BENCH_ONLY:-}" ]]; then
   case $BENCH_ONLY in
     limit)
       LIMIT_REPEATS=${BENCH_REPEATS:-5}
-      limit_distill
-      limit_runs ;;
+      limit_distill ;;
     metrics_overhead)
       source "$SRC/bench/metrics.sh" ;;
     profile)
@@ -289,12 +291,11 @@ for K in 1 3 5; do
   stop_workers
 done
 
-# ---- distill_vs_limit: K = 5 runs of LIMIT_STEPS, then the step's sgemm calls alone -----------
-# Each row is divided by the limit of its thread layout (report.py reads it from the runs' metrics:
+# ---- distill_vs_limit: K = 5 runs of LIMIT_STEPS and the step's sgemm calls alone, by repeat ----
+# Each run is divided by the limit of its thread layout (report.py reads it from the runs' metrics:
 # teacher_thread true = 2 x 1 thread, like the workers).
 LIMIT_REPEATS=${BENCH_REPEATS:-3}
 limit_distill
-limit_runs
 
 # ---- metrics: the same K=3 run with every process serving /metrics, scraped each second ---------
 source "$SRC/bench/metrics.sh"
