@@ -67,13 +67,19 @@ static void s_items_body(size_t lo, size_t hi, void *ctx)
     it->fn((int)(lo / 16), (int)(hi / 16), it->a);
 }
 
-/* fn over items [0, count), in parallel when each part gets at least min_items. */
+/* fn over items [0, count) on <= threads threads, in parallel when each part gets >= min_items. */
+static void s_par_items_on(int count, int min_items, int threads, s_item_fn fn, const void *a)
+{
+    s_items it = {fn, a};
+    if (count > 0)
+        ed_par_for_threads((size_t)count * 16, (size_t)(min_items < 1 ? 1 : min_items) * 16,
+                           threads, s_items_body, &it);
+}
+
+/* The same on the process's BLAS threads. */
 static void s_par_items(int count, int min_items, s_item_fn fn, const void *a)
 {
-    if (count <= 0)
-        return;
-    s_items it = {fn, a};
-    ed_par_for((size_t)count * 16, (size_t)(min_items < 1 ? 1 : min_items) * 16, s_items_body, &it);
+    s_par_items_on(count, min_items, ed_blas_threads(), fn, a);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -119,9 +125,8 @@ typedef struct {
  * that see the input, the row is the input plane shifted by a constant, so it is one contiguous
  * copy per sample, then the lo/hi border columns (which the copy filled from neighbouring rows) are
  * zeroed; the rows outside the input are zeroed (skipped when `zeroed`: they already are, as in
- * the forward's per-thread slot). The border columns are zeroed column by column: a strided loop,
- * which the compiler does not turn into one memset call per output row. planes: channel c of
- * sample 0, stride chw. */
+ * the forward's per-thread slot). Border columns go column by column (strided: no memset call per
+ * output row). planes: channel c of sample 0, stride chw. */
 static void s_im2col_row_same(float *restrict row, const float *restrict planes, size_t chw, int G,
                               int ki, int off, int lo, int hi, bool zeroed, const ed_layer *L)
 {
@@ -306,13 +311,8 @@ void ed_conv_forward(float *y, const float *x, const float *W, const float *b, f
     /* by chunks, so that a thread's slot (its first sample's) stays inside col's `chunk` slots */
     for (int n0 = 0; n0 < B; n0 += chunk) {
         const int G = B - n0 < chunk ? B - n0 : chunk;
-        const s_conv_fwd_job j = {.y = y + (size_t)n0 * out_sz,
-                                  .col = col,
-                                  .x = x + (size_t)n0 * in_sz,
-                                  .Wb = Wb,
-                                  .L = L};
-        s_items it = {s_conv_fwd_samples, &j};
-        ed_par_for_threads((size_t)G * 16, 16, threads, s_items_body, &it);
+        const s_conv_fwd_job j = {y + (size_t)n0 * out_sz, col, x + (size_t)n0 * in_sz, Wb, L};
+        s_par_items_on(G, 1, threads, s_conv_fwd_samples, &j);
     }
     ed_blas_single_end();
 }
