@@ -10,7 +10,8 @@
 #   distill_remote_vs_inprocess               student_trainer distill, K = 1, 3, 5 members over
 #                                             ZeroMQ (tcp loopback) vs the same members in-process
 #   distill_vs_limit                          K = 5 runs of 240 steps (in-process with and without
-#                                             the teacher thread, workers) / ed_bench limit (the
+#                                             the teacher thread, workers at the defaults and with
+#                                             --inflight 8 --batches-per-request 2) / ed_bench limit (the
 #                                             step's sgemm calls alone at the same shapes, K distinct
 #                                             member weight sets, and the same thread layout:
 #                                             2 threads, or 2 x 1 thread for workers and for
@@ -41,7 +42,7 @@
 # BENCH_ONLY=cnn (only conv_forward_vs_sgemm and pytorch_cnn_member_epoch, written to
 # bench/results-cnn.json; BENCH_CNN_REPEATS [3] alternating edistill/PyTorch runs),
 # BENCH_ONLY=limit (only distill_vs_limit, in-process with and without the teacher thread and
-# workers, BENCH_REPEATS [5] alternating runs of BENCH_STEPS [240] steps, written to
+# workers ungrouped and grouped, BENCH_REPEATS [5] alternating runs of BENCH_STEPS [240] steps, written to
 # bench/results-limit.json), BENCH_ONLY=profile (perf record of the K = 5 distillation, in-process
 # and with 5 workers, folded into categories by bench/profile_report.py: bench/results-profile.json).
 # In-process runs use 2 OpenBLAS threads, and --inprocess-overlap's default (auto) then runs the
@@ -213,11 +214,15 @@ limit_distill() {
     distill "inproc_k5_off" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap off
     distill "inproc_k5_on" "$all" 2 --steps "$LIMIT_STEPS" --inprocess-overlap on
     distill "limit_remote_k5" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS"
+    distill "limit_remote_k5_grouped" "$ENDPOINTS" "$TRAINER_BLAS" --steps "$LIMIT_STEPS" "${GROUPED[@]}"
     limit_runs
   done
   stop_workers
 }
 LIMIT_STEPS=${BENCH_STEPS:-240}
+# The workers' throughput setting: a deeper pipeline, two batches a request (the teachers' GEMMs run
+# 256 rows, half the round trips); targets equal to ungrouped ones to float rounding (README).
+GROUPED=(--inflight 8 --batches-per-request 2)
 
 # BENCH_ONLY=metrics_overhead: that row alone (to judge a change to the metrics code); BENCH_ONLY=cnn:
 # conv_forward_vs_sgemm and pytorch_cnn_member_epoch alone; BENCH_ONLY=limit: the distill_vs_limit

@@ -14,13 +14,19 @@
  * the timers: request deadlines, health pings with backoff, DNS re-resolution, and the dispatch of
  * WAITING requests to replicas that came back. submit and wait are thin loops around it.
  *
- * This file is the pipeline (open, submit, dispatch, the service loop, wait); st_replica.c is the
- * life of one replica (connect, member info, health, faults, DNS). Shared state:
- * st_pool_internal.h.
+ * This file is the pipeline (open, submit, the service loop, wait); st_pool_dispatch.c sends the
+ * requests (replica choice, groups, re-dispatch); st_replica.c is the life of one replica (connect,
+ * member info, health, faults, DNS). Shared state: st_pool_internal.h.
  *
- * Request ids encode their slot and member (id = seq << 20 | slot << 10 | member), and a reply is
- * accepted only if it is the one outstanding request of that slot and member AND it arrives on the
- * socket of the replica it was sent to: replies can neither cross nor be counted twice.
+ * Request ids encode their first slot, their slot count and member (id = seq << 24 |
+ * (slots - 1) << 20 | slot << 10 | member), and a reply is accepted only if it is the one
+ * outstanding request of those slots and that member AND it arrives on the socket of the replica it
+ * was sent to: replies can neither cross nor be counted twice.
+ *
+ * Groups (cfg.group > 1): a submitted slot's remote requests are HELD until `group` slots are
+ * held, then each member gets one request with their rows one after the other (st_req.at: where a
+ * slot's rows begin); waiting for a held slot sends what is held. A group's reply fills each of
+ * its slots; a failover re-sends the group whole, in the same row order.
  */
 #include "st_pool.h"
 
@@ -35,55 +41,6 @@
 #include "ed_log.h"
 #include "st_overlap.h"
 #include "st_pool_internal.h"
-
-/* ------------------------------------------------------------------------------------------------
- * Replicas: creation, state changes
- * --------------------------------------------------------------------------------------------- */
-
-/* ------------------------------------------------------------------------------------------------
- * Dispatch of one member's share of one batch
- * --------------------------------------------------------------------------------------------- */
-
-/* Sends member k's request of slot to its least-loaded live replica; leaves it WAITING if there is
- * none. Only in-process forward errors are returned. */
-static int s_dispatch(st_pool *p, int slot, int k, ed_err *err)
-{
-    st_slot *sl = &p->slots[slot];
-    for (;;) {
-        int best = -1;
-        for (int i = 0; i < p->n_reps; i++) {
-            const st_replica *r = &p->reps[i];
-            if (r->member == k && r->state == ST_R_UP &&
-                (best < 0 || r->inflight < p->reps[best].inflight))
-                best = i;
-        }
-        if (best < 0) {
-            sl->req[k].st = ST_Q_WAITING;
-            return 0;
-        }
-        st_replica *r = &p->reps[best];
-        if (!r->sock)
-            return stp_local_dispatch(p, best, slot, k, err);
-        uint64_t id = (++p->seq << 20) | ((uint64_t)slot << 10) | (uint64_t)k;
-        ed_msg m = {.kind = ED_MSG_LOGIT_REQUEST,
-                    .u.request = {.request_id = id,
-                                  .dtype = p->cfg.dtype,
-                                  .batch = (uint32_t)sl->n,
-                                  .dim = (uint32_t)p->cfg.input_dim,
-                                  .data = sl->x}};
-        if (stp_send_msg(p, r, &m) == 0) {
-            if (sl->req[k].failover)
-                stp_observe(p, ST_POOL_EV_FAILOVER, k, r->where, 0);
-            p->failovers += sl->req[k].failover;
-            sl->req[k] =
-                (st_req){.st = ST_Q_PENDING, .id = id, .replica = best, .sent_at = ed_now()};
-            r->inflight++;
-            stp_observe(p, ST_POOL_EV_REQUEST, k, r->where, 0);
-            return 0;
-        }
-        stp_mark_down(p, best, "not connected");
-    }
-}
 
 /* ------------------------------------------------------------------------------------------------
  * The service loop: sockets, monitors, timers
@@ -104,28 +61,11 @@ static void s_rebuild_items(st_pool *p)
     p->items_dirty = false;
 }
 
-/* Dispatches WAITING requests whose member has a live replica again. */
-static int s_retry_waiting(st_pool *p, ed_err *err)
-{
-    for (int s = 0; s < p->cfg.depth; s++) {
-        st_slot *sl = &p->slots[s];
-        if (!sl->busy)
-            continue;
-        for (int k = 0; k < p->n_members; k++)
-            if (sl->req[k].st == ST_Q_WAITING && stp_live_replicas(p, k) > 0) {
-                int rc = s_dispatch(p, s, k, err);
-                if (rc)
-                    return rc;
-            }
-    }
-    return 0;
-}
-
 /* Waits up to max_block seconds for socket activity, then runs every timer once. WAITING requests
  * (their replica went down) are re-dispatched before the wait and after the timers. */
 static int s_service(st_pool *p, double max_block, ed_err *err)
 {
-    int rc = s_retry_waiting(p, err);
+    int rc = stp_retry_waiting(p, err);
     if (rc)
         return rc;
     if (p->items_dirty)
@@ -173,7 +113,7 @@ static int s_service(st_pool *p, double max_block, ed_err *err)
         ed_log_warn("teacher names: %s; carrying on with the known teachers", rerr.msg);
         stp_fmt(p->resolve_error, sizeof p->resolve_error, "%s", rerr.msg);
     }
-    return s_retry_waiting(p, err);
+    return stp_retry_waiting(p, err);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -323,6 +263,8 @@ static int s_alloc_slots(st_pool *p, ed_err *err)
     p->slots = calloc((size_t)c->depth, sizeof *p->slots);
     if (!p->slots)
         return ed_err_set(err, ED_ENOMEM, "out of memory");
+    if (p->group > 1 && !(p->group_x = malloc(xbytes * (size_t)p->group)))
+        return ed_err_set(err, ED_ENOMEM, "out of memory");
     for (int s = 0; s < c->depth; s++) {
         st_slot *sl = &p->slots[s];
         sl->x = malloc(xbytes);
@@ -344,6 +286,13 @@ st_pool *st_pool_open(const char *teachers, const st_pool_config *cfg, ed_err *e
     p->cfg = *cfg;
     if (cfg->depth < 1 || cfg->depth > ST_MAX_SLOTS || cfg->max_batch < 1) {
         ed_err_set(err, ED_EINVAL, "pool depth must be 1..%d and batch >= 1", ST_MAX_SLOTS);
+        goto fail;
+    }
+    p->group = cfg->group > 0 ? cfg->group : 1;
+    if (p->group > ST_MAX_GROUP || p->group > cfg->depth) {
+        ed_err_set(err, ED_EINVAL,
+                   "--batches-per-request %d: must be 1..%d and at most --inflight (%d)", p->group,
+                   ST_MAX_GROUP, cfg->depth);
         goto fail;
     }
     if (p->cfg.timeout_s <= 0)
@@ -409,6 +358,7 @@ void st_pool_close(st_pool **pp)
         }
     }
     free(p->slots);
+    free(p->group_x);
     free(p);
     *pp = NULL;
 }
@@ -500,12 +450,20 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err)
     memcpy(sl->y, b->y, sizeof(int32_t) * (size_t)b->n);
     for (int k = 0; k < ST_POOL_MAX_MEMBERS; k++)
         sl->req[k] = (st_req){.st = ST_Q_IDLE};
+    bool held = false;
     for (int k = 0; k < p->n_members; k++) {
-        int rc = s_dispatch(p, slot, k, err);
+        if (p->group > 1 && stp_member_remote(p, k)) {
+            sl->req[k].st = ST_Q_HELD;
+            held = true;
+            continue;
+        }
+        int rc = stp_dispatch(p, slot, k, err);
         if (rc)
             return rc;
     }
-    return 0;
+    if (held)
+        p->held[p->n_held++] = slot;
+    return p->n_held == p->group ? stp_flush(p, err) : 0;
 }
 
 /* Names of the members of slot still WAITING, for messages. */
@@ -534,6 +492,12 @@ int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **log
         return ed_err_set(err, ED_EINVAL, "pool slot %d has nothing in flight", slot);
     st_slot *sl = &p->slots[slot];
     double t0 = ed_now();
+    for (int i = 0; i < p->n_held; i++)
+        if (p->held[i] == slot) { /* its group is not complete: send what there is */
+            int rc = stp_flush(p, err);
+            if (rc)
+                return rc;
+        }
     for (;;) {
         int part = 0, done = 0, pending = 0, waiting = 0, local = 0;
         for (int k = 0; k < p->n_members; k++) {

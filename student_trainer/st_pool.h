@@ -64,6 +64,10 @@ typedef struct {
     int classes;               /* classes every member must output */
     int max_batch;             /* largest batch submitted */
     int depth;                 /* batches in flight (slots), >= 1 */
+    int group;                 /* up to this many consecutively submitted batches go to a remote
+                                * replica as one request (fewer round trips, larger GEMMs in the
+                                * teacher); 1..min(depth, 16), 0 = 1. Waiting for a batch sends it
+                                * at once with whatever batches are held with it */
     ed_dtype dtype;            /* dtype of the submitted batches */
     double timeout_s;          /* per-request deadline */
     double connect_timeout_s;  /* how long to wait for every teacher's member info */

@@ -7,6 +7,7 @@ st_pool_flags st_pool_flags_defaults(void)
 {
     return (st_pool_flags){
         .inflight = 4,
+        .per_request = 1,
         .quorum = 0,
         .timeout = 10.0f,
         .connect_timeout = 60.0f,
@@ -42,6 +43,15 @@ int st_pool_flags_options(st_pool_flags *f, st_pool_flags_set set, bool teachers
         opts[n++] = (ed_cli_opt){
             "inflight", ED_CLI_INT, &f->inflight, "N", "batches in flight to the teachers",
             NULL,       false};
+        opts[n++] = (ed_cli_opt){"batches-per-request",
+                                 ED_CLI_INT,
+                                 &f->per_request,
+                                 "N",
+                                 "consecutive batches a remote teacher gets in one request (its "
+                                 "forward pass runs N times the rows: larger GEMMs, fewer round "
+                                 "trips); 1..16, at most --inflight",
+                                 NULL,
+                                 false};
         opts[n++] = (ed_cli_opt){"quorum",
                                  ED_CLI_INT,
                                  &f->quorum,
@@ -103,6 +113,11 @@ int st_pool_flags_check(st_pool_flags *f, ed_err *err)
 {
     if (f->inflight < 1)
         return ed_err_set(err, ED_EINVAL, "--inflight must be >= 1 (got %d)", f->inflight);
+    if (f->per_request < 1 || f->per_request > 16 || f->per_request > f->inflight)
+        return ed_err_set(err, ED_EINVAL,
+                          "--batches-per-request must be in 1..16 and at most --inflight (%d); "
+                          "got %d",
+                          f->inflight, f->per_request);
     if (f->quorum < 0)
         return ed_err_set(err, ED_EINVAL, "--quorum must be >= 0 (got %d; 0 means all members)",
                           f->quorum);
@@ -126,6 +141,7 @@ int st_pool_flags_check(st_pool_flags *f, ed_err *err)
 void st_pool_flags_apply(const st_pool_flags *f, st_pool_config *pc)
 {
     pc->depth = f->inflight;
+    pc->group = f->per_request;
     pc->timeout_s = f->timeout;
     pc->connect_timeout_s = f->connect_timeout;
     pc->quorum = f->quorum;

@@ -17,6 +17,7 @@
 typedef struct {
     const char *teachers; /* --teachers LIST */
     int inflight;         /* batches in flight */
+    int per_request;      /* batches a remote teacher gets in one request */
     int quorum;           /* members that must answer a batch (0: all) */
     float timeout, connect_timeout, max_wait, resolve_interval, health_interval; /* seconds */
     const char *curve_secret, *curve_server_keys;
@@ -33,7 +34,7 @@ typedef enum {
 } st_pool_flags_set;
 
 /* The most entries st_pool_flags_options writes. */
-enum { ST_POOL_FLAGS_OPTS = 10 };
+enum { ST_POOL_FLAGS_OPTS = 11 };
 
 /* The defaults: 4 in flight, 10 s request deadline, 60 s to connect and to wait for a quorum,
  * re-resolve every 10 s, ping every 2 s, quorum 0 (all members), plaintext. */
@@ -45,12 +46,13 @@ st_pool_flags st_pool_flags_defaults(void);
 int st_pool_flags_options(st_pool_flags *f, st_pool_flags_set set, bool teachers_required,
                           const char *quorum_help, ed_cli_opt *opts);
 
-/* After parsing: checks the values (--inflight >= 1, positive deadlines, --quorum >= 0) and loads
+/* After parsing: checks the values (--inflight >= 1, --batches-per-request in 1..min(16,
+ * --inflight), positive deadlines, --quorum >= 0) and loads
  * the CURVE keys into f->curve. Errors name the option or key file. */
 int st_pool_flags_check(st_pool_flags *f, ed_err *err);
 
-/* Fills pc's pool fields (depth, deadlines, quorum, intervals, CURVE, overlap) from f; the data
- * fields (input_dim, classes, max_batch, dtype) stay the caller's. f must outlive the pool. */
+/* Fills pc's pool fields (depth, group, deadlines, quorum, intervals, CURVE, overlap) from f; the
+ * data fields (input_dim, classes, max_batch, dtype) stay the caller's. f must outlive the pool. */
 void st_pool_flags_apply(const st_pool_flags *f, st_pool_config *pc);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * st_pool_internal: the state of a teacher pool (sources, replicas, members, slots) and the
- * functions st_pool.c (the batch pipeline), st_replica.c (the life of a replica) and
- * st_pool_local.c (in-process replicas) share. Not a public API: only those files include it.
- * Cross-file functions carry the stp_ prefix. Calls go one way: st_pool.c calls st_replica.c and
- * st_pool_local.c; the replica side only marks requests WAITING and the pool re-dispatches them.
+ * functions st_pool.c (the batch pipeline), st_pool_dispatch.c (sending requests), st_replica.c
+ * (the life of a replica) and st_pool_local.c (in-process replicas) share. Not a public API: only
+ * those files include it. Cross-file functions carry the stp_ prefix. Calls go one way: st_pool.c
+ * calls st_pool_dispatch.c, st_replica.c and st_pool_local.c; st_pool_dispatch.c calls the replica
+ * and local sides; the replica side only marks requests WAITING and the pool re-dispatches them.
  */
 #ifndef ST_POOL_INTERNAL_H
 #define ST_POOL_INTERNAL_H
@@ -19,6 +20,7 @@
 
 #define ST_MAX_SOURCES 64
 #define ST_MAX_SLOTS 1000
+#define ST_MAX_GROUP 16 /* batches in one request (st_pool_config.group) */
 #define ST_LAT_SAMPLES 8192
 #define ST_BACKOFF_START 0.25 /* seconds between pings of a down replica, doubling ... */
 #define ST_ENDPOINT_LEN 300
@@ -73,6 +75,7 @@ typedef struct {
     char handshake[200];       /* the last failed security handshake, for error messages */
     char arch[128];            /* as its member info (or model file) says */
     double rtt;                /* last member-info round trip, seconds (0: none yet) */
+    int max_batch; /* rows it accepts in one request, as its member info says (0: any) */
 } st_replica;
 
 typedef struct {
@@ -81,12 +84,21 @@ typedef struct {
     char desc[1024];
 } st_member;
 
-/* LOCAL: queued on the teacher thread (st_overlap), collected by st_pool_wait. */
-typedef enum { ST_Q_IDLE = 0, ST_Q_PENDING, ST_Q_WAITING, ST_Q_DONE, ST_Q_LOCAL } st_qstate;
+/* LOCAL: queued on the teacher thread (st_overlap), collected by st_pool_wait. HELD: submitted,
+ * kept back until the next batches join it in one request (st_pool_config.group). */
+typedef enum {
+    ST_Q_IDLE = 0,
+    ST_Q_PENDING,
+    ST_Q_WAITING,
+    ST_Q_DONE,
+    ST_Q_LOCAL,
+    ST_Q_HELD
+} st_qstate;
 
 typedef struct {
     st_qstate st;
-    uint64_t id;
+    uint64_t id; /* shared by the slots of one request */
+    int at;      /* PENDING: the request's row where this slot's rows begin */
     int replica;
     double sent_at;
     bool failover; /* WAITING because its replica went down: counted when re-sent */
@@ -116,6 +128,10 @@ struct st_pool {
     st_member members[ST_POOL_MAX_MEMBERS];
     int n_members;
     st_slot *slots;
+    int group;              /* batches per remote request (cfg.group, 1..depth) */
+    int held[ST_MAX_GROUP]; /* submitted slots with HELD requests, in submission order */
+    int n_held;
+    unsigned char *group_x; /* (group * max_batch, input_dim): a request's rows, concatenated */
     uint64_t seq;
     uint64_t info_seq;
     double next_resolve;
@@ -174,6 +190,22 @@ int stp_resolve(st_pool *p, ed_err *err);
 void stp_resolve_start(st_pool *p);
 int stp_resolve_poll(st_pool *p, ed_err *err);
 void stp_resolve_cancel(st_pool *p);
+
+/* ---- st_pool_dispatch.c: sending requests ---- */
+
+/* Sends member k's request of slot to its least-loaded live replica (in-process: computed or queued
+ * on the teacher thread); leaves it WAITING if there is none. Only in-process forward errors are
+ * returned. */
+int stp_dispatch(st_pool *p, int slot, int k, ed_err *err);
+/* Sends the held slots (cfg.group): per member, the slots it holds, as one request (split to fit
+ * the replica's max batch); empties the held list. */
+int stp_flush(st_pool *p, ed_err *err);
+/* A remote replica of member k is up: its requests may be held for a group. */
+bool stp_member_remote(const st_pool *p, int k);
+/* Dispatches WAITING requests whose member has a live replica again; the slots of one request (one
+ * id) go together, in the same row order, so a failover does not change what the teacher computes.
+ */
+int stp_retry_waiting(st_pool *p, ed_err *err);
 
 /* ---- st_pool_local.c: in-process replicas ---- */
 

@@ -337,7 +337,8 @@ int stp_on_info(st_pool *p, int ri, const ed_member_info *info)
         ed_log_error("REFUSED %s", r->why);
         return 0;
     }
-    if (r->member >= 0) { /* a known replica coming back */
+    r->max_batch = (int)info->max_batch; /* >= cfg.max_batch, checked above (0: no limit) */
+    if (r->member >= 0) {                /* a known replica coming back */
         st_member *m = &p->members[r->member];
         if (strcmp(info->fingerprint, m->fingerprint)) {
             r->state = ST_R_REFUSED;
@@ -400,11 +401,19 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     st_replica *r = &p->reps[ri];
     r->last_heard = ed_now();
     uint64_t id = m->kind == ED_MSG_LOGIT_REPLY ? m->u.reply.request_id : m->u.error.request_id;
-    int slot = (int)((id >> 10) & 1023), k = (int)(id & 1023);
-    st_req *q = NULL;
-    if (slot < p->cfg.depth && k < p->n_members && p->slots[slot].busy)
-        q = &p->slots[slot].req[k];
-    if (!q || q->st != ST_Q_PENDING || q->id != id || q->replica != ri) {
+    const int first = (int)((id >> 10) & 1023), k = (int)(id & 1023);
+    const int n = (int)((id >> 20) & 15) + 1;
+    int slots[ST_MAX_GROUP], found = 0, rows = 0; /* the request's slots (any order: st_req.at) */
+    for (int s = 0; first < p->cfg.depth && k < p->n_members && s < p->cfg.depth && found < n;
+         s++) {
+        const int slot = (first + s) % p->cfg.depth;
+        const st_req *q = &p->slots[slot].req[k];
+        if (p->slots[slot].busy && q->st == ST_Q_PENDING && q->id == id && q->replica == ri) {
+            slots[found++] = slot;
+            rows += p->slots[slot].n;
+        }
+    }
+    if (found == 0 || found != n) {
         if (m->kind == ED_MSG_ERROR)
             ed_log_warn("teacher %s: error %s: %s", r->where, ed_err_name(m->u.error.code),
                         m->u.error.message);
@@ -418,17 +427,23 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
         return ed_err_set(err, ED_EPEER, "teacher %s (%s) refused a batch: %s: %s", r->where,
                           r->name, ed_err_name(m->u.error.code), m->u.error.message);
     }
-    st_slot *sl = &p->slots[slot];
     const ed_logit_reply *rep = &m->u.reply;
-    if ((int)rep->batch != sl->n || (int)rep->classes != p->cfg.classes)
+    if ((int)rep->batch != rows || (int)rep->classes != p->cfg.classes)
         return ed_err_set(err, ED_ESHAPE,
                           "teacher %s answered %u x %u logits for a batch of %d x %d", r->where,
-                          rep->batch, rep->classes, sl->n, p->cfg.classes);
-    memcpy(sl->logits[k], rep->logits, sizeof(float) * (size_t)sl->n * (size_t)p->cfg.classes);
-    q->st = ST_Q_DONE;
-    r->inflight--;
-    stp_record_latency(p, 1000.0 * (ed_now() - q->sent_at));
-    stp_observe(p, ST_POOL_EV_REPLY, k, r->where, ed_now() - q->sent_at);
+                          rep->batch, rep->classes, rows, p->cfg.classes);
+    const size_t C = (size_t)p->cfg.classes;
+    double sent_at = 0;
+    for (int i = 0; i < found; i++) {
+        st_slot *sl = &p->slots[slots[i]];
+        st_req *q = &sl->req[k];
+        memcpy(sl->logits[k], rep->logits + (size_t)q->at * C, sizeof(float) * (size_t)sl->n * C);
+        q->st = ST_Q_DONE;
+        sent_at = q->sent_at;
+    }
+    r->inflight -= found;
+    stp_record_latency(p, 1000.0 * (ed_now() - sent_at));
+    stp_observe(p, ST_POOL_EV_REPLY, k, r->where, ed_now() - sent_at);
     return 0;
 }
 
