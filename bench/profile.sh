@@ -1,7 +1,8 @@
 # Sourced by bench/run.sh for BENCH_ONLY=profile (issue 18): where the K = 5 distillation step's
 # time goes, from `perf record` (Debian's linux-perf) on the distill_vs_limit workload:
 #   inproc  one `student_trainer distill` with the 5 members in-process (teacher thread on);
-#   workers the same run against 5 `teacher_worker serve` processes, 1 OpenBLAS thread each
+#   workers the same run against 5 `teacher_worker serve` processes, 1 OpenBLAS thread each, at
+#           distill_vs_limit's workers setting (GROUPED: --inflight 8 --batches-per-request 2)
 #           (one perf attached to the workers, one running the trainer; their samples add up).
 # bench/profile_report.py folds the samples into categories (sgemm kernel, packing, sgemm_beta,
 # BLAS thread hand-offs and spinning, Adam, softmax/loss, elementwise layers, copies, protobuf-c,
@@ -16,12 +17,12 @@ perf record -q -F 999 -o "$WORK/inproc.perf" -- "$ST" distill --teachers "$profi
     "${DISTILL_COMMON[@]}" --blas-threads 2 --inprocess-overlap on --steps "$PROFILE_STEPS" \
     --out "$WORK/student.safetensors" --metrics "$RAW/profile_inproc.jsonl" >/dev/null 2>>"$WORK/distill.log"
 start_workers 5
-log "profile: 5 workers (perf attached to them) + the trainer ($PROFILE_STEPS steps)"
+log "profile: 5 workers (perf attached to them) + the trainer ($PROFILE_STEPS steps, ${GROUPED[*]})"
 perf record -q -F 999 -p "$(IFS=,; echo "${WPIDS[*]}")" -o "$WORK/workers.perf" 2>/dev/null &
 profile_pid=$!
 sleep 0.5
 perf record -q -F 999 -o "$WORK/trainer.perf" -- "$ST" distill --teachers "$ENDPOINTS" \
-    "${DISTILL_COMMON[@]}" --blas-threads "$TRAINER_BLAS" --steps "$PROFILE_STEPS" \
+    "${DISTILL_COMMON[@]}" --blas-threads "$TRAINER_BLAS" --steps "$PROFILE_STEPS" "${GROUPED[@]}" \
     --out "$WORK/student.safetensors" --metrics "$RAW/profile_workers.jsonl" >/dev/null 2>>"$WORK/distill.log"
 kill -INT "$profile_pid"
 wait "$profile_pid" || true
