@@ -5,7 +5,7 @@
 #     --batches-per-request 3 gives the soft targets and the student of --batches-per-request 1
 #     byte for byte, over epochs whose batch count is no multiple of 3 and whose last batch is short
 #     (every batch gets its own rows back, in order); the workers served a third of the requests,
-#     at three batches' rows each;
+#     at three batches' rows each; `label` stores the same logits either way;
 #  2. ordinary teachers: the targets agree with ungrouped ones to 1e-5 (float rounding: OpenBLAS
 #     sums a sample's products in an order that depends on the GEMM's row count);
 #  3. a worker whose --max-batch is below a group's rows gets the group split into requests it
@@ -55,6 +55,14 @@ same_student single grouped
 [[ ${req0%.*} -eq 46 && $((${req1%.*} - ${req0%.*})) -eq 16 ]] ||
   fail "worker A served $req0 requests ungrouped and $((${req1%.*} - ${req0%.*})) grouped (want 46, 16)"
 pass "deterministic teachers: --batches-per-request 3 = 1 byte for byte (targets, student); 46 -> 16 requests"
+for g in 1 3; do  # label streams through the same pool: the same store either way
+  "$ST" label --teachers "$XA,$XB" --unlabeled "$TRAIN_X" --unlabeled-end 2350 --batch-size 100 \
+      --inflight 6 --batches-per-request $g --dtype float32 --store "$WORK/store$g" --quiet \
+      >/dev/null 2>"$WORK/label$g.err" || { cat "$WORK/label$g.err" >&2; fail "label --batches-per-request $g"; }
+done
+cmp "$WORK/store1/shard-00000-of-00001.logits.npy" "$WORK/store3/shard-00000-of-00001.logits.npy" ||
+  fail "label: grouped requests changed the stored logits"
+pass "label --batches-per-request 3: the same stored logits"
 
 # --- 2: ordinary teachers: within 1e-5 -------------------------------------------------------------
 start_worker "$WORK/m3.safetensors" "$WORK/c.ready" --blas-threads 1; XC=$WORKER_EP
