@@ -137,7 +137,7 @@ int st_pool_replica_slots(const st_pool *p);
 bool st_pool_replica_get(const st_pool *p, int i, st_pool_replica_info *out);
 
 /* Copies batch b into slot (0 <= slot < depth; the slot must be free) and dispatches it: at once,
- * or with cfg.group > 1 when `group` slots are held for remote members (or the slot is waited for). */
+ * or with cfg.group > 1 once `group` slots are held for remote members (or it is waited on). */
 int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err);
 
 /* Waits for every member's logits of slot. On success *batch is the submitted batch (copy held by
