@@ -18,10 +18,10 @@
  * requests (replica choice, groups, re-dispatch); st_replica.c is the life of one replica (connect,
  * member info, health, faults, DNS). Shared state: st_pool_internal.h.
  *
- * Request ids encode their first slot, their slot count and member (id = seq << 24 |
- * (slots - 1) << 20 | slot << 10 | member), and a reply is accepted only if it is the one
- * outstanding request of those slots and that member AND it arrives on the socket of the replica it
- * was sent to: replies can neither cross nor be counted twice.
+ * Request ids encode their first slot, their slot count and member (stp_request_id), and a reply
+ * is accepted only if it is the one outstanding request of those slots and that member AND it
+ * arrives on the socket of the replica it was sent to: replies can neither cross nor be counted
+ * twice.
  *
  * Groups (cfg.group > 1): a submitted slot's remote requests are HELD until `group` slots are
  * held, then each member gets one request with their rows one after the other (st_req.at: where a
@@ -289,10 +289,10 @@ st_pool *st_pool_open(const char *teachers, const st_pool_config *cfg, ed_err *e
         goto fail;
     }
     p->group = cfg->group > 0 ? cfg->group : 1;
-    if (p->group > ST_MAX_GROUP || p->group > cfg->depth) {
+    if (p->group > ST_POOL_MAX_GROUP || p->group > cfg->depth) {
         ed_err_set(err, ED_EINVAL,
                    "--batches-per-request %d: must be 1..%d and at most --inflight (%d)", p->group,
-                   ST_MAX_GROUP, cfg->depth);
+                   ST_POOL_MAX_GROUP, cfg->depth);
         goto fail;
     }
     if (p->cfg.timeout_s <= 0)

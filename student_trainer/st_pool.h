@@ -66,7 +66,7 @@ typedef struct {
     int depth;                 /* batches in flight (slots), >= 1 */
     int group;                 /* up to this many consecutively submitted batches go to a remote
                                 * replica as one request (fewer round trips, larger GEMMs in the
-                                * teacher); 1..min(depth, 16), 0 = 1. Waiting for a batch sends it
+                                * teacher); 1..min(depth, ST_POOL_MAX_GROUP), 0 = 1. Waiting for a batch sends it
                                 * at once with whatever batches are held with it */
     ed_dtype dtype;            /* dtype of the submitted batches */
     double timeout_s;          /* per-request deadline */
@@ -148,6 +148,7 @@ int st_pool_submit(st_pool *p, int slot, const ed_batch *b, ed_err *err);
 int st_pool_wait(st_pool *p, int slot, ed_batch *batch, const float *const **logits, ed_err *err);
 
 #define ST_POOL_MAX_MEMBERS 64
+#define ST_POOL_MAX_GROUP 16 /* most batches in one request (st_pool_config.group) */
 #define ST_POOL_MAX_REPLICAS 256
 
 /* After st_pool_wait(slot): true when member k was part of that batch but had no live replica and

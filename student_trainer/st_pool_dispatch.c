@@ -33,7 +33,7 @@ static int s_dispatch_group(st_pool *p, const int *slots, int n, const unsigned 
     while (n > 0) {
         const int best = s_pick_replica(p, k);
         if (best < 0) { /* they wait together, under one id (stp_retry_waiting) */
-            const uint64_t tag = ++p->seq << 24;
+            const uint64_t tag = stp_request_id(++p->seq, slots[0], n, k);
             for (int i = 0, at = 0; i < n; i++) {
                 st_req *q = &p->slots[slots[i]].req[k];
                 q->st = ST_Q_WAITING;
@@ -55,8 +55,7 @@ static int s_dispatch_group(st_pool *p, const int *slots, int n, const unsigned 
         int m = 0, rows = 0; /* the first m slots fit one request to r */
         while (m < n && (m == 0 || !r->max_batch || rows + p->slots[slots[m]].n <= r->max_batch))
             rows += p->slots[slots[m++]].n;
-        uint64_t id =
-            (++p->seq << 24) | ((uint64_t)(m - 1) << 20) | ((uint64_t)slots[0] << 10) | (uint64_t)k;
+        const uint64_t id = stp_request_id(++p->seq, slots[0], m, k);
         ed_msg msg = {.kind = ED_MSG_LOGIT_REQUEST,
                       .u.request = {.request_id = id,
                                     .dtype = p->cfg.dtype,
@@ -90,12 +89,9 @@ int stp_dispatch(st_pool *p, int slot, int k, ed_err *err)
     return s_dispatch_group(p, &slot, 1, p->slots[slot].x, k, err);
 }
 
-/* Sends member k's request of the n slots together, their rows copied one after the other into
- * group_x (one slot: from its own buffer). */
-static int s_send_together(st_pool *p, const int *slots, int n, int k, ed_err *err)
+/* Copies the n slots' rows one after the other into group_x. */
+static void s_concat(st_pool *p, const int *slots, int n)
 {
-    if (n == 1)
-        return stp_dispatch(p, slots[0], k, err);
     const size_t row = (size_t)p->cfg.input_dim * ed_dtype_size(p->cfg.dtype);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
@@ -103,17 +99,24 @@ static int s_send_together(st_pool *p, const int *slots, int n, int k, ed_err *e
         memcpy(p->group_x + off, sl->x, (size_t)sl->n * row);
         off += (size_t)sl->n * row;
     }
-    return s_dispatch_group(p, slots, n, p->group_x, k, err);
 }
 
 int stp_flush(st_pool *p, ed_err *err)
 {
+    int built[ST_POOL_MAX_GROUP], n_built = 0; /* the slots whose rows group_x holds */
     for (int k = 0; k < p->n_members; k++) {
-        int slots[ST_MAX_GROUP], n = 0;
+        int slots[ST_POOL_MAX_GROUP], n = 0;
         for (int i = 0; i < p->n_held; i++)
             if (p->slots[p->held[i]].req[k].st == ST_Q_HELD)
                 slots[n++] = p->held[i];
-        int rc = n ? s_send_together(p, slots, n, k, err) : 0;
+        if (n > 1 && (n != n_built || memcmp(slots, built, sizeof(int) * (size_t)n))) {
+            s_concat(p, slots, n); /* once for the members that hold the same slots */
+            memcpy(built, slots, sizeof(int) * (size_t)n);
+            n_built = n;
+        }
+        int rc = n == 0   ? 0
+                 : n == 1 ? stp_dispatch(p, slots[0], k, err)
+                          : s_dispatch_group(p, slots, n, p->group_x, k, err);
         if (rc)
             return rc;
     }
@@ -136,8 +139,8 @@ int stp_retry_waiting(st_pool *p, ed_err *err)
             const st_req *q = &p->slots[s].req[k];
             if (!p->slots[s].busy || q->st != ST_Q_WAITING)
                 continue;
-            int slots[ST_MAX_GROUP], n = 0;
-            for (int at = 0, found = 1; found && n < ST_MAX_GROUP;) { /* by their rows */
+            int slots[ST_POOL_MAX_GROUP], n = 0;
+            for (int at = 0, found = 1; found && n < ST_POOL_MAX_GROUP;) { /* by their rows */
                 found = 0;
                 for (int t = 0; t < p->cfg.depth && !found; t++) {
                     const st_req *o = &p->slots[t].req[k];
@@ -149,7 +152,10 @@ int stp_retry_waiting(st_pool *p, ed_err *err)
                     }
                 }
             }
-            int rc = s_send_together(p, n ? slots : &s, n ? n : 1, k, err);
+            if (n > 1)
+                s_concat(p, slots, n);
+            int rc = n > 1 ? s_dispatch_group(p, slots, n, p->group_x, k, err)
+                           : stp_dispatch(p, s, k, err);
             if (rc)
                 return rc;
         }

@@ -113,11 +113,11 @@ int st_pool_flags_check(st_pool_flags *f, ed_err *err)
 {
     if (f->inflight < 1)
         return ed_err_set(err, ED_EINVAL, "--inflight must be >= 1 (got %d)", f->inflight);
-    if (f->per_request < 1 || f->per_request > 16 || f->per_request > f->inflight)
+    if (f->per_request < 1 || f->per_request > ST_POOL_MAX_GROUP || f->per_request > f->inflight)
         return ed_err_set(err, ED_EINVAL,
-                          "--batches-per-request must be in 1..16 and at most --inflight (%d); "
+                          "--batches-per-request must be in 1..%d and at most --inflight (%d); "
                           "got %d",
-                          f->inflight, f->per_request);
+                          ST_POOL_MAX_GROUP, f->inflight, f->per_request);
     if (f->quorum < 0)
         return ed_err_set(err, ED_EINVAL, "--quorum must be >= 0 (got %d; 0 means all members)",
                           f->quorum);

@@ -20,7 +20,6 @@
 
 #define ST_MAX_SOURCES 64
 #define ST_MAX_SLOTS 1000
-#define ST_MAX_GROUP 16 /* batches in one request (st_pool_config.group) */
 #define ST_LAT_SAMPLES 8192
 #define ST_BACKOFF_START 0.25 /* seconds between pings of a down replica, doubling ... */
 #define ST_ENDPOINT_LEN 300
@@ -98,7 +97,7 @@ typedef enum {
 typedef struct {
     st_qstate st;
     uint64_t id; /* shared by the slots of one request */
-    int at;      /* PENDING: the request's row where this slot's rows begin */
+    int at;      /* PENDING or WAITING: the request's row where this slot's rows begin */
     int replica;
     double sent_at;
     bool failover; /* WAITING because its replica went down: counted when re-sent */
@@ -128,8 +127,8 @@ struct st_pool {
     st_member members[ST_POOL_MAX_MEMBERS];
     int n_members;
     st_slot *slots;
-    int group;              /* batches per remote request (cfg.group, 1..depth) */
-    int held[ST_MAX_GROUP]; /* submitted slots with HELD requests, in submission order */
+    int group;                   /* batches per remote request (cfg.group, 1..depth) */
+    int held[ST_POOL_MAX_GROUP]; /* submitted slots with HELD requests, in submission order */
     int n_held;
     unsigned char *group_x; /* (group * max_batch, input_dim): a request's rows, concatenated */
     uint64_t seq;
@@ -151,6 +150,25 @@ struct st_pool {
     const volatile sig_atomic_t *stop_flag;
     struct st_overlap *overlap; /* the teacher thread of in-process replicas, or NULL */
 };
+
+/* A logit request's id: seq << 24 | (slots - 1) << 20 | first slot << 10 | member (slots <=
+ * ST_POOL_MAX_GROUP, slot < ST_MAX_SLOTS <= 1024, member < ST_POOL_MAX_MEMBERS). */
+static inline uint64_t stp_request_id(uint64_t seq, int first, int slots, int k)
+{
+    return seq << 24 | (uint64_t)(slots - 1) << 20 | (uint64_t)first << 10 | (uint64_t)k;
+}
+static inline int stp_request_first(uint64_t id)
+{
+    return (int)((id >> 10) & 1023);
+}
+static inline int stp_request_slots(uint64_t id)
+{
+    return (int)((id >> 20) & 15) + 1;
+}
+static inline int stp_request_member(uint64_t id)
+{
+    return (int)(id & 1023);
+}
 
 /* ---- st_replica.c ---- */
 

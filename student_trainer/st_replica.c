@@ -401,9 +401,9 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
     st_replica *r = &p->reps[ri];
     r->last_heard = ed_now();
     uint64_t id = m->kind == ED_MSG_LOGIT_REPLY ? m->u.reply.request_id : m->u.error.request_id;
-    const int first = (int)((id >> 10) & 1023), k = (int)(id & 1023);
-    const int n = (int)((id >> 20) & 15) + 1;
-    int slots[ST_MAX_GROUP], found = 0, rows = 0; /* the request's slots (any order: st_req.at) */
+    const int first = stp_request_first(id), k = stp_request_member(id), n = stp_request_slots(id);
+    int slots[ST_POOL_MAX_GROUP], found = 0,
+                                  rows = 0; /* the request's slots (any order: st_req.at) */
     for (int s = 0; first < p->cfg.depth && k < p->n_members && s < p->cfg.depth && found < n;
          s++) {
         const int slot = (first + s) % p->cfg.depth;
@@ -413,7 +413,7 @@ static int s_on_reply(st_pool *p, int ri, const ed_msg *m, ed_err *err)
             rows += p->slots[slot].n;
         }
     }
-    if (found == 0 || found != n) {
+    if (found != n) {
         if (m->kind == ED_MSG_ERROR)
             ed_log_warn("teacher %s: error %s: %s", r->where, ed_err_name(m->u.error.code),
                         m->u.error.message);
